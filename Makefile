@@ -1,0 +1,62 @@
+# The project's interface. Every target sets itself up on a fresh machine.
+SHELL := /bin/bash
+PY := .venv/bin/python
+PIP := .venv/bin/pip
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export AWS_DEFAULT_REGION ?= us-east-1
+STAMP := .venv/.installed
+TOOLS_STAMP := .venv-tools/.installed
+NPM_STAMP := node_modules/.installed
+
+.PHONY: help setup demo test lint synth nag checkov unit infra-tests integration e2e bench bench-tiny local-cloud clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	python3 -m venv .venv
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -c constraints.txt -e '.[infra,dev]'
+	touch $@
+
+$(TOOLS_STAMP): constraints-tools.txt
+	python3 -m venv .venv-tools
+	.venv-tools/bin/pip install -q -r constraints-tools.txt
+	touch $@
+
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	touch $@
+
+setup: $(STAMP) $(NPM_STAMP)  ## create .venv with pinned packages and install the pinned CDK CLI
+
+demo: setup  ## the whole story on the embedded local AWS
+	$(PY) -m mlloop.demo
+
+synth: setup  ## synthesize every stage into cdk.out/
+	rm -rf cdk.out
+	npx cdk synth --quiet
+
+lint: setup  ## static gates: ruff, format, mypy
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy functions training infra mlloop app.py
+
+checkov: synth $(TOOLS_STAMP)  ## checkov's CloudFormation checks over the synthesized templates
+	.venv-tools/bin/checkov --quiet --compact --framework cloudformation --config-file .checkov.yaml -d cdk.out
+
+test: lint synth checkov  ## every gate: lint, synth (cdk-nag), cfn-lint, checkov, pytest
+	.venv/bin/cfn-lint cdk.out/*.template.json
+	$(PY) -m pytest -n 2 --dist loadgroup
+
+unit: setup  ## fast unit tests only
+	$(PY) -m pytest tests/unit -q
+
+bench: setup  ## full benchmarks; writes benchmarks/results/latest.json
+	$(PY) -m benchmarks.run
+
+local-cloud: setup  ## start the embedded AWS and deploy the dev stage (Ctrl-C stops it)
+	$(PY) -m mlloop.localcloud up --stage dev
+
+clean:  ## remove build output (not the venvs)
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,85 @@
+"""PlatformFunction: the one place that sets runtime, packaging, tracing, logging and Powertools for every Lambda."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.config import StageConfig
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RUNTIME = lambda_.Runtime.PYTHON_3_11
+# Public managed layers: no bundling (and no Docker) at synth. Versions pinned for reproducible deploys.
+POWERTOOLS_LAYER = "arn:{partition}:lambda:{region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-x86_64:18"
+PANDAS_LAYER = "arn:{partition}:lambda:{region}:336392948345:layer:AWSSDKPandas-Python311:22"
+# The asset is the repository filtered to the function code and the contracts it loads.
+ASSET_EXCLUDES = ["*", "!functions", "!functions/**", "!contracts", "!contracts/**", "**/__pycache__", "**/*.pyc"]
+
+
+def function_code() -> lambda_.Code:
+    return lambda_.Code.from_asset(str(REPO_ROOT), exclude=ASSET_EXCLUDES)
+
+
+class PlatformFunction(lambda_.Function):
+    """A Python Lambda running `functions.<name>.handler.handler` with Powertools wired in."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        name: str,
+        description: str,
+        memory_mb: int = 256,
+        timeout: Duration = Duration.seconds(30),
+        environment: dict[str, str] | None = None,
+        with_pandas: bool = False,
+        reserved_concurrency: int | None = None,
+    ) -> None:
+        stack = Stack.of(scope)
+        layers = [
+            lambda_.LayerVersion.from_layer_version_arn(
+                scope,
+                f"{construct_id}Powertools",
+                POWERTOOLS_LAYER.format(partition=stack.partition, region=stack.region),
+            )
+        ]
+        if with_pandas:
+            layers.append(
+                lambda_.LayerVersion.from_layer_version_arn(
+                    scope, f"{construct_id}Pandas", PANDAS_LAYER.format(partition=stack.partition, region=stack.region)
+                )
+            )
+        log_group = logs.LogGroup(
+            scope,
+            f"{construct_id}Logs",
+            retention=logs.RetentionDays.ONE_MONTH if config.removal_policy == "destroy" else logs.RetentionDays.ONE_YEAR,
+            removal_policy=RemovalPolicy.DESTROY if config.removal_policy == "destroy" else RemovalPolicy.RETAIN,
+        )
+        super().__init__(
+            scope,
+            construct_id,
+            runtime=RUNTIME,
+            architecture=lambda_.Architecture.X86_64,
+            code=function_code(),
+            handler=f"functions.{name}.handler.handler",
+            description=description,
+            memory_size=memory_mb,
+            timeout=timeout,
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=log_group,
+            layers=layers,
+            reserved_concurrent_executions=reserved_concurrency,
+            environment={
+                "STAGE": config.stage,
+                "POWERTOOLS_SERVICE_NAME": f"{config.project}-{name}",
+                "POWERTOOLS_METRICS_NAMESPACE": config.metrics_namespace,
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+                **(environment or {}),
+            },
+        )

@@ -3,17 +3,23 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
-from aws_cdk import App
-from cdk_nag import AwsSolutionsChecks, ServerlessChecks
+# These machines run Node 20; jsii's end-of-life banner would bury a one-line config error.
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
-from infra.config import ConfigError, stage_configs_from_app
-from infra.platform import build_stage
+from aws_cdk import App, Validations  # noqa: E402
+from cdk_nag import AwsSolutionsChecks, ServerlessChecks  # noqa: E402
+
+from infra.config import ConfigError, stage_configs_from_app  # noqa: E402
+from infra.platform import build_stage  # noqa: E402
 
 
 def main() -> None:
-    app = App(policy_validation_beta1=[AwsSolutionsChecks(), ServerlessChecks()])
+    app = App()
+    Validations.of(app).add_plugins(AwsSolutionsChecks(), ServerlessChecks())
     try:
         configs = stage_configs_from_app(app)
     except ConfigError as exc:

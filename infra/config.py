@@ -186,6 +186,10 @@ def _build(cls: type[T], raw: dict[str, Any], path: str, **given: Any) -> T:
     values = dict(given)
     for f in fields:
         key = f"{path}.{f.name}"
+        if f.name not in raw and type(None) in get_args(hints[f.name]):
+            # CDK context drops JSON nulls on its way through jsii, so an optional key may arrive absent.
+            values[f.name] = None
+            continue
         if f.name not in raw:
             raise ConfigError(f"{key}: missing key (allowed: {_describe_allowed(hints[f.name], f.metadata)})")
         values[f.name] = _check_value(key, hints[f.name], f.metadata, raw[f.name])

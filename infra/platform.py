@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from aws_cdk import App, Environment, Tags
+from aws_cdk import App, Environment, Stack, Tags
 
 from infra.config import StageConfig
+from infra.stacks.data_lake import DataLakeStack
 
 
 def build_stage(app: App, config: StageConfig) -> None:
     env = Environment(account=config.account, region=config.region) if config.account else None
     # Stacks plug in here in lifecycle order: data lake (stateful), training, serving, monitoring.
-    stacks: list = []
+    lake = DataLakeStack(app, f"{config.prefix}-data-lake", config=config, env=env)
+    stacks: list[Stack] = [lake]
     for stack in stacks:
         Tags.of(stack).add("project", config.project)
         Tags.of(stack).add("stage", config.stage)
-    _ = env

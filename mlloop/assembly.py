@@ -43,7 +43,14 @@ def synthesize(outdir: Path = DEFAULT_OUTDIR, *, force: bool = False) -> Path:
     with open(outdir.parent / f".{outdir.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if force or not is_fresh(outdir):
-            env = {**os.environ, "CDK_OUTDIR": str(outdir), "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1"}
+            # The CDK CLI hands cdk.json's context to the app through CDK_CONTEXT_JSON; do the same.
+            context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+            env = {
+                **os.environ,
+                "CDK_OUTDIR": str(outdir),
+                "CDK_CONTEXT_JSON": json.dumps(context),
+                "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+            }
             proc = subprocess.run(
                 [sys.executable, str(REPO_ROOT / "app.py")],
                 cwd=REPO_ROOT,

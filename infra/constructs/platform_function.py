@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.config import StageConfig
@@ -61,6 +63,19 @@ class PlatformFunction(lambda_.Function):
             retention=logs.RetentionDays.ONE_MONTH if config.removal_policy == "destroy" else logs.RetentionDays.ONE_YEAR,
             removal_policy=RemovalPolicy.DESTROY if config.removal_policy == "destroy" else RemovalPolicy.RETAIN,
         )
+        # Failed asynchronous invocations (EventBridge, S3, SNS) are kept, never dropped after the retries.
+        dead_letter_queue = sqs.Queue(
+            scope,
+            f"{construct_id}DeadLetters",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+            removal_policy=RemovalPolicy.DESTROY if config.removal_policy == "destroy" else RemovalPolicy.RETAIN,
+        )
+        for rule in ("AwsSolutions-SQS3", "Serverless-SQSRedrivePolicy"):
+            Validations.of(dead_letter_queue).acknowledge(
+                Acknowledgment(id=rule, reason="This queue is the dead-letter queue; it has no queue of its own.")
+            )
         super().__init__(
             scope,
             construct_id,
@@ -75,6 +90,8 @@ class PlatformFunction(lambda_.Function):
             log_group=log_group,
             layers=layers,
             reserved_concurrent_executions=reserved_concurrency,
+            dead_letter_queue=dead_letter_queue,
+            on_failure=destinations.SqsDestination(dead_letter_queue),
             environment={
                 "STAGE": config.stage,
                 "POWERTOOLS_SERVICE_NAME": f"{config.project}-{name}",

@@ -1,0 +1,181 @@
+"""Request validation against the data contract of the deployed model: one message per offending field.
+
+Hand-written rather than a generated pydantic model: the contract changes with each deploy, the checks
+(bool is not an integer, NaN is not a number, a category must be known) are exact, and a request pays
+microseconds, not a model build.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
+
+from functions.shared.contract import DataContract, Feature
+
+# Reported as the field dimension of the validation metric for names the contract does not know: the
+# caller chooses those names, and a metric dimension per caller-chosen name would be unbounded.
+UNKNOWN_FIELD_METRIC = "unknown_field"
+
+
+class PredictRequest(BaseModel):
+    """The batch envelope; a body without `instances` is one record."""
+
+    model_config = ConfigDict(extra="forbid")
+    instances: list[Any] = Field(min_length=1)
+
+
+@dataclass
+class RequestErrors:
+    fields: dict[str, str] = field(default_factory=dict)
+    # Contract feature names (or UNKNOWN_FIELD_METRIC) behind the errors, for the per-field metric.
+    metric_fields: set[str] = field(default_factory=set)
+
+    def add(self, path: str, message: str, metric_field: str) -> None:
+        self.fields.setdefault(path, message)
+        self.metric_fields.add(metric_field)
+
+    def __bool__(self) -> bool:
+        return bool(self.fields)
+
+
+@dataclass(frozen=True)
+class ParsedRequest:
+    records: list[dict[str, Any]]
+    batch: bool
+
+
+class RequestRejected(Exception):
+    def __init__(self, message: str, errors: RequestErrors) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = errors
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _fmt(bound: float) -> str:
+    return str(int(bound)) if float(bound).is_integer() else str(bound)
+
+
+def _check_value(feature: Feature, value: Any) -> str | None:
+    """The problem with one value, or None when it is acceptable."""
+    if value is None:
+        return None if feature.nullable else "must not be null"
+    if feature.type == "boolean":
+        return None if isinstance(value, bool) else f"expected true or false, got {_describe(value)}"
+    if feature.type == "categorical":
+        if not isinstance(value, str):
+            return f"expected a string, got {_describe(value)}"
+        if value not in feature.categories:
+            shown = value if len(value) <= 40 else value[:40] + "..."
+            return f"unknown category {shown!r} (allowed: {', '.join(feature.categories)})"
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        kind = "an integer" if feature.type == "integer" else "a number"
+        return f"expected {kind}, got {_describe(value)}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "must be a finite number (NaN and infinity are not allowed)"
+    if feature.type == "integer" and isinstance(value, float) and not value.is_integer():
+        return f"expected an integer, got {value!r}"
+    lo, hi = feature.min, feature.max
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        low = _fmt(lo) if lo is not None else "-inf"
+        high = _fmt(hi) if hi is not None else "inf"
+        return f"{value!r} is out of range (allowed: {low} to {high})"
+    return None
+
+
+class RequestValidator:
+    """Validates request bodies against one contract; build one per deployed contract and reuse it."""
+
+    def __init__(self, contract: DataContract, *, max_records: int, max_body_bytes: int) -> None:
+        self.contract = contract
+        self.max_records = max_records
+        self.max_body_bytes = max_body_bytes
+        self._features = {f.name: f for f in contract.features}
+        # The entity key and event time may ride along (they are logged with the prediction), the label may not.
+        self._passthrough = {contract.entity_key, contract.event_timestamp}
+
+    def parse(self, body: str | None) -> ParsedRequest:
+        """Decode and validate a request body; raises RequestRejected naming every bad field."""
+        errors = RequestErrors()
+        if body is None or not body.strip():
+            errors.add("body", "the request body is empty: send one JSON record or {\"instances\": [...]}", "body")
+            raise RequestRejected("invalid request", errors)
+        if len(body.encode("utf-8", errors="surrogatepass")) > self.max_body_bytes:
+            errors.add("body", f"the request body is larger than {self.max_body_bytes} bytes", "body")
+            raise RequestRejected("request too large", errors)
+        try:
+            decoded = json.loads(body)
+        except (ValueError, RecursionError) as exc:
+            errors.add("body", f"the request body is not valid JSON ({str(exc)[:120]})", "body")
+            raise RequestRejected("invalid request", errors) from None
+        if isinstance(decoded, dict) and "instances" in decoded:
+            records = self._parse_batch(decoded, errors)
+            batch = True
+        elif isinstance(decoded, dict):
+            records, batch = [decoded], False
+        else:
+            errors.add("body", f"expected a JSON object, got {_describe(decoded)}", "body")
+            raise RequestRejected("invalid request", errors)
+        for index, record in enumerate(records):
+            self._check_record(record, f"instances[{index}]." if batch else "", errors)
+        if errors:
+            raise RequestRejected("invalid request", errors)
+        return ParsedRequest(records=[r for r in records if isinstance(r, dict)], batch=batch)
+
+    def _parse_batch(self, decoded: dict[str, Any], errors: RequestErrors) -> list[Any]:
+        try:
+            envelope = PredictRequest.model_validate(decoded)
+        except PydanticValidationError as exc:
+            for err in exc.errors(include_url=False):
+                loc = ".".join(str(p) for p in err["loc"]) or "body"
+                errors.add(loc, str(err["msg"]), "instances" if loc == "instances" else UNKNOWN_FIELD_METRIC)
+            raise RequestRejected("invalid request", errors) from None
+        if len(envelope.instances) > self.max_records:
+            errors.add(
+                "instances",
+                f"{len(envelope.instances)} records is more than the {self.max_records} allowed in one request",
+                "instances",
+            )
+            raise RequestRejected("too many records", errors)
+        return envelope.instances
+
+    def _check_record(self, record: Any, prefix: str, errors: RequestErrors) -> None:
+        if not isinstance(record, dict):
+            errors.add(prefix.rstrip(".") or "body", f"expected a JSON object, got {_describe(record)}", "body")
+            return
+        for name in record:
+            if name not in self._features and name not in self._passthrough:
+                errors.add(f"{prefix}{name}", "unknown field: the model's contract has no such feature", UNKNOWN_FIELD_METRIC)
+        for name, feature in self._features.items():
+            if name not in record:
+                if not feature.nullable:
+                    errors.add(f"{prefix}{name}", "required field is missing", name)
+                continue
+            problem = _check_value(feature, record[name])
+            if problem:
+                errors.add(f"{prefix}{name}", problem, name)
+
+    def features_only(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The record as the model takes it: every feature, omitted nullable ones as null."""
+        return {name: record.get(name) for name in self._features}

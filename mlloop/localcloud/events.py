@@ -1,0 +1,177 @@
+"""EventBridge delivery that moto lacks: Lambda, Step Functions and SNS targets, Input/InputPath, schedules.
+
+moto matches rules' patterns and delivers to SQS and log groups, but raises NotImplementedError for
+Lambda and Step Functions targets and ignores `Input`/`InputPath`. `Rule.send_to_targets` is patched
+so every source of events (boto3 `put_events`, S3 EventBridge notifications, the emulated services'
+`emit_event`, fired schedules) goes through one delivery path: Lambda targets are invoked
+asynchronously (as AWS does), Step Functions targets start a named execution.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import logging
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from moto.events.models import Rule, events_backends
+from moto.events.utils import EventTemplateParser
+
+from mlloop.localcloud.dispatch import DeliveryFailure
+
+if TYPE_CHECKING:
+    from mlloop.localcloud.lambdas import LambdaRuntime
+
+LOG = logging.getLogger("mlloop.localcloud")
+
+
+def _iso_time(value: Any) -> str:
+    if isinstance(value, (int, float)):
+        return dt.datetime.fromtimestamp(float(value), tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return str(value)
+
+
+def _json_path(document: Any, path: str) -> Any:
+    from jsonpath_ng.ext import parse
+
+    matches = parse(path).find(document)
+    return matches[0].value if matches else None
+
+
+def target_input(target: Mapping[str, Any], event: dict[str, Any]) -> Any:
+    """What a target receives: the event, its `Input` constant, its `InputPath` or its `InputTransformer`."""
+    if "Input" in target:
+        return json.loads(target["Input"])
+    if "InputPath" in target:
+        return _json_path(event, target["InputPath"])
+    transformer = target.get("InputTransformer")
+    if transformer:
+        rendered = EventTemplateParser.parse(
+            input_template=transformer.get("InputTemplate"),
+            input_paths_map=transformer.get("InputPathsMap", {}),
+            event={**event, "ingestion-time": event.get("ingestion-time", event.get("time"))},
+        )
+        return rendered
+    return event
+
+
+class EventRouter:
+    """Owns the patched delivery; one per running local cloud."""
+
+    def __init__(self, runtime: LambdaRuntime, *, account_id: str, region: str) -> None:
+        self.runtime = runtime
+        self.account_id = account_id
+        self.region = region
+        self._original_send: Any = None
+
+    def install(self) -> None:
+        router = self
+        self._original_send = Rule.send_to_targets
+
+        def send_to_targets(rule: Rule, original_event: dict[str, Any], transform_input: bool = True) -> None:
+            if rule.state == "DISABLED" or (rule.scheduled_expression and not rule.event_pattern.get_pattern()):
+                return
+            if not rule.event_pattern.matches_event(original_event):
+                return
+            router.deliver(rule, original_event)
+
+        Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]
+
+    def uninstall(self) -> None:
+        if self._original_send is not None:
+            Rule.send_to_targets = self._original_send  # type: ignore[method-assign]
+            self._original_send = None
+
+    def deliver(self, rule: Rule, original_event: Mapping[str, Any]) -> None:
+        """Send an event that matched `rule` to each of its targets; failures are recorded, never raised."""
+        event = copy.deepcopy(dict(original_event))
+        event["time"] = _iso_time(event.get("time") or dt.datetime.now(tz=dt.UTC).timestamp())
+        event.pop("ingestion-time", None)
+        for target in list(rule.targets):
+            try:
+                self._deliver_one(rule, target, event)
+            except Exception as exc:
+                LOG.warning("rule %s could not deliver to %s: %r", rule.name, target.get("Arn"), exc)
+                self.runtime.dispatcher.failures.append(
+                    DeliveryFailure(f"rule {rule.name} -> {target.get('Arn')}", repr(exc))
+                )
+
+    def _deliver_one(self, rule: Rule, target: Mapping[str, Any], event: dict[str, Any]) -> None:
+        arn: str = target["Arn"]
+        parts = arn.split(":")
+        service, region, account = parts[2], parts[3] or self.region, parts[4] or self.account_id
+        payload = target_input(target, event)
+        body = payload if isinstance(payload, str) else json.dumps(payload)
+        if service == "lambda":
+            self.runtime.invoke_by_arn(arn, payload, account_id=account)
+        elif service == "states":
+            from moto.stepfunctions.responses import get_backend as get_sfn_backend
+
+            get_sfn_backend(account, region).start_execution(
+                arn, name=f"{rule.name[:40]}-{uuid.uuid4().hex[:16]}", execution_input=json.dumps(payload)
+            )
+        elif service == "sqs":
+            from moto.sqs.models import sqs_backends
+
+            group_id = target.get("SqsParameters", {}).get("MessageGroupId")
+            sqs_backends[account][region].send_message(queue_name=parts[5], message_body=body, group_id=group_id)
+        elif service == "sns":
+            from moto.sns.models import sns_backends
+
+            sns_backends[account][region].publish(arn=arn, message=body)
+        else:
+            # Log groups, archives, other buses, API destinations: moto's own delivery handles them.
+            single = copy.copy(rule)
+            single.targets = [dict(target)]
+            self._original_send(single, event, transform_input=True)
+
+    def put_events(self, entries: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """PutEvents on the default bus (entries as boto3 takes them; `Detail` may be a mapping)."""
+        normalised = []
+        for entry in entries:
+            item = dict(entry)
+            if not isinstance(item.get("Detail"), str):
+                item["Detail"] = json.dumps(item.get("Detail") or {})
+            normalised.append(item)
+        results: list[dict[str, Any]] = []
+        for start in range(0, len(normalised), 10):
+            results += events_backends[self.account_id][self.region].put_events(normalised[start : start + 10])
+        return results
+
+    def emit_event(
+        self, source: str, detail_type: str, detail: Mapping[str, Any], resources: Iterable[str] = ()
+    ) -> None:
+        """An AWS service event (e.g. `aws.sagemaker`), delivered to matching rules exactly like PutEvents."""
+        self.put_events([{"Source": source, "DetailType": detail_type, "Detail": dict(detail), "Resources": list(resources)}])
+
+    def find_rule(self, rule_name: str) -> Rule:
+        backend = events_backends[self.account_id][self.region]
+        for bus in backend.event_buses.values():
+            for rule in bus.rules.values():
+                if rule.name == rule_name or rule.arn == rule_name:
+                    return rule
+        raise KeyError(f"no EventBridge rule named {rule_name!r}")
+
+    def fire_schedule(self, rule_name: str) -> dict[str, Any]:
+        """Deliver the "Scheduled Event" a schedule rule sends when it fires; returns that event."""
+        rule = self.find_rule(rule_name)
+        if not rule.scheduled_expression:
+            raise ValueError(f"rule {rule_name!r} has no schedule expression")
+        event = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": self.account_id,
+            "time": dt.datetime.now(tz=dt.UTC).timestamp(),
+            "region": self.region,
+            "resources": [rule.arn],
+            "detail": {},
+        }
+        if rule.state != "DISABLED":
+            self.deliver(rule, event)
+        return {**event, "time": _iso_time(event["time"])}
+

@@ -1,0 +1,87 @@
+"""Stage configuration: every stage parses; a typo stops synth with one line naming the key."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from infra.config import STAGES, ConfigError, load_all_stages, load_stage_config, read_cdk_json_context
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def context() -> dict:
+    return read_cdk_json_context()
+
+
+def test_every_stage_parses_and_stages_differ_by_config(context: dict) -> None:
+    configs = {c.stage: c for c in load_all_stages(context)}
+    assert set(configs) == set(STAGES)
+    assert configs["dev"].approval == "auto"
+    assert configs["prod"].approval == "manual"
+    assert configs["prod"].removal_policy == "retain"
+    assert configs["prod"].deployment.canary_percent < configs["dev"].deployment.canary_percent
+    assert configs["dev"].prefix == "mlloop-dev"
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        (("deployment", "canary_percent"), 150, "stages.prod.deployment.canary_percent: 150 is out of range"),
+        (("deployment", "mode"), "BLUE", "stages.prod.deployment.mode: 'BLUE' is not allowed (allowed: one of CANARY"),
+        (("approval",), "sometimes", "stages.prod.approval: 'sometimes' is not allowed (allowed: one of auto, manual)"),
+        (("endpoint", "instance_count"), "2", "stages.prod.endpoint.instance_count: '2' has the wrong type"),
+        (("training", "use_spot"), 1, "stages.prod.training.use_spot: 1 has the wrong type (allowed: true or false)"),
+    ],
+)
+def test_a_bad_value_names_the_key_and_the_allowed_values(context: dict, path: tuple, value: object, expected: str) -> None:
+    bad = copy.deepcopy(context)
+    section = bad["stages"]["prod"]
+    for key in path[:-1]:
+        section = section[key]
+    section[path[-1]] = value
+    with pytest.raises(ConfigError) as err:
+        load_stage_config(bad, "prod")
+    message = str(err.value)
+    assert message.startswith(expected)
+    assert "\n" not in message
+
+
+def test_a_missing_key_and_an_unknown_key_are_named(context: dict) -> None:
+    missing = copy.deepcopy(context)
+    del missing["stages"]["dev"]["frontdoor"]["circuit_failures"]
+    with pytest.raises(ConfigError, match=r"^stages\.dev\.frontdoor\.circuit_failures: missing key"):
+        load_stage_config(missing, "dev")
+    typo = copy.deepcopy(context)
+    typo["stages"]["dev"]["deployment"]["canary_percnt"] = 10
+    with pytest.raises(ConfigError, match=r"^stages\.dev\.deployment\.canary_percnt: unknown key \(allowed: "):
+        load_stage_config(typo, "dev")
+
+
+def test_an_unknown_stage_lists_the_known_ones(context: dict) -> None:
+    with pytest.raises(ConfigError, match=r"^stage: 'qa' is not a known stage \(allowed: dev, staging, prod\)$"):
+        load_stage_config(context, "qa")
+
+
+def test_synth_stops_with_one_line_on_a_config_typo(context: dict, tmp_path: Path) -> None:
+    bad = copy.deepcopy(context)
+    bad["stages"]["staging"]["deployment"]["canary_percent"] = 150
+    env = {
+        **os.environ,
+        "CDK_CONTEXT_JSON": json.dumps(bad),
+        "CDK_OUTDIR": str(tmp_path),
+        "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+    }
+    proc = subprocess.run([sys.executable, "app.py"], cwd=REPO, env=env, capture_output=True, text=True, check=False)
+    assert proc.returncode == 1
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines == [
+        "config error: stages.staging.deployment.canary_percent: 150 is out of range (allowed: an integer from 1 to 50)"
+    ]

@@ -202,7 +202,9 @@ def load_stage_config(context: typing.Mapping[str, Any], stage: str) -> StageCon
     if not isinstance(stages, dict) or not stages:
         raise ConfigError("stages: missing key (allowed: a mapping of dev, staging, prod)")
     if stage not in STAGES or stage not in stages:
-        raise ConfigError(f"stage: {stage!r} is not a known stage (allowed: {', '.join(s for s in STAGES if s in stages)})")
+        raise ConfigError(
+            f"stage: {stage!r} is not a known stage (allowed: {', '.join(s for s in STAGES if s in stages)})"
+        )
     for key in ("project", "model_name", "dataset"):
         if not isinstance(context.get(key), str) or not context.get(key):
             raise ConfigError(f"{key}: missing key (allowed: a non-empty string)")
@@ -227,7 +229,6 @@ def load_all_stages(context: typing.Mapping[str, Any]) -> list[StageConfig]:
 def read_cdk_json_context(path: str | Path = CDK_JSON) -> dict[str, Any]:
     """The context block of cdk.json, for code that runs outside `cdk synth` (the local cloud, the CLI)."""
     return dict(json.loads(Path(path).read_text())["context"])
-
 
 
 def stage_configs_from_app(app: Any) -> list[StageConfig]:

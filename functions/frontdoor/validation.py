@@ -12,8 +12,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic import ValidationError as PydanticValidationError
+from aws_lambda_powertools.utilities.parser import BaseModel, Field, ValidationError, parse
+from pydantic import ConfigDict
 
 from functions.shared.contract import DataContract, Feature
 
@@ -145,8 +145,8 @@ class RequestValidator:
 
     def _parse_batch(self, decoded: dict[str, Any], errors: RequestErrors) -> list[Any]:
         try:
-            envelope = PredictRequest.model_validate(decoded)
-        except PydanticValidationError as exc:
+            envelope = parse(event=decoded, model=PredictRequest)
+        except ValidationError as exc:
             for err in exc.errors(include_url=False):
                 loc = ".".join(str(p) for p in err["loc"]) or "body"
                 errors.add(loc, str(err["msg"]), "instances" if loc == "instances" else UNKNOWN_FIELD_METRIC)

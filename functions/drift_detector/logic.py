@@ -1,0 +1,350 @@
+"""Drift detection against a model's drift baseline: accumulate live traffic, then decide on effect sizes.
+
+Traffic is folded into fixed-size sufficient statistics (counts on the baseline's quantile grid, category
+counts, missing counts), chunk by chunk, so memory does not grow with the window and capture files can be
+streamed. At a million rows every p-value is tiny, so a feature is flagged on how much it moved (PSI, KS,
+Jensen-Shannon, missing-rate change, share of unseen categories), never on significance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from functions.drift_detector import statistics as st
+from functions.shared.drift_schema import (
+    BASELINE_KIND,
+    PREDICTION_NAME,
+    REPORT_KIND,
+    SCHEMA_VERSION,
+    normalize_category,
+)
+
+# Rows per numeric chunk: bounds the detector's scratch memory (index array + masks) to a few MB per column.
+CHUNK_ROWS = 1 << 18
+TOP_NEW_CATEGORIES = 10
+
+
+class BaselineError(ValueError):
+    """The drift baseline is missing, of another kind, or of an unsupported schema version."""
+
+
+@dataclass(frozen=True)
+class DriftThresholds:
+    """Effect sizes that flag a feature, and the rules for a window's verdict."""
+
+    psi: float = 0.2
+    drifted_share: float = 0.1
+    prediction_psi: float = 0.2
+    min_samples: int = 500
+    ks: float = 0.1
+    js: float = 0.1
+    missing_rate_delta: float = 0.05
+    new_category_rate: float = 0.01
+
+
+@dataclass
+class FeatureDrift:
+    name: str
+    kind: str
+    count: int
+    missing_rate: float
+    baseline_missing_rate: float
+    psi: float
+    ks: float | None = None
+    wasserstein: float | None = None
+    wasserstein_norm: float | None = None
+    js: float | None = None
+    new_category_rate: float | None = None
+    new_categories: list[str] = field(default_factory=list)
+    mean: float | None = None
+    baseline_mean: float | None = None
+    drifted: bool = False
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def missing_rate_delta(self) -> float:
+        return self.missing_rate - self.baseline_missing_rate
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["missing_rate_delta"] = self.missing_rate_delta
+        return out
+
+
+def _to_float_chunks(values: Any) -> Iterable[st.FloatArray]:
+    """Float64 views/copies of a column in chunks; missing values become NaN."""
+    chunks = getattr(values, "chunks", None)
+    if chunks is not None:
+        for chunk in chunks:
+            yield from _to_float_chunks(chunk)
+        return
+    if hasattr(values, "to_numpy") and not isinstance(values, np.ndarray):
+        if hasattr(values, "is_null"):
+            # pyarrow arrays: nulls become NaN once cast to float.
+            values = values.cast("float64").to_numpy(zero_copy_only=False)
+        else:
+            values = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    array = np.asarray(values)
+    for start in range(0, array.shape[0], CHUNK_ROWS):
+        part = array[start : start + CHUNK_ROWS]
+        if part.dtype == object:
+            part = np.array([np.nan if v is None else v for v in part], dtype=np.float64)
+        elif part.dtype != np.float64:
+            part = part.astype(np.float64)
+        yield part
+
+
+def _category_counts(values: Any) -> tuple[dict[Any, int], int]:
+    """(count per distinct raw value, missing count) of a categorical column in any of its usual forms."""
+    if hasattr(values, "value_counts") and hasattr(values, "isna"):
+        dtype: Any = values.dtype
+        if dtype.name == "category":
+            codes = np.asarray(values.cat.codes)
+            counts = np.bincount(codes[codes >= 0], minlength=len(dtype.categories))
+            return {c: int(n) for c, n in zip(dtype.categories, counts, strict=True) if n}, int((codes < 0).sum())
+        vc = values.value_counts(dropna=True)
+        return {k: int(n) for k, n in vc.items()}, int(values.isna().sum())
+    if hasattr(values, "value_counts") and hasattr(values, "null_count"):
+        counted: dict[Any, int] = {}
+        for item in values.value_counts().to_pylist():
+            if item["values"] is not None:
+                counted[item["values"]] = counted.get(item["values"], 0) + int(item["counts"])
+        return counted, int(values.null_count)
+    counted = {}
+    missing = 0
+    for v in values:
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            missing += 1
+        else:
+            counted[v] = counted.get(v, 0) + 1
+    return counted, missing
+
+
+class _NumericAccumulator:
+    def __init__(self, profile: Mapping[str, Any]) -> None:
+        self.profile = profile
+        self.grid = np.asarray(profile["grid"], dtype=np.float64)
+        self.reference_cdf = np.asarray(profile["grid_cdf"], dtype=np.float64)
+        edges = np.asarray(profile["bin_edges"], dtype=np.float64)
+        self.edge_positions = np.searchsorted(self.grid, edges).astype(np.int64)
+        if edges.size and not np.array_equal(self.grid[np.minimum(self.edge_positions, self.grid.size - 1)], edges):
+            raise BaselineError(f"{profile['name']}: bin edges must be grid values")
+        self.reference_shares = np.asarray(profile["bin_proportions"], dtype=np.float64)
+        self.counts = np.zeros(self.grid.size + 1, dtype=np.int64)
+        self.total = 0
+        self.missing = 0
+        self.value_sum = 0.0
+        self.excess_below = 0.0
+        self.excess_above = 0.0
+
+    def add(self, values: Any) -> None:
+        for chunk in _to_float_chunks(values):
+            nan_mask = np.isnan(chunk)
+            n_missing = int(np.count_nonzero(nan_mask))
+            self.total += chunk.size
+            self.missing += n_missing
+            if self.grid.size == 0:
+                continue
+            # NaN sorts after every number: searchsorted puts it in the last cell, taken back out below.
+            cells = np.searchsorted(self.grid, chunk)
+            counts = np.bincount(cells, minlength=self.counts.size)
+            counts[-1] -= n_missing
+            self.counts += counts
+            present = chunk[~nan_mask] if n_missing else chunk
+            self.value_sum += float(present.sum())
+            low, high = self.grid[0], self.grid[-1]
+            below = present[present < low]
+            above = present[present > high]
+            self.excess_below += float(np.sum(low - below))
+            self.excess_above += float(np.sum(above - high))
+
+    def evaluate(self, thresholds: DriftThresholds) -> FeatureDrift:
+        present = self.total - self.missing
+        result = FeatureDrift(
+            name=str(self.profile["name"]),
+            kind="numeric",
+            count=self.total,
+            missing_rate=self.missing / self.total if self.total else 0.0,
+            baseline_missing_rate=float(self.profile["missing_rate"]),
+            psi=0.0,
+            baseline_mean=self.profile.get("mean"),
+        )
+        if present == 0 or self.grid.size == 0:
+            return result
+        current_cdf = st.grid_cdf(self.counts)
+        shares = st.shares_from_grid_counts(self.counts, self.edge_positions)
+        result.psi = st.population_stability_index(self.reference_shares, shares)
+        result.ks = st.ks_on_grid(self.reference_cdf, current_cdf)
+        result.wasserstein = st.wasserstein_on_grid(
+            self.grid,
+            self.reference_cdf,
+            current_cdf,
+            mass_below=self.excess_below / present,
+            mass_above=self.excess_above / present,
+        )
+        std = self.profile.get("std") or 0.0
+        result.wasserstein_norm = result.wasserstein / std if std > 0 else None
+        result.mean = self.value_sum / present
+        if result.psi >= thresholds.psi:
+            result.reasons.append("psi")
+        if result.ks >= thresholds.ks:
+            result.reasons.append("ks")
+        return result
+
+
+class _CategoricalAccumulator:
+    def __init__(self, profile: Mapping[str, Any]) -> None:
+        self.profile = profile
+        self.boolean = profile.get("type") == "boolean"
+        self.categories = [str(c) for c in profile["categories"]]
+        self.reference_shares = np.asarray(profile["proportions"], dtype=np.float64)
+        self.counts: dict[str, int] = {}
+        self.total = 0
+        self.missing = 0
+
+    def add(self, values: Any) -> None:
+        raw, missing = _category_counts(values)
+        self.missing += missing
+        self.total += missing
+        for value, n in raw.items():
+            key = normalize_category(value, boolean=self.boolean)
+            self.total += n
+            if key is None:
+                self.missing += n
+            else:
+                self.counts[key] = self.counts.get(key, 0) + n
+
+    def evaluate(self, thresholds: DriftThresholds) -> FeatureDrift:
+        present = self.total - self.missing
+        result = FeatureDrift(
+            name=str(self.profile["name"]),
+            kind="categorical",
+            count=self.total,
+            missing_rate=self.missing / self.total if self.total else 0.0,
+            baseline_missing_rate=float(self.profile["missing_rate"]),
+            psi=0.0,
+        )
+        if present == 0:
+            return result
+        known = set(self.categories)
+        unseen = {k: n for k, n in self.counts.items() if k not in known}
+        current = np.array([self.counts.get(c, 0) for c in self.categories] + [sum(unseen.values())], dtype=np.float64)
+        current_shares = current / present
+        reference = np.append(self.reference_shares, 0.0)
+        result.psi = st.population_stability_index(reference, current_shares)
+        result.js = st.jensen_shannon_distance(reference, current_shares) if reference.sum() > 0 else 0.0
+        result.new_category_rate = float(current_shares[-1])
+        result.new_categories = sorted(unseen, key=lambda k: -unseen[k])[:TOP_NEW_CATEGORIES]
+        if result.psi >= thresholds.psi:
+            result.reasons.append("psi")
+        if result.js >= thresholds.js:
+            result.reasons.append("js")
+        if result.new_category_rate >= thresholds.new_category_rate:
+            result.reasons.append("new_categories")
+        return result
+
+
+def validate_baseline(baseline: Mapping[str, Any]) -> None:
+    if baseline.get("kind") != BASELINE_KIND:
+        raise BaselineError(f"kind: expected {BASELINE_KIND!r}, got {baseline.get('kind')!r}")
+    if baseline.get("schema_version") != SCHEMA_VERSION:
+        raise BaselineError(f"schema_version: {baseline.get('schema_version')!r} is not {SCHEMA_VERSION}")
+    if not baseline.get("features") or "prediction" not in baseline:
+        raise BaselineError("features/prediction: the baseline profiles no features or no prediction scores")
+
+
+class DriftDetector:
+    """Feed it column batches (and prediction scores), then ask for the report.
+
+    Columns are keyed by feature name; each may be a numpy array, a pandas Series or a pyarrow array.
+    Features absent from a batch count as missing in every row of that batch.
+    """
+
+    def __init__(self, baseline: Mapping[str, Any]) -> None:
+        validate_baseline(baseline)
+        self.baseline = baseline
+        self.features: dict[str, _NumericAccumulator | _CategoricalAccumulator] = {
+            p["name"]: _NumericAccumulator(p) if p["kind"] == "numeric" else _CategoricalAccumulator(p)
+            for p in baseline["features"]
+        }
+        self.prediction = _NumericAccumulator(baseline["prediction"])
+        self.rows = 0
+
+    def add_columns(self, columns: Mapping[str, Any], n_rows: int | None = None) -> None:
+        names = [n for n in self.features if n in columns]
+        if n_rows is None:
+            n_rows = len(columns[names[0]]) if names else 0
+        for name, acc in self.features.items():
+            if name in columns:
+                acc.add(columns[name])
+            else:
+                acc.add(np.full(n_rows, np.nan) if isinstance(acc, _NumericAccumulator) else [None] * n_rows)
+        self.rows += n_rows
+
+    def add_scores(self, scores: Any) -> None:
+        self.prediction.add(scores)
+
+    def evaluate(self, thresholds: DriftThresholds, **context: Any) -> dict[str, Any]:
+        """The drift report (JSON-serialisable); ``context`` (endpoint, model version, window) is copied in."""
+        report: dict[str, Any] = {
+            "kind": REPORT_KIND,
+            "schema_version": SCHEMA_VERSION,
+            **context,
+            "contract": self.baseline.get("contract"),
+            "sample_count": self.rows,
+            "thresholds": asdict(thresholds),
+        }
+        if self.rows < thresholds.min_samples:
+            report.update(
+                verdict="insufficient_data",
+                drift_detected=False,
+                prediction_drift_detected=False,
+                features=[],
+                prediction=None,
+            )
+            return report
+        results = [acc.evaluate(thresholds) for acc in self.features.values()]
+        for r in results:
+            if abs(r.missing_rate_delta) >= thresholds.missing_rate_delta:
+                r.reasons.append("missing_rate")
+            r.drifted = bool(r.reasons)
+        prediction = self.prediction.evaluate(thresholds)
+        prediction.name = PREDICTION_NAME
+        has_scores = self.prediction.total > self.prediction.missing
+        prediction.reasons = ["psi"] if has_scores and prediction.psi >= thresholds.prediction_psi else []
+        prediction.drifted = bool(prediction.reasons)
+        drifted = [r.name for r in results if r.drifted]
+        share = len(drifted) / len(results)
+        top = max(results, key=lambda r: r.psi)
+        drift_detected = share >= thresholds.drifted_share
+        report.update(
+            verdict="drift" if drift_detected or prediction.drifted else "no_drift",
+            drift_detected=drift_detected,
+            prediction_drift_detected=prediction.drifted,
+            drifted_features=drifted,
+            drifted_share=share,
+            max_psi=top.psi,
+            max_psi_feature=top.name,
+            features=[r.to_dict() for r in results],
+            prediction=prediction.to_dict() if has_scores else None,
+        )
+        return report
+
+
+def detect_drift(
+    baseline: Mapping[str, Any],
+    columns: Mapping[str, Any],
+    scores: Any,
+    thresholds: DriftThresholds,
+    **context: Any,
+) -> dict[str, Any]:
+    """One-shot form: the whole window is in memory (a DataFrame or a mapping of columns)."""
+    detector = DriftDetector(baseline)
+    detector.add_columns(columns)
+    if scores is not None:
+        detector.add_scores(scores)
+    return detector.evaluate(thresholds, **context)

@@ -1,0 +1,163 @@
+"""The front door's AWS side: the endpoint call, the manifest in S3, Powertools metrics, sampled prediction logs."""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from botocore.config import Config
+from botocore.exceptions import (
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+
+from functions.frontdoor import metric_names as names
+from functions.frontdoor.logic import EndpointAnswer, EndpointFault
+from functions.shared.observability import logger
+from functions.shared.serving_manifest import ServingManifest
+
+_THROTTLING_CODES = frozenset({"ThrottlingException", "TooManyRequestsException", "ServiceUnavailable", "Throttling"})
+
+
+def runtime_client_config(timeout_ms: int) -> Config:
+    """Tight timeouts and no SDK retries: the front door retries itself, inside its own budget."""
+    seconds = max(timeout_ms / 1000.0, 0.05)
+    return Config(connect_timeout=seconds, read_timeout=seconds, retries={"total_max_attempts": 1, "mode": "standard"})
+
+
+def classify_client_error(exc: ClientError) -> EndpointFault:
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", ""))
+    message = str(error.get("Message", ""))
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    if code in _THROTTLING_CODES or status == 429:
+        return EndpointFault("throttling", message or code)
+    if code == "ValidationException" and ("not found" in message.lower() or "could not find" in message.lower()):
+        return EndpointFault("endpoint_missing", message)
+    return EndpointFault("model_error", f"{code}: {message}")
+
+
+@dataclass
+class SageMakerInvoker:
+    client: Any
+
+    def invoke(self, endpoint_name: str, body: bytes) -> EndpointAnswer:
+        try:
+            response = self.client.invoke_endpoint(
+                EndpointName=endpoint_name, ContentType="application/json", Accept="application/json", Body=body
+            )
+            payload = response["Body"].read()
+        except (ReadTimeoutError, ConnectTimeoutError, EndpointConnectionError) as exc:
+            raise EndpointFault("timeout", str(exc)) from None
+        except ClientError as exc:
+            raise classify_client_error(exc) from None
+        return EndpointAnswer(body=payload, variant=str(response.get("InvokedProductionVariant") or "unknown"))
+
+
+@dataclass
+class S3ManifestSource:
+    """The deployed model's manifest, re-read at most every `refresh_seconds` with a conditional GET."""
+
+    client: Any
+    bucket: str
+    key: str
+    refresh_seconds: float
+    clock: Any = time.monotonic
+    _manifest: ServingManifest | None = field(default=None, init=False)
+    _etag: str | None = field(default=None, init=False)
+    _next_check: float = field(default=0.0, init=False)
+
+    def current(self) -> ServingManifest | None:
+        now = self.clock()
+        if now < self._next_check:
+            return self._manifest
+        self._next_check = now + self.refresh_seconds
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self.key}
+        if self._etag:
+            kwargs["IfNoneMatch"] = self._etag
+        try:
+            response = self.client.get_object(**kwargs)
+            text = response["Body"].read()
+            self._manifest = ServingManifest.from_json(text)
+            self._etag = str(response.get("ETag") or "") or None
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code not in ("304", "NotModified", "NoSuchKey", "404"):
+                # Keep answering with the manifest we have; the next check may succeed.
+                logger.warning("serving manifest could not be read", extra={"error": code})
+        except (ValueError, KeyError, TypeError) as exc:
+            logger.error("serving manifest is malformed", extra={"error": str(exc)})
+        return self._manifest
+
+    def refresh_soon(self) -> None:
+        self._next_check = min(self._next_check, self.clock() + min(5.0, self.refresh_seconds))
+
+
+@dataclass
+class PowertoolsTelemetry:
+    metrics: Metrics
+
+    def request_answered(self, *, latency_ms: float, fallback_reason: str | None, unavailable: bool) -> None:
+        self.metrics.add_metric(name=names.PREDICT_REQUESTS, unit=MetricUnit.Count, value=1)
+        self.metrics.add_metric(name=names.PREDICT_LATENCY, unit=MetricUnit.Milliseconds, value=latency_ms)
+        self.metrics.add_metric(name=names.FALLBACK_ANSWERS, unit=MetricUnit.Count, value=1 if fallback_reason else 0)
+        self.metrics.add_metric(name=names.UNAVAILABLE_ANSWERS, unit=MetricUnit.Count, value=1 if unavailable else 0)
+        if fallback_reason:
+            with single_metric(
+                name=names.FALLBACK_BY_REASON, unit=MetricUnit.Count, value=1, namespace=self.metrics.namespace
+            ) as metric:
+                metric.add_dimension(name=names.FALLBACK_REASON_DIMENSION, value=fallback_reason)
+
+    def endpoint_called(self, *, latency_ms: float) -> None:
+        self.metrics.add_metric(name=names.ENDPOINT_LATENCY, unit=MetricUnit.Milliseconds, value=latency_ms)
+
+    def request_rejected(self, *, fields: set[str]) -> None:
+        self.metrics.add_metric(name=names.VALIDATION_ERRORS, unit=MetricUnit.Count, value=1)
+        for name in sorted(fields):
+            with single_metric(
+                name=names.VALIDATION_ERRORS_BY_FIELD, unit=MetricUnit.Count, value=1, namespace=self.metrics.namespace
+            ) as metric:
+                metric.add_dimension(name=names.VALIDATION_FIELD_DIMENSION, value=name)
+
+
+@dataclass
+class S3PredictionLog:
+    """Sampled prediction logs (one JSON object per request) in the capture bucket, keyed by date and hour.
+
+    Sampling hashes the request id, so a retried request is logged or skipped consistently. A failed write
+    is counted and logged, never turned into a failed prediction.
+    """
+
+    client: Any
+    bucket: str
+    endpoint_name: str
+    sample_percent: int
+    metrics: Metrics
+
+    def sampled(self, request_id: str) -> bool:
+        return zlib.crc32(request_id.encode()) % 100 < self.sample_percent
+
+    def maybe_write(self, entry: dict[str, Any]) -> None:
+        request_id = str(entry["request_id"])
+        if not self.sampled(request_id):
+            return
+        stamp = time.gmtime()
+        key = (
+            f"prediction-logs/{self.endpoint_name}/date={time.strftime('%Y-%m-%d', stamp)}/"
+            f"hour={time.strftime('%H', stamp)}/{request_id}.json"
+        )
+        try:
+            self.client.put_object(
+                Bucket=self.bucket, Key=key, Body=json.dumps(entry, separators=(",", ":")).encode(),
+                ContentType="application/json",
+            )
+        except (ClientError, ReadTimeoutError, ConnectTimeoutError, EndpointConnectionError) as exc:
+            logger.warning("prediction log write failed", extra={"error": str(exc), "key": key})
+            self.metrics.add_metric(name=names.PREDICTION_LOG_FAILURES, unit=MetricUnit.Count, value=1)

@@ -1,0 +1,94 @@
+"""Front door: POST /predict, GET /health, GET /model behind the API (IAM auth)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.frontdoor.adapters import (
+    PowertoolsTelemetry,
+    S3ManifestSource,
+    S3PredictionLog,
+    SageMakerInvoker,
+    runtime_client_config,
+)
+from functions.frontdoor.logic import Answer, Fallback, FrontDoor
+from functions.frontdoor.settings import FrontDoorSettings
+from functions.shared.observability import logger, metrics, tracer
+
+app = APIGatewayRestResolver()
+_front_door: FrontDoor | None = None
+
+
+def _load_fallback(raw: dict[str, Any]) -> Fallback:
+    from functions.shared.fallback_model import FallbackModel
+
+    model: Fallback = FallbackModel.from_dict(raw)
+    return model
+
+
+def front_door() -> FrontDoor:
+    """Built on first use and kept for the container's life: clients, cached manifest, circuit state."""
+    global _front_door  # noqa: PLW0603
+    if _front_door is None:
+        settings = FrontDoorSettings.from_env()
+        session = boto3.session.Session()
+        s3 = session.client("s3")
+        _front_door = FrontDoor(
+            settings=settings,
+            manifests=S3ManifestSource(
+                s3, settings.manifest_bucket, settings.manifest_key, settings.manifest_refresh_seconds
+            ),
+            invoker=SageMakerInvoker(
+                session.client("sagemaker-runtime", config=runtime_client_config(settings.endpoint_timeout_ms))
+            ),
+            telemetry=PowertoolsTelemetry(metrics),
+            prediction_log=S3PredictionLog(
+                s3, settings.capture_bucket, settings.endpoint_name, settings.prediction_log_sample_percent, metrics
+            ),
+            load_fallback=_load_fallback,
+        )
+    return _front_door
+
+
+def _respond(answer: Answer) -> Response[str]:
+    return Response(
+        status_code=answer.status,
+        content_type="application/json",
+        body=json.dumps(answer.body, separators=(",", ":")),
+        headers={"X-Request-Id": str(answer.body.get("request_id", ""))},
+    )
+
+
+def _ids() -> tuple[str, str]:
+    request_id = app.current_event.request_context.request_id or "local"
+    correlation_id = app.current_event.headers.get("x-correlation-id") or request_id
+    return request_id, correlation_id
+
+
+@app.post("/predict")
+def predict() -> Response[str]:
+    request_id, correlation_id = _ids()
+    return _respond(front_door().predict(app.current_event.body, request_id=request_id, correlation_id=correlation_id))
+
+
+@app.get("/health")
+def health() -> Response[str]:
+    return _respond(front_door().health(request_id=_ids()[0]))
+
+
+@app.get("/model")
+def model() -> Response[str]:
+    return _respond(front_door().model(request_id=_ids()[0]))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,309 @@
+"""The front door's work: validate against the deployed contract, call the endpoint, fall back, answer.
+
+Plain Python over four narrow ports (manifest source, endpoint invoker, telemetry, prediction log), so every
+path, including each endpoint fault, is tested in-process without AWS.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from functions.frontdoor.circuit import CircuitBreaker
+from functions.frontdoor.settings import FrontDoorSettings
+from functions.frontdoor.validation import RequestRejected, RequestValidator
+from functions.shared.contract import ContractError, parse_contract
+from functions.shared.observability import logger
+from functions.shared.serving_manifest import ServingManifest
+
+FallbackReason = Literal["model_error", "throttling", "timeout", "endpoint_missing", "circuit_open"]
+RETRYABLE: frozenset[str] = frozenset({"throttling", "timeout"})
+FALLBACK_VARIANT = "fallback"
+
+
+class EndpointFault(Exception):
+    """The endpoint could not answer; `reason` is what the caller and the metrics see."""
+
+    def __init__(self, reason: FallbackReason, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason: FallbackReason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class EndpointAnswer:
+    body: bytes
+    variant: str
+
+
+class EndpointInvoker(Protocol):
+    def invoke(self, endpoint_name: str, body: bytes) -> EndpointAnswer: ...
+
+
+class ManifestSource(Protocol):
+    def current(self) -> ServingManifest | None: ...
+
+    def refresh_soon(self) -> None: ...
+
+
+class Fallback(Protocol):
+    @property
+    def threshold(self) -> float: ...
+
+    @property
+    def model_version(self) -> str: ...
+
+    def predict_proba(self, records: list[dict[str, Any]]) -> list[float]: ...
+
+
+class Telemetry(Protocol):
+    def request_answered(self, *, latency_ms: float, fallback_reason: str | None, unavailable: bool) -> None: ...
+
+    def endpoint_called(self, *, latency_ms: float) -> None: ...
+
+    def request_rejected(self, *, fields: set[str]) -> None: ...
+
+
+class PredictionLog(Protocol):
+    def maybe_write(self, entry: dict[str, Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: dict[str, Any]
+
+
+@dataclass
+class _Deployed:
+    """What is derived from one manifest, rebuilt only when the deployed model changes."""
+
+    manifest: ServingManifest
+    validator: RequestValidator
+    fallback: Fallback | None
+    fallback_error: str | None = None
+
+
+@dataclass
+class FrontDoor:
+    settings: FrontDoorSettings
+    manifests: ManifestSource
+    invoker: EndpointInvoker
+    telemetry: Telemetry
+    prediction_log: PredictionLog
+    load_fallback: Callable[[dict[str, Any]], Fallback]
+    breaker: CircuitBreaker = field(init=False)
+    clock: Callable[[], float] = time.perf_counter
+    sleep: Callable[[float], None] = time.sleep
+    _deployed: _Deployed | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.breaker = CircuitBreaker(
+            failures=self.settings.circuit_failures,
+            window_seconds=self.settings.circuit_window_seconds,
+            cooldown_seconds=self.settings.circuit_cooldown_seconds,
+        )
+
+    # --- routes -------------------------------------------------------------------------------------------
+
+    def predict(self, body: str | None, *, request_id: str, correlation_id: str) -> Answer:
+        started = self.clock()
+        deployed = self._current()
+        if deployed is None:
+            answer = Answer(503, {"error": self._no_model_message(), "request_id": request_id})
+            self.telemetry.request_answered(latency_ms=self._ms(started), fallback_reason=None, unavailable=True)
+            return answer
+        try:
+            parsed = deployed.validator.parse(body)
+        except RequestRejected as rejected:
+            self.telemetry.request_rejected(fields=rejected.errors.metric_fields)
+            return Answer(400, {"error": rejected.message, "fields": rejected.errors.fields, "request_id": request_id})
+        records = [deployed.validator.features_only(r) for r in parsed.records]
+        try:
+            result = self._call_endpoint(deployed.manifest, records)
+            answer = Answer(200, {**result, "request_id": request_id, "fallback": False})
+            reason: str | None = None
+        except EndpointFault as fault:
+            reason = fault.reason
+            answer = self._fall_back(deployed, records, fault, request_id)
+        self.telemetry.request_answered(
+            latency_ms=self._ms(started), fallback_reason=reason if answer.status == 200 else None,
+            unavailable=answer.status == 503,
+        )
+        if answer.status == 200:
+            self.prediction_log.maybe_write(
+                {
+                    "request_id": request_id,
+                    "correlation_id": correlation_id,
+                    "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "endpoint_name": self.settings.endpoint_name,
+                    "records": parsed.records,
+                    **answer.body,
+                }
+            )
+        return answer
+
+    def health(self, *, request_id: str) -> Answer:
+        deployed = self._current()
+        circuit = self.breaker.state
+        has_fallback = bool(deployed and deployed.fallback)
+        if deployed is None:
+            status = "no_model"
+        elif circuit == "closed":
+            status = "ok"
+        else:
+            status = "degraded" if has_fallback else "unavailable"
+        return Answer(
+            200,
+            {
+                "status": status,
+                "endpoint_name": self.settings.endpoint_name,
+                "model_version": deployed.manifest.model_version if deployed else None,
+                "circuit": circuit,
+                "fallback_available": has_fallback,
+                "request_id": request_id,
+            },
+        )
+
+    def model(self, *, request_id: str) -> Answer:
+        deployed = self._current()
+        if deployed is None:
+            return Answer(404, {"error": self._no_model_message(), "request_id": request_id})
+        m = deployed.manifest
+        return Answer(
+            200,
+            {
+                "endpoint_name": m.endpoint_name,
+                "model_version": m.model_version,
+                "model_package_arn": m.model_package_arn,
+                "variant": m.variant_name,
+                "threshold": m.threshold,
+                "deployed_at": m.deployed_at,
+                "contract": m.contract,
+                "max_batch_records": self.settings.max_batch_records,
+                "fallback_available": deployed.fallback is not None,
+                "request_id": request_id,
+            },
+        )
+
+    # --- internals ----------------------------------------------------------------------------------------
+
+    def _no_model_message(self) -> str:
+        return f"no model has been deployed to endpoint {self.settings.endpoint_name} yet"
+
+    def _ms(self, started: float) -> float:
+        return (self.clock() - started) * 1000.0
+
+    def _current(self) -> _Deployed | None:
+        manifest = self.manifests.current()
+        if manifest is None:
+            return self._deployed
+        if self._deployed is None or self._deployed.manifest != manifest:
+            try:
+                self._deployed = self._build(manifest)
+            except ContractError as exc:
+                # Keep serving the last good model; the deploy function verified it, this manifest is broken.
+                logger.error("the serving manifest's contract is malformed", extra={"error": str(exc)})
+        return self._deployed
+
+    def _build(self, manifest: ServingManifest) -> _Deployed:
+        validator = RequestValidator(
+            parse_contract(manifest.contract),
+            max_records=self.settings.max_batch_records,
+            max_body_bytes=self.settings.max_body_bytes,
+        )
+        if manifest.fallback_model is None:
+            return _Deployed(manifest, validator, None, "the deployed model package has no fallback model")
+        try:
+            return _Deployed(manifest, validator, self.load_fallback(manifest.fallback_model))
+        except (ValueError, KeyError, TypeError) as exc:
+            return _Deployed(manifest, validator, None, f"the fallback model could not be loaded: {exc}")
+
+    def _call_endpoint(self, manifest: ServingManifest, records: list[dict[str, Any]]) -> dict[str, Any]:
+        if not self.breaker.allow():
+            raise EndpointFault("circuit_open", "the endpoint failed repeatedly; calls are paused")
+        payload = json.dumps({"instances": records}, separators=(",", ":")).encode()
+        attempts = 1 + self.settings.endpoint_retries
+        for attempt in range(1, attempts + 1):
+            started = self.clock()
+            try:
+                answer = self.invoker.invoke(self.settings.endpoint_name, payload)
+                result = _read_endpoint_answer(answer, expected=len(records))
+            except EndpointFault as fault:
+                if fault.reason in RETRYABLE and attempt < attempts:
+                    # Small, bounded backoff: the whole call must stay far inside the API's 29 s limit.
+                    self.sleep(0.02 * attempt)
+                    continue
+                self.breaker.record_failure()
+                raise
+            self.telemetry.endpoint_called(latency_ms=self._ms(started))
+            self.breaker.record_success()
+            if result["model_version"] != manifest.model_version:
+                # A deploy is landing (canary traffic or a finished update): re-read the manifest soon.
+                self.manifests.refresh_soon()
+            return result
+        raise EndpointFault("model_error", "no attempt was made")
+
+    def _fall_back(self, deployed: _Deployed, records: list[dict[str, Any]], fault: EndpointFault, request_id: str) -> Answer:
+        if deployed.fallback is None:
+            return Answer(
+                503,
+                {
+                    "error": f"the model is unavailable ({fault.reason}) and no fallback can answer: {deployed.fallback_error}",
+                    "reason": fault.reason,
+                    "request_id": request_id,
+                },
+            )
+        fallback = deployed.fallback
+        try:
+            probabilities = fallback.predict_proba(records)
+        except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
+            return Answer(
+                503,
+                {
+                    "error": f"the model is unavailable ({fault.reason}) and the fallback model failed: {exc}",
+                    "reason": fault.reason,
+                    "request_id": request_id,
+                },
+            )
+        return Answer(
+            200,
+            {
+                "predictions": [
+                    {"probability": p, "label": int(p >= fallback.threshold)} for p in probabilities
+                ],
+                "model_version": fallback.model_version,
+                "variant": FALLBACK_VARIANT,
+                "threshold": fallback.threshold,
+                "request_id": request_id,
+                "fallback": True,
+                "fallback_reason": fault.reason,
+            },
+        )
+
+
+def _read_endpoint_answer(answer: EndpointAnswer, *, expected: int) -> dict[str, Any]:
+    """The endpoint's reply in the agreed wire format; anything else is a model error."""
+    try:
+        decoded = json.loads(answer.body)
+        predictions = decoded["predictions"]
+        if not isinstance(predictions, list) or len(predictions) != expected:
+            raise ValueError(f"expected {expected} predictions")
+        cleaned = []
+        for p in predictions:
+            probability = float(p["probability"])
+            if not math.isfinite(probability) or not 0.0 <= probability <= 1.0:
+                raise ValueError(f"probability {probability!r} is not in [0, 1]")
+            cleaned.append({"probability": probability, "label": int(p["label"])})
+        return {
+            "predictions": cleaned,
+            "model_version": str(decoded["model_version"]),
+            "variant": answer.variant,
+            "threshold": float(decoded["threshold"]),
+        }
+    except (ValueError, KeyError, TypeError) as exc:
+        raise EndpointFault("model_error", f"the endpoint's reply is not in the agreed format ({exc})") from None

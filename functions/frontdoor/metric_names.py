@@ -1,0 +1,19 @@
+"""Metric names the front door publishes; the serving stack's alarms and the dashboard use the same names.
+
+Every metric carries Powertools' `service` dimension (the function's POWERTOOLS_SERVICE_NAME) in the stage's
+namespace; the *_BY_* metrics add one more dimension named in their constant.
+"""
+
+from __future__ import annotations
+
+PREDICT_REQUESTS = "PredictRequests"
+PREDICT_LATENCY = "PredictLatency"
+ENDPOINT_LATENCY = "EndpointLatency"
+FALLBACK_ANSWERS = "FallbackAnswers"
+UNAVAILABLE_ANSWERS = "UnavailableAnswers"
+FALLBACK_BY_REASON = "FallbackAnswersByReason"
+FALLBACK_REASON_DIMENSION = "reason"
+VALIDATION_ERRORS = "ValidationErrors"
+VALIDATION_ERRORS_BY_FIELD = "ValidationErrorsByField"
+VALIDATION_FIELD_DIMENSION = "field"
+PREDICTION_LOG_FAILURES = "PredictionLogFailures"

@@ -1,0 +1,29 @@
+"""Workflow step: snapshot the curated data of the training window and write its manifest (the data version)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.prepare_training_data.logic import PrepareSettings, prepare_training_data
+from functions.shared.observability import logger, metrics, tracer
+from functions.shared.transient import transient_faults
+
+
+@logger.inject_lambda_context(log_event=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    with transient_faults():
+        snapshot = prepare_training_data(
+            str(event["run_id"]),
+            event.get("trigger") or {},
+            s3=boto3.client("s3"),
+            settings=PrepareSettings.from_env(),
+            now=datetime.now(UTC),
+        )
+    logger.info("training data snapshot written", extra=snapshot.to_dict())
+    return snapshot.to_dict()

@@ -1,0 +1,180 @@
+"""Snapshot the curated data of the training window, so the run trains on exactly the bytes its gate checked.
+
+Every current object version under `<dataset>/event_date=YYYY-MM-DD/` inside the window is copied, by version
+id, into the run's folder of the artifacts bucket. The manifest lists each source key, version id, ETag and size;
+its digest is the data version that the model package's lineage carries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+RUNS_PREFIX = "training/runs"
+_PARTITION = re.compile(r"/event_date=(\d{4}-\d{2}-\d{2})/")
+_JOB_UNSAFE = re.compile(r"[^A-Za-z0-9-]")
+COPY_WORKERS = 16
+
+
+@dataclass(frozen=True)
+class PrepareSettings:
+    curated_bucket: str
+    artifacts_bucket: str
+    dataset: str
+    model_name: str
+    window_days: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> PrepareSettings:
+        source = os.environ if env is None else env
+        return cls(
+            curated_bucket=source["CURATED_BUCKET"],
+            artifacts_bucket=source["ARTIFACTS_BUCKET"],
+            dataset=source["DATASET"],
+            model_name=source["MODEL_NAME"],
+            window_days=int(source["WINDOW_DAYS"]),
+        )
+
+
+@dataclass(frozen=True)
+class SourceObject:
+    key: str
+    version_id: str
+    etag: str
+    size: int
+    event_date: str
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    run_id: str
+    data_version: str
+    object_count: int
+    total_bytes: int
+    window_start: str
+    window_end: str
+    manifest_key: str
+    manifest_uri: str
+    train_uri: str
+    output_uri: str
+    training_job_name: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_prefix(run_id: str) -> str:
+    return f"{RUNS_PREFIX}/{run_id}"
+
+
+def training_job_name(model_name: str, run_id: str) -> str:
+    """SageMaker job names allow 63 letters, digits and hyphens; the run id already makes them unique."""
+    return _JOB_UNSAFE.sub("-", f"{model_name}-{run_id}")[:63].strip("-")
+
+
+def window_for(trigger_time: datetime, window_days: int) -> tuple[date, date]:
+    end = trigger_time.astimezone(UTC).date()
+    return end - timedelta(days=window_days - 1), end
+
+
+def select_objects(versions: Iterable[Mapping[str, Any]], start: date, end: date) -> list[SourceObject]:
+    """The current version of every Parquet file whose partition date lies in [start, end], in key order."""
+    chosen = []
+    for v in versions:
+        key = str(v["Key"])
+        match = _PARTITION.search(key)
+        if not v.get("IsLatest") or not key.endswith(".parquet") or match is None:
+            continue
+        day = date.fromisoformat(match.group(1))
+        if start <= day <= end:
+            chosen.append(
+                SourceObject(
+                    key=key,
+                    version_id=str(v.get("VersionId") or "null"),
+                    etag=str(v.get("ETag", "")).strip('"'),
+                    size=int(v.get("Size", 0)),
+                    event_date=match.group(1),
+                )
+            )
+    return sorted(chosen, key=lambda o: o.key)
+
+
+def data_version(objects: Iterable[SourceObject]) -> str:
+    """Names the exact bytes: the same files at the same versions give the same data version."""
+    digest = hashlib.sha256()
+    for o in objects:
+        digest.update(f"{o.key}@{o.version_id}#{o.etag}\n".encode())
+    return f"sha256:{digest.hexdigest()[:20]}"
+
+
+def _parse_trigger_time(trigger: Mapping[str, Any], now: datetime) -> datetime:
+    raw = trigger.get("time")
+    if not isinstance(raw, str) or not raw:
+        return now
+    parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def prepare_training_data(
+    run_id: str, trigger: Mapping[str, Any], *, s3: Any, settings: PrepareSettings, now: datetime
+) -> Snapshot:
+    start, end = window_for(_parse_trigger_time(trigger, now), settings.window_days)
+    paginator = s3.get_paginator("list_object_versions")
+    versions: list[Mapping[str, Any]] = []
+    for page in paginator.paginate(Bucket=settings.curated_bucket, Prefix=f"{settings.dataset}/event_date="):
+        versions.extend(page.get("Versions", []))
+    objects = select_objects(versions, start, end)
+    prefix = run_prefix(run_id)
+    dataset_prefix = f"{settings.dataset}/"
+
+    def snapshot_key(obj: SourceObject) -> str:
+        return f"{prefix}/data/{obj.key.removeprefix(dataset_prefix)}"
+
+    def copy(obj: SourceObject) -> None:
+        source = {"Bucket": settings.curated_bucket, "Key": obj.key}
+        if obj.version_id != "null":
+            source["VersionId"] = obj.version_id
+        s3.copy_object(CopySource=source, Bucket=settings.artifacts_bucket, Key=snapshot_key(obj))
+
+    with ThreadPoolExecutor(max_workers=COPY_WORKERS) as pool:
+        list(pool.map(copy, objects))
+
+    version = data_version(objects)
+    manifest = {
+        "run_id": run_id,
+        "dataset": settings.dataset,
+        "data_version": version,
+        "window": {"start": start.isoformat(), "end": end.isoformat(), "days": settings.window_days},
+        "source_bucket": settings.curated_bucket,
+        "created_at": now.isoformat(),
+        "trigger": dict(trigger),
+        "objects": [{**asdict(o), "snapshot_key": snapshot_key(o)} for o in objects],
+    }
+    manifest_key = f"{prefix}/manifest.json"
+    s3.put_object(
+        Bucket=settings.artifacts_bucket,
+        Key=manifest_key,
+        Body=json.dumps(manifest, sort_keys=True, indent=1).encode(),
+        ContentType="application/json",
+    )
+    bucket = settings.artifacts_bucket
+    return Snapshot(
+        run_id=run_id,
+        data_version=version,
+        object_count=len(objects),
+        total_bytes=sum(o.size for o in objects),
+        window_start=start.isoformat(),
+        window_end=end.isoformat(),
+        manifest_key=manifest_key,
+        manifest_uri=f"s3://{bucket}/{manifest_key}",
+        train_uri=f"s3://{bucket}/{prefix}/data/",
+        output_uri=f"s3://{bucket}/{prefix}/output",
+        training_job_name=training_job_name(settings.model_name, run_id),
+    )

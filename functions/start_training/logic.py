@@ -1,0 +1,242 @@
+"""Start a retraining: one entry for every trigger (schedule, new curated data, drift alarm, manual).
+
+The execution name derives from the trigger, so the same event delivered twice names the same execution
+and Step Functions refuses the second. A cooldown allows at most one retraining per window; triggers that
+arrive while a retraining runs, or inside the cooldown, are recorded and not started.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, Protocol
+
+TriggerKind = Literal["schedule", "new_data", "alarm", "manual"]
+TRIGGER_RECORDS_PREFIX = "training/triggers"
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+class TriggerError(ValueError):
+    """The event is not one of the triggers this function understands; the message says what it got."""
+
+
+@dataclass(frozen=True)
+class StartTrainingSettings:
+    state_machine_arn: str
+    artifacts_bucket: str
+    cooldown_minutes: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> StartTrainingSettings:
+        source = os.environ if env is None else env
+        return cls(
+            state_machine_arn=source["STATE_MACHINE_ARN"],
+            artifacts_bucket=source["ARTIFACTS_BUCKET"],
+            cooldown_minutes=int(source["COOLDOWN_MINUTES"]),
+        )
+
+
+@dataclass(frozen=True)
+class Trigger:
+    kind: TriggerKind
+    # What fired: the schedule rule's name, the curated object key, the alarm's name, or who asked.
+    source: str
+    time: datetime
+    event_id: str
+    detail: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def execution_name(self) -> str:
+        digest = hashlib.sha256(f"{self.kind}|{self.event_id}".encode()).hexdigest()[:12]
+        kind = self.kind.replace("_", "-")
+        return _NAME_UNSAFE.sub("-", f"{kind}-{self.time:%Y%m%dT%H%M%SZ}-{digest}")[:80]
+
+    def to_input(self) -> dict[str, Any]:
+        """The `trigger` object of the state machine's input; it becomes the package's lineage."""
+        return {
+            "kind": self.kind,
+            "source": self.source,
+            "time": self.time.isoformat().replace("+00:00", "Z"),
+            "event_id": self.event_id,
+            "detail": dict(self.detail),
+        }
+
+
+@dataclass(frozen=True)
+class Decision:
+    start: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    started: bool
+    reason: str
+    execution_name: str
+    execution_arn: str
+    trigger: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _parse_time(raw: Any, fallback: datetime) -> datetime:
+    if not isinstance(raw, str) or not raw:
+        return fallback
+    parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def parse_trigger(event: Mapping[str, Any], now: datetime) -> Trigger:
+    """Recognise the trigger: an EventBridge event (schedule, curated Object Created, alarm) or a manual request."""
+    detail_type = event.get("detail-type")
+    raw_detail = event.get("detail")
+    detail: dict[str, Any] = raw_detail if isinstance(raw_detail, dict) else {}
+    event_id = str(event.get("id", ""))
+    event_time = _parse_time(event.get("time"), now)
+    if detail_type == "Scheduled Event":
+        resources = event.get("resources") or ["schedule"]
+        return Trigger("schedule", str(resources[0]).rsplit("/", 1)[-1], event_time, event_id)
+    if detail_type == "Object Created":
+        key = str(detail.get("object", {}).get("key", ""))
+        bucket = str(detail.get("bucket", {}).get("name", ""))
+        return Trigger("new_data", key, event_time, event_id, {"bucket": bucket})
+    if detail_type == "CloudWatch Alarm State Change":
+        state = detail.get("state", {})
+        return Trigger(
+            "alarm",
+            str(detail.get("alarmName", "")),
+            _parse_time(state.get("timestamp"), event_time),
+            event_id,
+            {"state": str(state.get("value", "")), "reason": str(state.get("reason", ""))[:500]},
+        )
+    if event.get("trigger") == "manual":
+        requested_by = str(event.get("requested_by") or "").strip()
+        if not requested_by:
+            raise TriggerError("manual trigger: requested_by is required (who asks for this retraining)")
+        request_id = str(event.get("request_id") or now.isoformat())
+        return Trigger("manual", requested_by, now, request_id, {"reason": str(event.get("reason") or "")[:500]})
+    raise TriggerError(
+        f"unrecognised trigger (detail-type={detail_type!r}, keys={sorted(event)[:10]}); expected a schedule, "
+        "curated Object Created or CloudWatch alarm event, or {'trigger': 'manual', 'requested_by': ...}"
+    )
+
+
+def decide(
+    trigger: Trigger, *, running: list[str], last_start: datetime | None, cooldown_minutes: int, now: datetime
+) -> Decision:
+    """Pure policy: whether this trigger starts a retraining, and why (or why not)."""
+    if trigger.kind == "alarm" and trigger.detail.get("state") != "ALARM":
+        return Decision(False, f"alarm {trigger.source} changed to {trigger.detail.get('state')}, not ALARM")
+    if running:
+        return Decision(False, f"a retraining is already running ({running[0]}); trigger recorded")
+    # A person asking explicitly outranks the debounce meant for automatic triggers.
+    if trigger.kind != "manual" and last_start is not None:
+        allowed_after = last_start + timedelta(minutes=cooldown_minutes)
+        if now < allowed_after:
+            return Decision(
+                False,
+                f"cooldown: the last retraining started at {last_start.isoformat()}, "
+                f"the next may start after {allowed_after.isoformat()}; trigger recorded",
+            )
+    return Decision(True, f"{trigger.kind} trigger from {trigger.source}")
+
+
+class Executions(Protocol):
+    """The Step Functions calls this function makes, behind a seam the tests replace."""
+
+    def exists(self, name: str) -> str | None: ...
+
+    def running(self) -> list[str]: ...
+
+    def last_start(self) -> datetime | None: ...
+
+    def start(self, name: str, payload: dict[str, Any]) -> str | None: ...
+
+
+class TriggerLog(Protocol):
+    def record(self, outcome: Outcome, at: datetime) -> None: ...
+
+
+def start_training(
+    event: Mapping[str, Any], *, executions: Executions, log: TriggerLog, settings: StartTrainingSettings, now: datetime
+) -> Outcome:
+    trigger = parse_trigger(event, now)
+    name = trigger.execution_name
+    existing = executions.exists(name)
+    if existing is not None:
+        decision = Decision(False, f"duplicate trigger: execution {name} already exists")
+        arn = existing
+    else:
+        decision = decide(
+            trigger,
+            running=executions.running(),
+            last_start=executions.last_start(),
+            cooldown_minutes=settings.cooldown_minutes,
+            now=now,
+        )
+        arn = ""
+        if decision.start:
+            started = executions.start(name, {"trigger": trigger.to_input()})
+            if started is None:
+                decision = Decision(False, f"duplicate trigger: execution {name} already exists")
+            else:
+                arn = started
+    outcome = Outcome(decision.start, decision.reason, name, arn, trigger.to_input())
+    log.record(outcome, now)
+    return outcome
+
+
+class BotoExecutions:
+    def __init__(self, sfn: Any, state_machine_arn: str) -> None:
+        self._sfn = sfn
+        self._arn = state_machine_arn
+
+    def _execution_arn(self, name: str) -> str:
+        return f"{self._arn.replace(':stateMachine:', ':execution:', 1)}:{name}"
+
+    def exists(self, name: str) -> str | None:
+        arn = self._execution_arn(name)
+        try:
+            self._sfn.describe_execution(executionArn=arn)
+        except self._sfn.exceptions.ExecutionDoesNotExist:
+            return None
+        return arn
+
+    def running(self) -> list[str]:
+        page = self._sfn.list_executions(stateMachineArn=self._arn, statusFilter="RUNNING", maxResults=10)
+        return [str(e["name"]) for e in page.get("executions", [])]
+
+    def last_start(self) -> datetime | None:
+        page = self._sfn.list_executions(stateMachineArn=self._arn, maxResults=100)
+        starts = [e["startDate"] for e in page.get("executions", [])]
+        if not starts:
+            return None
+        latest: datetime = max(starts)
+        return latest.astimezone(UTC) if latest.tzinfo else latest.replace(tzinfo=UTC)
+
+    def start(self, name: str, payload: dict[str, Any]) -> str | None:
+        try:
+            response = self._sfn.start_execution(stateMachineArn=self._arn, name=name, input=json.dumps(payload))
+        except self._sfn.exceptions.ExecutionAlreadyExists:
+            return None
+        return str(response["executionArn"])
+
+
+class S3TriggerLog:
+    """Every trigger and what became of it, one JSON object per trigger, for audit and for the debounce's story."""
+
+    def __init__(self, s3: Any, bucket: str) -> None:
+        self._s3 = s3
+        self._bucket = bucket
+
+    def record(self, outcome: Outcome, at: datetime) -> None:
+        status = "started" if outcome.started else "recorded"
+        key = f"{TRIGGER_RECORDS_PREFIX}/{at:%Y-%m-%d}/{at:%H%M%S%f}-{status}-{outcome.execution_name}.json"
+        body = json.dumps({**outcome.to_dict(), "recorded_at": at.isoformat()}, sort_keys=True)
+        self._s3.put_object(Bucket=self._bucket, Key=key, Body=body.encode(), ContentType="application/json")

@@ -1,0 +1,197 @@
+"""What the endpoint runs, rollback through the deploy function, and retiring unused configs and models."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from mlloop.cli.platform import OperatorError, Platform
+from mlloop.cli.registry import APPROVED, PackageVersion, choose_rollback_target, list_versions, update_package
+
+_VARIANT_VERSION = re.compile(r"^v(\d+)")
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    model: str
+    weight: float
+    instances: int | None
+    version: int | None
+
+
+@dataclass(frozen=True)
+class EndpointState:
+    name: str
+    status: str
+    config_name: str
+    variants: list[Variant]
+    pending_config: str | None = None
+    failure_reason: str | None = None
+
+    @property
+    def serving_version(self) -> int | None:
+        """The version taking most traffic (the blue fleet during a canary)."""
+        versions = [v for v in sorted(self.variants, key=lambda v: v.weight, reverse=True) if v.version is not None]
+        return versions[0].version if versions else None
+
+
+def _variant_version(name: str) -> int | None:
+    match = _VARIANT_VERSION.match(name)
+    return int(match.group(1)) if match else None
+
+
+def describe_endpoint(platform: Platform) -> EndpointState | None:
+    sm = platform.client("sagemaker")
+    try:
+        described = sm.describe_endpoint(EndpointName=platform.config.endpoint_name)
+    except sm.exceptions.ClientError as exc:
+        if "Could not find" in str(exc) or "ValidationException" in str(exc):
+            return None
+        raise
+    config_name = described["EndpointConfigName"]
+    models = {
+        v["VariantName"]: v["ModelName"]
+        for v in sm.describe_endpoint_config(EndpointConfigName=config_name)["ProductionVariants"]
+    }
+    variants = [
+        Variant(
+            name=v["VariantName"],
+            model=models.get(v["VariantName"], ""),
+            weight=float(v.get("CurrentWeight", v.get("DesiredWeight", 0.0))),
+            instances=v.get("CurrentInstanceCount"),
+            version=_variant_version(v["VariantName"]),
+        )
+        for v in described.get("ProductionVariants", [])
+    ]
+    pending = described.get("PendingDeploymentSummary", {}).get("EndpointConfigName")
+    return EndpointState(
+        name=described["EndpointName"],
+        status=described["EndpointStatus"],
+        config_name=config_name,
+        variants=variants,
+        pending_config=pending,
+        failure_reason=described.get("FailureReason"),
+    )
+
+
+def approval_event(platform: Platform, package: PackageVersion) -> dict[str, Any]:
+    """The EventBridge event SageMaker emits when a package is approved: the deploy function's one input."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "SageMaker Model Package State Change",
+        "source": "aws.sagemaker",
+        "account": platform.account,
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": platform.region,
+        "resources": [package.arn],
+        "detail": {
+            "ModelPackageGroupName": platform.config.model_package_group,
+            "ModelPackageVersion": package.version,
+            "ModelPackageArn": package.arn,
+            "ModelApprovalStatus": APPROVED,
+            "CustomerMetadataProperties": package.metadata,
+        },
+    }
+
+
+@dataclass
+class RollbackResult:
+    from_version: int | None
+    to_version: int
+    seconds: float
+    deploy_response: dict[str, Any] = field(default_factory=dict)
+
+
+def rollback(platform: Platform, *, to_version: str | None, reason: str) -> RollbackResult:
+    """Deploy an earlier approved version through the same guarded deploy path an approval takes."""
+    if not reason.strip():
+        raise OperatorError("a reason is required: it is recorded with the rollback")
+    started = time.monotonic()
+    endpoint = describe_endpoint(platform)
+    serving = endpoint.serving_version if endpoint else None
+    target = choose_rollback_target(list_versions(platform), serving, to_version)
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    update_package(
+        platform,
+        target,
+        approval=APPROVED,
+        note=f"rollback from v{serving} by {platform.actor}: {reason}",
+        metadata={
+            "rollback_by": platform.actor,
+            "rollback_at": now,
+            "rollback_reason": reason,
+            "rollback_from": f"v{serving}" if serving else "none",
+        },
+    )
+    refreshed = next(v for v in list_versions(platform) if v.version == target.version)
+    response = platform.client("lambda").invoke(
+        FunctionName=platform.find_function("deploy_model"),
+        InvocationType="RequestResponse",
+        Payload=json.dumps(approval_event(platform, refreshed)).encode(),
+    )
+    payload = json.loads(response["Payload"].read() or b"{}")
+    if response.get("FunctionError"):
+        raise OperatorError(f"the deploy of v{target.version} failed: {payload.get('errorMessage', payload)}")
+    return RollbackResult(
+        from_version=serving, to_version=target.version, seconds=time.monotonic() - started, deploy_response=payload
+    )
+
+
+@dataclass
+class RetireResult:
+    kept_versions: list[int]
+    deleted_endpoint_configs: list[str]
+    deleted_models: list[str]
+    protected: list[str]
+
+
+def retire(platform: Platform, *, keep: int, dry_run: bool = False) -> RetireResult:
+    """Delete endpoint configs and models of this stage no longer referenced, keeping the `keep` newest approved
+    versions; whatever the endpoint runs or is moving to is never touched."""
+    if keep < 1:
+        raise OperatorError("--keep must be at least 1")
+    sm = platform.client("sagemaker")
+    prefix = platform.config.endpoint_name
+    endpoint = describe_endpoint(platform)
+    approved = [v.version for v in list_versions(platform) if v.approval == APPROVED][:keep]
+    protected_configs = {
+        c for c in (endpoint.config_name if endpoint else None, endpoint.pending_config if endpoint else None) if c
+    }
+    protected_models: set[str] = set()
+    for config_name in protected_configs:
+        for variant in sm.describe_endpoint_config(EndpointConfigName=config_name)["ProductionVariants"]:
+            protected_models.add(variant["ModelName"])
+
+    def kept_by_version(name: str) -> bool:
+        match = re.search(r"-v(\d+)(?:-|$)", name)
+        return match is not None and int(match.group(1)) in approved
+
+    deleted_configs: list[str] = []
+    for config in sm.list_endpoint_configs(NameContains=prefix, MaxResults=100)["EndpointConfigs"]:
+        name = config["EndpointConfigName"]
+        if name in protected_configs or kept_by_version(name):
+            continue
+        if not dry_run:
+            sm.delete_endpoint_config(EndpointConfigName=name)
+        deleted_configs.append(name)
+    deleted_models: list[str] = []
+    for model in sm.list_models(NameContains=prefix, MaxResults=100)["Models"]:
+        name = model["ModelName"]
+        if name in protected_models or kept_by_version(name):
+            continue
+        if not dry_run:
+            sm.delete_model(ModelName=name)
+        deleted_models.append(name)
+    return RetireResult(
+        kept_versions=approved,
+        deleted_endpoint_configs=sorted(deleted_configs),
+        deleted_models=sorted(deleted_models),
+        protected=sorted(protected_configs | protected_models),
+    )

@@ -1,0 +1,109 @@
+"""Shared plumbing for the SageMaker and CloudWatch emulation: moto's in-process state, S3 I/O, the clock, events.
+
+The emulation runs in the same process as moto's ThreadedMotoServer, so it reads and writes moto's
+backends directly: no HTTP round trip, and none of moto's S3 bucket-policy misjudgements (see
+notes/moto-5.2.5.md) get in the way of what the service itself does inside AWS.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+DEFAULT_TIME_SCALE = 0.01
+
+EventEmitter = Callable[..., Any]
+
+_bind_lock = threading.Lock()
+_emitter: EventEmitter | None = None
+_time_scale: float | None = None
+
+
+def time_scale() -> float:
+    """Factor applied to service waits (bake times, evaluation intervals): 0.01 makes 300 s take 3 s."""
+    if _time_scale is not None:
+        return _time_scale
+    raw = os.environ.get("LOCALCLOUD_TIME_SCALE", "")
+    return float(raw) if raw else DEFAULT_TIME_SCALE
+
+
+def scaled(seconds: float) -> float:
+    return max(0.0, float(seconds)) * time_scale()
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso_millis(moment: datetime) -> str:
+    """The timestamp format CloudWatch uses in alarm events and SNS messages (2019-10-02T17:04:40.985+0000)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
+
+
+def bind(cloud: Any) -> None:
+    """Take the cloud's time scale and send service events through its EventBridge delivery (cloud.emit_event)."""
+    global _emitter, _time_scale  # noqa: PLW0603
+    with _bind_lock:
+        _emitter = cloud.emit_event
+        _time_scale = getattr(cloud, "time_scale", None)
+
+
+def unbind() -> None:
+    global _emitter, _time_scale  # noqa: PLW0603
+    with _bind_lock:
+        _emitter = None
+        _time_scale = None
+
+
+def emit(source: str, detail_type: str, detail: dict[str, Any], resources: list[str]) -> None:
+    with _bind_lock:
+        emitter = _emitter
+    if emitter is not None:
+        emitter(source, detail_type, detail, resources=resources)
+
+
+def iter_backends(backend_dict: Any) -> Iterator[tuple[str, str, Any]]:
+    """(account, region, backend) for every backend moto has instantiated so far."""
+    for account_id, by_region in list(backend_dict.items()):
+        for region, backend in list(by_region.items()):
+            yield account_id, region, backend
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    if not uri.startswith("s3://"):
+        raise ValueError(f"not an S3 URI: {uri}")
+    bucket, _, key = uri[5:].partition("/")
+    return bucket, key
+
+
+def _s3_backend(account_id: str) -> Any:
+    from moto.s3.models import s3_backends
+
+    return s3_backends[account_id]["aws"]
+
+
+def read_s3(account_id: str, uri: str) -> bytes:
+    bucket, key = split_s3_uri(uri)
+    obj = _s3_backend(account_id).get_object(bucket, key)
+    if obj is None:
+        raise FileNotFoundError(f"{uri} does not exist")
+    return bytes(obj.value)
+
+
+def list_s3(account_id: str, uri: str) -> list[str]:
+    """Keys under an S3 prefix, sorted, without delete markers."""
+    from moto.s3.models import FakeKey
+
+    bucket_name, prefix = split_s3_uri(uri)
+    bucket = _s3_backend(account_id).get_bucket(bucket_name)
+    names = [name for name in list(bucket.keys) if name.startswith(prefix)]
+    return sorted(name for name in names if isinstance(bucket.keys[name], FakeKey))
+
+
+def write_s3(account_id: str, uri: str, body: bytes, *, kms_key_id: str | None = None) -> None:
+    bucket, key = split_s3_uri(uri)
+    encryption = "aws:kms" if kms_key_id else None
+    _s3_backend(account_id).put_object(bucket, key, body, encryption=encryption, kms_key_id=kms_key_id)

@@ -1,0 +1,295 @@
+"""LocalCloud: moto's server on 127.0.0.1 in this process, plus the behaviours moto lacks.
+
+    with LocalCloud.start() as cloud:
+        s3 = cloud.client("s3")
+        deployment = cloud.deploy("dev")
+
+boto3, the AWS CLI and any HTTP client reach it at `cloud.endpoint_url`. Lambda handlers run in this
+process (lambdas.py), EventBridge delivers to every target kind (events.py), Step Functions executes
+definitions with scaled waits (stepfunctions.py); the SageMaker and CloudWatch emulations plug in
+through `install(cloud)` / `uninstall()` when their modules exist.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import threading
+import time
+import urllib.request
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from moto.core.config import default_user_config
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+
+from mlloop.localcloud.dispatch import AsyncDispatcher
+from mlloop.localcloud.events import EventRouter
+from mlloop.localcloud.lambdas import LambdaRuntime
+from mlloop.localcloud.stepfunctions import StepFunctionsClock
+
+if TYPE_CHECKING:
+    from mlloop.localcloud.deployer import Deployment
+
+LOG = logging.getLogger("mlloop.localcloud")
+ACCOUNT_ID = "123456789012"
+DEFAULT_TIME_SCALE = 0.01
+# Emulations owned by their own modules; each exposes install(cloud) and uninstall().
+_PLUGIN_MODULES = ("mlloop.localcloud.sagemaker", "mlloop.localcloud.cloudwatch")
+_running_lock = threading.Lock()
+
+
+def time_scale_from_env() -> float:
+    """LOCALCLOUD_TIME_SCALE: how long a local second is compared with an AWS second (default 0.01)."""
+    raw = os.environ.get("LOCALCLOUD_TIME_SCALE", "")
+    try:
+        value = float(raw) if raw else DEFAULT_TIME_SCALE
+    except ValueError as exc:
+        raise ValueError(f"LOCALCLOUD_TIME_SCALE: {raw!r} is not a number (allowed: 0 to 1)") from exc
+    if not 0 <= value <= 1:
+        raise ValueError(f"LOCALCLOUD_TIME_SCALE: {value} is out of range (allowed: 0 to 1)")
+    return value
+
+
+class LocalCloud:
+    """One embedded AWS per process (moto's backends are process-wide)."""
+
+    account_id = ACCOUNT_ID
+
+    def __init__(self, *, region: str = "us-east-1", time_scale: float | None = None) -> None:
+        self.region = region
+        self.time_scale = time_scale_from_env() if time_scale is None else time_scale
+        self._server: ThreadedMotoServer | None = None
+        self.endpoint_url = ""
+        self.port = 0
+        self._session: boto3.Session | None = None
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._clients_lock = threading.Lock()
+        self.dispatcher: AsyncDispatcher | None = None
+        self.lambdas: LambdaRuntime | None = None
+        self.events: EventRouter | None = None
+        self._clock: StepFunctionsClock | None = None
+        self._plugins: list[ModuleType] = []
+        self._saved_env: dict[str, str | None] = {}
+        self._saved_config: dict[str, Any] = {}
+        self.deployments: dict[str, Deployment] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+    @classmethod
+    def start(cls, *, region: str = "us-east-1", time_scale: float | None = None) -> LocalCloud:
+        cloud = cls(region=region, time_scale=time_scale)
+        cloud._start()
+        return cloud
+
+    def __enter__(self) -> LocalCloud:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _start(self) -> None:
+        if not _running_lock.acquire(blocking=False):
+            raise RuntimeError("a LocalCloud is already running in this process (moto's state is process-wide)")
+        try:
+            # One access-log line per request would drown the handlers' own output.
+            logging.getLogger("werkzeug").setLevel(logging.ERROR)
+            self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+            self._server.start()
+            host, self.port = self._server.get_host_and_port()
+            self.endpoint_url = f"http://{host}:{self.port}"
+            # moto's Step Functions interpreter sends its SDK calls to localhost:$MOTO_PORT.
+            self._set_env({"MOTO_PORT": str(self.port)})
+            self._saved_config = json.loads(json.dumps(default_user_config))
+            self._post("/moto-api/reset", {})
+            self._post("/moto-api/config", {"stepfunctions": {"execute_state_machine": True}})
+            self.dispatcher = AsyncDispatcher()
+            self.lambdas = LambdaRuntime(
+                endpoint_url=self.endpoint_url,
+                region=self.region,
+                dispatcher=self.dispatcher,
+                put_metric_data=self._put_metric_data,
+            )
+            self.lambdas.install()
+            self.events = EventRouter(self.lambdas, account_id=self.account_id, region=self.region)
+            self.events.install()
+            self._clock = StepFunctionsClock(self.time_scale)
+            self._clock.install()
+            self._install_plugins()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _install_plugins(self) -> None:
+        for name in _PLUGIN_MODULES:
+            try:
+                module = importlib.import_module(name)
+            except ModuleNotFoundError as exc:
+                if exc.name != name:
+                    raise
+                LOG.info("local cloud: %s is not available yet; starting without it", name)
+                continue
+            module.install(self)
+            self._plugins.append(module)
+
+    def stop(self) -> None:
+        """Stop everything started here: plugins, patches, the dispatcher thread and the server's port."""
+        if self.dispatcher is not None:
+            self.dispatcher.wait_idle(timeout=30)
+        for module in reversed(self._plugins):
+            try:
+                module.uninstall()
+            except Exception as exc:
+                LOG.warning("local cloud: %s.uninstall failed: %r", module.__name__, exc)
+        self._plugins = []
+        if self._server is not None and self._server._server is not None:
+            self._post("/moto-api/reset", {})
+        for patch in (self._clock, self.events, self.lambdas):
+            if patch is not None:
+                patch.uninstall()
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
+            self.dispatcher = None
+        if self._server is not None:
+            if self._server._server is not None:
+                self._server.stop()
+                self._server._server.server_close()
+            self._server = None
+        default_user_config.clear()
+        default_user_config.update(self._saved_config or {"stepfunctions": {"execute_state_machine": False}})
+        self._restore_env()
+        self._clients.clear()
+        self._session = None
+        self.deployments.clear()
+        if _running_lock.locked() and self.endpoint_url:
+            self.endpoint_url = ""
+            _running_lock.release()
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    def _set_env(self, values: Mapping[str, str]) -> None:
+        for key, value in values.items():
+            self._saved_env.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
+
+    def _restore_env(self) -> None:
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env = {}
+
+    def _post(self, path: str, body: Mapping[str, Any]) -> None:
+        request = urllib.request.Request(
+            self.endpoint_url + path,
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            response.read()
+
+    # ------------------------------------------------------------------ clients
+    @property
+    def session(self) -> boto3.Session:
+        if self._session is None:
+            self._session = boto3.Session(
+                aws_access_key_id="localcloud",
+                aws_secret_access_key="localcloud",
+                region_name=self.region,
+            )
+        return self._session
+
+    def client(self, service: str, region: str | None = None) -> Any:
+        """A boto3 client pointed at the local cloud (cached: creating one costs about 100 ms)."""
+        key = (service, region or self.region)
+        with self._clients_lock:
+            if key not in self._clients:
+                self._clients[key] = self.session.client(
+                    service,
+                    region_name=key[1],
+                    endpoint_url=self.endpoint_url,
+                    config=Config(retries={"max_attempts": 2, "mode": "standard"}),
+                )
+            return self._clients[key]
+
+    def client_environment(self) -> dict[str, str]:
+        """Environment variables that point boto3 and the AWS CLI at this cloud."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": "localcloud",
+            "AWS_SECRET_ACCESS_KEY": "localcloud",
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+        }
+
+    def _put_metric_data(self, namespace: str, data: list[dict[str, Any]]) -> None:
+        client = self.client("cloudwatch")
+        for start in range(0, len(data), 500):
+            client.put_metric_data(Namespace=namespace, MetricData=data[start : start + 500])
+
+    # ------------------------------------------------------------------ deploy
+    def deploy(self, stage: str, *, cdk_out: Path | None = None, synthesize: bool = True) -> Deployment:
+        """Deploy every synthesized stack of `stage` (from cdk.out) into this cloud."""
+        from mlloop.localcloud.deployer import deploy_stage
+
+        deployment = deploy_stage(self, stage, cdk_out=cdk_out, synthesize=synthesize)
+        self.deployments[stage] = deployment
+        return deployment
+
+    # ------------------------------------------------------------------ events
+    def put_events(self, entries: Iterable[Mapping[str, Any]], *, wait: bool = True) -> list[dict[str, Any]]:
+        """PutEvents on the default bus; with `wait`, returns after asynchronous Lambda deliveries finished."""
+        assert self.events is not None and self.dispatcher is not None
+        results = self.events.put_events(entries)
+        if wait:
+            self.wait_idle()
+        return results
+
+    def emit_event(
+        self, source: str, detail_type: str, detail: Mapping[str, Any], resources: Iterable[str] = ()
+    ) -> None:
+        """An AWS service's event (SageMaker, CloudWatch ...) delivered to matching rules like PutEvents."""
+        assert self.events is not None
+        self.events.emit_event(source, detail_type, detail, resources)
+
+    def fire_schedule(self, rule_name: str, *, wait: bool = True) -> dict[str, Any]:
+        """Fire a schedule rule now (rules never fire on their own locally); returns the event sent."""
+        assert self.events is not None
+        event = self.events.fire_schedule(rule_name)
+        if wait:
+            self.wait_idle()
+        return event
+
+    def wait_idle(self, timeout: float = 120.0) -> None:
+        """Wait until every asynchronous delivery (and what it triggered asynchronously) has finished."""
+        assert self.dispatcher is not None
+        if not self.dispatcher.wait_idle(timeout):
+            raise TimeoutError(f"asynchronous deliveries still running after {timeout} s")
+
+    def evaluate_alarms(self) -> Any:
+        """Evaluate CloudWatch alarms now (provided by the CloudWatch emulation)."""
+        for module in self._plugins:
+            if module.__name__.endswith(".cloudwatch"):
+                return module.evaluate_alarms(self)
+        raise RuntimeError("the CloudWatch emulation (mlloop.localcloud.cloudwatch) is not installed")
+
+    def wait_for_execution(self, execution_arn: str, timeout: float = 120.0) -> dict[str, Any]:
+        """Poll a Step Functions execution until it leaves RUNNING; returns describe_execution's answer."""
+        sfn = self.client("stepfunctions")
+        deadline = time.monotonic() + timeout
+        while True:
+            described: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
+            if described["status"] != "RUNNING":
+                return described
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"execution {execution_arn} still RUNNING after {timeout} s")
+            time.sleep(0.05)

@@ -1,0 +1,290 @@
+"""Front door: validation messages, endpoint faults answered by the fallback, the circuit breaker, the routes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from functions.frontdoor import handler as frontdoor_handler
+from functions.frontdoor.circuit import CircuitBreaker
+from functions.frontdoor.logic import EndpointFault
+from tests.unit.frontdoor_support import (
+    VALID_RECORD,
+    LambdaContextStub,
+    RecordingLog,
+    RecordingTelemetry,
+    ScriptedEndpoint,
+    api_event,
+    make_front_door,
+    manifest,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
+
+
+def _predict(body: Any, **kwargs: Any) -> tuple[int, dict[str, Any]]:
+    door = make_front_door(**kwargs)
+    text = body if isinstance(body, str) else json.dumps(body)
+    answer = door.predict(text, request_id="r1", correlation_id="c1")
+    return answer.status, answer.body
+
+
+# --- validation ---------------------------------------------------------------------------------------------
+
+
+def test_a_valid_record_is_answered_by_the_endpoint_with_version_variant_and_request_id() -> None:
+    status, body = _predict(VALID_RECORD)
+    assert status == 200
+    assert body["fallback"] is False
+    assert body["model_version"] == "v3" and body["variant"] == "v3" and body["request_id"] == "r1"
+    assert body["predictions"] == [{"probability": 0.25, "label": 0}]
+
+
+def test_a_batch_gets_one_prediction_per_record() -> None:
+    status, body = _predict({"instances": [VALID_RECORD] * 4})
+    assert status == 200
+    assert len(body["predictions"]) == 4
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        ({"tenure_months": None}, "tenure_months", "must not be null"),
+        ({"tenure_months": "12"}, "tenure_months", "expected an integer"),
+        ({"tenure_months": 12.5}, "tenure_months", "expected an integer"),
+        ({"tenure_months": True}, "tenure_months", "expected an integer"),
+        ({"tenure_months": 241}, "tenure_months", "out of range"),
+        ({"monthly_charges": -1}, "monthly_charges", "out of range"),
+        ({"plan": "gold"}, "plan", "unknown category"),
+        ({"plan": 3}, "plan", "expected a string"),
+        ({"auto_renew": 1}, "auto_renew", "expected true or false"),
+        ({"favourite_colour": "blue"}, "favourite_colour", "unknown field"),
+        ({"churned": 1}, "churned", "unknown field"),
+    ],
+)
+def test_each_bad_field_gets_a_400_naming_it(change: dict[str, Any], field: str, words: str) -> None:
+    status, body = _predict({**VALID_RECORD, **change})
+    assert status == 400
+    assert words in body["fields"][field]
+
+
+def test_a_missing_required_field_is_named_but_an_omitted_nullable_one_is_accepted() -> None:
+    record = {k: v for k, v in VALID_RECORD.items() if k not in ("plan", "total_charges")}
+    status, body = _predict(record)
+    assert status == 400
+    assert body["fields"] == {"plan": "required field is missing"}
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_rejected(token: str) -> None:
+    text = json.dumps(VALID_RECORD).replace('"monthly_charges": 70.5', f'"monthly_charges": {token}')
+    status, body = _predict(text)
+    assert status == 400
+    assert "finite" in body["fields"]["monthly_charges"]
+
+
+def test_batch_errors_name_the_record_and_the_field() -> None:
+    status, body = _predict({"instances": [VALID_RECORD, {**VALID_RECORD, "region": "moon"}]})
+    assert status == 400
+    assert list(body["fields"]) == ["instances[1].region"]
+
+
+def test_too_many_records_is_a_400_on_instances() -> None:
+    status, body = _predict({"instances": [VALID_RECORD] * 11})
+    assert status == 400
+    assert "more than the 10 allowed" in body["fields"]["instances"]
+
+
+@pytest.mark.parametrize("text", ["", "not json", "[1, 2]", '"a string"', '{"instances": []}', '{"instances": 3}'])
+def test_malformed_bodies_are_400_naming_body_or_instances(text: str) -> None:
+    status, body = _predict(text)
+    assert status == 400
+    assert set(body["fields"]) <= {"body", "instances"}
+
+
+def test_validation_errors_are_counted_by_contract_field_not_by_caller_chosen_name() -> None:
+    door = make_front_door()
+    door.predict(json.dumps({**VALID_RECORD, "plan": "gold", "x1": 1}), request_id="r", correlation_id="c")
+    assert isinstance(door.telemetry, RecordingTelemetry)
+    assert door.telemetry.rejected == [{"plan", "unknown_field"}]
+
+
+# --- endpoint faults and the fallback ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reason", ["model_error", "throttling", "timeout", "endpoint_missing"])
+def test_each_endpoint_fault_is_answered_by_the_fallback_with_its_reason(reason: str) -> None:
+    faults = [EndpointFault(reason, "injected") for _ in range(3)]  # type: ignore[arg-type]
+    status, body = _predict(VALID_RECORD, endpoint=ScriptedEndpoint(faults=faults))
+    assert status == 200
+    assert body["fallback"] is True and body["fallback_reason"] == reason
+    assert body["variant"] == "fallback" and body["model_version"] == "v3" and body["request_id"] == "r1"
+    probability = body["predictions"][0]["probability"]
+    assert 0.0 < probability < 1.0
+    assert body["predictions"][0]["label"] == int(probability >= 0.4)
+
+
+def test_a_throttled_call_is_retried_once_and_then_succeeds() -> None:
+    endpoint = ScriptedEndpoint(faults=[EndpointFault("throttling", "slow down")])
+    status, body = _predict(VALID_RECORD, endpoint=endpoint)
+    assert status == 200 and body["fallback"] is False
+    assert endpoint.calls == 2
+
+
+def test_a_model_error_is_not_retried() -> None:
+    endpoint = ScriptedEndpoint(faults=[EndpointFault("model_error", "boom")])
+    _predict(VALID_RECORD, endpoint=endpoint)
+    assert endpoint.calls == 1
+
+
+def test_a_reply_outside_the_wire_format_is_a_model_error() -> None:
+    class Garbage(ScriptedEndpoint):
+        def invoke(self, endpoint_name: str, body: bytes) -> Any:
+            from functions.frontdoor.logic import EndpointAnswer
+
+            return EndpointAnswer(body=b"body", variant="v3")
+
+    status, body = _predict(VALID_RECORD, endpoint=Garbage())
+    assert body["fallback_reason"] == "model_error"
+
+
+def test_without_a_fallback_model_a_fault_is_a_clear_503() -> None:
+    endpoint = ScriptedEndpoint(faults=[EndpointFault("endpoint_missing", "gone")])
+    status, body = _predict(VALID_RECORD, endpoint=endpoint, deployed=manifest(fallback=False))
+    assert status == 503
+    assert body["reason"] == "endpoint_missing" and "no fallback" in body["error"]
+
+
+def test_before_any_deploy_predict_is_503_and_model_is_404() -> None:
+    door = make_front_door()
+    door.manifests.value = None  # type: ignore[attr-defined]
+    assert door.predict(json.dumps(VALID_RECORD), request_id="r", correlation_id="c").status == 503
+    assert door.model(request_id="r").status == 404
+    assert door.health(request_id="r").body["status"] == "no_model"
+
+
+def test_fallback_answers_are_counted_by_reason_and_logged_with_the_correlation_id() -> None:
+    door = make_front_door(endpoint=ScriptedEndpoint(faults=[EndpointFault("model_error", "x")]))
+    door.predict(json.dumps(VALID_RECORD), request_id="r9", correlation_id="corr-9")
+    assert isinstance(door.telemetry, RecordingTelemetry) and isinstance(door.prediction_log, RecordingLog)
+    assert door.telemetry.answered[0]["fallback_reason"] == "model_error"
+    entry = door.prediction_log.entries[0]
+    assert entry["correlation_id"] == "corr-9" and entry["request_id"] == "r9" and entry["fallback"] is True
+
+
+def test_an_answer_from_a_newer_model_asks_for_the_manifest_to_be_re_read() -> None:
+    door = make_front_door(endpoint=ScriptedEndpoint(version="v4", variant="v4"))
+    answer = door.predict(json.dumps(VALID_RECORD), request_id="r", correlation_id="c")
+    assert answer.body["model_version"] == "v4"
+    assert door.manifests.refreshes == 1  # type: ignore[attr-defined]
+
+
+def test_a_new_manifest_swaps_the_contract_used_for_validation() -> None:
+    door = make_front_door()
+    assert door.predict(json.dumps({**VALID_RECORD, "tenure_months": 300}), request_id="r", correlation_id="c").status == 400
+    wider = manifest("v4")
+    features = [dict(f, max=1000) if f["name"] == "tenure_months" else f for f in wider.contract["features"]]
+    door.manifests.value = type(wider)(**{**wider.__dict__, "contract": {**wider.contract, "features": features}})  # type: ignore[attr-defined]
+    assert door.predict(json.dumps({**VALID_RECORD, "tenure_months": 300}), request_id="r", correlation_id="c").status == 200
+
+
+# --- circuit breaker -----------------------------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_circuit_opens_after_n_failures_in_the_window_and_probes_half_open() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(failures=3, window_seconds=30, cooldown_seconds=20, clock=clock)
+    for _ in range(3):
+        assert breaker.allow()
+        breaker.record_failure()
+    assert breaker.state == "open" and not breaker.allow()
+    clock.now += 20
+    assert breaker.state == "half_open"
+    assert breaker.allow()
+    assert not breaker.allow(), "only one probe at a time"
+    breaker.record_failure()
+    assert breaker.state == "open"
+    clock.now += 20
+    assert breaker.allow()
+    breaker.record_success()
+    assert breaker.state == "closed"
+    assert breaker.transitions == [
+        ("closed", "open"),
+        ("open", "half_open"),
+        ("half_open", "open"),
+        ("open", "half_open"),
+        ("half_open", "closed"),
+    ]
+
+
+def test_failures_spread_wider_than_the_window_do_not_open_the_circuit() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(failures=3, window_seconds=30, cooldown_seconds=20, clock=clock)
+    for _ in range(5):
+        breaker.record_failure()
+        clock.now += 16
+    assert breaker.state == "closed"
+
+
+def test_an_open_circuit_answers_from_the_fallback_without_calling_the_endpoint() -> None:
+    endpoint = ScriptedEndpoint(faults=[EndpointFault("timeout", "slow") for _ in range(6)])
+    door = make_front_door(endpoint=endpoint)
+    reasons = []
+    for i in range(4):
+        answer = door.predict(json.dumps(VALID_RECORD), request_id=f"r{i}", correlation_id="c")
+        reasons.append(answer.body["fallback_reason"])
+    assert reasons == ["timeout", "timeout", "timeout", "circuit_open"]
+    assert endpoint.calls == 6
+    assert door.health(request_id="h").body == {
+        "status": "degraded",
+        "endpoint_name": "mlloop-dev-churn",
+        "model_version": "v3",
+        "circuit": "open",
+        "fallback_available": True,
+        "request_id": "h",
+    }
+
+
+# --- routes through the Lambda handler ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def installed_front_door(monkeypatch: pytest.MonkeyPatch) -> Any:
+    door = make_front_door()
+    monkeypatch.setattr(frontdoor_handler, "_front_door", door)
+    return door
+
+
+def test_handler_routes_predict_health_and_model(installed_front_door: Any) -> None:
+    ctx = LambdaContextStub()
+    predicted = frontdoor_handler.handler(api_event("POST", "/predict", json.dumps(VALID_RECORD), "api-7"), ctx)
+    assert predicted["statusCode"] == 200
+    assert json.loads(predicted["body"])["request_id"] == "api-7"
+    assert predicted["multiValueHeaders"]["X-Request-Id"] == ["api-7"]
+    assert installed_front_door.prediction_log.entries[0]["correlation_id"] == "corr-1"
+    health = frontdoor_handler.handler(api_event("GET", "/health"), ctx)
+    assert json.loads(health["body"])["status"] == "ok"
+    model = json.loads(frontdoor_handler.handler(api_event("GET", "/model"), ctx)["body"])
+    assert model["model_version"] == "v3" and model["contract"]["dataset"] == "churn"
+
+
+def test_the_front_door_module_imports_no_pandas_numpy_or_sklearn() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, functions.frontdoor.handler;"
+        "print(','.join(m for m in ('pandas','numpy','sklearn','scipy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == ""

@@ -1,0 +1,177 @@
+"""The promotion gate: a pure function over evaluation reports (evaluation.json) that the training workflow calls.
+
+Absolute floors first, then relative to the current champion (no worse by more than a delta on the primary metric,
+guardrails on calibration and on every slice both reports evaluated). Every check is reported, passed or not, so a
+rejection says everything that is wrong at once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from training.metric_directions import HIGHER_IS_BETTER, LOWER_IS_BETTER
+
+
+class GateInputError(ValueError):
+    """An evaluation report or policy is missing what the gate needs; the message names the field."""
+
+
+@dataclass(frozen=True)
+class GatePolicy:
+    primary_metric: str = "roc_auc"
+    min_primary: float = 0.70
+    max_ece: float = 0.05
+    max_log_loss: float | None = None
+    max_primary_regression: float = 0.01
+    max_ece_increase: float = 0.02
+    max_slice_regression: float = 0.05
+    min_slice_primary: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.primary_metric not in HIGHER_IS_BETTER | LOWER_IS_BETTER:
+            raise GateInputError(f"primary_metric: {self.primary_metric!r} is not a known metric")
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> GatePolicy:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise GateInputError(f"{unknown[0]}: unknown gate policy field (allowed: {', '.join(sorted(known))})")
+        return cls(**dict(raw))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    approved: bool
+    checks: tuple[GateCheck, ...]
+
+    @property
+    def reasons(self) -> list[str]:
+        """Why the decision came out as it did: the failures when rejected, every check when approved."""
+        failed = [c for c in self.checks if not c.passed]
+        return [f"{c.name}: {c.detail}" for c in (failed or self.checks)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "approved": self.approved,
+            "decision": "approve" if self.approved else "reject",
+            "reasons": self.reasons,
+            "checks": [asdict(c) for c in self.checks],
+        }
+
+
+def _test_metrics(report: Mapping[str, Any], who: str) -> Mapping[str, Any]:
+    try:
+        metrics = report["metrics"]["test"]
+    except (KeyError, TypeError):
+        raise GateInputError(f"{who}.metrics.test: missing from the evaluation report") from None
+    if not isinstance(metrics, Mapping):
+        raise GateInputError(f"{who}.metrics.test: expected an object")
+    return metrics
+
+
+def _metric(metrics: Mapping[str, Any], name: str, who: str) -> float:
+    value = metrics.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        raise GateInputError(f"{who}.metrics.test.{name}: expected a number, got {value!r}")
+    return float(value)
+
+
+def _regression(candidate: float, champion: float, metric: str) -> float:
+    """How much worse the candidate is (positive = worse), whichever direction the metric runs."""
+    return champion - candidate if metric in HIGHER_IS_BETTER else candidate - champion
+
+
+def _scored_slices(report: Mapping[str, Any]) -> dict[tuple[str, str], Mapping[str, Any]]:
+    slices = report.get("slices") or {}
+    return {
+        (feature, value): metrics
+        for feature, values in slices.items()
+        for value, metrics in values.items()
+        if isinstance(metrics, Mapping) and "skipped" not in metrics
+    }
+
+
+def evaluate_gate(
+    candidate: Mapping[str, Any], champion: Mapping[str, Any] | None, policy: GatePolicy
+) -> GateDecision:
+    """Approve the candidate for registration as the new champion, or reject it, with every reason."""
+    metric = policy.primary_metric
+    higher = metric in HIGHER_IS_BETTER
+    cand = _test_metrics(candidate, "candidate")
+    primary = _metric(cand, metric, "candidate")
+    ece = _metric(cand, "ece", "candidate")
+    checks: list[GateCheck] = []
+
+    floor_ok = primary >= policy.min_primary if higher else primary <= policy.min_primary
+    relation = ">=" if higher else "<="
+    checks.append(GateCheck(f"floor.{metric}", floor_ok, f"{metric} {primary:.4f} must be {relation} {policy.min_primary}"))
+    checks.append(GateCheck("floor.ece", ece <= policy.max_ece, f"ece {ece:.4f} must be <= {policy.max_ece}"))
+    if policy.max_log_loss is not None:
+        loss = _metric(cand, "log_loss", "candidate")
+        checks.append(
+            GateCheck("floor.log_loss", loss <= policy.max_log_loss, f"log_loss {loss:.4f} must be <= {policy.max_log_loss}")
+        )
+    cand_slices = _scored_slices(candidate)
+    if policy.min_slice_primary is not None:
+        for (feature, value), metrics in sorted(cand_slices.items()):
+            score = _metric(metrics, metric, f"candidate.slices.{feature}.{value}")
+            ok = score >= policy.min_slice_primary if higher else score <= policy.min_slice_primary
+            checks.append(
+                GateCheck(
+                    f"floor.slice.{feature}={value}",
+                    ok,
+                    f"{metric} {score:.4f} must be {relation} {policy.min_slice_primary}",
+                )
+            )
+
+    if champion is None:
+        checks.append(GateCheck("champion", True, "no current champion: absolute floors only"))
+    else:
+        champ = _test_metrics(champion, "champion")
+        champ_primary = _metric(champ, metric, "champion")
+        worse = _regression(primary, champ_primary, metric)
+        checks.append(
+            GateCheck(
+                f"champion.{metric}",
+                worse <= policy.max_primary_regression,
+                f"{metric} {primary:.4f} vs champion {champ_primary:.4f}: "
+                f"regression {max(worse, 0.0):.4f} allowed up to {policy.max_primary_regression}",
+            )
+        )
+        champ_ece = _metric(champ, "ece", "champion")
+        checks.append(
+            GateCheck(
+                "champion.ece",
+                ece - champ_ece <= policy.max_ece_increase,
+                f"ece {ece:.4f} vs champion {champ_ece:.4f}: increase allowed up to {policy.max_ece_increase}",
+            )
+        )
+        champ_slices = _scored_slices(champion)
+        for key in sorted(set(cand_slices) & set(champ_slices)):
+            feature, value = key
+            score = _metric(cand_slices[key], metric, f"candidate.slices.{feature}.{value}")
+            champ_score = _metric(champ_slices[key], metric, f"champion.slices.{feature}.{value}")
+            slice_worse = _regression(score, champ_score, metric)
+            checks.append(
+                GateCheck(
+                    f"champion.slice.{feature}={value}",
+                    slice_worse <= policy.max_slice_regression,
+                    f"{metric} {score:.4f} vs champion {champ_score:.4f}: "
+                    f"regression {max(slice_worse, 0.0):.4f} allowed up to {policy.max_slice_regression}",
+                )
+            )
+    return GateDecision(approved=all(c.passed for c in checks), checks=tuple(checks))

@@ -17,6 +17,11 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("MLLOOP_BENCH_DATA", str(ROOT / "benchmarks" / "data")))
 
 
+# The tiny size only proves that every benchmark still runs (it is part of the test suite): one pass, no warm-up.
+ROUNDS: dict[Size, int] = {"tiny": 1, "full": 3}
+WARMUP: dict[Size, int] = {"tiny": 0, "full": 1}
+
+
 def data_dir(size: Size) -> Path:
     path = DATA_DIR / size
     path.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ reads the same files.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from functions.shared.contract import DataContract, parse_contract
 
 N_NUMERIC = 20
 N_CATEGORICAL = 5
-ROWS: dict[Size, tuple[int, int]] = {"tiny": (2_000, 10_000), "full": (100_000, 1_000_000)}
+ROWS: dict[Size, tuple[int, int]] = {"tiny": (1_000, 5_000), "full": (100_000, 1_000_000)}
 NUMERIC = tuple(f"num_{i:02d}" for i in range(N_NUMERIC))
 CATEGORICAL = tuple(f"cat_{i}" for i in range(N_CATEGORICAL))
 CATEGORY_COUNTS = (3, 4, 5, 6, 8)
@@ -30,7 +31,7 @@ SCORE_COLUMN = "prediction_score"
 DRIFTED = ("num_03", "num_14", "cat_2")
 NOISE = ("num_00", "num_09", "cat_4")
 # Bump when the generator changes so stale files are rewritten.
-DATA_VERSION = 1
+DATA_VERSION = 3
 
 
 def categories(index: int) -> list[str]:
@@ -73,9 +74,11 @@ def _numeric(rng: np.random.Generator, i: int, n: int, mean_shift: float, scale:
         return values
     if family == 2:
         width = 10.0 + i
-        return rng.uniform(0.0, width, n) + mean_shift * width / np.sqrt(12.0)
+        uniform: np.ndarray = rng.uniform(0.0, width, n) + mean_shift * width / np.sqrt(12.0)
+        return uniform
     lam = 2.0 + i / 4
-    return rng.poisson(lam * scale + mean_shift * np.sqrt(lam), n).astype(np.float64)
+    counts: np.ndarray = rng.poisson(lam * scale + mean_shift * np.sqrt(lam), n).astype(np.float64)
+    return counts
 
 
 def _categorical(rng: np.random.Generator, i: int, n: int, moved_share: float) -> np.ndarray:
@@ -116,6 +119,7 @@ def generate(n_rows: int, *, seed: int, drifted: bool) -> pd.DataFrame:
 class DriftFiles:
     reference: Path
     current: Path
+    # Numeric columns as one (features x rows) array, each column contiguous: the sort floor's input.
     current_numeric: Path
 
     @property
@@ -124,7 +128,7 @@ class DriftFiles:
 
 
 def ensure_drift_files(size: Size) -> DriftFiles:
-    """Write reference.parquet, current.parquet and current_numeric.npy (C order, rows x features) once."""
+    """Write reference.parquet, current.parquet and current_numeric.npy once per size."""
     folder = data_dir(size) / f"drift-v{DATA_VERSION}"
     folder.mkdir(parents=True, exist_ok=True)
     files = DriftFiles(folder / "reference.parquet", folder / "current.parquet", folder / "current_numeric.npy")
@@ -137,9 +141,68 @@ def ensure_drift_files(size: Size) -> DriftFiles:
         table = pa.Table.from_pandas(frame, preserve_index=False)
         pq.write_table(table, path.with_suffix(".tmp"))
         path.with_suffix(".tmp").rename(path)
-    np.save(files.current_numeric, np.ascontiguousarray(current[list(NUMERIC)].to_numpy(dtype=np.float64)))
+    np.save(files.current_numeric, np.ascontiguousarray(current[list(NUMERIC)].to_numpy(dtype=np.float64).T))
     return files
 
 
 def read_frame(path: Path) -> pd.DataFrame:
     return pq.read_table(path).to_pandas()
+
+
+CAPTURE_LINES_PER_FILE = 100_000
+
+
+def _capture_line(record: dict[str, Any], score: float, index: int) -> str:
+    """One line as SageMaker data capture writes it for the front door's JSON request and the model's answer."""
+    request = json.dumps({"instances": [record]}, separators=(",", ":"))
+    predictions = f'[{{"probability":{score:.12f},"label":{int(score >= 0.5)}}}]'
+    response = f'{{"predictions":{predictions},"model_version":"bench-1","threshold":0.5}}'
+    return json.dumps(
+        {
+            "captureData": {
+                "endpointInput": {
+                    "observedContentType": "application/json",
+                    "mode": "INPUT",
+                    "data": request,
+                    "encoding": "JSON",
+                },
+                "endpointOutput": {
+                    "observedContentType": "application/json",
+                    "mode": "OUTPUT",
+                    "data": response,
+                    "encoding": "JSON",
+                },
+            },
+            "eventMetadata": {
+                "eventId": f"00000000-0000-4000-8000-{index:012d}",
+                "inferenceTime": "2026-11-22T08:00:00Z",
+            },
+            "eventVersion": "0",
+        },
+        separators=(",", ":"),
+    )
+
+
+def ensure_capture_files(size: Size) -> list[Path]:
+    """The current data as capture files (one request of one record per line, 100k lines per file), once."""
+    files = ensure_drift_files(size)
+    folder = files.folder / "capture"
+    done = folder / ".complete"
+    if not done.exists():
+        folder.mkdir(exist_ok=True)
+        current = read_frame(files.current)
+        names = [*NUMERIC, *CATEGORICAL]
+        numeric = set(NUMERIC)
+        columns = {n: current[n].tolist() for n in names}
+        scores = current[SCORE_COLUMN].tolist()
+        for start in range(0, len(current), CAPTURE_LINES_PER_FILE):
+            stop = min(start + CAPTURE_LINES_PER_FILE, len(current))
+            lines = []
+            for i in range(start, stop):
+                record = {
+                    n: (None if n in numeric and columns[n][i] != columns[n][i] else columns[n][i]) for n in names
+                }
+                lines.append(_capture_line(record, scores[i], i))
+            (folder / f"capture-{start // CAPTURE_LINES_PER_FILE:04d}.jsonl").write_text("\n".join(lines) + "\n")
+        done.touch()
+    return sorted(folder.glob("capture-*.jsonl"))

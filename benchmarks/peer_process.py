@@ -4,6 +4,7 @@ contenders round by round; each reply carries the seconds measured inside the pe
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,12 +12,22 @@ from types import TracebackType
 from typing import Any
 
 from benchmarks.common import ROOT
+from benchmarks.timing import Measured
 
 PEER_VENVS: dict[str, Path] = {"alibi-detect": ROOT / ".venv-bench-alibi"}
 
 
+def peers_enabled() -> bool:
+    return os.environ.get("MLLOOP_BENCH_PEERS", "1") != "0"
+
+
 def peer_python(peer: str) -> Path | None:
-    """The peer venv's interpreter once `make bench` has installed it (its stamp exists), else None."""
+    """The peer venv's interpreter once `make bench` has installed it (its stamp exists), else None.
+
+    MLLOOP_BENCH_PEERS=0 leaves every peer out, as the test suite's tiny run does.
+    """
+    if not peers_enabled():
+        return None
     venv = PEER_VENVS[peer]
     python = venv / "bin" / "python"
     return python if (venv / ".installed").exists() and python.exists() else None
@@ -43,12 +54,12 @@ class PeerWorker:
         reply: dict[str, Any] = json.loads(line)
         return reply
 
-    def run(self) -> float:
+    def run(self) -> Measured:
         assert self._process.stdin is not None
         self._process.stdin.write("run\n")
         self._process.stdin.flush()
         self.last = self._read()
-        return float(self.last["seconds"])
+        return Measured(float(self.last["seconds"]))
 
     def close(self) -> None:
         if self._process.stdin is not None and not self._process.stdin.closed:

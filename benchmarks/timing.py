@@ -7,15 +7,25 @@ the contenders, so their ratio stays meaningful even when the absolute figures d
 from __future__ import annotations
 
 import gc
+import itertools
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 
-# A contender returns None to be timed by the harness, or the seconds it measured itself (a peer timed inside its
-# own process, so interpreter start-up and data loading stay out of its figure).
-Contender = Callable[[], float | None]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What a contender returns when it measured itself: a peer timed inside its own process, so interpreter
+    start-up and data loading stay out of its figure. Any other return value is ignored and the harness times."""
+
+    seconds: float
+
+
+Contender = Callable[[], object]
 
 
 @dataclass
@@ -41,16 +51,20 @@ class Timing:
         return {"median_s": self.median, "p90_s": self.p90, "min_s": self.minimum, "samples": len(self.samples)}
 
 
+def cycling(fn: Callable[[T], object], items: Sequence[T]) -> Contender:
+    """Call ``fn`` on the next item at each call, so no contender profits from answering one input repeatedly."""
+    iterator = itertools.cycle(items)
+    return lambda: fn(next(iterator))
+
+
 def _time_once(contender: Contender) -> float:
     start = time.perf_counter()
-    own = contender()
+    outcome = contender()
     elapsed = time.perf_counter() - start
-    return elapsed if own is None else own
+    return outcome.seconds if isinstance(outcome, Measured) else elapsed
 
 
-def compare(
-    contenders: Mapping[str, Contender], *, rounds: int, calls: int = 1, warmup: int = 1
-) -> dict[str, Timing]:
+def compare(contenders: Mapping[str, Contender], *, rounds: int, calls: int = 1, warmup: int = 1) -> dict[str, Timing]:
     """Run each contender ``calls`` times per round for ``rounds`` rounds, rotating the order; keep every call.
 
     ``calls`` > 1 suits latency benchmarks (p50 over many single calls); big batch benchmarks use calls=1.

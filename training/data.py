@@ -58,7 +58,7 @@ def frame_data_version(frame: pd.DataFrame) -> str:
 
 
 def labels(frame: pd.DataFrame, contract: DataContract) -> np.ndarray:
-    return (frame[contract.label.name].to_numpy() == contract.label.positive_value).astype(np.int64)
+    return np.asarray(frame[contract.label.name].to_numpy() == contract.label.positive_value, dtype=np.int64)
 
 
 @dataclass(frozen=True)

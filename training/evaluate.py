@@ -147,9 +147,9 @@ def slice_report(
     y: np.ndarray,
     p: np.ndarray,
     contract: DataContract,
+    *,
     threshold: float,
     policy: ThresholdPolicy,
-    *,
     min_rows: int,
     bins: int = 10,
 ) -> dict[str, dict[str, dict[str, Any]]]:
@@ -178,9 +178,9 @@ def auc_standard_error(auc: float, positives: int, negatives: int) -> float:
         return 0.0
     q1 = auc / (2 - auc)
     q2 = 2 * auc * auc / (1 + auc)
-    variance = (
-        auc * (1 - auc) + (positives - 1) * (q1 - auc * auc) + (negatives - 1) * (q2 - auc * auc)
-    ) / (positives * negatives)
+    variance = (auc * (1 - auc) + (positives - 1) * (q1 - auc * auc) + (negatives - 1) * (q2 - auc * auc)) / (
+        positives * negatives
+    )
     return math.sqrt(max(variance, 0.0))
 
 
@@ -200,7 +200,10 @@ def model_metrics_document(test: dict[str, Any]) -> dict[str, Any]:
                 "0": {"0": test["true_negatives"], "1": test["false_positives"]},
                 "1": {"0": test["false_negatives"], "1": test["true_positives"]},
             },
-            "auc": {"value": test["roc_auc"], "standard_deviation": auc_standard_error(test["roc_auc"], positives, negatives)},
+            "auc": {
+                "value": test["roc_auc"],
+                "standard_deviation": auc_standard_error(test["roc_auc"], positives, negatives),
+            },
             "pr_auc": {"value": test["pr_auc"], "standard_deviation": 0.0},
             "precision": _proportion(test["precision"], predicted_pos),
             "recall": _proportion(test["recall"], positives),
@@ -215,7 +218,9 @@ def model_metrics_document(test: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def measure_latency_ms(score_one: Callable[[Any], object], payloads: Sequence[Any], *, warmup: int = 20) -> dict[str, float]:
+def measure_latency_ms(
+    score_one: Callable[[Any], object], payloads: Sequence[Any], *, warmup: int = 20
+) -> dict[str, float]:
     """Per-call latency of the serving path on single records (reported, never gated: it depends on the host)."""
     for payload in list(payloads)[:warmup]:
         score_one(payload)

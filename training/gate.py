@@ -83,10 +83,10 @@ def _test_metrics(report: Mapping[str, Any], who: str) -> Mapping[str, Any]:
     return metrics
 
 
-def _metric(metrics: Mapping[str, Any], name: str, who: str) -> float:
+def _metric(metrics: Mapping[str, Any], name: str, where: str) -> float:
     value = metrics.get(name)
     if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-        raise GateInputError(f"{who}.metrics.test.{name}: expected a number, got {value!r}")
+        raise GateInputError(f"{where}.{name}: expected a number, got {value!r}")
     return float(value)
 
 
@@ -105,25 +105,27 @@ def _scored_slices(report: Mapping[str, Any]) -> dict[tuple[str, str], Mapping[s
     }
 
 
-def evaluate_gate(
-    candidate: Mapping[str, Any], champion: Mapping[str, Any] | None, policy: GatePolicy
-) -> GateDecision:
+def evaluate_gate(candidate: Mapping[str, Any], champion: Mapping[str, Any] | None, policy: GatePolicy) -> GateDecision:
     """Approve the candidate for registration as the new champion, or reject it, with every reason."""
     metric = policy.primary_metric
     higher = metric in HIGHER_IS_BETTER
     cand = _test_metrics(candidate, "candidate")
-    primary = _metric(cand, metric, "candidate")
-    ece = _metric(cand, "ece", "candidate")
+    primary = _metric(cand, metric, "candidate.metrics.test")
+    ece = _metric(cand, "ece", "candidate.metrics.test")
     checks: list[GateCheck] = []
 
     floor_ok = primary >= policy.min_primary if higher else primary <= policy.min_primary
     relation = ">=" if higher else "<="
-    checks.append(GateCheck(f"floor.{metric}", floor_ok, f"{metric} {primary:.4f} must be {relation} {policy.min_primary}"))
+    checks.append(
+        GateCheck(f"floor.{metric}", floor_ok, f"{metric} {primary:.4f} must be {relation} {policy.min_primary}")
+    )
     checks.append(GateCheck("floor.ece", ece <= policy.max_ece, f"ece {ece:.4f} must be <= {policy.max_ece}"))
     if policy.max_log_loss is not None:
-        loss = _metric(cand, "log_loss", "candidate")
+        loss = _metric(cand, "log_loss", "candidate.metrics.test")
         checks.append(
-            GateCheck("floor.log_loss", loss <= policy.max_log_loss, f"log_loss {loss:.4f} must be <= {policy.max_log_loss}")
+            GateCheck(
+                "floor.log_loss", loss <= policy.max_log_loss, f"log_loss {loss:.4f} must be <= {policy.max_log_loss}"
+            )
         )
     cand_slices = _scored_slices(candidate)
     if policy.min_slice_primary is not None:
@@ -142,7 +144,7 @@ def evaluate_gate(
         checks.append(GateCheck("champion", True, "no current champion: absolute floors only"))
     else:
         champ = _test_metrics(champion, "champion")
-        champ_primary = _metric(champ, metric, "champion")
+        champ_primary = _metric(champ, metric, "champion.metrics.test")
         worse = _regression(primary, champ_primary, metric)
         checks.append(
             GateCheck(
@@ -152,7 +154,7 @@ def evaluate_gate(
                 f"regression {max(worse, 0.0):.4f} allowed up to {policy.max_primary_regression}",
             )
         )
-        champ_ece = _metric(champ, "ece", "champion")
+        champ_ece = _metric(champ, "ece", "champion.metrics.test")
         checks.append(
             GateCheck(
                 "champion.ece",

@@ -49,7 +49,10 @@ def build_preprocessor(contract: DataContract) -> ColumnTransformer:
         dtype=np.float64,
     )
     return ColumnTransformer(
-        [(NUMERIC_BLOCK, numeric, numeric_columns(contract)), (CATEGORICAL_BLOCK, categorical, categorical_columns(contract))],
+        [
+            (NUMERIC_BLOCK, numeric, numeric_columns(contract)),
+            (CATEGORICAL_BLOCK, categorical, categorical_columns(contract)),
+        ],
         remainder="drop",
         verbose_feature_names_out=False,
     )
@@ -63,10 +66,17 @@ def make_candidate(kind: str, *, seed: int, params: dict[str, Any] | None = None
     """The stronger model the baseline must be beaten by; `params` are the estimator's own keyword arguments."""
     options = dict(params or {})
     if kind == "hist_gradient_boosting":
-        defaults: dict[str, Any] = {"max_iter": 200, "learning_rate": 0.05, "max_leaf_nodes": 15, "l2_regularization": 1.0}
+        defaults: dict[str, Any] = {
+            "max_iter": 100,
+            "learning_rate": 0.1,
+            "max_leaf_nodes": 15,
+            "l2_regularization": 1.0,
+        }
         return HistGradientBoostingClassifier(random_state=seed, **{**defaults, **options})
     if kind == "random_forest":
-        return RandomForestClassifier(random_state=seed, n_jobs=1, **{"n_estimators": 200, "min_samples_leaf": 20, **options})
+        return RandomForestClassifier(
+            random_state=seed, n_jobs=1, **{"n_estimators": 200, "min_samples_leaf": 20, **options}
+        )
     if kind == "logistic_regression":
         return LogisticRegression(random_state=seed, max_iter=2000, **options)
     raise ValueError(f"candidate: {kind!r} is not one of {', '.join(CANDIDATE_KINDS)}")
@@ -89,7 +99,9 @@ def positive_probabilities(pipeline: Pipeline, features: pd.DataFrame) -> np.nda
     return np.asarray(pipeline.predict_proba(features)[:, 1], dtype=np.float64)
 
 
-def export_fallback(pipeline: Pipeline, *, threshold: float, model_version: str, contract: DataContract) -> dict[str, Any]:
+def export_fallback(
+    pipeline: Pipeline, *, threshold: float, model_version: str, contract: DataContract
+) -> dict[str, Any]:
     """The fitted logistic pipeline as JSON that functions/shared/fallback_model.py evaluates in pure Python."""
     compiled = compile_preprocessor(pipeline.named_steps[PREPROCESS_STEP])
     linear = compile_linear(pipeline.named_steps[MODEL_STEP], compiled)
@@ -111,7 +123,10 @@ def export_fallback(pipeline: Pipeline, *, threshold: float, model_version: str,
     offset = width
     for name, vocabulary in zip(compiled.categorical_features, compiled.vocabularies, strict=True):
         categorical.append(
-            {"name": name, "coefficients": {value: linear.coefficients[offset + j] for j, value in enumerate(vocabulary)}}
+            {
+                "name": name,
+                "coefficients": {value: linear.coefficients[offset + j] for j, value in enumerate(vocabulary)},
+            }
         )
         offset += len(vocabulary)
     return {

@@ -10,9 +10,9 @@ import matplotlib
 # Training hosts have no display; Agg renders straight to files.
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.metrics import precision_recall_curve, roc_curve
 
 PLOT_FILES: tuple[str, ...] = ("roc.png", "precision_recall.png", "calibration.png", "confusion_matrix.png")
 
@@ -51,7 +51,10 @@ def write_plots(
     fig, ax = plt.subplots(figsize=(5, 4), dpi=80)
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=0.8)
     ax.plot(
-        [b["mean_probability"] for b in reliability], [b["observed_rate"] for b in reliability], marker="o", label=chosen
+        [b["mean_probability"] for b in reliability],
+        [b["observed_rate"] for b in reliability],
+        marker="o",
+        label=chosen,
     )
     ax.set(xlabel="mean predicted probability", ylabel="observed positive rate", title="Calibration (test)")
     ax.legend(loc="upper left")
@@ -59,14 +62,21 @@ def write_plots(
 
     predicted = scores[chosen] >= threshold
     matrix = np.array(
-        [[np.sum(~predicted & (y == 0)), np.sum(predicted & (y == 0))], [np.sum(~predicted & (y == 1)), np.sum(predicted & (y == 1))]]
+        [
+            [np.sum(~predicted & (y == 0)), np.sum(predicted & (y == 0))],
+            [np.sum(~predicted & (y == 1)), np.sum(predicted & (y == 1))],
+        ]
     )
     fig, ax = plt.subplots(figsize=(4, 4), dpi=80)
     ax.imshow(matrix, cmap="Blues")
     for (row, col), count in np.ndenumerate(matrix):
         ax.text(col, row, str(count), ha="center", va="center")
     ax.set(
-        xticks=[0, 1], yticks=[0, 1], xlabel="predicted", ylabel="actual", title=f"Confusion at {threshold:.3f} ({chosen})"
+        xticks=[0, 1],
+        yticks=[0, 1],
+        xlabel="predicted",
+        ylabel="actual",
+        title=f"Confusion at {threshold:.3f} ({chosen})",
     )
     written.append(_save(fig, out_dir / "confusion_matrix.png"))
     return written

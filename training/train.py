@@ -23,6 +23,8 @@ Hyperparameters (SageMaker passes each as a `--name value` string):
   min_slice_rows (200)            slices (category values) with fewer test rows are not scored
   calibration_bins (10)           bins for expected calibration error and the reliability plot
   latency_samples (200)           single-record calls timed through inference.py for the report
+  max_threads (1)                 OpenMP threads while fitting; on a shared or small host more threads make
+                                  gradient boosting slower (measured 30x on a busy 2-core machine)
   model_version, data_version, code_version ("")   lineage stamps; empty = derived from content hashes
 """
 
@@ -53,6 +55,7 @@ from typing import Any  # noqa: E402
 import joblib  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
 
 from functions.shared.contract import DataContract, load_contract  # noqa: E402
 from training import inference  # noqa: E402
@@ -64,8 +67,8 @@ from training.data import (  # noqa: E402
     load_curated,
     point_in_time_split,
 )
+from training.drift_profile import build_drift_baseline  # noqa: E402
 from training.evaluate import (  # noqa: E402
-    HIGHER_IS_BETTER,
     ThresholdPolicy,
     choose_threshold,
     evaluate_scores,
@@ -75,6 +78,7 @@ from training.evaluate import (  # noqa: E402
     reliability_curve,
     slice_report,
 )
+from training.metric_directions import HIGHER_IS_BETTER  # noqa: E402
 from training.pipeline import (  # noqa: E402
     build_pipeline,
     export_fallback,
@@ -115,6 +119,7 @@ class TrainingConfig:
     min_slice_rows: int = 200
     calibration_bins: int = 10
     latency_samples: int = 200
+    max_threads: int = 1
     model_version: str = ""
     data_version: str = ""
     code_version: str = ""
@@ -171,6 +176,7 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[
     parser.add_argument("--min_slice_rows", type=int, default=defaults.min_slice_rows)
     parser.add_argument("--calibration_bins", type=int, default=defaults.calibration_bins)
     parser.add_argument("--latency_samples", type=int, default=defaults.latency_samples)
+    parser.add_argument("--max_threads", type=int, default=defaults.max_threads)
     parser.add_argument("--model_version", default="")
     parser.add_argument("--data_version", default="")
     parser.add_argument("--code_version", default=environ.get("CODE_VERSION", ""))
@@ -232,7 +238,9 @@ def _beats(candidate: float, baseline: float, metric: str, margin: float) -> boo
     return gain >= margin
 
 
-def _latency(pipeline: Any, metadata: dict[str, Any], test: pd.DataFrame, contract: DataContract, samples: int) -> dict[str, Any]:
+def _latency(
+    pipeline: Any, metadata: dict[str, Any], test: pd.DataFrame, contract: DataContract, samples: int
+) -> dict[str, Any]:
     """Time the real serving path (inference.py, JSON in and out) on single test records."""
     serving = inference.ServingModel(pipeline, metadata, metadata["model_version"])
     records = model_input(test.head(samples), contract).astype(object).to_dict(orient="records")
@@ -262,6 +270,13 @@ def run_training(
     frame: pd.DataFrame, contract: DataContract, config: TrainingConfig, *, data_version: str | None = None
 ) -> TrainingResult:
     """Split, check leakage, fit baseline and candidate, choose, evaluate, and build every artifact in memory."""
+    with threadpool_limits(limits=config.max_threads):
+        return _train_and_evaluate(frame, contract, config, data_version)
+
+
+def _train_and_evaluate(
+    frame: pd.DataFrame, contract: DataContract, config: TrainingConfig, data_version: str | None
+) -> TrainingResult:
     started = time.perf_counter()
     as_of = pd.Timestamp(config.label_as_of) if config.label_as_of else None
     split = point_in_time_split(
@@ -293,13 +308,15 @@ def run_training(
         validation[role] = ranking_and_calibration(y_val, scores_val[role], bins=bins)
 
     metric = config.primary_metric
-    candidate_wins = _beats(validation["candidate"][metric], validation["baseline"][metric], metric, config.min_improvement)
+    candidate_wins = _beats(
+        validation["candidate"][metric], validation["baseline"][metric], metric, config.min_improvement
+    )
     chosen = "candidate" if candidate_wins else "baseline"
     thresholds = {role: choose_threshold(y_val, scores_val[role], policy) for role in fitted}
     threshold = thresholds[chosen]
 
     scores_test = {role: positive_probabilities(p, x_test) for role, p in fitted.items()}
-    models_report = {
+    models_report: dict[str, dict[str, Any]] = {
         role: {
             "estimator": type(fitted[role].named_steps[inference.MODEL_STEP]).__name__,
             "fit_seconds": round(fit_seconds[role], 3),
@@ -313,7 +330,9 @@ def run_training(
 
     data_version = config.data_version or data_version or frame_data_version(frame)
     code_version = config.code_version or source_code_version()
-    model_version = config.model_version or f"{contract.dataset}-{data_version[7:15]}-{code_version[7:15]}-s{config.seed}"
+    model_version = (
+        config.model_version or f"{contract.dataset}-{data_version[7:15]}-{code_version[7:15]}-s{config.seed}"
+    )
     pipeline = fitted[chosen]
     metadata: dict[str, Any] = {
         "model_name": contract.dataset,
@@ -332,13 +351,13 @@ def run_training(
         "hyperparameters": config.to_dict(),
         "split": split.summary(),
         "primary_metric": metric,
-        "test_metrics": {k: test_metrics[k] for k in ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "precision", "recall", "f1")},
+        "test_metrics": {
+            k: test_metrics[k] for k in ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "precision", "recall", "f1")
+        },
     }
     # The held-out splits stand in for live traffic: the model never fitted them, so its scores there are
     # distributed as serving will see them (training-split scores of a boosted model are overconfident).
     held_out = pd.concat([split.validation, split.test], ignore_index=True)
-    from training.drift_profile import build_drift_baseline
-
     drift_baseline = build_drift_baseline(
         held_out, contract, np.concatenate([scores_val[chosen], scores_test[chosen]]), created_at=None
     )
@@ -363,7 +382,14 @@ def run_training(
         "metrics": {"validation": models_report[chosen]["validation"], "test": test_metrics},
         "models": models_report,
         "slices": slice_report(
-            split.test, y_test, scores_test[chosen], contract, threshold, policy, min_rows=config.min_slice_rows, bins=bins
+            split.test,
+            y_test,
+            scores_test[chosen],
+            contract,
+            threshold=threshold,
+            policy=policy,
+            min_rows=config.min_slice_rows,
+            bins=bins,
         ),
         "calibration": {"bins": bins, "reliability": reliability_curve(y_test, scores_test[chosen], bins=bins)},
         "leakage": {"max_single_feature_auc": config.max_single_feature_auc, "single_feature_auc": single_feature_auc},
@@ -409,7 +435,11 @@ def build_model_card(metadata: dict[str, Any], evaluation: dict[str, Any], train
             "window_days": contract["label"]["window_days"],
             "output": "probability of the positive label and a 0/1 label at the threshold",
         },
-        "model": {"chosen": metadata["chosen"], "estimator": metadata["estimator"], "comparison": evaluation["comparison"]},
+        "model": {
+            "chosen": metadata["chosen"],
+            "estimator": metadata["estimator"],
+            "comparison": evaluation["comparison"],
+        },
         "decision_threshold": evaluation["threshold"],
         "training_data": {"data_version": metadata["data_version"], "split": metadata["split"]},
         "evaluation": {"test": metadata["test_metrics"], "slices_not_scored": skipped},

@@ -22,6 +22,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 
+from functions.drift_detector.logic import DriftDetector
+
 _PAYLOAD = pa.struct([("data", pa.string()), ("encoding", pa.string()), ("observedContentType", pa.string())])
 _ENVELOPE = pa.schema([("captureData", pa.struct([("endpointInput", _PAYLOAD), ("endpointOutput", _PAYLOAD)]))])
 _SCORES = pa.schema([("predictions", pa.list_(pa.struct([("probability", pa.float64())])))])
@@ -54,14 +56,31 @@ class CaptureBatch:
     """Parsed traffic: per-feature column parts (Arrow arrays or Python lists), row count and scores."""
 
     columns: dict[str, list[Any]] = field(default_factory=dict)
-    rows: int = 0
+    part_rows: list[int] = field(default_factory=list)
     scores: list[Any] = field(default_factory=list)
     records_skipped: int = 0
+
+    @property
+    def rows(self) -> int:
+        return sum(self.part_rows)
 
     def add_part(self, part: Mapping[str, Any], rows: int) -> None:
         for name, values in part.items():
             self.columns.setdefault(name, []).append(values)
-        self.rows += rows
+        self.part_rows.append(rows)
+
+    def extend(self, other: CaptureBatch) -> None:
+        for index, rows in enumerate(other.part_rows):
+            self.add_part({name: parts[index] for name, parts in other.columns.items()}, rows)
+        self.scores.extend(other.scores)
+        self.records_skipped += other.records_skipped
+
+    def feed(self, detector: DriftDetector) -> None:
+        """Hand every part (and the scores) to the detector."""
+        for index, rows in enumerate(self.part_rows):
+            detector.add_columns({name: parts[index] for name, parts in self.columns.items()}, rows)
+        for scores in self.scores:
+            detector.add_scores(scores)
 
 
 def _read_json_lines(payload: bytes, schema: pa.Schema) -> pa.Table:
@@ -72,8 +91,13 @@ def _read_json_lines(payload: bytes, schema: pa.Schema) -> pa.Table:
 
 
 def _join_lines(strings: pa.Array) -> bytes:
-    # Bodies are single-line JSON documents (checked by the caller), so newline-joined they form JSON lines.
-    return b"\n".join(s.encode() for s in strings.to_pylist()) if len(strings) else b""
+    """Newline-terminated concatenation of single-line strings, built in Arrow without a Python object per row."""
+    if not len(strings):
+        return b""
+    terminated = pc.binary_join_element_wise(strings, pa.scalar("\n"), pa.scalar(""))
+    offsets, values = terminated.buffers()[1], terminated.buffers()[2]
+    bounds = np.frombuffer(offsets, dtype=np.int32, count=len(terminated) + 1, offset=terminated.offset * 4)
+    return bytes(memoryview(values)[int(bounds[0]) : int(bounds[-1])])
 
 
 def _records_fast(bodies: pa.Array, spec: FeatureSpec) -> tuple[dict[str, Any], int]:
@@ -171,7 +195,7 @@ def _parse_lines_slow(lines: Sequence[bytes], spec: FeatureSpec, batch: CaptureB
 def parse_capture(payload: bytes, spec: FeatureSpec, batch: CaptureBatch | None = None) -> CaptureBatch:
     """Parse capture JSON lines (one or more files' bytes, concatenated) into ``batch``."""
     batch = batch or CaptureBatch()
-    if not payload.strip():
+    if not payload or payload.isspace():
         return batch
     try:
         envelope = _read_json_lines(payload, _ENVELOPE).column("captureData").combine_chunks()
@@ -202,10 +226,7 @@ def parse_capture(payload: bytes, spec: FeatureSpec, batch: CaptureBatch | None 
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         _parse_lines_slow(payload.splitlines(), spec, batch)
         return batch
-    for name, parts in parsed.columns.items():
-        batch.columns.setdefault(name, []).extend(parts)
-    batch.rows += parsed.rows
-    batch.scores.extend(parsed.scores)
+    batch.extend(parsed)
     slow = np.flatnonzero(pc.invert(fast).to_numpy(zero_copy_only=False))
     if slow.size:
         nonblank = [line for line in payload.splitlines() if line.strip()]

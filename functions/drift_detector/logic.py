@@ -23,8 +23,8 @@ from functions.shared.drift_schema import (
     normalize_category,
 )
 
-# Rows per numeric chunk: bounds the detector's scratch memory (index array + masks) to a few MB per column.
-CHUNK_ROWS = 1 << 18
+# Rows per numeric chunk: a sorted chunk stays in cache, and scratch memory stays under 1 MB per column.
+CHUNK_ROWS = 1 << 16
 TOP_NEW_CATEGORIES = 10
 
 
@@ -98,29 +98,35 @@ def _to_float_chunks(values: Any) -> Iterable[st.FloatArray]:
         yield part
 
 
+def _is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return bool(np.isnan(value))
+    return type(value).__name__ in ("NAType", "NaTType")
+
+
 def _category_counts(values: Any) -> tuple[dict[Any, int], int]:
     """(count per distinct raw value, missing count) of a categorical column in any of its usual forms."""
+    counted: dict[Any, int] = {}
+    missing = 0
     if hasattr(values, "value_counts") and hasattr(values, "isna"):
         dtype: Any = values.dtype
         if dtype.name == "category":
             codes = np.asarray(values.cat.codes)
             counts = np.bincount(codes[codes >= 0], minlength=len(dtype.categories))
             return {c: int(n) for c, n in zip(dtype.categories, counts, strict=True) if n}, int((codes < 0).sum())
-        vc = values.value_counts(dropna=True)
-        return {k: int(n) for k, n in vc.items()}, int(values.isna().sum())
-    if hasattr(values, "value_counts") and hasattr(values, "null_count"):
-        counted: dict[Any, int] = {}
-        for item in values.value_counts().to_pylist():
-            if item["values"] is not None:
-                counted[item["values"]] = counted.get(item["values"], 0) + int(item["counts"])
-        return counted, int(values.null_count)
-    counted = {}
-    missing = 0
-    for v in values:
-        if v is None or (isinstance(v, float) and np.isnan(v)):
-            missing += 1
+        # dropna=False counts the missing in the same hash pass (isna over object strings costs as much again).
+        pairs = [(key, int(n)) for key, n in values.value_counts(dropna=False).items()]
+    elif hasattr(values, "value_counts") and hasattr(values, "null_count"):
+        pairs = [(item["values"], int(item["counts"])) for item in values.value_counts().to_pylist()]
+    else:
+        pairs = [(v, 1) for v in values]
+    for key, n in pairs:
+        if _is_missing(key):
+            missing += n
         else:
-            counted[v] = counted.get(v, 0) + 1
+            counted[key] = counted.get(key, 0) + n
     return counted, missing
 
 
@@ -143,24 +149,22 @@ class _NumericAccumulator:
 
     def add(self, values: Any) -> None:
         for chunk in _to_float_chunks(values):
-            nan_mask = np.isnan(chunk)
-            n_missing = int(np.count_nonzero(nan_mask))
             self.total += chunk.size
-            self.missing += n_missing
-            if self.grid.size == 0:
+            # Sorting a cache-sized chunk costs less than a binary search per value, and a sorted chunk
+            # gives the counts at every grid value, the tails and the NaN count (NaN sorts last) by search.
+            ordered = np.sort(chunk)
+            present = int(np.searchsorted(ordered, np.inf, side="right"))
+            self.missing += chunk.size - present
+            if self.grid.size == 0 or present == 0:
                 continue
-            # NaN sorts after every number: searchsorted puts it in the last cell, taken back out below.
-            cells = np.searchsorted(self.grid, chunk)
-            counts = np.bincount(cells, minlength=self.counts.size)
-            counts[-1] -= n_missing
-            self.counts += counts
-            present = chunk[~nan_mask] if n_missing else chunk
-            self.value_sum += float(present.sum())
-            low, high = self.grid[0], self.grid[-1]
-            below = present[present < low]
-            above = present[present > high]
-            self.excess_below += float(np.sum(low - below))
-            self.excess_above += float(np.sum(above - high))
+            ordered = ordered[:present]
+            at_or_below = np.searchsorted(ordered, self.grid, side="right")
+            self.counts += np.diff(np.concatenate(([0], at_or_below, [present])))
+            self.value_sum += float(ordered.sum())
+            below = ordered[: int(np.searchsorted(ordered, self.grid[0], side="left"))]
+            above = ordered[int(at_or_below[-1]) :]
+            self.excess_below += float(np.sum(self.grid[0] - below))
+            self.excess_above += float(np.sum(above - self.grid[-1]))
 
     def evaluate(self, thresholds: DriftThresholds) -> FeatureDrift:
         present = self.total - self.missing
@@ -185,6 +189,7 @@ class _NumericAccumulator:
             current_cdf,
             mass_below=self.excess_below / present,
             mass_above=self.excess_above / present,
+            continuous=self.profile.get("type") != "integer",
         )
         std = self.profile.get("std") or 0.0
         result.wasserstein_norm = result.wasserstein / std if std > 0 else None

@@ -19,7 +19,7 @@ from botocore.exceptions import (
 )
 
 from functions.frontdoor import metric_names as names
-from functions.frontdoor.logic import EndpointAnswer, EndpointFault
+from functions.frontdoor.logic import EndpointAnswer, EndpointCallError
 from functions.shared.observability import logger
 from functions.shared.serving_manifest import ServingManifest
 
@@ -32,16 +32,16 @@ def runtime_client_config(timeout_ms: int) -> Config:
     return Config(connect_timeout=seconds, read_timeout=seconds, retries={"total_max_attempts": 1, "mode": "standard"})
 
 
-def classify_client_error(exc: ClientError) -> EndpointFault:
+def classify_client_error(exc: ClientError) -> EndpointCallError:
     error = exc.response.get("Error", {})
     code = str(error.get("Code", ""))
     message = str(error.get("Message", ""))
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
     if code in _THROTTLING_CODES or status == 429:
-        return EndpointFault("throttling", message or code)
+        return EndpointCallError("throttling", message or code)
     if code == "ValidationException" and ("not found" in message.lower() or "could not find" in message.lower()):
-        return EndpointFault("endpoint_missing", message)
-    return EndpointFault("model_error", f"{code}: {message}")
+        return EndpointCallError("endpoint_missing", message)
+    return EndpointCallError("model_error", f"{code}: {message}")
 
 
 @dataclass
@@ -55,7 +55,7 @@ class SageMakerInvoker:
             )
             payload = response["Body"].read()
         except (ReadTimeoutError, ConnectTimeoutError, EndpointConnectionError) as exc:
-            raise EndpointFault("timeout", str(exc)) from None
+            raise EndpointCallError("timeout", str(exc)) from None
         except ClientError as exc:
             raise classify_client_error(exc) from None
         return EndpointAnswer(body=payload, variant=str(response.get("InvokedProductionVariant") or "unknown"))
@@ -129,7 +129,7 @@ class PowertoolsTelemetry:
 
 @dataclass
 class S3PredictionLog:
-    """Sampled prediction logs (one JSON object per request) in the capture bucket, keyed by date and hour.
+    """Sampled prediction logs in the lake's `predictions` table: one JSON-lines object per request.
 
     Sampling hashes the request id, so a retried request is logged or skipped consistently. A failed write
     is counted and logged, never turned into a failed prediction.
@@ -137,27 +137,21 @@ class S3PredictionLog:
 
     client: Any
     bucket: str
-    endpoint_name: str
     sample_percent: int
     metrics: Metrics
+    prefix: str = "predictions"
 
     def sampled(self, request_id: str) -> bool:
         return zlib.crc32(request_id.encode()) % 100 < self.sample_percent
 
-    def maybe_write(self, entry: dict[str, Any]) -> None:
-        request_id = str(entry["request_id"])
-        if not self.sampled(request_id):
+    def maybe_write(self, request_id: str, rows: list[dict[str, Any]]) -> None:
+        if not rows or not self.sampled(request_id):
             return
-        stamp = time.gmtime()
-        key = (
-            f"prediction-logs/{self.endpoint_name}/date={time.strftime('%Y-%m-%d', stamp)}/"
-            f"hour={time.strftime('%H', stamp)}/{request_id}.json"
-        )
+        day = str(rows[0]["predicted_at"])[:10]
+        key = f"{self.prefix}/prediction_date={day}/frontdoor-{request_id}.json"
+        body = "\n".join(json.dumps(row, separators=(",", ":")) for row in rows) + "\n"
         try:
-            self.client.put_object(
-                Bucket=self.bucket, Key=key, Body=json.dumps(entry, separators=(",", ":")).encode(),
-                ContentType="application/json",
-            )
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=body.encode(), ContentType="application/x-ndjson")
         except (ClientError, ReadTimeoutError, ConnectTimeoutError, EndpointConnectionError) as exc:
             logger.warning("prediction log write failed", extra={"error": str(exc), "key": key})
             self.metrics.add_metric(name=names.PREDICTION_LOG_FAILURES, unit=MetricUnit.Count, value=1)

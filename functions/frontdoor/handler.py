@@ -49,7 +49,7 @@ def front_door() -> FrontDoor:
             ),
             telemetry=PowertoolsTelemetry(metrics),
             prediction_log=S3PredictionLog(
-                s3, settings.capture_bucket, settings.endpoint_name, settings.prediction_log_sample_percent, metrics
+                s3, settings.capture_bucket, settings.prediction_log_sample_percent, metrics
             ),
             load_fallback=_load_fallback,
         )

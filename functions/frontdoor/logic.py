@@ -15,7 +15,7 @@ from typing import Any, Literal, Protocol
 
 from functions.frontdoor.circuit import CircuitBreaker
 from functions.frontdoor.settings import FrontDoorSettings
-from functions.frontdoor.validation import RequestRejected, RequestValidator
+from functions.frontdoor.validation import RequestRejectedError, RequestValidator
 from functions.shared.contract import ContractError, parse_contract
 from functions.shared.observability import logger
 from functions.shared.serving_manifest import ServingManifest
@@ -25,7 +25,7 @@ RETRYABLE: frozenset[str] = frozenset({"throttling", "timeout"})
 FALLBACK_VARIANT = "fallback"
 
 
-class EndpointFault(Exception):
+class EndpointCallError(Exception):
     """The endpoint could not answer; `reason` is what the caller and the metrics see."""
 
     def __init__(self, reason: FallbackReason, detail: str) -> None:
@@ -69,7 +69,7 @@ class Telemetry(Protocol):
 
 
 class PredictionLog(Protocol):
-    def maybe_write(self, entry: dict[str, Any]) -> None: ...
+    def maybe_write(self, request_id: str, rows: list[dict[str, Any]]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ class FrontDoor:
             return answer
         try:
             parsed = deployed.validator.parse(body)
-        except RequestRejected as rejected:
+        except RequestRejectedError as rejected:
             self.telemetry.request_rejected(fields=rejected.errors.metric_fields)
             return Answer(400, {"error": rejected.message, "fields": rejected.errors.fields, "request_id": request_id})
         records = [deployed.validator.features_only(r) for r in parsed.records]
@@ -127,23 +127,17 @@ class FrontDoor:
             result = self._call_endpoint(deployed.manifest, records)
             answer = Answer(200, {**result, "request_id": request_id, "fallback": False})
             reason: str | None = None
-        except EndpointFault as fault:
+        except EndpointCallError as fault:
             reason = fault.reason
             answer = self._fall_back(deployed, records, fault, request_id)
         self.telemetry.request_answered(
-            latency_ms=self._ms(started), fallback_reason=reason if answer.status == 200 else None,
+            latency_ms=self._ms(started),
+            fallback_reason=reason if answer.status == 200 else None,
             unavailable=answer.status == 503,
         )
         if answer.status == 200:
             self.prediction_log.maybe_write(
-                {
-                    "request_id": request_id,
-                    "correlation_id": correlation_id,
-                    "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "endpoint_name": self.settings.endpoint_name,
-                    "records": parsed.records,
-                    **answer.body,
-                }
+                request_id, prediction_rows(deployed, parsed.records, answer.body, correlation_id=correlation_id)
             )
         return answer
 
@@ -225,7 +219,7 @@ class FrontDoor:
 
     def _call_endpoint(self, manifest: ServingManifest, records: list[dict[str, Any]]) -> dict[str, Any]:
         if not self.breaker.allow():
-            raise EndpointFault("circuit_open", "the endpoint failed repeatedly; calls are paused")
+            raise EndpointCallError("circuit_open", "the endpoint failed repeatedly; calls are paused")
         payload = json.dumps({"instances": records}, separators=(",", ":")).encode()
         attempts = 1 + self.settings.endpoint_retries
         for attempt in range(1, attempts + 1):
@@ -233,7 +227,7 @@ class FrontDoor:
             try:
                 answer = self.invoker.invoke(self.settings.endpoint_name, payload)
                 result = _read_endpoint_answer(answer, expected=len(records))
-            except EndpointFault as fault:
+            except EndpointCallError as fault:
                 if fault.reason in RETRYABLE and attempt < attempts:
                     # Small, bounded backoff: the whole call must stay far inside the API's 29 s limit.
                     self.sleep(0.02 * attempt)
@@ -246,14 +240,17 @@ class FrontDoor:
                 # A deploy is landing (canary traffic or a finished update): re-read the manifest soon.
                 self.manifests.refresh_soon()
             return result
-        raise EndpointFault("model_error", "no attempt was made")
+        raise EndpointCallError("model_error", "no attempt was made")
 
-    def _fall_back(self, deployed: _Deployed, records: list[dict[str, Any]], fault: EndpointFault, request_id: str) -> Answer:
+    def _fall_back(
+        self, deployed: _Deployed, records: list[dict[str, Any]], fault: EndpointCallError, request_id: str
+    ) -> Answer:
         if deployed.fallback is None:
+            why = deployed.fallback_error
             return Answer(
                 503,
                 {
-                    "error": f"the model is unavailable ({fault.reason}) and no fallback can answer: {deployed.fallback_error}",
+                    "error": f"the model is unavailable ({fault.reason}) and no fallback can answer: {why}",
                     "reason": fault.reason,
                     "request_id": request_id,
                 },
@@ -273,9 +270,7 @@ class FrontDoor:
         return Answer(
             200,
             {
-                "predictions": [
-                    {"probability": p, "label": int(p >= fallback.threshold)} for p in probabilities
-                ],
+                "predictions": [{"probability": p, "label": int(p >= fallback.threshold)} for p in probabilities],
                 "model_version": fallback.model_version,
                 "variant": FALLBACK_VARIANT,
                 "threshold": fallback.threshold,
@@ -284,6 +279,34 @@ class FrontDoor:
                 "fallback_reason": fault.reason,
             },
         )
+
+
+def prediction_rows(
+    deployed: _Deployed, records: list[dict[str, Any]], body: dict[str, Any], *, correlation_id: str
+) -> list[dict[str, Any]]:
+    """One row per record in the layout of the lake's `predictions` table (JSON lines, by prediction date)."""
+    contract = deployed.validator.contract
+    predicted_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    rows = []
+    for record, prediction in zip(records, body["predictions"], strict=True):
+        entity = record.get(contract.entity_key)
+        rows.append(
+            {
+                "request_id": body["request_id"],
+                "correlation_id": correlation_id,
+                "predicted_at": predicted_at,
+                contract.entity_key: None if entity is None else str(entity),
+                "model_version": body["model_version"],
+                "variant": body["variant"],
+                "fallback": body["fallback"],
+                "fallback_reason": body.get("fallback_reason"),
+                "probability": prediction["probability"],
+                "label": prediction["label"],
+                "contract_version": contract.version,
+                "features": json.dumps(deployed.validator.features_only(record), separators=(",", ":")),
+            }
+        )
+    return rows
 
 
 def _read_endpoint_answer(answer: EndpointAnswer, *, expected: int) -> dict[str, Any]:
@@ -306,4 +329,4 @@ def _read_endpoint_answer(answer: EndpointAnswer, *, expected: int) -> dict[str,
             "threshold": float(decoded["threshold"]),
         }
     except (ValueError, KeyError, TypeError) as exc:
-        raise EndpointFault("model_error", f"the endpoint's reply is not in the agreed format ({exc})") from None
+        raise EndpointCallError("model_error", f"the endpoint's reply is not in the agreed format ({exc})") from None

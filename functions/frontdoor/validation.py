@@ -49,7 +49,7 @@ class ParsedRequest:
     batch: bool
 
 
-class RequestRejected(Exception):
+class RequestRejectedError(Exception):
     def __init__(self, message: str, errors: RequestErrors) -> None:
         super().__init__(message)
         self.message = message
@@ -116,19 +116,19 @@ class RequestValidator:
         self._passthrough = {contract.entity_key, contract.event_timestamp}
 
     def parse(self, body: str | None) -> ParsedRequest:
-        """Decode and validate a request body; raises RequestRejected naming every bad field."""
+        """Decode and validate a request body; raises RequestRejectedError naming every bad field."""
         errors = RequestErrors()
         if body is None or not body.strip():
-            errors.add("body", "the request body is empty: send one JSON record or {\"instances\": [...]}", "body")
-            raise RequestRejected("invalid request", errors)
+            errors.add("body", 'the request body is empty: send one JSON record or {"instances": [...]}', "body")
+            raise RequestRejectedError("invalid request", errors)
         if len(body.encode("utf-8", errors="surrogatepass")) > self.max_body_bytes:
             errors.add("body", f"the request body is larger than {self.max_body_bytes} bytes", "body")
-            raise RequestRejected("request too large", errors)
+            raise RequestRejectedError("request too large", errors)
         try:
             decoded = json.loads(body)
         except (ValueError, RecursionError) as exc:
             errors.add("body", f"the request body is not valid JSON ({str(exc)[:120]})", "body")
-            raise RequestRejected("invalid request", errors) from None
+            raise RequestRejectedError("invalid request", errors) from None
         if isinstance(decoded, dict) and "instances" in decoded:
             records = self._parse_batch(decoded, errors)
             batch = True
@@ -136,11 +136,11 @@ class RequestValidator:
             records, batch = [decoded], False
         else:
             errors.add("body", f"expected a JSON object, got {_describe(decoded)}", "body")
-            raise RequestRejected("invalid request", errors)
+            raise RequestRejectedError("invalid request", errors)
         for index, record in enumerate(records):
             self._check_record(record, f"instances[{index}]." if batch else "", errors)
         if errors:
-            raise RequestRejected("invalid request", errors)
+            raise RequestRejectedError("invalid request", errors)
         return ParsedRequest(records=[r for r in records if isinstance(r, dict)], batch=batch)
 
     def _parse_batch(self, decoded: dict[str, Any], errors: RequestErrors) -> list[Any]:
@@ -150,14 +150,14 @@ class RequestValidator:
             for err in exc.errors(include_url=False):
                 loc = ".".join(str(p) for p in err["loc"]) or "body"
                 errors.add(loc, str(err["msg"]), "instances" if loc == "instances" else UNKNOWN_FIELD_METRIC)
-            raise RequestRejected("invalid request", errors) from None
+            raise RequestRejectedError("invalid request", errors) from None
         if len(envelope.instances) > self.max_records:
             errors.add(
                 "instances",
                 f"{len(envelope.instances)} records is more than the {self.max_records} allowed in one request",
                 "instances",
             )
-            raise RequestRejected("too many records", errors)
+            raise RequestRejectedError("too many records", errors)
         return envelope.instances
 
     def _check_record(self, record: Any, prefix: str, errors: RequestErrors) -> None:
@@ -166,7 +166,9 @@ class RequestValidator:
             return
         for name in record:
             if name not in self._features and name not in self._passthrough:
-                errors.add(f"{prefix}{name}", "unknown field: the model's contract has no such feature", UNKNOWN_FIELD_METRIC)
+                errors.add(
+                    f"{prefix}{name}", "unknown field: the model's contract has no such feature", UNKNOWN_FIELD_METRIC
+                )
         for name, feature in self._features.items():
             if name not in record:
                 if not feature.nullable:

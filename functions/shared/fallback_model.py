@@ -87,7 +87,9 @@ class FallbackModel:
             categorical.append(
                 _CategoricalTerm(
                     name=str(raw["name"]),
-                    coefficients={str(k): _number(coefficients, k, f"categorical[{i}].coefficients.") for k in coefficients},
+                    coefficients={
+                        str(k): _number(coefficients, k, f"categorical[{i}].coefficients.") for k in coefficients
+                    },
                 )
             )
         return cls(

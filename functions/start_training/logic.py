@@ -49,6 +49,8 @@ class Trigger:
     time: datetime
     event_id: str
     detail: dict[str, str] = field(default_factory=dict)
+    # Only a person may skip the cooldown; a running retraining is never doubled.
+    force: bool = False
 
     @property
     def execution_name(self) -> str:
@@ -64,6 +66,7 @@ class Trigger:
             "time": self.time.isoformat().replace("+00:00", "Z"),
             "event_id": self.event_id,
             "detail": dict(self.detail),
+            "force": self.force,
         }
 
 
@@ -120,7 +123,14 @@ def parse_trigger(event: Mapping[str, Any], now: datetime) -> Trigger:
         if not requested_by:
             raise TriggerError("manual trigger: requested_by is required (who asks for this retraining)")
         request_id = str(event.get("request_id") or now.isoformat())
-        return Trigger("manual", requested_by, now, request_id, {"reason": str(event.get("reason") or "")[:500]})
+        return Trigger(
+            "manual",
+            requested_by,
+            now,
+            request_id,
+            {"reason": str(event.get("reason") or "")[:500]},
+            force=event.get("force") is True,
+        )
     raise TriggerError(
         f"unrecognised trigger (detail-type={detail_type!r}, keys={sorted(event)[:10]}); expected a schedule, "
         "curated Object Created or CloudWatch alarm event, or {'trigger': 'manual', 'requested_by': ...}"
@@ -135,8 +145,7 @@ def decide(
         return Decision(False, f"alarm {trigger.source} changed to {trigger.detail.get('state')}, not ALARM")
     if running:
         return Decision(False, f"a retraining is already running ({running[0]}); trigger recorded")
-    # A person asking explicitly outranks the debounce meant for automatic triggers.
-    if trigger.kind != "manual" and last_start is not None:
+    if not trigger.force and last_start is not None:
         allowed_after = last_start + timedelta(minutes=cooldown_minutes)
         if now < allowed_after:
             return Decision(

@@ -22,8 +22,21 @@ DEFAULT_TIMEOUT = Duration.seconds(30)
 BASIC_EXECUTION_ROLE_FINDING = (
     "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]"
 )
-# The asset is the repository filtered to the function code and the contracts it loads.
-ASSET_EXCLUDES = ["*", "!functions", "!functions/**", "!contracts", "!contracts/**", "**/__pycache__", "**/*.pyc"]
+# The asset is the repository filtered to the function code and the contracts it loads, plus the training package's
+# promotion gate (pure Python), which the training workflow's evaluation step applies.
+ASSET_EXCLUDES = [
+    "*",
+    "!functions",
+    "!functions/**",
+    "!contracts",
+    "!contracts/**",
+    "!training",
+    "!training/__init__.py",
+    "!training/gate.py",
+    "!training/metric_directions.py",
+    "**/__pycache__",
+    "**/*.pyc",
+]
 
 
 def function_code() -> lambda_.Code:

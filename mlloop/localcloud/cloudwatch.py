@@ -394,7 +394,9 @@ def _arn_like(alarm: Any, name: str) -> str:
     return str(alarm.alarm_arn).rsplit(":alarm:", 1)[0] + f":alarm:{name}"
 
 
-def _evaluate_backend(account_id: str, region: str, backend: Any, names: set[str] | None, now: datetime) -> None:
+def _evaluate_backend(
+    account_id: str, region: str, backend: Any, *, names: set[str] | None, now: datetime, outbox: list[_Notice]
+) -> None:
     all_data = backend.get_all_metrics()
     alarms = list(backend.alarms.values())
     for alarm in alarms:
@@ -409,6 +411,7 @@ def _evaluate_backend(account_id: str, region: str, backend: Any, names: set[str
                 verdict.state,
                 reason=verdict.reason,
                 reason_data=json.dumps(verdict.reason_data),
+                outbox=outbox,
             )
     # Composites may reference composites: settle until no state changes (bounded by the alarm count).
     for _ in range(len(alarms) + 1):
@@ -425,6 +428,7 @@ def _evaluate_backend(account_id: str, region: str, backend: Any, names: set[str
                 verdict.state,
                 reason=verdict.reason,
                 reason_data=json.dumps(verdict.reason_data),
+                outbox=outbox,
             )
         if not changed:
             break
@@ -437,10 +441,12 @@ def evaluate_alarms(cloud: object = None, alarm_names: list[str] | None = None) 
     names = set(alarm_names) if alarm_names is not None else None
     now = aws_state.utcnow()
     states: dict[str, str] = {}
+    outbox: list[_Notice] = []
     with _lock:
         for account_id, region, backend in aws_state.iter_backends(cloudwatch_backends):
-            _evaluate_backend(account_id, region, backend, names, now)
+            _evaluate_backend(account_id, region, backend, names=names, now=now, outbox=outbox)
             states.update({a.name: a.state_value for a in backend.alarms.values()})
+    _deliver(outbox)
     return states
 
 
@@ -448,16 +454,17 @@ def evaluate_alarms(cloud: object = None, alarm_names: list[str] | None = None) 
 
 
 def _record(alarm: Any, item_type: str, summary: str, data: dict[str, Any]) -> None:
-    _history.setdefault(alarm.alarm_arn, []).append(
-        {
-            "AlarmName": alarm.name,
-            "AlarmType": _alarm_type(alarm),
-            "Timestamp": aws_state.utcnow(),
-            "HistoryItemType": item_type,
-            "HistorySummary": summary,
-            "HistoryData": json.dumps(data),
-        }
-    )
+    with _lock:
+        _history.setdefault(alarm.alarm_arn, []).append(
+            {
+                "AlarmName": alarm.name,
+                "AlarmType": _alarm_type(alarm),
+                "Timestamp": aws_state.utcnow(),
+                "HistoryItemType": item_type,
+                "HistorySummary": summary,
+                "HistoryData": json.dumps(data),
+            }
+        )
 
 
 def _configuration(alarm: Any) -> dict[str, Any]:
@@ -499,8 +506,37 @@ def _configuration(alarm: Any) -> dict[str, Any]:
     return {"description": alarm.description or "", "metrics": metrics}
 
 
-def _transition(account_id: str, region: str, alarm: Any, state: str, *, reason: str, reason_data: str) -> bool:
-    """Move an alarm to `state` as AWS does: history, EventBridge event, SNS actions. False if unchanged."""
+@dataclass
+class _Notice:
+    """A state change's event and actions, delivered after the lock is released.
+
+    Delivery can run code that calls CloudWatch again (a subscriber, an event target): holding the
+    lock meanwhile would deadlock the server thread serving that call.
+    """
+
+    account_id: str
+    region: str
+    alarm: Any
+    old_state: str
+    detail: dict[str, Any]
+
+
+def _deliver(outbox: list[_Notice]) -> None:
+    for notice in outbox:
+        alarm, current = notice.alarm, notice.detail["state"]
+        aws_state.emit("aws.cloudwatch", "CloudWatch Alarm State Change", notice.detail, [alarm.alarm_arn])
+        if alarm.actions_enabled:
+            actions = {ALARM: alarm.alarm_actions, OK: alarm.ok_actions, INSUFFICIENT: alarm.insufficient_data_actions}
+            for target in actions[current["value"]] or []:
+                _run_action(
+                    notice.account_id, notice.region, alarm, target, old_state=notice.old_state, current=current
+                )
+
+
+def _transition(
+    account_id: str, region: str, alarm: Any, state: str, *, reason: str, reason_data: str, outbox: list[_Notice]
+) -> bool:
+    """Move an alarm to `state` as AWS does (history now; event and SNS actions via outbox). False if unchanged."""
     previous = {
         "value": alarm.state_value,
         "reason": alarm.state_reason,
@@ -528,11 +564,7 @@ def _transition(account_id: str, region: str, alarm: Any, state: str, *, reason:
         "previousState": previous,
         "configuration": _configuration(alarm),
     }
-    aws_state.emit("aws.cloudwatch", "CloudWatch Alarm State Change", detail, [alarm.alarm_arn])
-    if alarm.actions_enabled:
-        actions = {ALARM: alarm.alarm_actions, OK: alarm.ok_actions, INSUFFICIENT: alarm.insufficient_data_actions}
-        for target in actions[state] or []:
-            _run_action(account_id, region, alarm, target, old_state=previous["value"], current=current)
+    outbox.append(_Notice(account_id, region, alarm, previous["value"], detail))
     return True
 
 
@@ -633,11 +665,19 @@ def _patched_set_alarm_state(self: Any, alarm_name: str, reason: str, reason_dat
             f"Value '{state_value}' at 'stateValue' failed to satisfy constraint: "
             "Member must satisfy enum value set: [INSUFFICIENT_DATA, ALARM, OK]"
         )
+    outbox: list[_Notice] = []
     with _lock:
         alarm = self.alarms[alarm_name]
         _transition(
-            self.account_id, self.region_name, alarm, state_value, reason=reason, reason_data=reason_data or "{}"
+            self.account_id,
+            self.region_name,
+            alarm,
+            state_value,
+            reason=reason,
+            reason_data=reason_data or "{}",
+            outbox=outbox,
         )
+    _deliver(outbox)
 
 
 def _response_put_composite_alarm(self: Any) -> Any:

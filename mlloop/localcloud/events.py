@@ -35,9 +35,9 @@ def _iso_time(value: Any) -> str:
 
 
 def _json_path(document: Any, path: str) -> Any:
-    from jsonpath_ng.ext import parse
+    from jsonpath_ng import ext
 
-    matches = parse(path).find(document)
+    matches = ext.parse(path).find(document)  # type: ignore[attr-defined]
     return matches[0].value if matches else None
 
 
@@ -49,12 +49,12 @@ def target_input(target: Mapping[str, Any], event: dict[str, Any]) -> Any:
         return _json_path(event, target["InputPath"])
     transformer = target.get("InputTransformer")
     if transformer:
-        rendered = EventTemplateParser.parse(
+        with_ingestion_time: Any = {**event, "ingestion-time": event.get("ingestion-time", event.get("time"))}
+        return EventTemplateParser.parse(
             input_template=transformer.get("InputTemplate"),
             input_paths_map=transformer.get("InputPathsMap", {}),
-            event={**event, "ingestion-time": event.get("ingestion-time", event.get("time"))},
+            event=with_ingestion_time,
         )
-        return rendered
     return event
 
 
@@ -71,14 +71,14 @@ class EventRouter:
         router = self
         self._original_send = Rule.send_to_targets
 
-        def send_to_targets(rule: Rule, original_event: dict[str, Any], transform_input: bool = True) -> None:
+        def send_to_targets(rule: Rule, original_event: Any, transform_input: bool = True) -> None:
             if rule.state == "DISABLED" or (rule.scheduled_expression and not rule.event_pattern.get_pattern()):
                 return
             if not rule.event_pattern.matches_event(original_event):
                 return
             router.deliver(rule, original_event)
 
-        Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]
+        Rule.send_to_targets = send_to_targets  # type: ignore[method-assign,assignment]
 
     def uninstall(self) -> None:
         if self._original_send is not None:
@@ -145,13 +145,15 @@ class EventRouter:
         self, source: str, detail_type: str, detail: Mapping[str, Any], resources: Iterable[str] = ()
     ) -> None:
         """An AWS service event (e.g. `aws.sagemaker`), delivered to matching rules exactly like PutEvents."""
-        self.put_events([{"Source": source, "DetailType": detail_type, "Detail": dict(detail), "Resources": list(resources)}])
+        self.put_events(
+            [{"Source": source, "DetailType": detail_type, "Detail": dict(detail), "Resources": list(resources)}]
+        )
 
     def find_rule(self, rule_name: str) -> Rule:
         backend = events_backends[self.account_id][self.region]
         for bus in backend.event_buses.values():
             for rule in bus.rules.values():
-                if rule.name == rule_name or rule.arn == rule_name:
+                if rule_name in (rule.name, rule.arn):
                     return rule
         raise KeyError(f"no EventBridge rule named {rule_name!r}")
 
@@ -174,4 +176,3 @@ class EventRouter:
         if rule.state != "DISABLED":
             self.deliver(rule, event)
         return {**event, "time": _iso_time(event["time"])}
-

@@ -116,6 +116,8 @@ class LambdaRuntime:
         self._put_metric_data = put_metric_data
         self._lock = threading.Lock()
         self._code_roots: dict[str, Path] = {}
+        self._failure_destinations: dict[str, str] = {}
+        self._retry_attempts: dict[str, int] = {}
         self._loaded: dict[tuple[str, str], _LoadedFunction] = {}
         self._originals: dict[str, Any] = {}
 
@@ -123,6 +125,13 @@ class LambdaRuntime:
         """Where `function_name`'s handler module is imported from (the repository root unless told)."""
         self._code_roots[function_name] = code_root
         self._loaded = {key: value for key, value in self._loaded.items() if key[0] != function_name}
+
+    def register_failure_destination(self, function: str, target_arn: str) -> None:
+        """Where a failed asynchronous invocation goes (dead-letter queue/topic or on-failure destination)."""
+        self._failure_destinations[_function_name(function)] = target_arn
+
+    def register_retry_attempts(self, function: str, attempts: int) -> None:
+        self._retry_attempts[_function_name(function)] = attempts
 
     def install(self) -> None:
         runtime = self
@@ -156,8 +165,8 @@ class LambdaRuntime:
             "send_sns_message": lambda_models.LambdaBackend.send_sns_message,
         }
         LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign,assignment]
-        LambdaFunction.invoke = invoke  # type: ignore[method-assign]
-        lambda_models.LambdaBackend.send_sns_message = send_sns_message  # type: ignore[method-assign]
+        LambdaFunction.invoke = invoke  # type: ignore[method-assign,assignment]
+        lambda_models.LambdaBackend.send_sns_message = send_sns_message  # type: ignore[method-assign,assignment]
         self._patch_s3_direct_notifications()
 
     def _patch_s3_direct_notifications(self) -> None:
@@ -186,14 +195,39 @@ class LambdaRuntime:
         self._loaded.clear()
 
     def invoke_async(self, function: LambdaFunction, event: Any) -> None:
-        """Queue an asynchronous invocation; a failure is recorded in the dispatcher's failures."""
+        """Queue an asynchronous invocation, retried like Lambda's (2 retries unless the function's
+        EventInvokeConfig says otherwise); the final failure goes to the failure destination and is
+        recorded in the dispatcher's failures."""
 
         def run() -> None:
-            payload, errored, _ = self.invoke(function, event)
-            if errored:
-                raise RuntimeError(f"{function.function_name} failed: {payload}")
+            attempts = 1 + self._retry_attempts.get(function.function_name, 2)
+            for _ in range(attempts):
+                payload, errored, _ = self.invoke(function, event)
+                if not errored:
+                    return
+            destination = self._failure_destinations.get(function.function_name)
+            if destination:
+                self._send_failure(function, destination, event, payload)
+            raise RuntimeError(f"{function.function_name} failed {attempts} time(s): {payload}")
 
         self.dispatcher.submit(f"async invoke {function.function_name}", run)
+
+    def _send_failure(self, function: LambdaFunction, destination: str, event: Any, payload: str) -> None:
+        record = {
+            "requestContext": {"functionArn": function.function_arn, "condition": "RetriesExhausted"},
+            "requestPayload": event,
+            "responsePayload": json.loads(payload),
+        }
+        parts = destination.split(":")
+        service, region, account = parts[2], parts[3], parts[4]
+        if service == "sqs":
+            from moto.sqs.models import sqs_backends
+
+            sqs_backends[account][region].send_message(queue_name=parts[5], message_body=json.dumps(record))
+        elif service == "sns":
+            from moto.sns.models import sns_backends
+
+            sns_backends[account][region].publish(arn=destination, message=json.dumps(record))
 
     def invoke_by_arn(self, function_arn: str, event: Any, *, account_id: str) -> None:
         """Asynchronous invocation of a function by name or ARN, as EventBridge targets do."""
@@ -210,7 +244,11 @@ class LambdaRuntime:
         timeout = float(function.timeout or 3)
         if not self._lock.acquire(timeout=max(timeout, 30.0)):
             # A handler that synchronously invokes another function while holding the lock would deadlock.
-            return self._error("Sandbox.Timedout", "local cloud: another invocation held the runtime too long"), True, ""
+            return (
+                self._error("Sandbox.Timedout", "local cloud: another invocation held the runtime too long"),
+                True,
+                "",
+            )
         try:
             return self._invoke_locked(function, event)
         finally:
@@ -238,7 +276,9 @@ class LambdaRuntime:
         return environment
 
     @contextlib.contextmanager
-    def _function_scope(self, environment: dict[str, str], package: str, modules: dict[str, ModuleType]) -> Iterator[None]:
+    def _function_scope(
+        self, environment: dict[str, str], package: str, modules: dict[str, ModuleType]
+    ) -> Iterator[None]:
         """Overlay the function's environment and module instances; restore the process's afterwards."""
         saved_env = {key: os.environ.get(key) for key in environment}
         os.environ.update(environment)
@@ -326,6 +366,10 @@ class LambdaRuntime:
                 )
             except Exception as exc:
                 LOG.debug("could not store logs of %s: %r", function.function_name, exc)
+
+
+def _function_name(function: str) -> str:
+    return function.split(":")[6] if function.startswith("arn:") else function
 
 
 def _in_package(module_name: str, package: str) -> bool:

@@ -29,12 +29,13 @@ from botocore.config import Config
 from moto.core.config import default_user_config
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
-from mlloop.localcloud.dispatch import AsyncDispatcher
+from mlloop.localcloud.dispatch import AsyncDispatcher, DeliveryFailure
 from mlloop.localcloud.events import EventRouter
 from mlloop.localcloud.lambdas import LambdaRuntime
 from mlloop.localcloud.stepfunctions import StepFunctionsClock
 
 if TYPE_CHECKING:
+    from mlloop.localcloud.apigateway import LocalApiGateway
     from mlloop.localcloud.deployer import Deployment
 
 LOG = logging.getLogger("mlloop.localcloud")
@@ -42,7 +43,7 @@ ACCOUNT_ID = "123456789012"
 DEFAULT_TIME_SCALE = 0.01
 # Emulations owned by their own modules; each exposes install(cloud) and uninstall().
 _PLUGIN_MODULES = ("mlloop.localcloud.sagemaker", "mlloop.localcloud.cloudwatch")
-_running_lock = threading.Lock()
+_process_lock = threading.Lock()
 
 
 def time_scale_from_env() -> float:
@@ -58,12 +59,20 @@ def time_scale_from_env() -> float:
 
 
 class LocalCloud:
-    """One embedded AWS per process (moto's backends are process-wide)."""
+    """One embedded AWS per process (moto's backends are process-wide).
+
+    `start()` while a cloud runs in this process joins it: each `start()` is matched by a `stop()`,
+    and the last `stop()` shuts it down. Test modules and the session fixture thus share one cloud.
+    """
+
+    _current: LocalCloud | None = None
+    _users = 0
 
     account_id = ACCOUNT_ID
 
-    def __init__(self, *, region: str = "us-east-1", time_scale: float | None = None) -> None:
+    def __init__(self, *, region: str = "us-east-1", time_scale: float | None = None, port: int = 0) -> None:
         self.region = region
+        self._requested_port = port
         self.time_scale = time_scale_from_env() if time_scale is None else time_scale
         self._server: ThreadedMotoServer | None = None
         self.endpoint_url = ""
@@ -71,21 +80,35 @@ class LocalCloud:
         self._session: boto3.Session | None = None
         self._clients: dict[tuple[str, str], Any] = {}
         self._clients_lock = threading.Lock()
+        self._deploy_lock = threading.Lock()
         self.dispatcher: AsyncDispatcher | None = None
         self.lambdas: LambdaRuntime | None = None
         self.events: EventRouter | None = None
         self._clock: StepFunctionsClock | None = None
         self._plugins: list[ModuleType] = []
+        self._api_gateway: LocalApiGateway | None = None
         self._saved_env: dict[str, str | None] = {}
         self._saved_config: dict[str, Any] = {}
         self.deployments: dict[str, Deployment] = {}
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
-    def start(cls, *, region: str = "us-east-1", time_scale: float | None = None) -> LocalCloud:
-        cloud = cls(region=region, time_scale=time_scale)
-        cloud._start()
-        return cloud
+    def start(cls, *, region: str = "us-east-1", time_scale: float | None = None, port: int = 0) -> LocalCloud:
+        """Start (or join) the process's cloud; `port` 0 picks a free port on 127.0.0.1."""
+        with _process_lock:
+            current = LocalCloud._current
+            if current is not None:
+                if current.region != region or (time_scale is not None and time_scale != current.time_scale):
+                    raise RuntimeError(
+                        f"a LocalCloud ({current.region}, time scale {current.time_scale}) already runs in this "
+                        "process; moto's state is process-wide, so one cloud serves every caller"
+                    )
+                LocalCloud._users += 1
+                return current
+            cloud = cls(region=region, time_scale=time_scale, port=port)
+            cloud._start()
+            LocalCloud._current, LocalCloud._users = cloud, 1
+            return cloud
 
     def __enter__(self) -> LocalCloud:
         return self
@@ -94,12 +117,10 @@ class LocalCloud:
         self.stop()
 
     def _start(self) -> None:
-        if not _running_lock.acquire(blocking=False):
-            raise RuntimeError("a LocalCloud is already running in this process (moto's state is process-wide)")
         try:
             # One access-log line per request would drown the handlers' own output.
             logging.getLogger("werkzeug").setLevel(logging.ERROR)
-            self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+            self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self._requested_port, verbose=False)
             self._server.start()
             host, self.port = self._server.get_host_and_port()
             self.endpoint_url = f"http://{host}:{self.port}"
@@ -122,7 +143,7 @@ class LocalCloud:
             self._clock.install()
             self._install_plugins()
         except BaseException:
-            self.stop()
+            self._shutdown()
             raise
 
     def _install_plugins(self) -> None:
@@ -138,7 +159,16 @@ class LocalCloud:
             self._plugins.append(module)
 
     def stop(self) -> None:
-        """Stop everything started here: plugins, patches, the dispatcher thread and the server's port."""
+        """Release this user's hold; the last one stops plugins, patches, the dispatcher thread and the port."""
+        with _process_lock:
+            if LocalCloud._current is self:
+                LocalCloud._users -= 1
+                if LocalCloud._users > 0:
+                    return
+                LocalCloud._current = None
+            self._shutdown()
+
+    def _shutdown(self) -> None:
         if self.dispatcher is not None:
             self.dispatcher.wait_idle(timeout=30)
         for module in reversed(self._plugins):
@@ -147,6 +177,9 @@ class LocalCloud:
             except Exception as exc:
                 LOG.warning("local cloud: %s.uninstall failed: %r", module.__name__, exc)
         self._plugins = []
+        if self._api_gateway is not None:
+            self._api_gateway.stop()
+            self._api_gateway = None
         if self._server is not None and self._server._server is not None:
             self._post("/moto-api/reset", {})
         for patch in (self._clock, self.events, self.lambdas):
@@ -160,15 +193,14 @@ class LocalCloud:
                 self._server.stop()
                 self._server._server.server_close()
             self._server = None
-        default_user_config.clear()
-        default_user_config.update(self._saved_config or {"stepfunctions": {"execute_state_machine": False}})
+        config: dict[str, Any] = default_user_config  # type: ignore[assignment]
+        config.clear()
+        config.update(self._saved_config or {"stepfunctions": {"execute_state_machine": False}})
         self._restore_env()
         self._clients.clear()
         self._session = None
         self.deployments.clear()
-        if _running_lock.locked() and self.endpoint_url:
-            self.endpoint_url = ""
-            _running_lock.release()
+        self.endpoint_url = ""
 
     @property
     def running(self) -> bool:
@@ -238,12 +270,40 @@ class LocalCloud:
 
     # ------------------------------------------------------------------ deploy
     def deploy(self, stage: str, *, cdk_out: Path | None = None, synthesize: bool = True) -> Deployment:
-        """Deploy every synthesized stack of `stage` (from cdk.out) into this cloud."""
+        """Deploy every synthesized stack of `stage` (from cdk.out) into this cloud.
+
+        A stage already deployed here is returned as it is, unless its resources vanished (something
+        reset moto's state, e.g. a `mock_aws` in the same process): then it is deployed again.
+        """
         from mlloop.localcloud.deployer import deploy_stage
 
-        deployment = deploy_stage(self, stage, cdk_out=cdk_out, synthesize=synthesize)
-        self.deployments[stage] = deployment
-        return deployment
+        with self._deploy_lock:
+            existing = self.deployments.get(stage)
+            if existing is not None and self._is_intact(existing):
+                return existing
+            deployment = deploy_stage(self, stage, cdk_out=cdk_out, synthesize=synthesize)
+            self.deployments[stage] = deployment
+            return deployment
+
+    def _is_intact(self, deployment: Deployment) -> bool:
+        buckets = {r.physical_id for r in deployment.of_type("AWS::S3::Bucket")}
+        functions = {r.physical_id for r in deployment.of_type("AWS::Lambda::Function")}
+        existing_buckets = {b["Name"] for b in self.client("s3").list_buckets().get("Buckets", [])}
+        lambda_client = self.client("lambda", deployment.region)
+        existing_functions = {
+            f["FunctionName"]
+            for page in lambda_client.get_paginator("list_functions").paginate()
+            for f in page["Functions"]
+        }
+        return buckets <= existing_buckets and bool(functions & existing_functions or not functions)
+
+    def api_url(self, rest_api_id: str, stage: str) -> str:
+        """Base URL of a deployed REST API stage, served over HTTP by the local API Gateway."""
+        if self._api_gateway is None:
+            from mlloop.localcloud.apigateway import LocalApiGateway
+
+            self._api_gateway = LocalApiGateway(self)
+        return self._api_gateway.url(rest_api_id, stage)
 
     # ------------------------------------------------------------------ events
     def put_events(self, entries: Iterable[Mapping[str, Any]], *, wait: bool = True) -> list[dict[str, Any]]:
@@ -275,11 +335,17 @@ class LocalCloud:
         if not self.dispatcher.wait_idle(timeout):
             raise TimeoutError(f"asynchronous deliveries still running after {timeout} s")
 
-    def evaluate_alarms(self) -> Any:
+    @property
+    def delivery_failures(self) -> list[DeliveryFailure]:
+        """Asynchronous deliveries that failed (after Lambda's retries), oldest first."""
+        assert self.dispatcher is not None
+        return list(self.dispatcher.failures)
+
+    def evaluate_alarms(self, alarm_names: list[str] | None = None) -> Any:
         """Evaluate CloudWatch alarms now (provided by the CloudWatch emulation)."""
         for module in self._plugins:
             if module.__name__.endswith(".cloudwatch"):
-                return module.evaluate_alarms(self)
+                return module.evaluate_alarms(self, alarm_names)
         raise RuntimeError("the CloudWatch emulation (mlloop.localcloud.cloudwatch) is not installed")
 
     def wait_for_execution(self, execution_arn: str, timeout: float = 120.0) -> dict[str, Any]:

@@ -36,12 +36,12 @@ class StepFunctionsClock:
             time.sleep(max(0.0, float(seconds)) * scale)
 
         self._original_wait = WaitFunction._eval_body
-        self._original_time = retrier_decl.time
-        WaitFunction._eval_body = _eval_body  # type: ignore[method-assign]
-        retrier_decl.time = SimpleNamespace(sleep=sleep, time=time.time, monotonic=time.monotonic)  # type: ignore[assignment]
+        self._original_time = retrier_decl.time  # type: ignore[attr-defined]
+        WaitFunction._eval_body = _eval_body  # type: ignore[method-assign,assignment]
+        retrier_decl.time = SimpleNamespace(sleep=sleep, time=time.time, monotonic=time.monotonic)  # type: ignore[attr-defined,assignment]
 
     def uninstall(self) -> None:
         if self._original_wait is not None:
             WaitFunction._eval_body = self._original_wait  # type: ignore[method-assign]
-            retrier_decl.time = self._original_time
+            retrier_decl.time = self._original_time  # type: ignore[attr-defined]
             self._original_wait = None

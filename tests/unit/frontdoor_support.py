@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from functions.frontdoor.logic import EndpointAnswer, EndpointFault, FrontDoor
+from functions.frontdoor.logic import EndpointAnswer, EndpointCallError, FrontDoor
 from functions.frontdoor.settings import FrontDoorSettings
 from functions.shared.contract import load_contract
 from functions.shared.fallback_model import FallbackModel
@@ -89,7 +89,7 @@ class FakeManifests:
 class ScriptedEndpoint:
     """Answers like the agreed wire format, or raises the scripted faults first (one per call)."""
 
-    faults: list[EndpointFault] = field(default_factory=list)
+    faults: list[EndpointCallError] = field(default_factory=list)
     version: str = "v3"
     variant: str = "v3"
     calls: int = 0
@@ -124,12 +124,15 @@ class RecordingTelemetry:
 class RecordingLog:
     entries: list[dict[str, Any]] = field(default_factory=list)
 
-    def maybe_write(self, entry: dict[str, Any]) -> None:
-        self.entries.append(entry)
+    def maybe_write(self, request_id: str, rows: list[dict[str, Any]]) -> None:
+        self.entries.extend(rows)
 
 
 def make_front_door(
-    *, endpoint: ScriptedEndpoint | None = None, deployed: ServingManifest | None = None, settings: FrontDoorSettings = SETTINGS
+    *,
+    endpoint: ScriptedEndpoint | None = None,
+    deployed: ServingManifest | None = None,
+    settings: FrontDoorSettings = SETTINGS,
 ) -> FrontDoor:
     return FrontDoor(
         settings=settings,

@@ -41,7 +41,9 @@ def test_every_stage_parses_and_stages_differ_by_config(context: dict) -> None:
         (("training", "use_spot"), 1, "stages.prod.training.use_spot: 1 has the wrong type (allowed: true or false)"),
     ],
 )
-def test_a_bad_value_names_the_key_and_the_allowed_values(context: dict, path: tuple, value: object, expected: str) -> None:
+def test_a_bad_value_names_the_key_and_the_allowed_values(
+    context: dict, path: tuple, value: object, expected: str
+) -> None:
     bad = copy.deepcopy(context)
     section = bad["stages"]["prod"]
     for key in path[:-1]:

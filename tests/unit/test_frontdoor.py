@@ -9,7 +9,7 @@ import pytest
 
 from functions.frontdoor import handler as frontdoor_handler
 from functions.frontdoor.circuit import CircuitBreaker
-from functions.frontdoor.logic import EndpointFault
+from functions.frontdoor.logic import EndpointCallError
 from tests.unit.frontdoor_support import (
     VALID_RECORD,
     LambdaContextStub,
@@ -116,7 +116,7 @@ def test_validation_errors_are_counted_by_contract_field_not_by_caller_chosen_na
 
 @pytest.mark.parametrize("reason", ["model_error", "throttling", "timeout", "endpoint_missing"])
 def test_each_endpoint_fault_is_answered_by_the_fallback_with_its_reason(reason: str) -> None:
-    faults = [EndpointFault(reason, "injected") for _ in range(3)]  # type: ignore[arg-type]
+    faults = [EndpointCallError(reason, "injected") for _ in range(3)]  # type: ignore[arg-type]
     status, body = _predict(VALID_RECORD, endpoint=ScriptedEndpoint(faults=faults))
     assert status == 200
     assert body["fallback"] is True and body["fallback_reason"] == reason
@@ -127,14 +127,14 @@ def test_each_endpoint_fault_is_answered_by_the_fallback_with_its_reason(reason:
 
 
 def test_a_throttled_call_is_retried_once_and_then_succeeds() -> None:
-    endpoint = ScriptedEndpoint(faults=[EndpointFault("throttling", "slow down")])
+    endpoint = ScriptedEndpoint(faults=[EndpointCallError("throttling", "slow down")])
     status, body = _predict(VALID_RECORD, endpoint=endpoint)
     assert status == 200 and body["fallback"] is False
     assert endpoint.calls == 2
 
 
 def test_a_model_error_is_not_retried() -> None:
-    endpoint = ScriptedEndpoint(faults=[EndpointFault("model_error", "boom")])
+    endpoint = ScriptedEndpoint(faults=[EndpointCallError("model_error", "boom")])
     _predict(VALID_RECORD, endpoint=endpoint)
     assert endpoint.calls == 1
 
@@ -146,12 +146,12 @@ def test_a_reply_outside_the_wire_format_is_a_model_error() -> None:
 
             return EndpointAnswer(body=b"body", variant="v3")
 
-    status, body = _predict(VALID_RECORD, endpoint=Garbage())
+    _, body = _predict(VALID_RECORD, endpoint=Garbage())
     assert body["fallback_reason"] == "model_error"
 
 
 def test_without_a_fallback_model_a_fault_is_a_clear_503() -> None:
-    endpoint = ScriptedEndpoint(faults=[EndpointFault("endpoint_missing", "gone")])
+    endpoint = ScriptedEndpoint(faults=[EndpointCallError("endpoint_missing", "gone")])
     status, body = _predict(VALID_RECORD, endpoint=endpoint, deployed=manifest(fallback=False))
     assert status == 503
     assert body["reason"] == "endpoint_missing" and "no fallback" in body["error"]
@@ -166,7 +166,7 @@ def test_before_any_deploy_predict_is_503_and_model_is_404() -> None:
 
 
 def test_fallback_answers_are_counted_by_reason_and_logged_with_the_correlation_id() -> None:
-    door = make_front_door(endpoint=ScriptedEndpoint(faults=[EndpointFault("model_error", "x")]))
+    door = make_front_door(endpoint=ScriptedEndpoint(faults=[EndpointCallError("model_error", "x")]))
     door.predict(json.dumps(VALID_RECORD), request_id="r9", correlation_id="corr-9")
     assert isinstance(door.telemetry, RecordingTelemetry) and isinstance(door.prediction_log, RecordingLog)
     assert door.telemetry.answered[0]["fallback_reason"] == "model_error"
@@ -183,11 +183,17 @@ def test_an_answer_from_a_newer_model_asks_for_the_manifest_to_be_re_read() -> N
 
 def test_a_new_manifest_swaps_the_contract_used_for_validation() -> None:
     door = make_front_door()
-    assert door.predict(json.dumps({**VALID_RECORD, "tenure_months": 300}), request_id="r", correlation_id="c").status == 400
+    assert (
+        door.predict(json.dumps({**VALID_RECORD, "tenure_months": 300}), request_id="r", correlation_id="c").status
+        == 400
+    )
     wider = manifest("v4")
     features = [dict(f, max=1000) if f["name"] == "tenure_months" else f for f in wider.contract["features"]]
     door.manifests.value = type(wider)(**{**wider.__dict__, "contract": {**wider.contract, "features": features}})  # type: ignore[attr-defined]
-    assert door.predict(json.dumps({**VALID_RECORD, "tenure_months": 300}), request_id="r", correlation_id="c").status == 200
+    assert (
+        door.predict(json.dumps({**VALID_RECORD, "tenure_months": 300}), request_id="r", correlation_id="c").status
+        == 200
+    )
 
 
 # --- circuit breaker -----------------------------------------------------------------------------------------
@@ -237,7 +243,7 @@ def test_failures_spread_wider_than_the_window_do_not_open_the_circuit() -> None
 
 
 def test_an_open_circuit_answers_from_the_fallback_without_calling_the_endpoint() -> None:
-    endpoint = ScriptedEndpoint(faults=[EndpointFault("timeout", "slow") for _ in range(6)])
+    endpoint = ScriptedEndpoint(faults=[EndpointCallError("timeout", "slow") for _ in range(6)])
     door = make_front_door(endpoint=endpoint)
     reasons = []
     for i in range(4):

@@ -19,10 +19,16 @@ REQUIRED = [f.name for f in CONTRACT.features if not f.nullable]
 KNOWN = set(FEATURES) | {CONTRACT.entity_key, CONTRACT.event_timestamp}
 
 json_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-(10**12), 10**12), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=20)
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=20),
 )
 json_values = st.recursive(
-    json_scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=6
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6,
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
@@ -99,9 +105,9 @@ def malformed_request(draw: st.DrawFn) -> tuple[str, set[str]]:
         st.one_of(
             st.just({"instances": []}),
             json_scalars.map(lambda v: {"instances": v}),
-            st.dictionaries(st.text(min_size=1, max_size=8).filter(lambda k: k != "instances"), json_values, min_size=1).map(
-                lambda d: {"instances": [VALID_RECORD], **d}
-            ),
+            st.dictionaries(
+                st.text(min_size=1, max_size=8).filter(lambda k: k != "instances"), json_values, min_size=1
+            ).map(lambda d: {"instances": [VALID_RECORD], **d}),
         )
     )
     return json.dumps(envelope), set()
@@ -124,7 +130,9 @@ def door() -> Any:
     frontdoor_handler._front_door = previous
 
 
-@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(case=malformed_request())
 def test_malformed_requests_get_a_400_that_names_the_field(door: Any, case: tuple[str, set[str]]) -> None:
     body, expected = case

@@ -1,0 +1,290 @@
+"""Drift: the detector against Evidently's DataDriftPreset, alibi-detect's TabularDrift and the np.sort floor;
+its peak memory; and the whole path from capture files against only parsing them.
+
+Every contender checks one window against a reference prepared beforehand, as each is used in production: the
+detector gets the drift baseline built at training time, alibi-detect a TabularDrift built on the reference,
+Evidently the reference frame (its report has no prepared form). Baseline build time is reported as a fact.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pajson
+
+from benchmarks.common import ROOT, ROUNDS, WARMUP, BenchResult, Size, missing_modules
+from benchmarks.drift_data import (
+    CATEGORICAL,
+    DRIFTED,
+    NUMERIC,
+    SCORE_COLUMN,
+    categories,
+    drift_contract,
+    ensure_capture_files,
+    ensure_drift_files,
+    read_frame,
+)
+from benchmarks.peer_process import PeerWorker, peer_python, peers_enabled
+from benchmarks.timing import Contender, Ratio, compare, ratio_over, speedup
+
+DETECTOR_MODULES = ("functions.drift_detector.logic", "training.drift_profile")
+CAPTURE_MODULE = "functions.drift_detector.capture"
+FEATURES = [*NUMERIC, *CATEGORICAL]
+
+
+def _baseline(reference: pd.DataFrame) -> dict[str, Any]:
+    from training.drift_profile import build_drift_baseline
+
+    return build_drift_baseline(reference, drift_contract(), reference[SCORE_COLUMN].to_numpy())
+
+
+def _detect(baseline: Mapping[str, Any], current: pd.DataFrame) -> dict[str, Any]:
+    from functions.drift_detector.logic import DriftThresholds, detect_drift
+
+    return detect_drift(baseline, current, current[SCORE_COLUMN].to_numpy(), DriftThresholds())
+
+
+def _evidently_flags(snapshot: Any) -> list[str]:
+    flagged = []
+    for metric in snapshot.dict()["metrics"]:
+        config = metric.get("config", {})
+        if not config.get("type", "").endswith("ValueDrift"):
+            continue
+        method, threshold, value = str(config.get("method", "")), config.get("threshold"), metric["value"]
+        # Evidently's p-value methods drift below the threshold, its distances at or above it.
+        drifted = value < threshold if "p_value" in method else value >= threshold
+        if drifted:
+            flagged.append(str(config["column"]))
+    return flagged
+
+
+def _evidently(reference: pd.DataFrame, current: pd.DataFrame, verdict: dict[str, Any]) -> Contender:
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    definition = DataDefinition(numerical_columns=list(NUMERIC), categorical_columns=list(CATEGORICAL))
+
+    def run() -> None:
+        ref = Dataset.from_pandas(reference[FEATURES], data_definition=definition)
+        cur = Dataset.from_pandas(current[FEATURES], data_definition=definition)
+        verdict["snapshot"] = Report([DataDriftPreset()]).run(current_data=cur, reference_data=ref)
+
+    return run
+
+
+def _read_bytes(paths: list[Path]) -> bytes:
+    return b"".join(p.read_bytes() for p in paths)
+
+
+def _join_lines(strings: pa.Array) -> bytes:
+    # binary_join over a single list joins in Arrow, with no Python object per row.
+    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(strings)], pa.int32()), strings), "\n")
+    return bytes(joined[0].as_py().encode()) if len(strings) else b""
+
+
+def _parse_pyarrow(payload: bytes) -> int:
+    """Every JSON document in the files decoded: each line's envelope, then the request and response bodies."""
+    envelope = pajson.read_json(io.BytesIO(payload)).column("captureData").combine_chunks()
+    rows = 0
+    for side in ("endpointInput", "endpointOutput"):
+        bodies = pc.struct_field(envelope, [side, "data"])
+        rows += pajson.read_json(io.BytesIO(_join_lines(bodies))).num_rows
+    return rows
+
+
+def _parse_python(loads: Callable[[bytes | str], Any], payload: bytes) -> int:
+    rows = 0
+    for line in payload.splitlines():
+        capture = loads(line)["captureData"]
+        loads(capture["endpointInput"]["data"])
+        loads(capture["endpointOutput"]["data"])
+        rows += 1
+    return rows
+
+
+def _parsers() -> dict[str, Callable[[bytes], int]]:
+    """The JSON parsers this environment has; the fastest in this run is the floor."""
+    parsers: dict[str, Callable[[bytes], int]] = {
+        "parse_pyarrow.json": _parse_pyarrow,
+        "parse_json_stdlib": lambda payload: _parse_python(json.loads, payload),
+    }
+    try:
+        import orjson
+
+        parsers["parse_orjson"] = lambda payload: _parse_python(orjson.loads, payload)
+    except ImportError:
+        pass
+    try:
+        import msgspec
+
+        decoder = msgspec.json.Decoder()
+        parsers["parse_msgspec"] = lambda payload: _parse_python(decoder.decode, payload)
+    except ImportError:
+        pass
+    return parsers
+
+
+def _detect_from_capture(baseline: Mapping[str, Any], payload: bytes) -> dict[str, Any]:
+    from functions.drift_detector.capture import FeatureSpec, parse_capture
+    from functions.drift_detector.logic import DriftDetector, DriftThresholds
+
+    batch = parse_capture(payload, FeatureSpec.from_baseline(baseline))
+    detector = DriftDetector(baseline)
+    # Parts of one column line up with the parts of every other column (one per parse path).
+    n_parts = len(next(iter(batch.columns.values()), []))
+    for index in range(n_parts):
+        part = {name: parts[index] for name, parts in batch.columns.items()}
+        detector.add_columns(part, len(next(iter(part.values()))))
+    for scores in batch.scores:
+        detector.add_scores(scores)
+    return detector.evaluate(DriftThresholds())
+
+
+def measure_memory(size: Size) -> dict[str, float]:
+    """The detector's peak extra resident memory over one check, in a fresh process so no earlier pool hides it."""
+    out = subprocess.run(
+        [sys.executable, "-c", f"from benchmarks.bench_drift import _memory_probe; _memory_probe({size!r})"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=str(ROOT),
+    )
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _status_kib() -> dict[str, int]:
+    with open("/proc/self/status") as status:
+        return {line.split(":")[0]: int(line.split()[1]) for line in status if line.startswith(("VmRSS", "VmHWM"))}
+
+
+def _memory_probe(size: Size) -> None:
+    import gc
+
+    files = ensure_drift_files(size)
+    baseline = _baseline(read_frame(files.reference))
+    current = read_frame(files.current)
+    data_bytes = int(current[[*FEATURES, SCORE_COLUMN]].memory_usage(deep=True, index=False).sum())
+    numeric_bytes = int(current[[*NUMERIC, SCORE_COLUMN]].memory_usage(index=False).sum())
+    _detect(baseline, current.iloc[:1000])
+    gc.collect()
+    before = _status_kib()["VmRSS"]
+    # Writing 5 resets the high-water mark (VmHWM) to the current resident size (Linux >= 4.0).
+    Path("/proc/self/clear_refs").write_text("5")
+    _detect(baseline, current)
+    peak = _status_kib()["VmHWM"]
+    extra = max(peak - before, 0) * 1024
+    print(json.dumps({"peak_extra_bytes": extra, "data_bytes": data_bytes, "numeric_bytes": numeric_bytes}))
+
+
+def run(size: Size) -> BenchResult:
+    result = BenchResult("drift")
+    absent = missing_modules(*DETECTOR_MODULES)
+    if absent:
+        result.skipped.append(f"detector: {', '.join(absent)} not written yet")
+        return result
+    files = ensure_drift_files(size)
+    reference, current = read_frame(files.reference), read_frame(files.current)
+    start = time.perf_counter()
+    baseline = _baseline(reference)
+    result.facts["baseline_build_s"] = time.perf_counter() - start
+    result.facts["rows"] = {"reference": len(reference), "current": len(current)}
+    columns_major = np.load(files.current_numeric)
+    verdicts: dict[str, Any] = {}
+
+    def detector() -> None:
+        verdicts["detector"] = _detect(baseline, current)
+
+    contenders: dict[str, Contender] = {"detector": detector, "np.sort_floor": lambda: np.sort(columns_major, axis=1)}
+    if not peers_enabled():
+        result.skipped.append("evidently and alibi-detect: peers left out (MLLOOP_BENCH_PEERS=0)")
+    elif missing_modules("evidently"):
+        result.skipped.append("evidently: not installed (make bench installs the bench group)")
+    else:
+        contenders["evidently"] = _evidently(reference, current, verdicts)
+    alibi_python = peer_python("alibi-detect")
+    worker = None
+    if alibi_python is None and peers_enabled():
+        result.skipped.append("alibi-detect: .venv-bench-alibi not installed (make bench installs it)")
+    else:
+        spec = {
+            "reference": str(files.reference),
+            "current": str(files.current),
+            "numeric": list(NUMERIC),
+            "categorical": {name: categories(i) for i, name in enumerate(CATEGORICAL)},
+        }
+        worker = PeerWorker(alibi_python, ROOT / "benchmarks" / "peers" / "alibi_tabular.py", spec)
+        contenders["alibi-detect"] = worker.run
+    try:
+        timings = compare(contenders, rounds=ROUNDS[size], warmup=WARMUP[size])
+    finally:
+        if worker is not None:
+            worker.close()
+    result.timings.update(timings)
+    flagged = list(verdicts["detector"]["drifted_features"])
+    result.facts["injected"] = list(DRIFTED)
+    result.facts["detector_flagged"] = flagged
+    result.facts["detector_flags_exactly_injected"] = sorted(flagged) == sorted(DRIFTED)
+    ratios: list[Ratio] = [ratio_over("drift_time_over_sort_floor", timings, "detector", "np.sort_floor", 3)]
+    if "evidently" in timings:
+        result.facts["evidently_flagged"] = _evidently_flags(verdicts["snapshot"])
+        ratios.append(speedup("drift_speedup_vs_evidently", timings, "detector", "evidently", 50))
+    if worker is not None:
+        result.facts["alibi_flagged"] = worker.last.get("flagged")
+        ratios.append(speedup("drift_speedup_vs_alibi", timings, "detector", "alibi-detect", 4))
+    memory = measure_memory(size)
+    result.facts["memory"] = memory
+    ratios.append(
+        Ratio(
+            "drift_peak_mem_over_data",
+            memory["peak_extra_bytes"] / memory["data_bytes"],
+            0.5,
+            "<=",
+            "detector peak extra RSS",
+            "current data in memory (deep)",
+        )
+    )
+    result.ratios.extend(ratios)
+    _run_end_to_end(size, baseline, result)
+    return result
+
+
+def _run_end_to_end(size: Size, baseline: Mapping[str, Any], result: BenchResult) -> None:
+    if missing_modules(CAPTURE_MODULE):
+        result.skipped.append(f"drift end to end: {CAPTURE_MODULE} not written yet")
+        return
+    paths = ensure_capture_files(size)
+    result.facts["capture"] = {"files": len(paths), "bytes": sum(p.stat().st_size for p in paths)}
+    verdicts: dict[str, Any] = {}
+
+    def end_to_end() -> None:
+        verdicts["e2e"] = _detect_from_capture(baseline, _read_bytes(paths))
+
+    # Screen the parsers on the first file, then alternate only the fastest with the detector: the slower
+    # parsers would triple the run and cannot be the floor.
+    sample = paths[0].read_bytes()
+    screen = compare({name: partial(parse, sample) for name, parse in _parsers().items()}, rounds=1)
+    fastest = min(screen, key=lambda name: screen[name].median)
+    parse = _parsers()[fastest]
+    result.facts["parse_screen_first_file_s"] = {name: t.median for name, t in screen.items()}
+    result.facts["parse_floor"] = fastest
+    contenders: dict[str, Contender] = {
+        "detector_from_capture": end_to_end,
+        fastest: lambda: parse(_read_bytes(paths)),
+    }
+    timings = compare(contenders, rounds=ROUNDS[size], warmup=WARMUP[size])
+    result.timings.update(timings)
+    result.facts["detector_from_capture_flagged"] = list(verdicts["e2e"]["drifted_features"])
+    result.ratios.append(ratio_over("drift_e2e_over_parse_floor", timings, "detector_from_capture", fastest, 1.5))

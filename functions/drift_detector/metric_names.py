@@ -1,0 +1,21 @@
+"""Metric names the drift detector publishes; the monitoring stack's alarms and dashboard use the same names.
+
+Every metric is in the stage's namespace with the EndpointName dimension; the per-feature ones add Feature.
+Drift values are published only when the window holds enough samples, so an alarm on them never fires on
+too little traffic; DriftInsufficientData says when that happened.
+"""
+
+from __future__ import annotations
+
+ENDPOINT_DIMENSION = "EndpointName"
+FEATURE_DIMENSION = "Feature"
+
+SAMPLE_COUNT = "DriftSampleCount"
+INSUFFICIENT_DATA = "DriftInsufficientData"
+DRIFTED_SHARE = "DriftedFeatureShare"
+DRIFTED_COUNT = "DriftedFeatureCount"
+MAX_PSI = "MaxFeaturePSI"
+PREDICTION_PSI = "PredictionPSI"
+FEATURE_PSI = "FeaturePSI"
+FEATURE_DRIFTED = "FeatureDrifted"
+DEPLOYED_MODEL_VERSION = "DeployedModelVersion"

@@ -1,0 +1,295 @@
+"""Ingest one raw object: validate it chunk by chunk against its dataset's contract, write curated
+partitions and quarantined rows, and leave a validation report. The raw object is only ever read.
+
+Invariant per file: rows_in = rows_curated + rows_quarantined. A file that cannot be read, or breaks
+the contract as a whole (columns, type, emptiness), is copied whole to quarantine with its reason.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from functions.ingest import layout
+from functions.ingest.layout import SourceObject
+from functions.ingest.readers import RawFile, RejectedFileError, open_raw_file
+from functions.ingest.settings import IngestSettings
+from functions.ingest.validation import ChunkValidator, FileTally
+from functions.shared.contract import ContractError, DataContract, load_contract
+
+Notify = Callable[[str, str], None]
+
+
+class ObjectStore(Protocol):
+    def download(self, source: SourceObject, path: Path) -> None: ...
+
+    def put(self, bucket: str, key: str, body: bytes, *, metadata: Mapping[str, str], content_type: str) -> None: ...
+
+    def copy(self, source: SourceObject, bucket: str, key: str, *, metadata: Mapping[str, str]) -> None: ...
+
+
+class S3ObjectStore:
+    """The lake's buckets through a boto3 S3 client."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def download(self, source: SourceObject, path: Path) -> None:
+        extra = {"VersionId": source.version_id} if source.version_id else None
+        self.client.download_file(source.bucket, source.key, str(path), ExtraArgs=extra)
+
+    def put(self, bucket: str, key: str, body: bytes, *, metadata: Mapping[str, str], content_type: str) -> None:
+        self.client.put_object(Bucket=bucket, Key=key, Body=body, Metadata=dict(metadata), ContentType=content_type)
+
+    def copy(self, source: SourceObject, bucket: str, key: str, *, metadata: Mapping[str, str]) -> None:
+        copy_source = {"Bucket": source.bucket, "Key": source.key}
+        if source.version_id:
+            copy_source["VersionId"] = source.version_id
+        self.client.copy(
+            copy_source, bucket, key, ExtraArgs={"Metadata": dict(metadata), "MetadataDirective": "REPLACE"}
+        )
+
+
+@dataclass
+class IngestReport:
+    """The validation report written beside the quarantine, and what the metrics are made of."""
+
+    source: str
+    dataset: str
+    contract_version: str | None
+    ingest_date: str
+    started_at: str
+    rows_in: int = 0
+    rows_curated: int = 0
+    rows_quarantined: int = 0
+    rule_counts: dict[str, int] = field(default_factory=dict)
+    null_rate_percent: float = 0.0
+    duplicate_rate_percent: float = 0.0
+    freshness_lag_seconds: float | None = None
+    stale: bool = False
+    quarantined_whole: bool = False
+    rule: str | None = None
+    reason: str | None = None
+    curated_objects: list[str] = field(default_factory=list)
+    quarantine_objects: list[str] = field(default_factory=list)
+    report_object: str | None = None
+
+    @property
+    def quarantine_rate_percent(self) -> float:
+        return 100.0 * self.rows_quarantined / self.rows_in if self.rows_in else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "quarantine_rate_percent": round(self.quarantine_rate_percent, 4)}
+
+
+def parquet_bytes(table: pa.Table, metadata: Mapping[str, str]) -> bytes:
+    stamped = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+    buffer = io.BytesIO()
+    pq.write_table(stamped, buffer, compression="snappy")
+    return buffer.getvalue()
+
+
+def split_by_event_date(table: pa.Table, column: str) -> list[tuple[str, pa.Table]]:
+    """One slice per UTC event date, in date order."""
+    if not table.num_rows:
+        return []
+    days = np.asarray(pc.cast(pc.cast(table.column(column), pa.date32()), pa.int32()).to_numpy(), dtype=np.int32)
+    order = np.argsort(days, kind="stable")
+    ordered = table.take(pa.array(order))
+    sorted_days = days[order]
+    starts = np.flatnonzero(np.r_[True, sorted_days[1:] != sorted_days[:-1]])
+    ends = np.r_[starts[1:], len(sorted_days)]
+    epoch = np.datetime64("1970-01-01", "D")
+    return [
+        (str(epoch + np.timedelta64(int(sorted_days[a]), "D")), ordered.slice(int(a), int(b - a)))
+        for a, b in zip(starts, ends, strict=True)
+    ]
+
+
+class Ingestion:
+    """One run over one raw object."""
+
+    def __init__(
+        self,
+        source: SourceObject,
+        *,
+        store: ObjectStore,
+        settings: IngestSettings,
+        now: datetime | None = None,
+        notify: Notify | None = None,
+        contracts_root: Path | None = None,
+    ) -> None:
+        self.source = source
+        self.store = store
+        self.settings = settings
+        self.now = now or datetime.now(UTC)
+        self.notify = notify
+        self.contracts_root = contracts_root
+        self.ingest_date = self.now.date().isoformat()
+        self.report = IngestReport(
+            source=source.lineage,
+            dataset=source.dataset,
+            contract_version=None,
+            ingest_date=self.ingest_date,
+            started_at=self.now.isoformat(),
+        )
+
+    def run(self) -> IngestReport:
+        try:
+            contract = self._contract()
+            self.report.contract_version = contract.version
+            with tempfile.TemporaryDirectory(prefix="ingest-") as workdir:
+                local = Path(workdir) / "raw"
+                self.store.download(self.source, local)
+                raw = open_raw_file(local, self.source.file_name, self.settings.chunk_rows)
+                self._check_columns(raw, contract)
+                self._ingest_rows(raw, contract)
+        except RejectedFileError as rejected:
+            self._quarantine_whole(rejected)
+        self._write_report()
+        return self.report
+
+    def _contract(self) -> DataContract:
+        if not self.source.dataset:
+            raise RejectedFileError("unknown_dataset", "raw files must land under <dataset>/, this key has no folder")
+        try:
+            return load_contract(self.source.dataset, root=self.contracts_root)
+        except (ContractError, OSError) as exc:
+            raise RejectedFileError(
+                "unknown_dataset", f"no usable contract for dataset {self.source.dataset!r} ({exc})"
+            ) from exc
+
+    @staticmethod
+    def _check_columns(raw: RawFile, contract: DataContract) -> None:
+        missing = [c for c in contract.columns if c not in raw.columns]
+        if missing:
+            raise RejectedFileError("missing_columns", f"contract {contract.ref} needs column(s) {', '.join(missing)}")
+        unexpected = [c for c in raw.columns if c not in contract.columns]
+        if unexpected:
+            raise RejectedFileError(
+                "unexpected_columns", f"contract {contract.ref} has no column(s) {', '.join(unexpected)}"
+            )
+
+    def _ingest_rows(self, raw: RawFile, contract: DataContract) -> None:
+        validator = ChunkValidator(contract, now=self.now, source_file=self.source.lineage)
+        stamp = {
+            "contract": contract.ref,
+            "contract_version": contract.version,
+            "source_file": self.source.lineage,
+        }
+        next_row = 0
+        chunk_number = 0
+        try:
+            for chunk in raw.chunks:
+                table = chunk.table.select(contract.columns)
+                result = validator.validate(table, chunk.malformed, first_row=next_row)
+                next_row += table.num_rows
+                for event_date, part in split_by_event_date(result.curated, contract.event_timestamp):
+                    key = layout.curated_key(contract.dataset, event_date, self.source, chunk_number)
+                    self.store.put(
+                        self.settings.curated_bucket,
+                        key,
+                        parquet_bytes(part, stamp),
+                        metadata=stamp,
+                        content_type="application/vnd.apache.parquet",
+                    )
+                    self.report.curated_objects.append(f"s3://{self.settings.curated_bucket}/{key}")
+                if result.quarantined.num_rows:
+                    key = layout.quarantine_rows_key(contract.dataset, self.ingest_date, self.source, chunk_number)
+                    self.store.put(
+                        self.settings.quarantine_bucket,
+                        key,
+                        parquet_bytes(result.quarantined, stamp),
+                        metadata=stamp,
+                        content_type="application/vnd.apache.parquet",
+                    )
+                    self.report.quarantine_objects.append(f"s3://{self.settings.quarantine_bucket}/{key}")
+                chunk_number += 1
+        finally:
+            self._tally(validator.tally, contract)
+        if self.report.rows_in == 0:
+            raise RejectedFileError("no_rows", "the file has a header or schema but no data rows")
+
+    def _tally(self, tally: FileTally, contract: DataContract) -> None:
+        report = self.report
+        report.rows_in = tally.rows_in
+        report.rows_curated = tally.rows_curated
+        report.rows_quarantined = tally.rows_quarantined
+        report.rule_counts = dict(sorted(tally.rule_counts.items()))
+        report.null_rate_percent = (
+            round(100.0 * tally.null_cells / tally.feature_cells, 4) if tally.feature_cells else 0.0
+        )
+        duplicates = tally.rule_counts.get("duplicate_key", 0)
+        report.duplicate_rate_percent = round(100.0 * duplicates / tally.rows_in, 4) if tally.rows_in else 0.0
+        if tally.newest_event is not None:
+            lag = (self.now - tally.newest_event).total_seconds()
+            report.freshness_lag_seconds = round(lag, 3)
+            report.stale = lag > contract.freshness.max_lag_hours * 3600
+
+    def _quarantine_whole(self, rejected: RejectedFileError) -> None:
+        report = self.report
+        report.quarantined_whole = True
+        report.rule = rejected.rule
+        report.reason = rejected.reason
+        if report.rows_curated:
+            # Reading failed part-way: the rows before the failure are curated; the file is kept whole anyway.
+            report.reason = f"{rejected.reason} (after {report.rows_in} rows, which were ingested)"
+        prefix = layout.quarantine_file_prefix(self.source.dataset, self.ingest_date, self.source)
+        bucket = self.settings.quarantine_bucket
+        metadata = {"rule": rejected.rule, "source_file": self.source.lineage}
+        self.store.copy(self.source, bucket, prefix + (self.source.file_name or "file"), metadata=metadata)
+        reason = {
+            "source": self.source.lineage,
+            "rule": rejected.rule,
+            "reason": report.reason,
+            "at": report.started_at,
+        }
+        self.store.put(
+            bucket,
+            prefix + "reason.json",
+            json.dumps(reason, indent=2).encode(),
+            metadata=metadata,
+            content_type="application/json",
+        )
+        report.quarantine_objects.append(f"s3://{bucket}/{prefix}")
+        if self.notify is not None:
+            self.notify(
+                f"Raw file quarantined: {rejected.rule}"[:100],
+                json.dumps({**reason, "quarantined_to": f"s3://{bucket}/{prefix}"}, indent=2),
+            )
+
+    def _write_report(self) -> None:
+        key = layout.report_key(self.source.dataset, self.ingest_date, self.source)
+        self.report.report_object = f"s3://{self.settings.quarantine_bucket}/{key}"
+        self.store.put(
+            self.settings.quarantine_bucket,
+            key,
+            json.dumps(self.report.to_dict(), indent=2, default=str).encode(),
+            metadata={"source_file": self.source.lineage},
+            content_type="application/json",
+        )
+
+
+def ingest_object(
+    source: SourceObject,
+    *,
+    store: ObjectStore,
+    settings: IngestSettings,
+    now: datetime | None = None,
+    notify: Notify | None = None,
+    contracts_root: Path | None = None,
+) -> IngestReport:
+    return Ingestion(
+        source, store=store, settings=settings, now=now, notify=notify, contracts_root=contracts_root
+    ).run()

@@ -1,0 +1,255 @@
+"""Read a raw file (CSV, JSON lines, Parquet) as a stream of Arrow tables of at most `chunk_rows` rows.
+
+CSV and JSON lines arrive as string columns, so every value can be checked and, when bad, quarantined
+exactly as it was written. Rows the parser cannot split into the header's columns come back as
+`MalformedRow`s instead of failing the file. A file that cannot be read at all raises `RejectedFileError`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+CSV_SUFFIXES = (".csv",)
+JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+NULL_TOKENS = ["", "NA", "N/A", "null", "NULL", "None", "NaN", "nan"]
+OTHER_DELIMITERS = (";", "\t", "|")
+CSV_BLOCK_BYTES = 4 << 20
+
+
+class RejectedFileError(Exception):
+    """The file as a whole cannot be ingested: `rule` names why, `reason` says it to a person."""
+
+    def __init__(self, rule: str, reason: str) -> None:
+        super().__init__(f"{rule}: {reason}")
+        self.rule = rule
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class MalformedRow:
+    line: int | None
+    text: str
+    reason: str
+
+
+@dataclass
+class RawChunk:
+    table: pa.Table
+    malformed: list[MalformedRow] = field(default_factory=list)
+
+
+@dataclass
+class RawFile:
+    format: str
+    columns: list[str]
+    chunks: Iterator[RawChunk]
+
+
+def detect_format(file_name: str) -> str:
+    lower = file_name.lower()
+    for fmt, suffixes in (("csv", CSV_SUFFIXES), ("jsonl", JSON_SUFFIXES), ("parquet", PARQUET_SUFFIXES)):
+        if lower.endswith(suffixes):
+            return fmt
+    allowed = ", ".join((*CSV_SUFFIXES, *JSON_SUFFIXES, *PARQUET_SUFFIXES))
+    raise RejectedFileError("unsupported_file_type", f"{file_name!r} is not a supported file type (allowed: {allowed})")
+
+
+def open_raw_file(path: Path, file_name: str, chunk_rows: int) -> RawFile:
+    fmt = detect_format(file_name)
+    if path.stat().st_size == 0:
+        raise RejectedFileError("empty_file", "the file is empty (0 bytes)")
+    opener: Callable[[Path, int], RawFile] = {"csv": _open_csv, "jsonl": _open_jsonl, "parquet": _open_parquet}[fmt]
+    return opener(path, chunk_rows)
+
+
+def _rechunk(batches: Iterator[pa.RecordBatch], schema: pa.Schema, chunk_rows: int) -> Iterator[pa.Table]:
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
+    for batch in batches:
+        pending.append(batch)
+        pending_rows += batch.num_rows
+        while pending_rows >= chunk_rows:
+            table = pa.Table.from_batches(pending, schema=schema)
+            yield table.slice(0, chunk_rows)
+            rest = table.slice(chunk_rows)
+            pending = rest.to_batches()
+            pending_rows = rest.num_rows
+    if pending_rows:
+        yield pa.Table.from_batches(pending, schema=schema)
+
+
+def _read_csv_header(path: Path) -> list[str]:
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            header = next(csv.reader(handle), [])
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise RejectedFileError("unreadable_file", f"the CSV header cannot be read ({exc})") from exc
+    columns = list(header)
+    if not columns or columns == [""]:
+        raise RejectedFileError("unreadable_file", "the CSV has no header row")
+    if len(columns) == 1:
+        for delimiter in OTHER_DELIMITERS:
+            if delimiter in columns[0]:
+                raise RejectedFileError(
+                    "wrong_delimiter",
+                    f"the header is one column {columns[0][:80]!r}: the file is separated by {delimiter!r}, not commas",
+                )
+    duplicated = sorted({c for c in columns if columns.count(c) > 1})
+    if duplicated:
+        raise RejectedFileError("duplicate_columns", f"the header repeats column(s) {', '.join(duplicated)}")
+    return columns
+
+
+def _open_csv(path: Path, chunk_rows: int) -> RawFile:
+    columns = _read_csv_header(path)
+    malformed: list[MalformedRow] = []
+
+    def keep_malformed(row: Any) -> str:
+        malformed.append(
+            MalformedRow(
+                line=row.number,
+                text=row.text,
+                reason=f"expected {row.expected_columns} columns, found {row.actual_columns}",
+            )
+        )
+        return "skip"
+
+    try:
+        reader = pacsv.open_csv(
+            str(path),
+            read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, use_threads=False),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=keep_malformed),
+            convert_options=pacsv.ConvertOptions(
+                column_types={c: pa.string() for c in columns},
+                null_values=NULL_TOKENS,
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+            ),
+        )
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise RejectedFileError("unreadable_file", f"the CSV cannot be parsed ({exc})") from exc
+
+    def chunks() -> Iterator[RawChunk]:
+        for table in _rechunk(_guard(reader), reader.schema, chunk_rows):
+            taken, malformed[:] = list(malformed), []
+            yield RawChunk(table=table, malformed=taken)
+        if malformed:
+            yield RawChunk(table=reader.schema.empty_table(), malformed=list(malformed))
+
+    return RawFile(format="csv", columns=columns, chunks=chunks())
+
+
+def _guard(batches: Any) -> Iterator[pa.RecordBatch]:
+    try:
+        yield from batches
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
+        raise RejectedFileError("unreadable_file", f"reading stopped part-way: {exc}") from exc
+
+
+def _json_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _open_jsonl(path: Path, chunk_rows: int) -> RawFile:
+    handle = path.open(encoding="utf-8")
+    first: list[tuple[int, str]] = []
+    columns: list[str] = []
+    try:
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                first.append((number, line))
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(record, dict):
+                    columns = [str(k) for k in record]
+                    break
+    except UnicodeDecodeError as exc:
+        handle.close()
+        raise RejectedFileError("unreadable_file", f"the file is not UTF-8 text ({exc})") from exc
+    if not columns:
+        handle.close()
+        raise RejectedFileError("unreadable_file", "no line of the file is a JSON object")
+
+    def lines() -> Iterator[tuple[int, str]]:
+        yield from first
+        try:
+            for number, line in enumerate(handle, start=first[-1][0] + 1):
+                if line.strip():
+                    yield number, line
+        except UnicodeDecodeError as exc:
+            raise RejectedFileError("unreadable_file", f"reading stopped part-way: {exc}") from exc
+        finally:
+            handle.close()
+
+    def chunks() -> Iterator[RawChunk]:
+        known = set(columns)
+        values: dict[str, list[str | None]] = {c: [] for c in columns}
+        malformed: list[MalformedRow] = []
+        rows = 0
+        for number, line in lines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                malformed.append(MalformedRow(line=number, text=line.rstrip("\n"), reason=f"invalid JSON ({exc.msg})"))
+                continue
+            if not isinstance(record, dict):
+                malformed.append(MalformedRow(line=number, text=line.rstrip("\n"), reason="the line is not an object"))
+                continue
+            extra = sorted(set(record) - known)
+            if extra:
+                malformed.append(
+                    MalformedRow(line=number, text=line.rstrip("\n"), reason=f"unexpected field(s) {', '.join(extra)}")
+                )
+                continue
+            for column in columns:
+                values[column].append(_json_text(record.get(column)))
+            rows += 1
+            if rows == chunk_rows:
+                yield RawChunk(table=_string_table(values), malformed=malformed)
+                values = {c: [] for c in columns}
+                malformed, rows = [], 0
+        if rows or malformed:
+            yield RawChunk(table=_string_table(values), malformed=malformed)
+
+    return RawFile(format="jsonl", columns=columns, chunks=chunks())
+
+
+def _string_table(values: dict[str, list[str | None]]) -> pa.Table:
+    return pa.table({c: pa.array(v, type=pa.string()) for c, v in values.items()})
+
+
+def _open_parquet(path: Path, chunk_rows: int) -> RawFile:
+    try:
+        parquet = pq.ParquetFile(str(path))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise RejectedFileError("unreadable_file", f"not a readable Parquet file ({exc})") from exc
+    schema = parquet.schema_arrow
+    # pandas writes its index as an extra column; it is not data.
+    index_columns = set(json.loads((schema.metadata or {}).get(b"pandas", b"{}")).get("index_columns", []))
+    columns = [name for name in schema.names if name not in index_columns]
+
+    def chunks() -> Iterator[RawChunk]:
+        for batch in _guard(parquet.iter_batches(batch_size=chunk_rows, columns=columns)):
+            yield RawChunk(table=pa.Table.from_batches([batch]))
+
+    return RawFile(format="parquet", columns=columns, chunks=chunks())

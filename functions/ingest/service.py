@@ -1,0 +1,99 @@
+"""The ingestion function's wiring to AWS: S3 store, SNS notifications, idempotency on DynamoDB, EMF metrics.
+
+Idempotent on (bucket, key, version id): a redelivered "Object Created" event returns the first run's
+report and writes nothing; a run that failed part-way leaves no record, so the retry runs again and
+rewrites the same deterministic keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import datetime
+from functools import cache
+from typing import Any, cast
+
+import boto3
+from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.ingest.layout import SourceObject
+from functions.ingest.logic import IngestReport, S3ObjectStore, ingest_object
+from functions.ingest.settings import IngestSettings
+
+# Longer than EventBridge's retry window (6 hours on the rule), so every redelivery finds the record.
+IDEMPOTENCY_SECONDS = 7 * 24 * 3600
+
+
+@cache
+def _client(service: str) -> Any:
+    return boto3.client(service)
+
+
+def record_metrics(report: IngestReport, metrics: Metrics) -> None:
+    dataset = report.dataset or "_unknown"
+    metrics.add_dimension("Dataset", dataset)
+    metrics.add_metric(name="RowsIn", unit=MetricUnit.Count, value=report.rows_in)
+    metrics.add_metric(name="RowsCurated", unit=MetricUnit.Count, value=report.rows_curated)
+    metrics.add_metric(name="RowsQuarantined", unit=MetricUnit.Count, value=report.rows_quarantined)
+    metrics.add_metric(name="QuarantineRate", unit=MetricUnit.Percent, value=report.quarantine_rate_percent)
+    metrics.add_metric(name="NullRate", unit=MetricUnit.Percent, value=report.null_rate_percent)
+    metrics.add_metric(name="DuplicateRate", unit=MetricUnit.Percent, value=report.duplicate_rate_percent)
+    metrics.add_metric(name="FilesQuarantined", unit=MetricUnit.Count, value=int(report.quarantined_whole))
+    if report.freshness_lag_seconds is not None:
+        metrics.add_metric(name="FreshnessLag", unit=MetricUnit.Seconds, value=report.freshness_lag_seconds)
+    for rule, count in report.rule_counts.items():
+        with single_metric(
+            name="RowsQuarantinedByRule",
+            unit=MetricUnit.Count,
+            value=count,
+            namespace=metrics.namespace,
+            default_dimensions={"Dataset": dataset, "Rule": rule},
+        ):
+            pass
+
+
+def handle_object_created(
+    source: SourceObject,
+    *,
+    settings: IngestSettings,
+    metrics: Metrics,
+    lambda_context: LambdaContext | None = None,
+    s3_client: Any = None,
+    sns_client: Any = None,
+    dynamodb_client: Any = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Ingest `source` once; return its validation report as a dict (the first run's, on redelivery)."""
+    s3 = s3_client or _client("s3")
+    sns = sns_client or _client("sns")
+    persistence = DynamoDBPersistenceLayer(
+        table_name=settings.idempotency_table, boto3_client=dynamodb_client or _client("dynamodb")
+    )
+    config = IdempotencyConfig(expires_after_seconds=IDEMPOTENCY_SECONDS)
+    if lambda_context is not None:
+        config.register_lambda_context(lambda_context)
+
+    def notify(subject: str, message: str) -> None:
+        sns.publish(TopicArn=settings.notifications_topic_arn, Subject=subject, Message=message)
+
+    def ingest_raw_object(raw_object: dict[str, Any]) -> dict[str, Any]:
+        report = ingest_object(
+            SourceObject(**raw_object), store=S3ObjectStore(s3), settings=settings, now=now, notify=notify
+        )
+        record_metrics(report, metrics)
+        return report.to_dict()
+
+    once = cast(
+        Callable[..., dict[str, Any]],
+        idempotent_function(data_keyword_argument="raw_object", config=config, persistence_store=persistence)(
+            ingest_raw_object
+        ),
+    )
+    return once(raw_object=asdict(source))

@@ -1,0 +1,329 @@
+"""Row checks against the data contract, vectorised over Arrow columns.
+
+A chunk of raw rows (string columns for text formats, typed for Parquet) becomes typed curated rows and
+quarantined rows, one reason per broken rule naming the column and the offending value. Every row ends
+up in exactly one of the two tables.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from functions.ingest.readers import MalformedRow
+from functions.shared.contract import DataContract, Feature
+
+RULES: tuple[str, ...] = (
+    "malformed_row",
+    "type_mismatch",
+    "null_not_allowed",
+    "out_of_range",
+    "unknown_category",
+    "invalid_label",
+    "future_timestamp",
+    "stale_timestamp",
+    "duplicate_key",
+)
+TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
+_NUMBER = r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$"
+_DATE_ONLY = r"^\s*(\d{4}-\d{2}-\d{2})\s*$"
+_NAIVE_TIME = r"^\s*(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)\s*$"
+_TRUE = ["true", "True", "TRUE", "1", "yes", "Yes", "YES"]
+_FALSE = ["false", "False", "FALSE", "0", "no", "No", "NO"]
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("source_file", pa.string()),
+        ("source_row", pa.int64()),
+        ("rules", pa.string()),
+        ("reason", pa.string()),
+        ("contract_version", pa.string()),
+        ("record", pa.string()),
+    ]
+)
+
+
+def curated_schema(contract: DataContract) -> pa.Schema:
+    types = {"integer": pa.int64(), "float": pa.float64(), "categorical": pa.string(), "boolean": pa.bool_()}
+    return pa.schema(
+        [
+            (contract.entity_key, pa.string()),
+            (contract.event_timestamp, TIMESTAMP_TYPE),
+            *((f.name, types[f.type]) for f in contract.features),
+            (contract.label.name, pa.int64()),
+            ("contract_version", pa.string()),
+            ("source_file", pa.string()),
+        ]
+    )
+
+
+@dataclass
+class FileTally:
+    """What one file's chunks add up to; also remembers keys so duplicates are found across chunks."""
+
+    rows_in: int = 0
+    rows_curated: int = 0
+    rows_quarantined: int = 0
+    rule_counts: Counter[str] = field(default_factory=Counter)
+    null_cells: int = 0
+    feature_cells: int = 0
+    newest_event: datetime | None = None
+    _seen_keys: list[np.ndarray] = field(default_factory=list)
+
+    def seen_before(self, hashes: np.ndarray) -> np.ndarray:
+        if not self._seen_keys:
+            return np.zeros(len(hashes), dtype=bool)
+        return np.isin(hashes, np.concatenate(self._seen_keys))
+
+    def remember(self, hashes: np.ndarray) -> None:
+        self._seen_keys.append(hashes)
+
+
+@dataclass
+class ChunkResult:
+    curated: pa.Table
+    quarantined: pa.Table
+
+
+@dataclass
+class _Violations:
+    n: int
+    reasons: dict[int, list[str]] = field(default_factory=dict)
+    rules: dict[int, list[str]] = field(default_factory=dict)
+    counts: Counter[str] = field(default_factory=Counter)
+    bad: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.bad = np.zeros(self.n, dtype=bool)
+
+    def add(self, rule: str, mask: np.ndarray, raw: pa.Array, message: str) -> None:
+        """Record `rule` on the rows in `mask`; `message` is formatted with the column's raw value."""
+        index = np.flatnonzero(mask)
+        if not len(index):
+            return
+        self.bad |= mask
+        self.counts[rule] += len(index)
+        values = raw.take(pa.array(index)).to_pylist()
+        for row, value in zip(index.tolist(), values, strict=True):
+            self.reasons.setdefault(row, []).append(f"{rule}: {message.format(value=_show(value))}")
+            self.rules.setdefault(row, []).append(rule)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return repr(value)
+
+
+def _mask(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Arrow booleans (nulls count as False) as a numpy mask."""
+    filled = pc.fill_null(array, False)
+    if isinstance(filled, pa.ChunkedArray):
+        filled = filled.combine_chunks()
+    return np.asarray(filled.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _as_strings(raw: pa.Array) -> pa.Array:
+    return raw if pa.types.is_string(raw.type) or pa.types.is_large_string(raw.type) else pc.cast(raw, pa.string())
+
+
+def parse_number(raw: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """float64 values (null where absent or unparseable) and the mask of present-but-unparseable values."""
+    if pa.types.is_integer(raw.type) or pa.types.is_floating(raw.type) or pa.types.is_decimal(raw.type):
+        values = pc.cast(raw, pa.float64())
+        bad = _mask(pc.and_(raw.is_valid(), pc.invert(pc.is_finite(values))))
+        return pc.if_else(pa.array(bad), pa.scalar(None, pa.float64()), values), bad
+    if pa.types.is_boolean(raw.type):
+        return pa.nulls(len(raw), pa.float64()), _mask(raw.is_valid())
+    text = _as_strings(raw)
+    ok = pc.match_substring_regex(text, _NUMBER)
+    cleaned = pc.if_else(ok, pc.utf8_trim_whitespace(text), pa.scalar(None, pa.string()))
+    values = pc.cast(cleaned, pa.float64())
+    return values, _mask(pc.and_(text.is_valid(), pc.invert(pc.fill_null(ok, False))))
+
+
+def parse_boolean(raw: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    if pa.types.is_boolean(raw.type):
+        return raw, np.zeros(len(raw), dtype=bool)
+    text = pc.utf8_trim_whitespace(_as_strings(raw))
+    is_true = pc.is_in(text, value_set=pa.array(_TRUE))
+    is_false = pc.is_in(text, value_set=pa.array(_FALSE))
+    known = pc.or_(is_true, is_false)
+    values = pc.if_else(known, is_true, pa.scalar(None, pa.bool_()))
+    return values, _mask(pc.and_(text.is_valid(), pc.invert(known)))
+
+
+def parse_timestamp(raw: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """UTC timestamps; ISO-8601 text with or without a zone (no zone means UTC), or typed Parquet timestamps."""
+    if pa.types.is_timestamp(raw.type):
+        typed = raw if raw.type.tz else pc.assume_timezone(raw, "UTC")
+        return pc.cast(typed, TIMESTAMP_TYPE), np.zeros(len(raw), dtype=bool)
+    if pa.types.is_date(raw.type):
+        return pc.cast(pc.cast(raw, pa.timestamp("us")), TIMESTAMP_TYPE), np.zeros(len(raw), dtype=bool)
+    text = _as_strings(raw)
+    text = pc.replace_substring_regex(text, _DATE_ONLY, r"\1T00:00:00Z")
+    text = pc.replace_substring_regex(text, _NAIVE_TIME, r"\1Z")
+    try:
+        values = pc.cast(text, TIMESTAMP_TYPE)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        # Some value is not ISO-8601: parse value by value, unparseable ones become null.
+        parsed = pd.to_datetime(pd.Series(text.to_pylist(), dtype=object), errors="coerce", utc=True, format="ISO8601")
+        values = pa.array(parsed, type=TIMESTAMP_TYPE, from_pandas=True)
+    return values, _mask(pc.and_(text.is_valid(), values.is_null()))
+
+
+def _key_hashes(keys: pa.Array, times: pa.Array) -> np.ndarray:
+    key_hash = pd.util.hash_array(np.asarray(keys.to_numpy(zero_copy_only=False), dtype=object))
+    time_bits = np.asarray(pc.fill_null(pc.cast(times, pa.int64()), 0).to_numpy(), dtype=np.int64).view(np.uint64)
+    with np.errstate(over="ignore"):
+        return np.asarray(key_hash ^ (time_bits * _GOLDEN), dtype=np.uint64)
+
+
+class ChunkValidator:
+    """Validates the chunks of one file against one contract, at one `now`."""
+
+    def __init__(self, contract: DataContract, *, now: datetime, source_file: str) -> None:
+        self.contract = contract
+        self.source_file = source_file
+        self.schema = curated_schema(contract)
+        self.newest_allowed = now + timedelta(minutes=contract.freshness.max_future_skew_minutes)
+        self.oldest_allowed = now - timedelta(days=contract.freshness.max_event_age_days)
+        self.tally = FileTally()
+
+    def validate(self, table: pa.Table, malformed: list[MalformedRow], *, first_row: int) -> ChunkResult:
+        contract = self.contract
+        n = table.num_rows
+        found = _Violations(n)
+        typed: dict[str, pa.Array] = {}
+
+        key_raw = table.column(contract.entity_key).combine_chunks()
+        key = _as_strings(key_raw)
+        key_missing = _mask(pc.or_kleene(key.is_null(), pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(key)), 0)))
+        found.add("null_not_allowed", key_missing, key_raw, f"{contract.entity_key} is empty")
+        typed[contract.entity_key] = key
+
+        time_raw = table.column(contract.event_timestamp).combine_chunks()
+        times, time_bad = parse_timestamp(time_raw)
+        ts = contract.event_timestamp
+        found.add("type_mismatch", time_bad, time_raw, f"{ts}={{value}} is not an ISO-8601 timestamp")
+        found.add("null_not_allowed", _mask(time_raw.is_null()), time_raw, f"{ts} is empty")
+        future = _mask(pc.greater(times, pa.scalar(self.newest_allowed, TIMESTAMP_TYPE)))
+        found.add("future_timestamp", future, time_raw, f"{ts}={{value}} is later than now + allowed skew")
+        stale = _mask(pc.less(times, pa.scalar(self.oldest_allowed, TIMESTAMP_TYPE)))
+        days = contract.freshness.max_event_age_days
+        found.add("stale_timestamp", stale, time_raw, f"{ts}={{value}} is older than {days:g} days")
+        typed[ts] = times
+
+        for feature in contract.features:
+            raw = table.column(feature.name).combine_chunks()
+            typed[feature.name] = self._check_feature(feature, raw, found)
+            self.tally.null_cells += raw.null_count
+        self.tally.feature_cells += n * len(contract.features)
+
+        label_raw = table.column(contract.label.name).combine_chunks()
+        label_values, label_bad = parse_number(label_raw)
+        label = contract.label
+        allowed = pc.is_in(label_values, value_set=pa.array([0.0, float(label.positive_value)]))
+        found.add("null_not_allowed", _mask(label_raw.is_null()), label_raw, f"{label.name} is empty")
+        invalid = label_bad | _mask(pc.and_(label_values.is_valid(), pc.invert(allowed)))
+        found.add("invalid_label", invalid, label_raw, f"{label.name}={{value}} is not 0 or {label.positive_value}")
+        typed[label.name] = pc.cast(pc.if_else(allowed, label_values, pa.scalar(None, pa.float64())), pa.int64())
+
+        keyed = ~key_missing & _mask(times.is_valid())
+        hashes = _key_hashes(key, times)[keyed]
+        repeated = pd.Series(hashes).duplicated(keep="first").to_numpy() | self.tally.seen_before(hashes)
+        self.tally.remember(hashes)
+        duplicate = np.zeros(n, dtype=bool)
+        duplicate[np.flatnonzero(keyed)[repeated]] = True
+        found.add(
+            "duplicate_key", duplicate, key_raw, f"({contract.entity_key}={{value}}, {ts}) repeats an earlier row"
+        )
+
+        good = ~found.bad
+        typed["contract_version"] = pa.repeat(pa.scalar(contract.version), n)
+        typed["source_file"] = pa.repeat(pa.scalar(self.source_file), n)
+        curated = pa.Table.from_arrays([typed[name] for name in self.schema.names], schema=self.schema).filter(
+            pa.array(good)
+        )
+        quarantined = self._quarantine(table, found, malformed, first_row)
+
+        self.tally.rows_in += n + len(malformed)
+        self.tally.rows_curated += curated.num_rows
+        self.tally.rows_quarantined += quarantined.num_rows
+        self.tally.rule_counts.update(found.counts)
+        if malformed:
+            self.tally.rule_counts["malformed_row"] += len(malformed)
+        if curated.num_rows:
+            newest = pc.max(curated.column(ts)).as_py()
+            if self.tally.newest_event is None or newest > self.tally.newest_event:
+                self.tally.newest_event = newest
+        return ChunkResult(curated=curated, quarantined=quarantined)
+
+    def _check_feature(self, feature: Feature, raw: pa.Array, found: _Violations) -> pa.Array:
+        name = feature.name
+        if not feature.nullable:
+            found.add("null_not_allowed", _mask(raw.is_null()), raw, f"{name} is empty")
+        if feature.type == "categorical":
+            text = _as_strings(raw)
+            known = pc.is_in(text, value_set=pa.array(list(feature.categories)))
+            unknown = _mask(pc.and_(text.is_valid(), pc.invert(known)))
+            found.add(
+                "unknown_category", unknown, raw, f"{name}={{value}} is not one of {'|'.join(feature.categories)}"
+            )
+            return text
+        if feature.type == "boolean":
+            values, bad = parse_boolean(raw)
+            found.add("type_mismatch", bad, raw, f"{name}={{value}} is not a boolean")
+            return values
+        values, bad = parse_number(raw)
+        if feature.type == "integer":
+            fractional = _mask(pc.not_equal(values, pc.floor(values)))
+            found.add("type_mismatch", bad | fractional, raw, f"{name}={{value}} is not an integer")
+            bad = bad | fractional
+        else:
+            found.add("type_mismatch", bad, raw, f"{name}={{value}} is not a number")
+        below = _mask(pc.less(values, feature.min)) if feature.min is not None else np.zeros(len(raw), dtype=bool)
+        above = _mask(pc.greater(values, feature.max)) if feature.max is not None else np.zeros(len(raw), dtype=bool)
+        lo = "-inf" if feature.min is None else f"{feature.min:g}"
+        hi = "inf" if feature.max is None else f"{feature.max:g}"
+        unit = f" {feature.unit}" if feature.unit else ""
+        found.add("out_of_range", (below | above) & ~bad, raw, f"{name}={{value}} is outside [{lo}, {hi}]{unit}")
+        clean = pc.if_else(pa.array(bad), pa.scalar(None, pa.float64()), values)
+        return pc.cast(clean, pa.int64()) if feature.type == "integer" else clean
+
+    def _quarantine(
+        self, table: pa.Table, found: _Violations, malformed: list[MalformedRow], first_row: int
+    ) -> pa.Table:
+        index = np.flatnonzero(found.bad)
+        records = table.take(pa.array(index)).to_pylist() if len(index) else []
+        rows = index.tolist()
+        source_rows: list[int | None] = [first_row + i for i in rows]
+        rules = [",".join(dict.fromkeys(found.rules[i])) for i in rows]
+        reasons = ["; ".join(found.reasons[i]) for i in rows]
+        texts = [json.dumps(r, default=str, separators=(",", ":")) for r in records]
+        for bad_row in malformed:
+            source_rows.append(None)
+            rules.append("malformed_row")
+            where = f"line {bad_row.line}" if bad_row.line is not None else "a line"
+            reasons.append(f"malformed_row: {where} {bad_row.reason}")
+            texts.append(json.dumps({"line": bad_row.line, "text": bad_row.text}, separators=(",", ":")))
+        count = len(source_rows)
+        return pa.Table.from_arrays(
+            [
+                pa.repeat(pa.scalar(self.source_file), count),
+                pa.array(source_rows, type=pa.int64()),
+                pa.array(rules, type=pa.string()),
+                pa.array(reasons, type=pa.string()),
+                pa.repeat(pa.scalar(self.contract.version), count),
+                pa.array(texts, type=pa.string()),
+            ],
+            schema=QUARANTINE_SCHEMA,
+        )

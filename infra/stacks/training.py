@@ -1,0 +1,748 @@
+"""TrainingStack: the governed retraining workflow (Step Functions) and the model's package group in the registry.
+
+prepare (snapshot + manifest) -> data gate -> SageMaker training job (request-response create, then a
+Wait/describe/Choice poll loop) -> evaluate (promotion gate vs the champion) -> register (approval by stage
+policy) -> notify. Every trigger (schedule, new curated data, drift alarm, manual) enters through one function
+that applies the cooldown and names the execution after the trigger. docs/training-workflow.md tells the story.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+from aws_cdk import (
+    Acknowledgment,
+    Aws,
+    CfnOutput,
+    Duration,
+    Environment,
+    RemovalPolicy,
+    Stack,
+    Validations,
+)
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from functions.shared.contract import load_contract
+from infra.config import StageConfig
+from infra.constructs.platform_function import PlatformFunction
+from infra.constructs.training_source_bundle import TrainingSourceBundle
+from infra.stacks.data_lake import DataLakeStack, bucket_name
+
+SKLEARN_FRAMEWORK_VERSION = "1.9-0"
+RUNS_PREFIX = "training/runs"
+TRIGGERS_PREFIX = "training/triggers"
+LATEST_PROFILE_KEY = "training/latest-data-profile.json"
+# SageMaker bills and finishes a training job in minutes at best; polling faster only costs transitions.
+POLL_INTERVAL = Duration.seconds(60)
+# Room around the training job for the Lambda steps and the polling granularity.
+WORKFLOW_OVERHEAD = Duration.hours(2)
+STEP_TIMEOUT = Duration.seconds(60)
+LAMBDA_ERRORS = ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException"]
+THROTTLING_ERRORS = ["TransientError", "Lambda.TooManyRequestsException"]
+RUN_FOLDER_REASON = "Each run reads and writes only under training/runs/<run>/, named at run time."
+PACKAGE_VERSIONS_REASON = "The registry numbers package versions; access stays within the model's package group."
+LIST_PACKAGES_REASON = "sagemaker:ListModelPackages has no resource-level permissions."
+TRAINING_JOB_REASON = "Training job names derive from each run (<model>-<run>)."
+
+
+@cache
+def sklearn_image_uri(region: str, instance_type: str) -> str:
+    """The SageMaker scikit-learn container for the region, from the SDK's offline table (no network at synth)."""
+    from sagemaker.core import image_uris
+
+    return str(
+        image_uris.retrieve(
+            framework="sklearn", region=region, version=SKLEARN_FRAMEWORK_VERSION, instance_type=instance_type
+        )
+    )
+
+
+def _acknowledge(construct: Construct, findings: dict[str, str]) -> None:
+    for rule_id, reason in findings.items():
+        Validations.of(construct).acknowledge(Acknowledgment(id=rule_id, reason=reason))
+
+
+def _arn(template: str) -> str:
+    """An ARN from a template with {partition}, {region} and {account}: the deployable form."""
+    return _fill(template, Aws.PARTITION, Aws.REGION, Aws.ACCOUNT_ID)
+
+
+def _nag_resource(template: str) -> str:
+    """The same ARN as cdk-nag prints it in a finding's id, so an acknowledgement names exactly that resource."""
+    return _fill(template, "<AWS::Partition>", "<AWS::Region>", "<AWS::AccountId>")
+
+
+def _fill(template: str, partition: str, region: str, account: str) -> str:
+    # Plain replacement: resolved tokens inside a template carry braces of their own.
+    return template.replace("{partition}", partition).replace("{region}", region).replace("{account}", account)
+
+
+class TrainingStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        lake: DataLakeStack,
+        env: Environment | None = None,
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            env=env,
+            description=f"{config.prefix}: training workflow and model registry",
+        )
+        self.config = config
+        self.lake = lake
+        self.contract = load_contract(config.dataset)
+        self.model_package_group_name = config.model_package_group
+        self._destroy = config.removal_policy == "destroy"
+        self.training_image_uri = sklearn_image_uri(config.region, config.training.instance_type)
+        self.inference_image_uri = sklearn_image_uri(config.region, config.endpoint.instance_type)
+
+        self.package_group = sagemaker.CfnModelPackageGroup(
+            self,
+            "ModelPackageGroup",
+            model_package_group_name=self.model_package_group_name,
+            model_package_group_description=(
+                f"{config.prefix}: {config.model_name} models trained on contract {self.contract.ref}"
+            ),
+        )
+        self.package_group.apply_removal_policy(RemovalPolicy.DESTROY if self._destroy else RemovalPolicy.RETAIN)
+        self.source_bundle = TrainingSourceBundle(self, "TrainingSource")
+        self.training_role = self._training_role()
+
+        self.prepare_function = self._prepare_function()
+        self.data_gate_function = self._data_gate_function()
+        self.evaluate_function = self._evaluate_function()
+        self.register_function = self._register_function()
+        self.notify_function = self._notify_function()
+        self.state_machine = self._state_machine()
+        self.start_training_function = self._start_training_function()
+        self._triggers()
+
+        CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
+        CfnOutput(self, "StartTrainingFunctionName", value=self.start_training_function.function_name)
+        CfnOutput(self, "ModelPackageGroupName", value=self.model_package_group_name)
+
+    # ----------------------------------------------------------------------------------------------- grants
+    def _bucket(self, kind: str) -> str:
+        """ARN template of a lake bucket, from the lake's own naming rule, so nag findings name it predictably."""
+        name = bucket_name(self.config, kind).replace(Aws.ACCOUNT_ID, "{account}").replace(Aws.REGION, "{region}")
+        return f"arn:{{partition}}:s3:::{name}"
+
+    def _artifacts(self, pattern: str) -> str:
+        return f"{self._bucket('artifacts')}/{pattern}"
+
+    def _curated(self, pattern: str) -> str:
+        return f"{self._bucket('curated')}/{pattern}"
+
+    def _allow(
+        self,
+        grantee: iam.IGrantable,
+        actions: list[str],
+        templates: list[str],
+        reason: str = "",
+        conditions: dict[str, Any] | None = None,
+    ) -> None:
+        """Grant `actions` on the ARN templates; a wildcard resource is acknowledged to cdk-nag with `reason`."""
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(actions=actions, resources=[_arn(t) for t in templates], conditions=conditions)
+        )
+        wildcards = [t for t in templates if "*" in t]
+        if wildcards and not reason:
+            raise ValueError(f"wildcard resources {wildcards} need a reason")
+        construct = grantee if isinstance(grantee, Construct) else self
+        _acknowledge(construct, {f"AwsSolutions-IAM5[Resource::{_nag_resource(t)}]": reason for t in wildcards})
+
+    def _grant_key(self, grantee: iam.IGrantable, *actions: str) -> None:
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(actions=list(actions), resources=[self.lake.key.key_arn])
+        )
+
+    # ------------------------------------------------------------------------------------------ training role
+    def _training_role(self) -> iam.Role:
+        role = iam.Role(
+            self,
+            "TrainingJobRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description=f"{self.config.prefix}: SageMaker training jobs of the training workflow",
+        )
+        self._allow(
+            role,
+            ["s3:GetObject"],
+            [self._artifacts(f"{RUNS_PREFIX}/*/data/*")],
+            "Each run snapshots its data into its own folder, named at run time.",
+        )
+        self._allow(
+            role,
+            ["s3:ListBucket"],
+            [self._bucket("artifacts")],
+            conditions={"StringLike": {"s3:prefix": [f"{RUNS_PREFIX}/*"]}},
+        )
+        self._allow(
+            role,
+            ["s3:PutObject", "s3:AbortMultipartUpload"],
+            [self._artifacts(f"{RUNS_PREFIX}/*/output/*")],
+            "Each run's model.tar.gz goes to its own output folder, named at run time.",
+        )
+        asset = self.source_bundle.asset
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[asset.bucket.arn_for_objects(asset.s3_object_key)])
+        )
+        self._grant_key(role, "kms:Decrypt", "kms:GenerateDataKey")
+        self._allow(
+            role,
+            ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+            ["arn:{partition}:logs:{region}:{account}:log-group:/aws/sagemaker/TrainingJobs:*"],
+            "SageMaker names one log stream per training job in its fixed log group.",
+        )
+        registry_account, repository = _ecr_repository(self.training_image_uri)
+        self._allow(
+            role,
+            ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+            [f"arn:{{partition}}:ecr:{{region}}:{registry_account}:repository/{repository}"],
+        )
+        self._allow(
+            role,
+            ["ecr:GetAuthorizationToken"],
+            ["*"],
+            "ecr:GetAuthorizationToken has no resource-level permissions; pulls are limited to one repository.",
+        )
+        return role
+
+    # ------------------------------------------------------------------------------------------- functions
+    def _function(
+        self,
+        construct_id: str,
+        name: str,
+        description: str,
+        environment: dict[str, str],
+        *,
+        timeout: Duration = STEP_TIMEOUT,
+        memory_mb: int = 512,
+        with_pandas: bool = False,
+    ) -> PlatformFunction:
+        return PlatformFunction(
+            self,
+            construct_id,
+            config=self.config,
+            name=name,
+            description=description,
+            timeout=timeout,
+            memory_mb=memory_mb,
+            with_pandas=with_pandas,
+            environment=environment,
+        )
+
+    def _prepare_function(self) -> PlatformFunction:
+        fn = self._function(
+            "PrepareTrainingDataFunction",
+            "prepare_training_data",
+            "Snapshots the curated data of the training window and writes its manifest (the data version)",
+            {
+                "CURATED_BUCKET": self.lake.curated_bucket.bucket_name,
+                "ARTIFACTS_BUCKET": self.lake.artifacts_bucket.bucket_name,
+                "DATASET": self.config.dataset,
+                "MODEL_NAME": self.config.model_name,
+                "WINDOW_DAYS": str(self.config.training.window_days),
+            },
+            timeout=Duration.minutes(10),
+            memory_mb=1024,
+        )
+        dataset_prefix = f"{self.config.dataset}/*"
+        self._allow(
+            fn,
+            ["s3:ListBucketVersions"],
+            [self._bucket("curated")],
+            conditions={"StringLike": {"s3:prefix": [dataset_prefix]}},
+        )
+        self._allow(
+            fn,
+            ["s3:GetObject", "s3:GetObjectVersion"],
+            [self._curated(dataset_prefix)],
+            "Curated partitions (event_date=...) of the model's dataset are named by the data.",
+        )
+        self._allow(fn, ["s3:PutObject"], [self._artifacts(f"{RUNS_PREFIX}/*")], RUN_FOLDER_REASON)
+        self._grant_key(fn, "kms:Decrypt", "kms:GenerateDataKey")
+        return fn
+
+    def _data_gate_function(self) -> PlatformFunction:
+        fn = self._function(
+            "CheckDataGateFunction",
+            "check_data_gate",
+            "Data gate over the run's snapshot: row count, null rates, label balance, change since the last one",
+            {"ARTIFACTS_BUCKET": self.lake.artifacts_bucket.bucket_name, "DATASET": self.config.dataset},
+            timeout=Duration.minutes(10),
+            memory_mb=3008,
+            with_pandas=True,
+        )
+        self._allow(
+            fn,
+            ["s3:GetObject", "s3:PutObject"],
+            [self._artifacts(f"{RUNS_PREFIX}/*"), self._artifacts(LATEST_PROFILE_KEY)],
+            RUN_FOLDER_REASON,
+        )
+        self._grant_key(fn, "kms:Decrypt", "kms:GenerateDataKey")
+        return fn
+
+    def _package_arns(self) -> list[str]:
+        group = self.model_package_group_name
+        return [
+            f"arn:{{partition}}:sagemaker:{{region}}:{{account}}:model-package-group/{group}",
+            f"arn:{{partition}}:sagemaker:{{region}}:{{account}}:model-package/{group}/*",
+        ]
+
+    def _evaluate_function(self) -> PlatformFunction:
+        fn = self._function(
+            "EvaluateCandidateFunction",
+            "evaluate_candidate",
+            "Applies the promotion gate to the candidate's evaluation against the champion's",
+            {
+                "ARTIFACTS_BUCKET": self.lake.artifacts_bucket.bucket_name,
+                "MODEL_PACKAGE_GROUP": self.model_package_group_name,
+                "GATE_POLICY": json.dumps({}),
+            },
+            timeout=Duration.minutes(5),
+            memory_mb=1024,
+        )
+        self._allow(fn, ["s3:GetObject", "s3:PutObject"], [self._artifacts(f"{RUNS_PREFIX}/*")], RUN_FOLDER_REASON)
+        self._grant_key(fn, "kms:Decrypt", "kms:GenerateDataKey")
+        self._allow(fn, ["sagemaker:DescribeModelPackage"], self._package_arns(), PACKAGE_VERSIONS_REASON)
+        self._allow(fn, ["sagemaker:ListModelPackages"], ["*"], LIST_PACKAGES_REASON)
+        return fn
+
+    def _register_function(self) -> PlatformFunction:
+        fn = self._function(
+            "RegisterModelFunction",
+            "register_model",
+            "Registers the approved candidate as a model package with metrics, artifacts and lineage",
+            {
+                "MODEL_PACKAGE_GROUP": self.model_package_group_name,
+                "INFERENCE_IMAGE_URI": self.inference_image_uri,
+                "INFERENCE_INSTANCE_TYPE": self.config.endpoint.instance_type,
+                "APPROVAL_STATUS": "Approved" if self.config.approval == "auto" else "PendingManualApproval",
+                "CODE_VERSION": self.source_bundle.code_version,
+            },
+        )
+        self._allow(
+            fn,
+            ["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage"],
+            self._package_arns(),
+            PACKAGE_VERSIONS_REASON,
+        )
+        self._allow(fn, ["sagemaker:ListModelPackages"], ["*"], LIST_PACKAGES_REASON)
+        return fn
+
+    def _notify_function(self) -> PlatformFunction:
+        fn = self._function(
+            "NotifyTrainingOutcomeFunction",
+            "notify_training_outcome",
+            "Publishes a training run's outcome (registered, rejected with reasons, failed) to the people's topic",
+            {
+                "NOTIFICATIONS_TOPIC_ARN": self.lake.notifications_topic.topic_arn,
+                "MODEL_PACKAGE_GROUP": self.model_package_group_name,
+            },
+        )
+        fn.add_to_role_policy(
+            iam.PolicyStatement(actions=["sns:Publish"], resources=[self.lake.notifications_topic.topic_arn])
+        )
+        self._grant_key(fn, "kms:Decrypt", "kms:GenerateDataKey")
+        return fn
+
+    def _start_training_function(self) -> PlatformFunction:
+        fn = PlatformFunction(
+            self,
+            "StartTrainingFunction",
+            config=self.config,
+            name="start_training",
+            description="Starts a retraining for a schedule, new data, a drift alarm or a person; applies the cooldown",
+            environment={
+                "STATE_MACHINE_ARN": self.state_machine.state_machine_arn,
+                "ARTIFACTS_BUCKET": self.lake.artifacts_bucket.bucket_name,
+                "COOLDOWN_MINUTES": str(self.config.training.cooldown_minutes),
+            },
+            # One trigger at a time: the running-execution and cooldown checks would race otherwise.
+            reserved_concurrency=1,
+        )
+        machine = f"{self.config.prefix}-training"
+        self._allow(
+            fn,
+            ["states:StartExecution", "states:ListExecutions"],
+            [f"arn:{{partition}}:states:{{region}}:{{account}}:stateMachine:{machine}"],
+        )
+        self._allow(
+            fn,
+            ["states:DescribeExecution"],
+            [f"arn:{{partition}}:states:{{region}}:{{account}}:execution:{machine}:*"],
+            "Execution names derive from each trigger; the grant stays within this state machine.",
+        )
+        self._allow(
+            fn,
+            ["s3:PutObject"],
+            [self._artifacts(f"{TRIGGERS_PREFIX}/*")],
+            "One record per trigger, named by date and execution.",
+        )
+        self._grant_key(fn, "kms:GenerateDataKey")
+        return fn
+
+    # -------------------------------------------------------------------------------------- state machine
+    def _invoke(
+        self, construct_id: str, function: PlatformFunction, payload: dict[str, Any], result_path: str
+    ) -> tasks.LambdaInvoke:
+        task = tasks.LambdaInvoke(
+            self,
+            construct_id,
+            lambda_function=function,
+            payload=sfn.TaskInput.from_object(payload),
+            payload_response_only=True,
+            retry_on_service_exceptions=False,
+            result_path=result_path,
+        )
+        task.add_retry(errors=LAMBDA_ERRORS, interval=Duration.seconds(2), max_attempts=6, backoff_rate=2)
+        task.add_retry(
+            errors=THROTTLING_ERRORS,
+            interval=Duration.seconds(5),
+            max_attempts=5,
+            backoff_rate=2,
+            max_delay=Duration.minutes(2),
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        return task
+
+    def _state_machine(self) -> sfn.StateMachine:
+        config = self.config
+        run_id = sfn.JsonPath.string_at("$$.Execution.Name")
+        notify_failure = self._invoke(
+            "NotifyFailure",
+            self.notify_function,
+            {"outcome": "failed", "run_id": run_id, "state": sfn.JsonPath.entire_payload},
+            "$.failure",
+        )
+        workflow_failed = sfn.Fail(
+            self, "TrainingRunFailed", error_path="$.failure.error", cause_path="$.failure.cause"
+        )
+        notification_failed = sfn.Fail(
+            self, "NotificationFailed", error_path="$.error.Error", cause_path="$.error.Cause"
+        )
+        notify_failure.add_catch(notification_failed, errors=["States.ALL"], result_path="$.notify_error")
+        notify_failure.next(workflow_failed)
+
+        def catch(state: sfn.TaskStateBase | sfn.CustomState, step: str) -> None:
+            marker = sfn.Pass(
+                self, f"{state.node.id}Failed", result=sfn.Result.from_string(step), result_path="$.failed_step"
+            )
+            marker.next(notify_failure)
+            state.add_catch(marker, errors=["States.ALL"], result_path="$.error")
+
+        prepare = self._invoke(
+            "PrepareTrainingData",
+            self.prepare_function,
+            {"run_id": run_id, "trigger": sfn.JsonPath.object_at("$.trigger")},
+            "$.snapshot",
+        )
+        catch(prepare, "prepare training data")
+        data_gate = self._invoke(
+            "CheckDataGate",
+            self.data_gate_function,
+            {"run_id": run_id, "manifest_key": sfn.JsonPath.string_at("$.snapshot.manifest_key")},
+            "$.data_gate",
+        )
+        catch(data_gate, "data gate")
+        notify_data_rejected = self._invoke(
+            "NotifyDataRejected",
+            self.notify_function,
+            {"outcome": "data_rejected", "run_id": run_id, "state": sfn.JsonPath.entire_payload},
+            "$.failure",
+        )
+        notify_data_rejected.add_catch(notification_failed, errors=["States.ALL"], result_path="$.error")
+        notify_data_rejected.next(
+            sfn.Fail(self, "DataGateRejected", error_path="$.failure.error", cause_path="$.failure.cause")
+        )
+
+        create_job = sfn.CustomState(self, "StartTrainingJob", state_json=self._create_training_job_json())
+        create_job.add_retry(
+            errors=["SageMaker.AmazonSageMakerException", "SageMaker.ThrottlingException"],
+            interval=Duration.seconds(10),
+            max_attempts=4,
+            backoff_rate=2,
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        catch(create_job, "start the training job")
+        wait = sfn.Wait(self, "WaitForTraining", time=sfn.WaitTime.duration(POLL_INTERVAL))
+        describe = tasks.CallAwsService(
+            self,
+            "DescribeTrainingJob",
+            service="sagemaker",
+            action="describeTrainingJob",
+            parameters={"TrainingJobName": sfn.JsonPath.string_at("$.snapshot.training_job_name")},
+            iam_resources=[_arn(self._training_job_arn())],
+            result_path="$.training_job",
+        )
+        # A read-only call: any failure of it is worth retrying before giving up on the run.
+        describe.add_retry(
+            errors=["States.TaskFailed"],
+            interval=Duration.seconds(5),
+            max_attempts=5,
+            backoff_rate=2,
+            max_delay=Duration.minutes(2),
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        catch(describe, "poll the training job")
+        job_failed = sfn.Pass(
+            self,
+            "TrainingJobFailed",
+            parameters={
+                "Error": "TrainingJobFailed",
+                "Cause": sfn.JsonPath.format(
+                    "SageMaker training job {} ended {}",
+                    sfn.JsonPath.string_at("$.training_job.TrainingJobName"),
+                    sfn.JsonPath.string_at("$.training_job.TrainingJobStatus"),
+                ),
+            },
+            result_path="$.error",
+        )
+        job_failed.next(
+            sfn.Pass(
+                self,
+                "TrainingJobFailedStep",
+                result=sfn.Result.from_string("training job"),
+                result_path="$.failed_step",
+            )
+        ).next(notify_failure)
+
+        evaluate = self._invoke(
+            "EvaluateCandidate",
+            self.evaluate_function,
+            {
+                "run_id": run_id,
+                "model_artifacts_uri": sfn.JsonPath.string_at("$.training_job.ModelArtifacts.S3ModelArtifacts"),
+            },
+            "$.evaluation",
+        )
+        catch(evaluate, "evaluate the candidate")
+        register = self._invoke(
+            "RegisterModel",
+            self.register_function,
+            {
+                "run_id": run_id,
+                "trigger": sfn.JsonPath.object_at("$.trigger"),
+                "data_version": sfn.JsonPath.string_at("$.snapshot.data_version"),
+                "manifest_uri": sfn.JsonPath.string_at("$.snapshot.manifest_uri"),
+                "training_job_name": sfn.JsonPath.string_at("$.snapshot.training_job_name"),
+                "model_data_url": sfn.JsonPath.string_at("$.training_job.ModelArtifacts.S3ModelArtifacts"),
+                "evaluation": sfn.JsonPath.object_at("$.evaluation"),
+            },
+            "$.registration",
+        )
+        catch(register, "register the model package")
+        notify_registered = self._invoke(
+            "NotifyRegistered",
+            self.notify_function,
+            {"outcome": "registered", "run_id": run_id, "state": sfn.JsonPath.entire_payload},
+            "$.notification",
+        )
+        catch(notify_registered, "notify the registration")
+        notify_rejected = self._invoke(
+            "NotifyRejected",
+            self.notify_function,
+            {"outcome": "rejected", "run_id": run_id, "state": sfn.JsonPath.entire_payload},
+            "$.notification",
+        )
+        catch(notify_rejected, "notify the rejection")
+
+        definition = prepare.next(data_gate).next(
+            sfn.Choice(self, "DataGatePassed")
+            .when(sfn.Condition.boolean_equals("$.data_gate.passed", True), create_job)
+            .otherwise(notify_data_rejected)
+        )
+        create_job.next(wait)
+        wait.next(describe)
+        describe.next(
+            sfn.Choice(self, "TrainingJobStatus")
+            .when(sfn.Condition.string_equals("$.training_job.TrainingJobStatus", "Completed"), evaluate)
+            .when(
+                sfn.Condition.or_(
+                    sfn.Condition.string_equals("$.training_job.TrainingJobStatus", "Failed"),
+                    sfn.Condition.string_equals("$.training_job.TrainingJobStatus", "Stopped"),
+                ),
+                job_failed,
+            )
+            .otherwise(wait)
+        )
+        evaluate.next(
+            sfn.Choice(self, "PromotionGate")
+            .when(sfn.Condition.boolean_equals("$.evaluation.promote", True), register)
+            .otherwise(notify_rejected)
+        )
+        register.next(notify_registered)
+        notify_registered.next(sfn.Succeed(self, "ModelRegistered"))
+        notify_rejected.next(sfn.Succeed(self, "CandidateRejected"))
+
+        log_group = logs.LogGroup(
+            self,
+            "StateMachineLogs",
+            log_group_name=f"/aws/vendedlogs/states/{config.prefix}-training",
+            retention=logs.RetentionDays.ONE_MONTH if self._destroy else logs.RetentionDays.ONE_YEAR,
+            removal_policy=RemovalPolicy.DESTROY if self._destroy else RemovalPolicy.RETAIN,
+        )
+        runtime = Duration.seconds(config.training.max_runtime_seconds * (2 if config.training.use_spot else 1))
+        machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_name=f"{config.prefix}-training",
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition_body=sfn.DefinitionBody.from_chainable(definition),
+            timeout=runtime.plus(WORKFLOW_OVERHEAD),
+            tracing_enabled=True,
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            comment=f"{config.prefix}: snapshot, data gate, train, evaluate vs champion, register, notify",
+        )
+        self._allow(
+            machine,
+            ["sagemaker:CreateTrainingJob", "sagemaker:AddTags"],
+            [self._training_job_arn()],
+            TRAINING_JOB_REASON,
+        )
+        self._allow(
+            machine,
+            ["iam:PassRole"],
+            [self.training_role.role_arn],
+            conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+        )
+        findings = {
+            f"AwsSolutions-IAM5[Resource::{_nag_resource(self._training_job_arn())}]": TRAINING_JOB_REASON,
+            "AwsSolutions-IAM5[Resource::*]": "X-Ray and CloudWatch Logs delivery actions have no resource-level form.",
+        }
+        for function in (
+            self.prepare_function,
+            self.data_gate_function,
+            self.evaluate_function,
+            self.register_function,
+            self.notify_function,
+        ):
+            logical = self.resolve(function.node.default_child.get_att("Arn"))["Fn::GetAtt"][0]  # type: ignore[union-attr]
+            findings[f"AwsSolutions-IAM5[Resource::<{logical}.Arn>:*]"] = (
+                "CDK's Lambda task grant covers the function's versions and aliases."
+            )
+        _acknowledge(machine, findings)
+        return machine
+
+    def _training_job_arn(self) -> str:
+        return f"arn:{{partition}}:sagemaker:{{region}}:{{account}}:training-job/{self.config.model_name}-*"
+
+    def _create_training_job_json(self) -> dict[str, Any]:
+        training = self.config.training
+        stopping: dict[str, Any] = {"MaxRuntimeInSeconds": training.max_runtime_seconds}
+        if training.use_spot:
+            stopping["MaxWaitTimeInSeconds"] = training.max_runtime_seconds * 2
+        return {
+            "Type": "Task",
+            "Resource": f"arn:{Aws.PARTITION}:states:::sagemaker:createTrainingJob",
+            "Parameters": {
+                "TrainingJobName.$": "$.snapshot.training_job_name",
+                "RoleArn": self.training_role.role_arn,
+                "AlgorithmSpecification": {"TrainingImage": self.training_image_uri, "TrainingInputMode": "File"},
+                "HyperParameters": {
+                    "sagemaker_program": self.source_bundle.entry_point,
+                    "sagemaker_submit_directory": self.source_bundle.s3_uri,
+                    "sagemaker_region": self.config.region,
+                    "dataset": self.config.dataset,
+                    "contract_version": self.contract.version,
+                    "model_version.$": "$.snapshot.training_job_name",
+                    "data_version.$": "$.snapshot.data_version",
+                    "code_version": self.source_bundle.code_version,
+                },
+                "InputDataConfig": [
+                    {
+                        "ChannelName": "train",
+                        "ContentType": "application/x-parquet",
+                        "DataSource": {
+                            "S3DataSource": {
+                                "S3DataType": "S3Prefix",
+                                "S3Uri.$": "$.snapshot.train_uri",
+                                "S3DataDistributionType": "FullyReplicated",
+                            }
+                        },
+                    }
+                ],
+                "OutputDataConfig": {"S3OutputPath.$": "$.snapshot.output_uri", "KmsKeyId": self.lake.key.key_arn},
+                "ResourceConfig": {
+                    "InstanceType": training.instance_type,
+                    "InstanceCount": training.instance_count,
+                    "VolumeSizeInGB": 30,
+                },
+                "StoppingCondition": stopping,
+                "EnableManagedSpotTraining": training.use_spot,
+                "Tags": [
+                    {"Key": "project", "Value": self.config.project},
+                    {"Key": "stage", "Value": self.config.stage},
+                    {"Key": "run_id", "Value.$": "$$.Execution.Name"},
+                ],
+            },
+            "ResultPath": None,
+        }
+
+    # ------------------------------------------------------------------------------------------- triggers
+    def _triggers(self) -> None:
+        dead_letters = sqs.Queue(
+            self,
+            "TriggerDeadLetters",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+            removal_policy=RemovalPolicy.DESTROY if self._destroy else RemovalPolicy.RETAIN,
+        )
+        reason = "This queue is the trigger rules' dead-letter queue; it has none itself."
+        _acknowledge(dead_letters, {"AwsSolutions-SQS3": reason, "Serverless-SQSRedrivePolicy": reason})
+
+        def target() -> targets.LambdaFunction:
+            return targets.LambdaFunction(
+                self.start_training_function,
+                dead_letter_queue=dead_letters,
+                retry_attempts=4,
+                max_event_age=Duration.hours(2),
+            )
+
+        self.schedule_rule = events.Rule(
+            self,
+            "ScheduleRule",
+            rule_name=f"{self.config.prefix}-training-schedule",
+            description="Scheduled retraining",
+            schedule=events.Schedule.expression(self.config.training.schedule),
+            targets=[target()],
+        )
+        self.new_data_rule: events.Rule | None = None
+        if self.config.training.retrain_on_new_data:
+            self.new_data_rule = events.Rule(
+                self,
+                "NewCuratedDataRule",
+                rule_name=f"{self.config.prefix}-training-new-data",
+                description="New curated data: retrain (debounced by the cooldown)",
+                event_pattern=events.EventPattern(
+                    source=["aws.s3"],
+                    detail_type=["Object Created"],
+                    detail={
+                        "bucket": {"name": [self.lake.curated_bucket.bucket_name]},
+                        "object": {"key": [{"prefix": f"{self.config.dataset}/"}]},
+                    },
+                ),
+                targets=[target()],
+            )
+
+
+def _ecr_repository(image_uri: str) -> tuple[str, str]:
+    """(registry account, repository name) of `<account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>`."""
+    host, _, path = image_uri.partition("/")
+    return host.split(".", 1)[0], path.rsplit(":", 1)[0]

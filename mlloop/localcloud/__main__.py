@@ -1,0 +1,185 @@
+"""Command line: `python -m mlloop.localcloud up|deploy|status|down --stage dev`.
+
+`up` runs the cloud in its own process (Lambda handlers run inside it), deploys the stage and waits;
+the other commands talk to that process through a small control endpoint on 127.0.0.1 whose address
+`up` writes to .localcloud/state.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from mlloop.localcloud.server import LocalCloud
+
+STATE_FILE = Path(__file__).resolve().parents[2] / ".localcloud" / "state.json"
+
+
+def _summary(cloud: LocalCloud) -> dict[str, Any]:
+    stages = {}
+    for stage, deployment in cloud.deployments.items():
+        apis = {
+            api_stage.path or api_stage.logical_id: cloud.api_url(
+                api_stage.properties["RestApiId"], api_stage.physical_id
+            )
+            for api_stage in deployment.of_type("AWS::ApiGateway::Stage")
+        }
+        stages[stage] = {
+            "stacks": {name: len(resources) for name, resources in deployment.resources.items()},
+            "deploy_seconds": round(deployment.seconds, 2),
+            "apis": apis,
+            "report": [entry.__dict__ for entry in deployment.report.entries],
+        }
+    return {"endpoint_url": cloud.endpoint_url, "pid": os.getpid(), "stages": stages}
+
+
+class _Control:
+    """The `up` process's control endpoint: deploy, status, down."""
+
+    def __init__(self, cloud: LocalCloud, stop: threading.Event) -> None:
+        control = self
+        self.cloud = cloud
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body, default=str).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                self._answer(200, _summary(control.cloud))
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                request = json.loads(self.rfile.read(length) or b"{}")
+                if self.path == "/deploy":
+                    try:
+                        control.cloud.deploy(request["stage"])
+                    except Exception as exc:
+                        self._answer(500, {"error": f"{type(exc).__name__}: {exc}"})
+                        return
+                    self._answer(200, _summary(control.cloud))
+                elif self.path == "/down":
+                    self._answer(200, {"stopping": True})
+                    stop.set()
+                else:
+                    self._answer(404, {"error": f"unknown command {self.path}"})
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, name="localcloud-control", daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _print_usage(cloud: LocalCloud) -> None:
+    print(f"local cloud at {cloud.endpoint_url}")
+    print("point boto3 and the AWS CLI at it:")
+    for key, value in cloud.client_environment().items():
+        print(f"  export {key}={value}")
+    print(f"  aws --endpoint-url {cloud.endpoint_url} s3 ls")
+
+
+def _up(args: argparse.Namespace) -> int:
+    if STATE_FILE.exists() and _call("GET", "/status", None, quiet=True) is not None:
+        print(f"a local cloud is already up (see {STATE_FILE}); `down` stops it", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    started = time.perf_counter()
+    with LocalCloud.start(port=args.port) as cloud:
+        start_seconds = time.perf_counter() - started
+        control = _Control(cloud, stop)
+        try:
+            STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
+            STATE_FILE.write_text(json.dumps({"endpoint_url": cloud.endpoint_url, "control_url": control.url}))
+            _print_usage(cloud)
+            print(f"started in {start_seconds:.2f} s")
+            for stage in args.stage:
+                deployment = cloud.deploy(stage)
+                print(f"deployed {stage}: {len(deployment.stack_names)} stacks in {deployment.seconds:.2f} s")
+                print(deployment.report)
+            for stage_summary in _summary(cloud)["stages"].values():
+                for name, url in stage_summary["apis"].items():
+                    print(f"API {name}: {url}")
+            print("running; Ctrl-C or `python -m mlloop.localcloud down` stops it")
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            control.close()
+            STATE_FILE.unlink(missing_ok=True)
+    print("local cloud stopped")
+    return 0
+
+
+def _call(method: str, path: str, body: dict[str, Any] | None, *, quiet: bool = False) -> dict[str, Any] | None:
+    try:
+        state = json.loads(STATE_FILE.read_text())
+        request = urllib.request.Request(
+            state["control_url"] + path,
+            data=json.dumps(body).encode() if body is not None else None,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=600) as response:
+            answer: dict[str, Any] = json.loads(response.read())
+            return answer
+    except urllib.error.HTTPError as exc:
+        print(json.loads(exc.read()).get("error", exc), file=sys.stderr)
+        return None
+    except (OSError, ValueError, KeyError) as exc:
+        if not quiet:
+            print(f"no local cloud is up ({exc}); start one with `python -m mlloop.localcloud up`", file=sys.stderr)
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mlloop.localcloud", description="The embedded local AWS.")
+    parser.add_argument("command", choices=["up", "deploy", "status", "down"])
+    parser.add_argument("--stage", action="append", help="stage to deploy (repeatable; default dev for up/deploy)")
+    parser.add_argument("--port", type=int, default=0, help="port of the AWS endpoint for `up` (default: a free one)")
+    args = parser.parse_args(argv)
+    if args.command in ("up", "deploy") and not args.stage:
+        args.stage = ["dev"]
+    if args.command == "up":
+        return _up(args)
+    if args.command == "deploy":
+        for stage in args.stage:
+            answer = _call("POST", "/deploy", {"stage": stage})
+            if answer is None:
+                return 1
+            print(json.dumps(answer["stages"][stage], indent=2))
+        return 0
+    if args.command == "status":
+        answer = _call("GET", "/status", None)
+        if answer is None:
+            return 1
+        print(json.dumps(answer, indent=2))
+        return 0
+    answer = _call("POST", "/down", {})
+    return 0 if answer is not None else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

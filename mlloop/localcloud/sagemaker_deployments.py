@@ -1,0 +1,298 @@
+"""Endpoint lifecycle on the local cloud: CreateEndpoint starts real fleets, UpdateEndpoint runs blue/green.
+
+The update runs in a background thread per endpoint. Its timeline, with every wait scaled by
+LOCALCLOUD_TIME_SCALE:
+
+1. the green fleet starts from the new EndpointConfig (PendingDeploymentSummary VariantStatus Creating);
+2. traffic shifts to it in the policy's steps: ALL_AT_ONCE (100 %), CANARY (CanarySize, then 100 %),
+   LINEAR (LinearStepSize per step); after each shift a baking period of WaitIntervalInSeconds
+   evaluates the AutoRollbackConfiguration alarms through the CloudWatch emulation;
+3. with all traffic on green the blue fleet waits TerminationWaitInSeconds, then is terminated and
+   the endpoint shows the new EndpointConfigName and ProductionVariants.
+
+An alarm in ALARM, a green fleet that fails to start or MaximumExecutionTimeoutInSeconds running out
+rolls all traffic back to blue: the endpoint returns to InService on the old EndpointConfigName (so a
+caller comparing the running config with its target sees the rollback) and FailureReason says why.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import time
+from typing import Any
+
+from mlloop.localcloud import aws_state, cloudwatch
+from mlloop.localcloud.sagemaker_endpoints import (
+    EndpointHost,
+    Fleet,
+    _Deployment,
+    capture_summary,
+    drop_host,
+    host_for,
+    new_workdir,
+    register_host,
+    start_fleet,
+)
+
+_DEFAULT_MAX_EXECUTION_SECONDS = 28800
+_ALARM_CHECK_SECONDS = 10.0
+
+
+def _endpoint_event(account_id: str, region: str, endpoint: Any) -> None:
+    detail = {
+        "EndpointName": endpoint.endpoint_name,
+        "EndpointArn": endpoint.arn,
+        "EndpointConfigName": endpoint.endpoint_config_name,
+        "EndpointStatus": endpoint.endpoint_status,
+        "ProductionVariants": copy.deepcopy(endpoint.production_variants),
+        "CreationTime": int(endpoint.creation_time.timestamp() * 1000),
+        "LastModifiedTime": int(endpoint.last_modified_time.timestamp() * 1000),
+    }
+    if endpoint.failure_reason:
+        detail["FailureReason"] = endpoint.failure_reason
+    aws_state.emit("aws.sagemaker", "SageMaker Endpoint State Change", detail, [endpoint.arn])
+
+
+def _variant_summaries(config: Any, fleets: list[Fleet] | None = None) -> list[dict[str, Any]]:
+    summaries = []
+    for variant in config.production_variants:
+        summary: dict[str, Any] = {
+            "VariantName": variant["VariantName"],
+            "CurrentWeight": float(variant.get("InitialVariantWeight", 1.0)),
+            "DesiredWeight": float(variant.get("InitialVariantWeight", 1.0)),
+            "CurrentInstanceCount": int(variant.get("InitialInstanceCount") or 1),
+            "DesiredInstanceCount": int(variant.get("InitialInstanceCount") or 1),
+        }
+        if fleets is not None:
+            summary["DeployedImages"] = [
+                {"SpecifiedImage": f.environment.get("SAGEMAKER_IMAGE", ""), "ResolutionTime": aws_state.utcnow()}
+                for f in fleets
+                if f.variant_name == variant["VariantName"]
+            ]
+        summaries.append(summary)
+    return summaries
+
+
+def _start_fleets(account_id: str, backend: Any, config: Any, host: EndpointHost) -> list[Fleet]:
+    return [
+        start_fleet(account_id, backend, v, config.data_capture_config, host.workdir)
+        for v in config.production_variants
+    ]
+
+
+def create_endpoint(original: Any, backend: Any, endpoint_name: str, endpoint_config_name: str, tags: Any) -> Any:
+    """CreateEndpoint: moto's record plus a host whose fleets serve the model (Failed if a model cannot load)."""
+    from moto.sagemaker.exceptions import ValidationError
+
+    if endpoint_name in backend.endpoints:
+        raise ValidationError(
+            message=f'Cannot create already existing endpoint "{backend.endpoints[endpoint_name].arn}".'
+        )
+    endpoint = original(backend, endpoint_name, endpoint_config_name, tags)
+    config = backend.endpoint_configs[endpoint_config_name]
+    endpoint.data_capture_config = capture_summary(config.data_capture_config)
+    host = EndpointHost(backend.account_id, backend.region_name, endpoint_name, new_workdir(endpoint_name))
+    # Loading during the call keeps `Creating` unobservable but lets boto3 waiters (30 s polls) return at once.
+    try:
+        host.fleets = _start_fleets(backend.account_id, backend, config, host)
+    except Exception as exc:
+        endpoint.endpoint_status = "Failed"
+        endpoint.failure_reason = f"Failed to start the model container: {type(exc).__name__}: {exc}"
+    register_host(host)
+    _endpoint_event(backend.account_id, backend.region_name, endpoint)
+    return endpoint
+
+
+def delete_endpoint(original: Any, backend: Any, endpoint_name: str) -> None:
+    original(backend, endpoint_name)
+    drop_host(backend.account_id, backend.region_name, endpoint_name)
+
+
+def update_weights(original: Any, backend: Any, endpoint_name: str, desired: list[dict[str, Any]]) -> str:
+    arn = original(backend, endpoint_name, desired)
+    host = host_for(backend.account_id, backend.region_name, endpoint_name)
+    if host is not None:
+        with host.lock:
+            for change in desired:
+                for fleet in host.fleets:
+                    if fleet.variant_name == change.get("VariantName") and change.get("DesiredWeight") is not None:
+                        fleet.weight = float(change["DesiredWeight"])
+    return str(arn)
+
+
+def _step_share(size: dict[str, Any] | None, fleets: list[Fleet]) -> float:
+    if not size:
+        return 1.0
+    value = float(size.get("Value", 100))
+    if size.get("Type") == "INSTANCE_COUNT":
+        total = sum(f.instance_count for f in fleets) or 1
+        return min(value / total, 1.0)
+    return min(value / 100.0, 1.0)
+
+
+def _shift_plan(routing: dict[str, Any], fleets: list[Fleet]) -> list[float]:
+    kind = routing.get("Type", "ALL_AT_ONCE")
+    if kind == "CANARY":
+        return [_step_share(routing.get("CanarySize"), fleets), 1.0]
+    if kind == "LINEAR":
+        step = _step_share(routing.get("LinearStepSize"), fleets)
+        steps = max(1, math.ceil(1.0 / step - 1e-9)) if step > 0 else 1
+        return [min((i + 1) * step, 1.0) for i in range(steps)]
+    return [1.0]
+
+
+class _RollbackError(Exception):
+    pass
+
+
+class BlueGreenUpdate:
+    """One UpdateEndpoint in flight."""
+
+    def __init__(self, backend: Any, endpoint: Any, config: Any, deployment_config: dict[str, Any], host: EndpointHost):
+        self.backend = backend
+        self.endpoint = endpoint
+        self.config = config
+        self.deployment_config = deployment_config
+        self.host = host
+        policy = deployment_config.get("BlueGreenUpdatePolicy") or {}
+        self.routing = policy.get("TrafficRoutingConfiguration") or {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0}
+        self.termination_wait = float(policy.get("TerminationWaitInSeconds", 0))
+        self.max_execution = float(policy.get("MaximumExecutionTimeoutInSeconds", _DEFAULT_MAX_EXECUTION_SECONDS))
+        rollback = deployment_config.get("AutoRollbackConfiguration") or {}
+        self.alarms = [a["AlarmName"] for a in rollback.get("Alarms") or []]
+        self.deployment = _Deployment(config_name=config.endpoint_config_name, fleets=[])
+        self.started = time.monotonic()
+
+    # -- describe_endpoint's view of the green fleet
+    def _publish(self, status: str, message: str) -> None:
+        with self.host.lock:
+            self.deployment.status = status
+            variants = _variant_summaries(self.config)
+            shares = self.host.traffic()
+            for summary in variants:
+                summary["CurrentWeight"] = round(shares.get(summary["VariantName"], 0.0), 4)
+                summary["VariantStatus"] = [
+                    {"Status": status, "StatusMessage": message, "StartTime": aws_state.utcnow()}
+                ]
+            self.endpoint.pending_deployment_summary = {
+                "EndpointConfigName": self.config.endpoint_config_name,
+                "ProductionVariants": variants,
+                "StartTime": self.endpoint.last_modified_time,
+            }
+
+    def _deadline_left(self) -> float:
+        return aws_state.scaled(self.max_execution) - (time.monotonic() - self.started)
+
+    def _bake(self, seconds: float, *, watch_alarms: bool) -> None:
+        end = time.monotonic() + aws_state.scaled(seconds)
+        check_every = max(aws_state.scaled(_ALARM_CHECK_SECONDS), 0.05)
+        while True:
+            if self.deployment.cancel.is_set():
+                raise _RollbackError("the endpoint was deleted during the update")
+            if watch_alarms and self.alarms:
+                states = cloudwatch.evaluate_alarms(alarm_names=self.alarms)
+                firing = [name for name in self.alarms if states.get(name) == cloudwatch.ALARM]
+                if firing:
+                    raise _RollbackError(f"Rolled back because CloudWatch alarm(s) {', '.join(firing)} entered ALARM")
+            if self._deadline_left() <= 0:
+                raise _RollbackError(
+                    "Rolled back because the deployment exceeded MaximumExecutionTimeoutInSeconds "
+                    f"({self.max_execution:g})"
+                )
+            remaining = end - time.monotonic()
+            if remaining <= 0:
+                return
+            time.sleep(min(check_every, remaining))
+
+    def run(self) -> None:
+        try:
+            self._publish("Creating", "Launching the new fleet")
+            try:
+                fleets = _start_fleets(self.backend.account_id, self.backend, self.config, self.host)
+            except Exception as exc:
+                raise _RollbackError(f"Failed to start the new fleet: {type(exc).__name__}: {exc}") from exc
+            with self.host.lock:
+                self.deployment.fleets = fleets
+                self.host.green = self.deployment
+            wait = float(self.routing.get("WaitIntervalInSeconds", 0))
+            for share in _shift_plan(self.routing, fleets):
+                with self.host.lock:
+                    self.deployment.share = share
+                self._publish("ActivatingTraffic", f"{round(share * 100)}% of traffic on the new fleet")
+                self._publish("Baking", f"Baking with {round(share * 100)}% of traffic on the new fleet")
+                self._bake(wait, watch_alarms=True)
+            self._publish("Baking", "All traffic on the new fleet; waiting to terminate the old fleet")
+            self._bake(self.termination_wait, watch_alarms=False)
+            self._complete()
+        except _RollbackError as reason:
+            self._roll_back(str(reason))
+
+    def _complete(self) -> None:
+        with self.host.lock:
+            self.host.fleets = self.deployment.fleets
+            self.host.green = None
+            self.host.flush_capture()
+        endpoint = self.endpoint
+        endpoint.endpoint_config_name = self.config.endpoint_config_name
+        endpoint.production_variants = endpoint._process_production_variants(self.config.production_variants)
+        endpoint.data_capture_config = capture_summary(self.config.data_capture_config)
+        endpoint.pending_deployment_summary = None
+        endpoint.failure_reason = None
+        endpoint.last_modified_time = aws_state.utcnow()
+        endpoint.endpoint_status = "InService"
+        _endpoint_event(self.backend.account_id, self.backend.region_name, endpoint)
+
+    def _roll_back(self, reason: str) -> None:
+        with self.host.lock:
+            self.deployment.share = 0.0
+            self.host.green = None
+        self.host.flush_capture()
+        endpoint = self.endpoint
+        endpoint.pending_deployment_summary = None
+        endpoint.failure_reason = reason
+        endpoint.last_modified_time = aws_state.utcnow()
+        endpoint.endpoint_status = "InService"
+        _endpoint_event(self.backend.account_id, self.backend.region_name, endpoint)
+
+
+def update_endpoint(backend: Any, params: dict[str, Any]) -> str:
+    """UpdateEndpoint (NotImplemented in moto): validate, mark Updating, run blue/green in the background."""
+    from moto.sagemaker.exceptions import ValidationError
+    from moto.sagemaker.models import FakeEndpoint, FakeEndpointConfig
+
+    name = params["EndpointName"]
+    endpoint = backend.endpoints.get(name)
+    if endpoint is None:
+        arn = FakeEndpoint.arn_formatter(name, backend.account_id, backend.region_name)
+        raise ValidationError(message=f"Could not find endpoint '{arn}'.")
+    config = backend.endpoint_configs.get(params["EndpointConfigName"])
+    if config is None:
+        arn = FakeEndpointConfig.arn_formatter(params["EndpointConfigName"], backend.account_id, backend.region_name)
+        raise ValidationError(message=f"Could not find endpoint configuration '{arn}'.")
+    if endpoint.endpoint_status != "InService":
+        raise ValidationError(
+            message=f'Cannot update in-progress endpoint "{endpoint.arn}".'
+            if endpoint.endpoint_status == "Updating"
+            else f'Cannot update endpoint "{endpoint.arn}" in status {endpoint.endpoint_status}.'
+        )
+    deployment_config = params.get("DeploymentConfig")
+    if deployment_config is None and params.get("RetainDeploymentConfig"):
+        deployment_config = getattr(endpoint, "last_deployment_config", None)
+    deployment_config = deployment_config or {}
+    host = host_for(backend.account_id, backend.region_name, name)
+    if host is None:
+        host = EndpointHost(backend.account_id, backend.region_name, name, new_workdir(name))
+        register_host(host)
+    endpoint.endpoint_status = "Updating"
+    endpoint.failure_reason = None
+    endpoint.last_modified_time = aws_state.utcnow()
+    if deployment_config:
+        endpoint.last_deployment_config = copy.deepcopy(deployment_config)
+    update = BlueGreenUpdate(backend, endpoint, config, deployment_config, host)
+    update._publish("Creating", "Launching the new fleet")
+    host.thread = threading.Thread(target=update.run, name=f"localcloud-update-{name}", daemon=True)
+    _endpoint_event(backend.account_id, backend.region_name, endpoint)
+    host.thread.start()
+    return str(endpoint.arn)

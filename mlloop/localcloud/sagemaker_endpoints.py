@@ -1,0 +1,568 @@
+"""SageMaker real-time endpoints that host the real model: inference, traffic, data capture, metrics, blue/green.
+
+moto stores endpoints but answers invocations with canned bodies and cannot update an endpoint
+(notes/moto-5.2.5.md). Here every production variant is a *fleet* that really serves the model:
+ModelDataUrl is downloaded and extracted, `code/inference.py` is imported in its own module
+namespace, and each request runs input_fn -> predict_fn -> output_fn under the Model's container
+environment, as the SageMaker scikit-learn serving container does.
+
+UpdateEndpoint follows the blue/green deployment model: a green fleet is started from the new
+EndpointConfig, traffic shifts to it (ALL_AT_ONCE, CANARY or LINEAR), each shift is followed by a
+baking period (WaitIntervalInSeconds) during which the AutoRollbackConfiguration alarms are
+evaluated, then the blue fleet is kept for TerminationWaitInSeconds and terminated; an alarm in
+ALARM or the MaximumExecutionTimeoutInSeconds rolls all traffic back to blue. Waits are scaled by
+LOCALCLOUD_TIME_SCALE. describe_endpoint shows what SageMaker shows meanwhile: EndpointStatus
+Updating, the running EndpointConfigName and the blue ProductionVariants, and the green fleet in
+PendingDeploymentSummary (VariantStatus Creating / ActivatingTraffic / Baking, CurrentWeight = its
+share of traffic).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import importlib.util
+import io
+import json
+import os
+import random
+import shutil
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from moto.core.exceptions import ServiceException
+
+from mlloop.localcloud import aws_state
+
+_registry_lock = threading.RLock()
+_hosts: dict[tuple[str, str, str], EndpointHost] = {}
+# The container environment is process-wide here (os.environ), so model code runs one call at a time.
+_container_lock = threading.RLock()
+_CAPTURE_FLUSH_RECORDS = 1000
+
+
+class ModelError(ServiceException):
+    """What sagemaker-runtime raises when the container answers with an error status."""
+
+    code = "ModelError"
+
+    def __init__(self, message: str, *, status: int, original: str, log_stream_arn: str):
+        super().__init__(message)
+        self.OriginalStatusCode = status
+        self.OriginalMessage = original
+        self.LogStreamArn = log_stream_arn
+
+
+class RuntimeValidationError(ServiceException):
+    code = "ValidationError"
+
+
+class ThrottlingException(ServiceException):
+    code = "ThrottlingException"
+
+
+class ContainerError(Exception):
+    """An error answer from the model container: HTTP status plus the body it returned."""
+
+    def __init__(self, status: int, body: str):
+        super().__init__(body)
+        self.status = status
+        self.body = body
+
+
+# ---------------------------------------------------------------- fault injection
+
+
+@dataclass
+class EndpointFault:
+    """A local-only fault on an endpoint (or one variant); a context manager that clears itself."""
+
+    endpoint_name: str
+    variant_name: str | None
+    kind: str
+    status_code: int = 500
+    message: str = "injected fault"
+    delay_seconds: float = 0.0
+    remaining: int | None = None
+    hits: int = 0
+
+    def applies(self, endpoint_name: str, variant_name: str | None) -> bool:
+        if self.endpoint_name != endpoint_name:
+            return False
+        return self.variant_name is None or variant_name is None or self.variant_name == variant_name
+
+    def clear(self) -> None:
+        with _registry_lock:
+            if self in _faults:
+                _faults.remove(self)
+
+    def __enter__(self) -> EndpointFault:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.clear()
+
+
+_faults: list[EndpointFault] = []
+
+
+def add_fault(fault: EndpointFault) -> EndpointFault:
+    with _registry_lock:
+        _faults.append(fault)
+    return fault
+
+
+def clear_faults(endpoint_name: str | None = None) -> None:
+    with _registry_lock:
+        _faults[:] = [f for f in _faults if endpoint_name is not None and f.endpoint_name != endpoint_name]
+
+
+def _take_fault(endpoint_name: str, variant_name: str | None, kinds: tuple[str, ...]) -> EndpointFault | None:
+    with _registry_lock:
+        for fault in _faults:
+            if fault.kind in kinds and fault.applies(endpoint_name, variant_name):
+                fault.hits += 1
+                if fault.remaining is not None:
+                    fault.remaining -= 1
+                    if fault.remaining <= 0:
+                        _faults.remove(fault)
+                return fault
+    return None
+
+
+# ---------------------------------------------------------------- the model container
+
+
+@contextlib.contextmanager
+def _container_env(environment: dict[str, str], code_dir: Path) -> Iterator[None]:
+    with _container_lock:
+        saved = {key: os.environ.get(key) for key in environment}
+        os.environ.update(environment)
+        sys.path.insert(0, str(code_dir))
+        try:
+            yield
+        finally:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(str(code_dir))
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+def _default_input_fn(body: bytes | str, content_type: str) -> Any:
+    text = body.decode("utf-8") if isinstance(body, bytes) else body
+    if content_type.startswith("application/json"):
+        return json.loads(text)
+    if content_type.startswith("text/csv"):
+        return [[float(v) for v in line.split(",")] for line in text.splitlines() if line.strip()]
+    raise ContainerError(415, f"Content type {content_type} is not supported by this framework.")
+
+
+def _default_output_fn(prediction: Any, accept: str) -> Any:
+    values = prediction.tolist() if hasattr(prediction, "tolist") else prediction
+    return json.dumps(values)
+
+
+def _error_answer(exc: Exception) -> ContainerError:
+    """Map an exception from inference.py to the status the serving container would answer.
+
+    As with sagemaker-inference-toolkit's GenericInferenceToolkitError, an exception carrying an
+    integer `status_code` answers with that status and its message as the body; any other
+    exception is a 500.
+    """
+    if isinstance(exc, ContainerError):
+        return exc
+    status = getattr(exc, "status_code", None)
+    body = getattr(exc, "body", None) or getattr(exc, "message", None) or str(exc)
+    if not isinstance(body, str):
+        body = json.dumps(body)
+    if isinstance(status, int) and 400 <= status < 600:
+        return ContainerError(status, body)
+    return ContainerError(500, json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
+
+
+@dataclass
+class Fleet:
+    """One production variant serving its model."""
+
+    variant_name: str
+    model_name: str
+    instance_type: str | None
+    instance_count: int
+    weight: float
+    environment: dict[str, str]
+    model_dir: Path
+    module: ModuleType
+    model: Any
+    capture: dict[str, Any]
+
+    def invoke(self, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
+        module = self.module
+        with _container_env(self.environment, self.model_dir / "code"):
+            try:
+                input_fn = getattr(module, "input_fn", _default_input_fn)
+                predict_fn = getattr(module, "predict_fn", None)
+                output_fn = getattr(module, "output_fn", _default_output_fn)
+                data = input_fn(body, content_type)
+                prediction = predict_fn(data, self.model) if predict_fn else self.model.predict(data)
+                answer = output_fn(prediction, accept)
+            except Exception as exc:
+                raise _error_answer(exc) from exc
+        if isinstance(answer, tuple):
+            answer, accept = answer[0], answer[1]
+        payload = answer.encode("utf-8") if isinstance(answer, str) else bytes(answer)
+        return payload, accept
+
+
+def _model_container(backend: Any, model_name: str) -> dict[str, Any]:
+    model = backend._models.get(model_name)
+    if model is None:
+        raise ValueError(f"Could not find model '{model_name}'.")
+    container = model.primary_container or (model.containers[0] if model.containers else None)
+    if not container:
+        raise ValueError(f"Model '{model_name}' has no container.")
+    return dict(container)
+
+
+def _extract(archive: bytes, target: Path) -> None:
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+        tar.extractall(target, filter="data")
+
+
+def start_fleet(
+    account_id: str, backend: Any, variant: dict[str, Any], capture: dict[str, Any], workdir: Path
+) -> Fleet:
+    """Download, extract and load one variant's model, calling model_fn as the container does at start."""
+    container = _model_container(backend, variant["ModelName"])
+    environment = {str(k): str(v) for k, v in (container.get("Environment") or {}).items()}
+    model_dir = workdir / f"{variant['VariantName']}-{uuid.uuid4().hex[:8]}"
+    model_dir.mkdir(parents=True)
+    if container.get("ModelDataUrl"):
+        _extract(aws_state.read_s3(account_id, container["ModelDataUrl"]), model_dir)
+    submit = environment.get("SAGEMAKER_SUBMIT_DIRECTORY", "")
+    if submit.startswith("s3://"):
+        _extract(aws_state.read_s3(account_id, submit), model_dir / "code")
+    program = environment.get("SAGEMAKER_PROGRAM", "inference.py")
+    script = model_dir / "code" / program
+    if not script.is_file():
+        raise FileNotFoundError(f"the model archive has no code/{program} (SageMaker scikit-learn serving contract)")
+    # A unique module name keeps each variant's inference.py (and its globals) apart from every other's.
+    module_name = f"_localcloud_inference_{uuid.uuid4().hex}"
+    spec = importlib.util.spec_from_file_location(module_name, script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    with _container_env(environment, model_dir / "code"):
+        spec.loader.exec_module(module)
+        model_fn = getattr(module, "model_fn", None)
+        if model_fn is None:
+            raise AttributeError(f"code/{program} defines no model_fn(model_dir)")
+        model = model_fn(str(model_dir))
+    return Fleet(
+        variant_name=variant["VariantName"],
+        model_name=variant["ModelName"],
+        instance_type=variant.get("InstanceType"),
+        instance_count=int(variant.get("InitialInstanceCount") or 1),
+        weight=float(variant.get("InitialVariantWeight", 1.0)),
+        environment=environment,
+        model_dir=model_dir,
+        module=module,
+        model=model,
+        capture=capture,
+    )
+
+
+# ---------------------------------------------------------------- data capture
+
+
+def _encoding(content_type: str, capture: dict[str, Any]) -> str:
+    header = capture.get("CaptureContentTypeHeader") or {}
+    base = content_type.split(";", maxsplit=1)[0].strip()
+    if base in (header.get("JsonContentTypes") or []):
+        return "JSON"
+    if base in (header.get("CsvContentTypes") or []):
+        return "CSV"
+    return "BASE64"
+
+
+def _captured(payload: bytes, content_type: str, mode: str, capture: dict[str, Any]) -> dict[str, Any]:
+    encoding = _encoding(content_type, capture)
+    data = base64.b64encode(payload).decode("ascii") if encoding == "BASE64" else payload.decode("utf-8")
+    return {"observedContentType": content_type, "mode": mode, "data": data, "encoding": encoding}
+
+
+@dataclass
+class _CaptureBuffer:
+    records: list[tuple[float, str, str, dict[str, Any]]] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- endpoints
+
+
+@dataclass
+class _Deployment:
+    config_name: str
+    fleets: list[Fleet]
+    share: float = 0.0
+    status: str = "Creating"
+    status_since: float = field(default_factory=time.time)
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+class EndpointHost:
+    """The serving side of one endpoint: blue fleets, an optional green deployment, capture buffers."""
+
+    def __init__(self, account_id: str, region: str, name: str, workdir: Path):
+        self.account_id = account_id
+        self.region = region
+        self.name = name
+        self.workdir = workdir
+        self.fleets: list[Fleet] = []
+        self.green: _Deployment | None = None
+        self.lock = threading.RLock()
+        self.capture = _CaptureBuffer()
+        self.thread: threading.Thread | None = None
+
+    # -- routing
+    def traffic(self) -> dict[str, float]:
+        """Share of traffic per variant name, blue and green fleets together."""
+        with self.lock:
+            green_share = self.green.share if self.green else 0.0
+            shares: dict[str, float] = {}
+            for fleets, share in (
+                (self.fleets, 1.0 - green_share),
+                (self.green.fleets if self.green else [], green_share),
+            ):
+                total = sum(f.weight for f in fleets) or 1.0
+                for fleet in fleets:
+                    shares[fleet.variant_name] = shares.get(fleet.variant_name, 0.0) + share * fleet.weight / total
+            return shares
+
+    def route(self, target_variant: str | None) -> Fleet:
+        with self.lock:
+            candidates = list(self.fleets) + (list(self.green.fleets) if self.green and self.green.share > 0 else [])
+            if target_variant:
+                for fleet in reversed(candidates):
+                    if fleet.variant_name == target_variant:
+                        return fleet
+                raise RuntimeValidationError(
+                    f"Variant {target_variant} not found for endpoint {self.name}."
+                    if candidates
+                    else f"Endpoint {self.name} has no variants."
+                )
+            if self.green and self.green.share > 0 and random.random() < self.green.share:
+                pool = self.green.fleets
+            else:
+                pool = self.fleets
+            weights = [f.weight for f in pool]
+            if not pool or sum(weights) <= 0:
+                raise RuntimeValidationError(f"Endpoint {self.name} has no variant with a positive weight.")
+            return random.choices(pool, weights=weights)[0]
+
+    # -- capture
+    def record_capture(self, fleet: Fleet, request: tuple[bytes, str], response: tuple[bytes, str] | None) -> None:
+        capture = fleet.capture
+        if not capture or not capture.get("EnableCapture", True) or not capture.get("DestinationS3Uri"):
+            return
+        if random.random() * 100.0 >= float(capture.get("InitialSamplingPercentage", 100)):
+            return
+        modes = {o.get("CaptureMode") for o in capture.get("CaptureOptions") or [{"CaptureMode": "Input"}]}
+        now = aws_state.utcnow()
+        data: dict[str, Any] = {}
+        if "Input" in modes:
+            data["endpointInput"] = _captured(request[0], request[1], "INPUT", capture)
+        if "Output" in modes and response is not None:
+            data["endpointOutput"] = _captured(response[0], response[1], "OUTPUT", capture)
+        line = json.dumps(
+            {
+                "captureData": data,
+                "eventMetadata": {"eventId": str(uuid.uuid4()), "inferenceTime": now.strftime("%Y-%m-%dT%H:%M:%SZ")},
+                "eventVersion": "0",
+            }
+        )
+        with self.lock:
+            self.capture.records.append((now.timestamp(), fleet.variant_name, line, capture))
+            full = len(self.capture.records) >= _CAPTURE_FLUSH_RECORDS
+        if full:
+            self.flush_capture()
+
+    def flush_capture(self) -> int:
+        """Write buffered capture records as SageMaker does: one JSON-lines object per variant and hour."""
+        with self.lock:
+            records, self.capture.records = self.capture.records, []
+        groups: dict[tuple[str, str, str, str | None], list[str]] = {}
+        for stamp, variant, line, capture in records:
+            hour = time.strftime("%Y/%m/%d/%H", time.gmtime(stamp))
+            destination = str(capture["DestinationS3Uri"]).rstrip("/")
+            groups.setdefault((destination, variant, hour, capture.get("KmsKeyId")), []).append(line)
+        for (destination, variant, hour, kms), lines in groups.items():
+            uri = f"{destination}/{self.name}/{variant}/{hour}/{uuid.uuid4()}.jsonl"
+            aws_state.write_s3(self.account_id, uri, ("\n".join(lines) + "\n").encode("utf-8"), kms_key_id=kms)
+        return len(records)
+
+    def close(self) -> None:
+        if self.green is not None:
+            self.green.cancel.set()
+        if self.thread is not None and self.thread is not threading.current_thread():
+            self.thread.join(timeout=10)
+        self.flush_capture()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def host_for(account_id: str, region: str, name: str) -> EndpointHost | None:
+    with _registry_lock:
+        return _hosts.get((account_id, region, name))
+
+
+def all_hosts() -> list[EndpointHost]:
+    with _registry_lock:
+        return list(_hosts.values())
+
+
+def register_host(host: EndpointHost) -> None:
+    with _registry_lock:
+        _hosts[(host.account_id, host.region, host.name)] = host
+
+
+def drop_host(account_id: str, region: str, name: str) -> None:
+    with _registry_lock:
+        host = _hosts.pop((account_id, region, name), None)
+    if host is not None:
+        host.close()
+
+
+def new_workdir(name: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix=f"localcloud-endpoint-{name}-"))
+
+
+def capture_summary(capture: dict[str, Any]) -> dict[str, Any] | None:
+    """DescribeEndpoint's DataCaptureConfigSummary for an EndpointConfig's DataCaptureConfig."""
+    if not capture:
+        return None
+    summary = {
+        "EnableCapture": bool(capture.get("EnableCapture", True)),
+        "CaptureStatus": "Started" if capture.get("EnableCapture", True) else "Stopped",
+        "CurrentSamplingPercentage": int(capture.get("InitialSamplingPercentage", 100)),
+        "DestinationS3Uri": capture.get("DestinationS3Uri"),
+    }
+    if capture.get("KmsKeyId"):
+        summary["KmsKeyId"] = capture["KmsKeyId"]
+    return summary
+
+
+# ---------------------------------------------------------------- invocation
+
+
+def _put_metrics(
+    account_id: str, region: str, endpoint: str, variant: str, values: dict[str, tuple[float, str]]
+) -> None:
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    dims = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant}]
+    cloudwatch_backends[account_id][region].put_metric_data(
+        "AWS/SageMaker",
+        [
+            {"MetricName": name, "Value": value, "Unit": unit, "Dimensions": dims}
+            for name, (value, unit) in values.items()
+        ],
+    )
+
+
+def invoke(
+    account_id: str,
+    region: str,
+    endpoint_name: str,
+    *,
+    body: bytes,
+    content_type: str,
+    accept: str,
+    target_variant: str | None = None,
+) -> tuple[bytes, str, str]:
+    """InvokeEndpoint: (body, content type, invoked variant), or the error SageMaker raises."""
+    not_found = RuntimeValidationError(f"Endpoint {endpoint_name} of account {account_id} not found.")
+    host = host_for(account_id, region, endpoint_name)
+    if host is None or _take_fault(endpoint_name, None, ("missing",)):
+        raise not_found
+    started = time.perf_counter()
+    fleet = host.route(target_variant)
+    if _take_fault(endpoint_name, fleet.variant_name, ("throttle",)):
+        raise ThrottlingException("Rate exceeded")
+    slow = _take_fault(endpoint_name, fleet.variant_name, ("slow",))
+    model_started = time.perf_counter()
+    if slow is not None:
+        time.sleep(slow.delay_seconds)
+    error: ContainerError | None = None
+    answer: tuple[bytes, str] | None = None
+    injected = _take_fault(endpoint_name, fleet.variant_name, ("error",))
+    if injected is not None:
+        error = ContainerError(injected.status_code, json.dumps({"error": injected.message}))
+    else:
+        try:
+            answer = fleet.invoke(body, content_type, accept)
+        except ContainerError as exc:
+            error = exc
+    model_us = (time.perf_counter() - model_started) * 1e6
+    overhead_us = max((time.perf_counter() - started) * 1e6 - model_us, 0.0)
+    status = error.status if error else 200
+    _put_metrics(
+        account_id,
+        region,
+        endpoint_name,
+        fleet.variant_name,
+        {
+            "Invocations": (1.0, "None"),
+            "InvocationsPerInstance": (1.0 / max(fleet.instance_count, 1), "None"),
+            "ModelLatency": (model_us, "Microseconds"),
+            "OverheadLatency": (overhead_us, "Microseconds"),
+            "Invocation4XXErrors": (1.0 if 400 <= status < 500 else 0.0, "None"),
+            "Invocation5XXErrors": (1.0 if status >= 500 else 0.0, "None"),
+        },
+    )
+    host.record_capture(fleet, (body, content_type), answer)
+    if error is not None:
+        log_stream = f"arn:aws:logs:{region}:{account_id}:log-group:/aws/sagemaker/Endpoints/{endpoint_name}"
+        kind = "client" if error.status < 500 else "server"
+        raise ModelError(
+            f'Received {kind} error ({error.status}) from primary with message "{error.body}". '
+            f"See https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#logEventViewer:"
+            f"group=/aws/sagemaker/Endpoints/{endpoint_name} in account {account_id} for more information.",
+            status=error.status,
+            original=error.body,
+            log_stream_arn=log_stream,
+        )
+    assert answer is not None
+    return answer[0], answer[1], fleet.variant_name
+
+
+def response_invoke_endpoint(self: Any) -> Any:
+    """sagemaker-runtime InvokeEndpoint, replacing moto's canned answer."""
+    from urllib.parse import unquote
+
+    name = unquote(self.path.split("/")[2])
+    content_type = self.headers.get("Content-Type") or "application/octet-stream"
+    accept = self.headers.get("Accept") or content_type
+    body = self.raw_body if isinstance(self.raw_body, bytes) else str(self.raw_body or "").encode("utf-8")
+    payload, answer_type, variant = invoke(
+        self.current_account,
+        self.region,
+        name,
+        body=body,
+        content_type=content_type,
+        accept=accept,
+        target_variant=self.headers.get("X-Amzn-SageMaker-Target-Variant"),
+    )
+    headers = {"Content-Type": answer_type, "x-Amzn-Invoked-Production-Variant": variant}
+    custom = self.headers.get("X-Amzn-SageMaker-Custom-Attributes")
+    if custom:
+        headers["X-Amzn-SageMaker-Custom-Attributes"] = custom
+    return 200, headers, payload

@@ -1,0 +1,55 @@
+"""Small hand-written cloud assemblies for the local cloud's own tests (no synth needed)."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROLE = {
+    "Type": "AWS::IAM::Role",
+    "Properties": {
+        "AssumeRolePolicyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+        }
+    },
+}
+
+
+def unique_stage() -> str:
+    """A stage name no other test uses, so physical names never collide in the shared cloud."""
+    return f"t{uuid.uuid4().hex[:8]}"
+
+
+def python_function(code: str, *, environment: dict[str, Any] | None = None, **properties: Any) -> dict[str, Any]:
+    """An inline-code Python Lambda (handler `index.handler`) using the template's `Role`."""
+    return {
+        "Type": "AWS::Lambda::Function",
+        "Properties": {
+            "Code": {"ZipFile": textwrap.dedent(code)},
+            "Handler": "index.handler",
+            "Runtime": "python3.11",
+            "Role": {"Fn::GetAtt": ["Role", "Arn"]},
+            "Environment": {"Variables": environment or {}},
+            **properties,
+        },
+    }
+
+
+def write_assembly(directory: Path, stacks: dict[str, dict[str, Any]], dependencies: dict[str, list[str]] | None = None) -> Path:
+    """A cdk.out-shaped folder: manifest.json plus one template per stack (stack name -> template)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    artifacts: dict[str, Any] = {}
+    for name, template in stacks.items():
+        (directory / f"{name}.template.json").write_text(json.dumps(template))
+        artifacts[name] = {
+            "type": "aws:cloudformation:stack",
+            "environment": "aws://unknown-account/unknown-region",
+            "properties": {"templateFile": f"{name}.template.json"},
+            "dependencies": (dependencies or {}).get(name, []),
+        }
+    (directory / "manifest.json").write_text(json.dumps({"version": "55.0.0", "artifacts": artifacts}))
+    return directory

@@ -1,0 +1,648 @@
+"""SageMaker on the local cloud trains, serves, captures, deploys blue/green and keeps a registry as AWS does.
+
+Every test drives the emulation through plain boto3 calls against the local endpoint; the only
+local-only calls are the fault-injection and flush helpers of mlloop.localcloud.sagemaker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import tarfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError, ReadTimeoutError
+
+from mlloop.localcloud import LocalCloud
+from mlloop.localcloud import sagemaker as local_sagemaker
+from mlloop.localcloud.sagemaker_deployments import _shift_plan
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("localcloud")]
+
+BUCKET = "sagemaker-emulation-test"
+ROLE = "arn:aws:iam::123456789012:role/sagemaker"
+# Names unique to this module: the cloud is shared by every integration test of the process.
+MODEL_PREFIX = f"emu-{uuid.uuid4().hex[:6]}"
+
+# A minimal model honouring the agreed serving contract: client errors carry status_code 400.
+INFERENCE_PY = """
+import json
+import os
+
+from helpers import scale
+
+
+class ClientError(Exception):
+    status_code = 400
+
+
+def model_fn(model_dir):
+    with open(os.path.join(model_dir, "model.json")) as f:
+        return json.load(f)
+
+
+def input_fn(body, content_type):
+    if content_type == "text/csv":
+        return [{"x": float(row)} for row in body.decode().splitlines()]
+    record = json.loads(body)
+    records = record["instances"] if "instances" in record else [record]
+    bad = {i: "missing" for i, r in enumerate(records) if "x" not in r}
+    if bad:
+        raise ClientError(json.dumps({"error": "invalid request", "fields": {"x": "missing"}}))
+    return records
+
+
+def predict_fn(records, model):
+    return [scale(model["w"] * r["x"]) for r in records]
+
+
+def output_fn(prediction, accept):
+    body = {
+        "predictions": [{"probability": p, "label": int(p >= 0.5)} for p in prediction],
+        "model_version": os.environ["MODEL_VERSION"],
+        "threshold": 0.5,
+    }
+    return json.dumps(body), "application/json"
+"""
+
+TRAIN_PY = """
+import argparse, json, os, pathlib, sys
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--w", type=float)
+parser.add_argument("--fail", default="no")
+parser.add_argument("--params", default="")
+parser.add_argument("--sleep", type=float, default=0)
+args = parser.parse_args()
+if args.fail == "yes":
+    print("training blew up: no rows", file=sys.stderr)
+    sys.exit(3)
+if args.sleep:
+    import time; time.sleep(args.sleep)
+train = pathlib.Path(os.environ["SM_CHANNEL_TRAIN"])
+rows = sorted(str(p.relative_to(train)) for p in train.rglob("*") if p.is_file())
+model = pathlib.Path(os.environ["SM_MODEL_DIR"])
+(model / "model.json").write_text(json.dumps({"w": args.w, "rows": rows, "params": args.params}))
+(model / "code").mkdir()
+(model / "code" / "inference.py").write_text(open(os.path.join(os.path.dirname(__file__), "serve.py")).read())
+out = pathlib.Path(os.environ["SM_OUTPUT_DATA_DIR"])
+(out / "env.json").write_text(json.dumps({k: v for k, v in os.environ.items() if k.startswith("SM_")}))
+print("validation:auc=0.87")
+"""
+
+
+def _tar(files: dict[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _untar(data: bytes) -> dict[str, bytes]:
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
+
+
+@pytest.fixture(scope="module")
+def cloud(local_cloud: LocalCloud) -> LocalCloud:
+    """The shared cloud with a bucket, three small models (v1..v3 scale x by 0.1..0.3) and a broken one."""
+    s3, sm = local_cloud.client("s3"), local_cloud.client("sagemaker")
+    s3.create_bucket(Bucket=BUCKET)
+    for version, weight in (("v1", 0.1), ("v2", 0.2), ("v3", 0.3)):
+        archive = _tar(
+            {
+                "model.json": json.dumps({"w": weight}),
+                "code/inference.py": INFERENCE_PY,
+                "code/helpers.py": "def scale(v):\n    return round(v, 6)\n",
+            }
+        )
+        s3.put_object(Bucket=BUCKET, Key=f"models/{version}.tar.gz", Body=archive)
+        sm.create_model(
+            ModelName=f"{MODEL_PREFIX}-{version}",
+            ExecutionRoleArn=ROLE,
+            PrimaryContainer={
+                "Image": "sklearn",
+                "ModelDataUrl": f"s3://{BUCKET}/models/{version}.tar.gz",
+                "Environment": {"MODEL_VERSION": version},
+            },
+        )
+    s3.put_object(Bucket=BUCKET, Key="models/broken.tar.gz", Body=_tar({"model.json": "{}"}))
+    sm.create_model(
+        ModelName=f"{MODEL_PREFIX}-broken",
+        ExecutionRoleArn=ROLE,
+        PrimaryContainer={"Image": "sklearn", "ModelDataUrl": f"s3://{BUCKET}/models/broken.tar.gz"},
+    )
+    return local_cloud
+
+
+def _config(cloud: LocalCloud, variants: dict[str, float], *, capture: int | None = None, count: int = 1) -> str:
+    name = f"config-{uuid.uuid4().hex[:8]}"
+    params: dict[str, Any] = {
+        "EndpointConfigName": name,
+        "ProductionVariants": [
+            {
+                "VariantName": version,
+                "ModelName": f"{MODEL_PREFIX}-{version}",
+                "InstanceType": "ml.m5.large",
+                "InitialInstanceCount": count,
+                "InitialVariantWeight": weight,
+            }
+            for version, weight in variants.items()
+        ],
+    }
+    if capture is not None:
+        params["DataCaptureConfig"] = {
+            "EnableCapture": True,
+            "InitialSamplingPercentage": capture,
+            "DestinationS3Uri": f"s3://{BUCKET}/capture/{name}",
+            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+            "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"], "CsvContentTypes": ["text/csv"]},
+        }
+    cloud.client("sagemaker").create_endpoint_config(**params)
+    return name
+
+
+def _endpoint(cloud: LocalCloud, config: str) -> str:
+    name = f"ep-{uuid.uuid4().hex[:8]}"
+    cloud.client("sagemaker").create_endpoint(EndpointName=name, EndpointConfigName=config)
+    return name
+
+
+def _invoke(cloud: LocalCloud, endpoint: str, record: Any, **kwargs: Any) -> tuple[dict[str, Any], str]:
+    answer = cloud.client("sagemaker-runtime").invoke_endpoint(
+        EndpointName=endpoint, Body=json.dumps(record), ContentType="application/json", **kwargs
+    )
+    return json.loads(answer["Body"].read()), answer["InvokedProductionVariant"]
+
+
+def _wait_until(predicate: Any, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.05)
+
+
+def _metric_sum(cloud: LocalCloud, endpoint: str, variant: str, metric: str) -> float:
+    now = datetime.now(UTC)
+    stats = cloud.client("cloudwatch").get_metric_statistics(
+        Namespace="AWS/SageMaker",
+        MetricName=metric,
+        Dimensions=[{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant}],
+        StartTime=now - timedelta(minutes=5),
+        EndTime=now + timedelta(minutes=1),
+        Period=3600,
+        Statistics=["Sum"],
+    )
+    return float(sum(p["Sum"] for p in stats["Datapoints"]))
+
+
+# ---------------------------------------------------------------- serving
+
+
+def test_an_endpoint_serves_the_real_model_with_its_container_environment(cloud: LocalCloud) -> None:
+    endpoint = _endpoint(cloud, _config(cloud, {"v2": 1.0}))
+    assert cloud.client("sagemaker").describe_endpoint(EndpointName=endpoint)["EndpointStatus"] == "InService"
+
+    body, variant = _invoke(cloud, endpoint, {"instances": [{"x": 1.0}, {"x": 5.0}]})
+
+    assert variant == "v2"
+    assert body == {
+        "predictions": [{"probability": 0.2, "label": 0}, {"probability": 1.0, "label": 1}],
+        "model_version": "v2",
+        "threshold": 0.5,
+    }
+    csv = cloud.client("sagemaker-runtime").invoke_endpoint(EndpointName=endpoint, Body=b"3\n", ContentType="text/csv")
+    assert json.loads(csv["Body"].read())["predictions"] == [{"probability": 0.6, "label": 1}]
+
+
+def test_traffic_is_split_by_variant_weight_and_a_target_variant_is_honoured(cloud: LocalCloud) -> None:
+    endpoint = _endpoint(cloud, _config(cloud, {"v1": 1.0, "v3": 3.0}))
+    seen = [_invoke(cloud, endpoint, {"x": 1.0})[1] for _ in range(80)]
+    assert 0.55 < seen.count("v3") / len(seen) < 0.93
+    body, variant = _invoke(cloud, endpoint, {"x": 1.0}, TargetVariant="v1")
+    assert (variant, body["model_version"]) == ("v1", "v1")
+
+
+def test_client_errors_from_the_model_are_model_errors_with_the_original_400(cloud: LocalCloud) -> None:
+    endpoint = _endpoint(cloud, _config(cloud, {"v1": 1.0}))
+    with pytest.raises(ClientError) as raised:
+        _invoke(cloud, endpoint, {"y": 1.0})
+    error = raised.value.response
+    assert error["Error"]["Code"] == "ModelError"
+    assert error["OriginalStatusCode"] == 400
+    assert json.loads(error["OriginalMessage"]) == {"error": "invalid request", "fields": {"x": "missing"}}
+    assert _metric_sum(cloud, endpoint, "v1", "Invocation4XXErrors") == 1.0
+
+
+def test_a_missing_endpoint_is_a_validation_error(cloud: LocalCloud) -> None:
+    with pytest.raises(ClientError) as raised:
+        _invoke(cloud, "no-such-endpoint", {"x": 1.0})
+    assert raised.value.response["Error"]["Code"] == "ValidationError"
+    assert "Endpoint no-such-endpoint of account 123456789012 not found" in str(raised.value)
+
+
+def test_an_endpoint_whose_model_cannot_load_is_failed_with_the_reason(cloud: LocalCloud) -> None:
+    cloud.client("sagemaker").create_endpoint_config(
+        EndpointConfigName=f"{MODEL_PREFIX}-broken",
+        ProductionVariants=[{"VariantName": "b", "ModelName": f"{MODEL_PREFIX}-broken", "InstanceType": "ml.m5.large"}],
+    )
+    endpoint = _endpoint(cloud, f"{MODEL_PREFIX}-broken")
+    described = cloud.client("sagemaker").describe_endpoint(EndpointName=endpoint)
+    assert described["EndpointStatus"] == "Failed"
+    assert "code/inference.py" in described["FailureReason"]
+
+
+def test_invocations_are_recorded_as_aws_sagemaker_metrics(cloud: LocalCloud) -> None:
+    endpoint = _endpoint(cloud, _config(cloud, {"v1": 1.0}))
+    for _ in range(3):
+        _invoke(cloud, endpoint, {"x": 1.0})
+    assert _metric_sum(cloud, endpoint, "v1", "Invocations") == 3.0
+    assert _metric_sum(cloud, endpoint, "v1", "Invocation5XXErrors") == 0.0
+    assert _metric_sum(cloud, endpoint, "v1", "ModelLatency") > 0.0
+
+
+def test_data_capture_is_written_as_sagemaker_writes_it(cloud: LocalCloud) -> None:
+    config = _config(cloud, {"v1": 1.0}, capture=100)
+    endpoint = _endpoint(cloud, config)
+    _invoke(cloud, endpoint, {"x": 2.0})
+    cloud.client("sagemaker-runtime").invoke_endpoint(EndpointName=endpoint, Body=b"1\n", ContentType="text/csv")
+    assert local_sagemaker.flush_data_capture(endpoint) == 2
+
+    s3 = cloud.client("s3")
+    [key] = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=f"capture/{config}/")["Contents"]]
+    hour = datetime.now(UTC).strftime("%Y/%m/%d/%H")
+    assert key.startswith(f"capture/{config}/{endpoint}/v1/{hour}/") and key.endswith(".jsonl")
+    lines = [json.loads(line) for line in s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().splitlines()]
+    first = lines[0]["captureData"]
+    assert first["endpointInput"] == {
+        "observedContentType": "application/json",
+        "mode": "INPUT",
+        "data": json.dumps({"x": 2.0}),
+        "encoding": "JSON",
+    }
+    assert json.loads(first["endpointOutput"]["data"])["model_version"] == "v1"
+    assert lines[1]["captureData"]["endpointInput"]["encoding"] == "CSV"
+    assert lines[0]["eventVersion"] == "0" and lines[0]["eventMetadata"]["inferenceTime"].endswith("Z")
+    summary = cloud.client("sagemaker").describe_endpoint(EndpointName=endpoint)["DataCaptureConfig"]
+    assert summary["CurrentSamplingPercentage"] == 100 and summary["CaptureStatus"] == "Started"
+
+
+def test_data_capture_samples_at_the_configured_percentage(cloud: LocalCloud) -> None:
+    endpoint = _endpoint(cloud, _config(cloud, {"v1": 1.0}, capture=0))
+    _invoke(cloud, endpoint, {"x": 2.0})
+    assert local_sagemaker.flush_data_capture(endpoint) == 0
+
+
+# ---------------------------------------------------------------- faults
+
+
+def test_injected_faults_act_like_broken_slow_throttled_and_vanished_endpoints(cloud: LocalCloud) -> None:
+    endpoint = _endpoint(cloud, _config(cloud, {"v1": 1.0, "v2": 1.0}))
+
+    with local_sagemaker.fail_endpoint(endpoint, variant="v2", status_code=503):
+        outcomes = set()
+        for _ in range(40):
+            try:
+                outcomes.add(_invoke(cloud, endpoint, {"x": 1.0})[1])
+            except ClientError as exc:
+                outcomes.add(f"{exc.response['Error']['Code']}:{exc.response['OriginalStatusCode']}")
+        assert outcomes == {"v1", "ModelError:503"}
+    assert _metric_sum(cloud, endpoint, "v2", "Invocation5XXErrors") > 0
+    assert _invoke(cloud, endpoint, {"x": 1.0}, TargetVariant="v2")[1] == "v2"
+
+    with local_sagemaker.throttle_endpoint(endpoint), pytest.raises(ClientError, match="ThrottlingException"):
+        _invoke(cloud, endpoint, {"x": 1.0})
+
+    with local_sagemaker.hide_endpoint(endpoint), pytest.raises(ClientError, match="not found"):
+        _invoke(cloud, endpoint, {"x": 1.0})
+
+    impatient = cloud.session.client(
+        "sagemaker-runtime",
+        endpoint_url=cloud.endpoint_url,
+        config=Config(read_timeout=0.3, retries={"total_max_attempts": 1}),
+    )
+    with local_sagemaker.slow_endpoint(endpoint, seconds=1.0), pytest.raises(ReadTimeoutError):
+        impatient.invoke_endpoint(EndpointName=endpoint, Body=b'{"x": 1}', ContentType="application/json")
+    assert _invoke(cloud, endpoint, {"x": 1.0})[0]["predictions"]
+
+
+# ---------------------------------------------------------------- blue/green updates
+
+
+def _blue_green(kind: str, *, alarms: tuple[str, ...] = (), wait: int = 100, **routing: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": {"Type": kind, "WaitIntervalInSeconds": wait, **routing},
+            "TerminationWaitInSeconds": 50,
+            "MaximumExecutionTimeoutInSeconds": 3600,
+        }
+    }
+    if alarms:
+        config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": a} for a in alarms]}
+    return config
+
+
+def _wait_in_service(cloud: LocalCloud, endpoint: str) -> dict[str, Any]:
+    sm = cloud.client("sagemaker")
+    _wait_until(lambda: sm.describe_endpoint(EndpointName=endpoint)["EndpointStatus"] != "Updating")
+    return dict(sm.describe_endpoint(EndpointName=endpoint))
+
+
+def test_a_canary_update_shifts_a_share_then_all_traffic_to_the_new_fleet(cloud: LocalCloud) -> None:
+    sm = cloud.client("sagemaker")
+    endpoint = _endpoint(cloud, _config(cloud, {"v1": 1.0}))
+    target = _config(cloud, {"v2": 1.0})
+
+    sm.update_endpoint(
+        EndpointName=endpoint,
+        EndpointConfigName=target,
+        DeploymentConfig=_blue_green("CANARY", wait=250, CanarySize={"Type": "CAPACITY_PERCENT", "Value": 25}),
+    )
+    _wait_until(lambda: local_sagemaker.endpoint_traffic(endpoint).get("v2") == 0.25)
+    during = sm.describe_endpoint(EndpointName=endpoint)
+    assert during["EndpointStatus"] == "Updating"
+    assert during["EndpointConfigName"] != target
+    pending = during["PendingDeploymentSummary"]
+    assert pending["EndpointConfigName"] == target
+    assert pending["ProductionVariants"][0]["CurrentWeight"] == 0.25
+    assert pending["ProductionVariants"][0]["VariantStatus"][0]["Status"] == "Baking"
+    assert {_invoke(cloud, endpoint, {"x": 1.0})[1] for _ in range(40)} == {"v1", "v2"}
+    with pytest.raises(ClientError, match="in-progress"):
+        sm.update_endpoint(EndpointName=endpoint, EndpointConfigName=target)
+
+    done = _wait_in_service(cloud, endpoint)
+    assert done["EndpointStatus"] == "InService"
+    assert done["EndpointConfigName"] == target
+    assert [v["VariantName"] for v in done["ProductionVariants"]] == ["v2"]
+    assert "PendingDeploymentSummary" not in done and "FailureReason" not in done
+    assert {_invoke(cloud, endpoint, {"x": 1.0})[1] for _ in range(10)} == {"v2"}
+
+
+def test_an_alarm_during_the_bake_rolls_the_update_back(cloud: LocalCloud) -> None:
+    sm, cw = cloud.client("sagemaker"), cloud.client("cloudwatch")
+    endpoint = _endpoint(cloud, _config(cloud, {"v1": 1.0}))
+    original = sm.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
+    alarm = f"{endpoint}-5xx"
+    cw.put_metric_alarm(
+        AlarmName=alarm,
+        Namespace="AWS/SageMaker",
+        MetricName="Invocation5XXErrors",
+        Dimensions=[{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": "v2"}],
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=0,
+        ComparisonOperator="GreaterThanThreshold",
+        TreatMissingData="notBreaching",
+    )
+    sm.update_endpoint(
+        EndpointName=endpoint,
+        EndpointConfigName=_config(cloud, {"v2": 1.0}),
+        DeploymentConfig=_blue_green(
+            "CANARY", alarms=(alarm,), wait=300, CanarySize={"Type": "INSTANCE_COUNT", "Value": 1}
+        ),
+    )
+    _wait_until(lambda: "v2" in local_sagemaker.endpoint_traffic(endpoint))
+    with local_sagemaker.fail_endpoint(endpoint, variant="v2"):
+        for _ in range(5):
+            with contextlib.suppress(ClientError):
+                _invoke(cloud, endpoint, {"x": 1.0}, TargetVariant="v2")
+
+    done = _wait_in_service(cloud, endpoint)
+    assert done["EndpointStatus"] == "InService"
+    assert done["EndpointConfigName"] == original
+    assert [v["VariantName"] for v in done["ProductionVariants"]] == ["v1"]
+    assert alarm in done["FailureReason"]
+    assert local_sagemaker.endpoint_traffic(endpoint) == {"v1": 1.0}
+
+
+def test_an_update_that_outlives_its_maximum_execution_time_rolls_back(cloud: LocalCloud) -> None:
+    sm = cloud.client("sagemaker")
+    endpoint = _endpoint(cloud, _config(cloud, {"v1": 1.0}))
+    config = _config(cloud, {"v3": 1.0})
+    deployment = _blue_green("LINEAR", wait=1000, LinearStepSize={"Type": "CAPACITY_PERCENT", "Value": 50})
+    deployment["BlueGreenUpdatePolicy"]["MaximumExecutionTimeoutInSeconds"] = 600
+    sm.update_endpoint(EndpointName=endpoint, EndpointConfigName=config, DeploymentConfig=deployment)
+
+    done = _wait_in_service(cloud, endpoint)
+    assert done["EndpointConfigName"] != config
+    assert "MaximumExecutionTimeoutInSeconds" in done["FailureReason"]
+
+
+def test_an_update_without_deployment_config_replaces_the_fleet_at_once(cloud: LocalCloud) -> None:
+    sm = cloud.client("sagemaker")
+    endpoint = _endpoint(cloud, _config(cloud, {"v1": 1.0}))
+    target = _config(cloud, {"v3": 1.0})
+    sm.update_endpoint(EndpointName=endpoint, EndpointConfigName=target)
+    assert _wait_in_service(cloud, endpoint)["EndpointConfigName"] == target
+    assert _invoke(cloud, endpoint, {"x": 1.0})[0]["model_version"] == "v3"
+
+
+def test_updating_a_missing_endpoint_is_rejected(cloud: LocalCloud) -> None:
+    with pytest.raises(ClientError, match="Could not find endpoint"):
+        cloud.client("sagemaker").update_endpoint(EndpointName="nope", EndpointConfigName="nope")
+
+
+@pytest.mark.parametrize(
+    ("routing", "plan"),
+    [
+        ({"Type": "ALL_AT_ONCE"}, [1.0]),
+        ({"Type": "CANARY", "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10}}, [0.1, 1.0]),
+        ({"Type": "CANARY", "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1}}, [0.25, 1.0]),
+        ({"Type": "LINEAR", "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 40}}, [0.4, 0.8, 1.0]),
+    ],
+)
+def test_traffic_shifts_follow_the_routing_configuration(routing: dict[str, Any], plan: list[float]) -> None:
+    fleets = [type("F", (), {"instance_count": 4})()]
+    assert _shift_plan(routing, fleets) == pytest.approx(plan)
+
+
+# ---------------------------------------------------------------- training
+
+
+def _training_job(cloud: LocalCloud, **hyperparameters: str) -> str:
+    s3 = cloud.client("s3")
+    s3.put_object(
+        Bucket=BUCKET,
+        Key="bundles/source.tar.gz",
+        Body=_tar(
+            {
+                "training/train.py": TRAIN_PY,
+                "training/serve.py": INFERENCE_PY.replace("from helpers import scale", "scale = float"),
+            }
+        ),
+    )
+    for key in ("curated/dt=2026-01-01/part-0.parquet", "curated/dt=2026-01-02/part-0.parquet"):
+        s3.put_object(Bucket=BUCKET, Key=key, Body=b"rows")
+    name = f"job-{uuid.uuid4().hex[:8]}"
+    cloud.client("sagemaker").create_training_job(
+        TrainingJobName=name,
+        AlgorithmSpecification={
+            "TrainingImage": "sklearn",
+            "TrainingInputMode": "File",
+            "MetricDefinitions": [{"Name": "validation:auc", "Regex": "validation:auc=([0-9.]+)"}],
+        },
+        RoleArn=ROLE,
+        HyperParameters={
+            "sagemaker_program": json.dumps("training/train.py"),
+            "sagemaker_submit_directory": json.dumps(f"s3://{BUCKET}/bundles/source.tar.gz"),
+            **hyperparameters,
+        },
+        InputDataConfig=[
+            {
+                "ChannelName": "train",
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/curated/"}},
+            }
+        ],
+        OutputDataConfig={"S3OutputPath": f"s3://{BUCKET}/jobs"},
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
+        StoppingCondition={"MaxRuntimeInSeconds": 600},
+        Environment={"STAGE": "test"},
+    )
+    return name
+
+
+def _finished(cloud: LocalCloud, name: str) -> dict[str, Any]:
+    sm = cloud.client("sagemaker")
+    _wait_until(
+        lambda: sm.describe_training_job(TrainingJobName=name)["TrainingJobStatus"] not in ("InProgress", "Stopping"),
+        timeout=60,
+    )
+    return dict(sm.describe_training_job(TrainingJobName=name))
+
+
+def test_a_training_job_runs_the_entry_point_and_uploads_its_model(cloud: LocalCloud) -> None:
+    name = _training_job(cloud, w="0.5", params='{"C": 1.0, "a": "b"}')
+    assert cloud.client("sagemaker").describe_training_job(TrainingJobName=name)["TrainingJobStatus"] == "InProgress"
+
+    job = _finished(cloud, name)
+
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    assert [t["Status"] for t in job["SecondaryStatusTransitions"]] == [
+        "Starting",
+        "Downloading",
+        "Training",
+        "Uploading",
+        "Completed",
+    ]
+    assert job["FinalMetricDataList"][0]["MetricName"] == "validation:auc"
+    assert job["FinalMetricDataList"][0]["Value"] == pytest.approx(0.87)
+    artifact = job["ModelArtifacts"]["S3ModelArtifacts"]
+    assert artifact == f"s3://{BUCKET}/jobs/{name}/output/model.tar.gz"
+    s3 = cloud.client("s3")
+    model = _untar(s3.get_object(Bucket=BUCKET, Key=f"jobs/{name}/output/model.tar.gz")["Body"].read())
+    trained = json.loads(model["model.json"])
+    assert trained["w"] == 0.5
+    assert trained["rows"] == ["dt=2026-01-01/part-0.parquet", "dt=2026-01-02/part-0.parquet"]
+    # sagemaker-training-toolkit renders dict hyperparameters as k=v pairs on the command line.
+    assert trained["params"] == "C=1.0,a=b"
+    env = json.loads(
+        _untar(s3.get_object(Bucket=BUCKET, Key=f"jobs/{name}/output/output.tar.gz")["Body"].read())["env.json"]
+    )
+    assert json.loads(env["SM_HPS"]) == {"w": 0.5, "params": {"C": 1.0, "a": "b"}}
+    assert json.loads(env["SM_CHANNELS"]) == ["train"]
+
+
+def test_a_trained_model_can_be_hosted(cloud: LocalCloud) -> None:
+    name = _training_job(cloud, w="2.0")
+    artifact = _finished(cloud, name)["ModelArtifacts"]["S3ModelArtifacts"]
+    sm = cloud.client("sagemaker")
+    sm.create_model(
+        ModelName=f"model-{name}",
+        ExecutionRoleArn=ROLE,
+        PrimaryContainer={"Image": "sklearn", "ModelDataUrl": artifact, "Environment": {"MODEL_VERSION": name}},
+    )
+    sm.create_endpoint_config(
+        EndpointConfigName=name,
+        ProductionVariants=[{"VariantName": "trained", "ModelName": f"model-{name}", "InstanceType": "ml.m5.large"}],
+    )
+    endpoint = _endpoint(cloud, name)
+    assert _invoke(cloud, endpoint, {"x": 0.25})[0]["predictions"] == [{"probability": 0.5, "label": 1}]
+
+
+def test_a_failing_script_fails_the_job_with_its_error(cloud: LocalCloud) -> None:
+    job = _finished(cloud, _training_job(cloud, w="1", fail="yes"))
+    assert job["TrainingJobStatus"] == "Failed"
+    assert "ExitCode 3" in job["FailureReason"]
+    assert "training blew up: no rows" in job["FailureReason"]
+    assert "ModelArtifacts" not in job
+    logs = cloud.client("logs")
+    [stream] = logs.describe_log_streams(
+        logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix=f"{job['TrainingJobName']}/"
+    )["logStreams"]
+    logged = logs.get_log_events(logGroupName="/aws/sagemaker/TrainingJobs", logStreamName=stream["logStreamName"])
+    assert "training blew up: no rows" in [e["message"] for e in logged["events"]]
+
+
+def test_a_stopped_training_job_ends_stopped(cloud: LocalCloud) -> None:
+    sm = cloud.client("sagemaker")
+    name = _training_job(cloud, w="1", sleep="30")
+    _wait_until(lambda: sm.describe_training_job(TrainingJobName=name)["SecondaryStatus"] == "Training")
+    sm.stop_training_job(TrainingJobName=name)
+    job = _finished(cloud, name)
+    assert (job["TrainingJobStatus"], job["SecondaryStatus"]) == ("Stopped", "Stopped")
+
+
+# ---------------------------------------------------------------- registry
+
+
+def _event_queue(cloud: LocalCloud, detail_type: str) -> str:
+    sqs, events = cloud.client("sqs"), cloud.client("events")
+    url: str = sqs.create_queue(QueueName=f"q-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    rule = f"r-{uuid.uuid4().hex[:8]}"
+    events.put_rule(Name=rule, EventPattern=json.dumps({"source": ["aws.sagemaker"], "detail-type": [detail_type]}))
+    events.put_targets(Rule=rule, Targets=[{"Id": "q", "Arn": arn}])
+    return url
+
+
+def test_the_model_registry_defaults_keeps_fields_deletes_and_emits_state_changes(cloud: LocalCloud) -> None:
+    sm, sqs = cloud.client("sagemaker"), cloud.client("sqs")
+    queue = _event_queue(cloud, "SageMaker Model Package State Change")
+    group = f"group-{uuid.uuid4().hex[:8]}"
+    sm.create_model_package_group(ModelPackageGroupName=group)
+    arn = sm.create_model_package(
+        ModelPackageGroupName=group,
+        ModelPackageDescription="candidate",
+        CustomerMetadataProperties={"model_version": "v7"},
+        InferenceSpecification={
+            "Containers": [{"Image": "sklearn", "ModelDataUrl": f"s3://{BUCKET}/models/v1.tar.gz"}],
+            "SupportedContentTypes": ["application/json"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+    )["ModelPackageArn"]
+    assert sm.describe_model_package(ModelPackageName=arn)["ModelApprovalStatus"] == "PendingManualApproval"
+
+    sm.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved", ApprovalDescription="gate passed")
+    sm.update_model_package(ModelPackageArn=arn, CustomerMetadataProperties={"deployed": "true"})
+
+    described = sm.describe_model_package(ModelPackageName=arn)
+    assert described["ModelApprovalStatus"] == "Approved"
+    assert described["ApprovalDescription"] == "gate passed"
+    assert described["CustomerMetadataProperties"] == {"model_version": "v7", "deployed": "true"}
+
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)["Messages"]
+    events = [json.loads(m["Body"]) for m in messages]
+    assert [e["detail"]["ModelApprovalStatus"] for e in events] == ["PendingManualApproval", "Approved"]
+    assert events[1]["resources"] == [arn]
+    assert events[1]["detail"]["ModelPackageGroupName"] == group
+
+    with pytest.raises(ClientError, match="model packages"):
+        sm.delete_model_package_group(ModelPackageGroupName=group)
+    sm.delete_model_package(ModelPackageName=arn)
+    with pytest.raises(ClientError):
+        sm.describe_model_package(ModelPackageName=arn)
+    sm.delete_model_package_group(ModelPackageGroupName=group)
+    assert group not in [
+        g["ModelPackageGroupName"] for g in sm.list_model_package_groups()["ModelPackageGroupSummaryList"]
+    ]

@@ -1,0 +1,272 @@
+"""Deploy on approval: the first deploy creates the endpoint, a later one updates it behind the canary config and
+the rollback alarms, and a silent rollback is caught, marked, notified and never reported as success."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.sagemaker.models import sagemaker_backends
+
+from functions.deploy_model.logic import ApprovedPackage, Deployer, DeployError, deployment_config
+from functions.deploy_model.settings import DeploySettings
+from functions.shared.serving_manifest import ServingManifest, manifest_key
+from tests.unit.frontdoor_support import FALLBACK_DOC
+
+REGION = "us-east-1"
+GROUP = "mlloop-dev-churn"
+ENDPOINT = "mlloop-dev-churn"
+ALARMS = ("mlloop-dev-serving-5xx", "mlloop-dev-serving-latency-p99", "mlloop-dev-serving-fallback-rate")
+
+
+def settings(**overrides: Any) -> DeploySettings:
+    base = DeploySettings(
+        endpoint_name=ENDPOINT,
+        model_package_group=GROUP,
+        dataset="churn",
+        sagemaker_role_arn=f"arn:aws:iam::{DEFAULT_ACCOUNT_ID}:role/sagemaker",
+        instance_type="ml.t2.medium",
+        instance_count=1,
+        capture_bucket="capture",
+        data_capture_percent=100,
+        kms_key_arn=f"arn:aws:kms:{REGION}:{DEFAULT_ACCOUNT_ID}:key/k",
+        artifacts_bucket="artifacts",
+        mode="CANARY",
+        canary_percent=20,
+        linear_step_percent=25,
+        wait_seconds=300,
+        termination_wait_seconds=120,
+        max_execution_seconds=3600,
+        rollback_alarm_names=ALARMS,
+        notifications_topic_arn="",
+        state_machine_arn="",
+        poll_seconds=30,
+    )
+    return DeploySettings(**{**base.__dict__, **overrides})
+
+
+class UpdatingSageMaker:
+    """moto's SageMaker client plus UpdateEndpoint (which moto lacks): records the call and, like SageMaker,
+    either lands the new config or, after an alarm, rolls back to the old one while staying InService."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.updates: list[dict[str, Any]] = []
+        self.roll_back = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def update_endpoint(self, **kwargs: Any) -> dict[str, Any]:
+        self.updates.append(kwargs)
+        endpoint = sagemaker_backends[DEFAULT_ACCOUNT_ID][REGION].endpoints[kwargs["EndpointName"]]
+        if not self.roll_back:
+            endpoint.endpoint_config_name = kwargs["EndpointConfigName"]
+        return {"EndpointArn": endpoint.arn}
+
+
+class World:
+    def __init__(self) -> None:
+        self.sagemaker = UpdatingSageMaker(boto3.client("sagemaker", region_name=REGION))
+        self.s3 = boto3.client("s3", region_name=REGION)
+        self.sns = boto3.client("sns", region_name=REGION)
+        self.sqs = boto3.client("sqs", region_name=REGION)
+        self.sfn = boto3.client("stepfunctions", region_name=REGION)
+        for bucket in ("artifacts", "capture"):
+            self.s3.create_bucket(Bucket=bucket)
+        self.s3.put_object(Bucket="artifacts", Key="models/fallback_model.json", Body=json.dumps(FALLBACK_DOC).encode())
+        topic = self.sns.create_topic(Name="people")["TopicArn"]
+        self.queue = self.sqs.create_queue(QueueName="inbox")["QueueUrl"]
+        queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        self.sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+        machine = self.sfn.create_state_machine(
+            name="deploy",
+            definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+            roleArn=f"arn:aws:iam::{DEFAULT_ACCOUNT_ID}:role/sfn",
+        )["stateMachineArn"]
+        self.sagemaker.create_model_package_group(ModelPackageGroupName=GROUP)
+        self.deployer = Deployer(
+            settings(notifications_topic_arn=topic, state_machine_arn=machine),
+            sagemaker=self.sagemaker,
+            s3=self.s3,
+            sns=self.sns,
+            stepfunctions=self.sfn,
+        )
+
+    def register(self, approved: bool = True) -> str:
+        arn: str = self.sagemaker.create_model_package(
+            ModelPackageGroupName=GROUP,
+            ModelApprovalStatus="Approved" if approved else "PendingManualApproval",
+            InferenceSpecification={
+                "Containers": [
+                    {
+                        "Image": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.9-0-cpu-py3",
+                        "ModelDataUrl": "s3://artifacts/models/model.tar.gz",
+                        "Environment": {"SAGEMAKER_PROGRAM": "inference.py"},
+                    }
+                ],
+                "SupportedContentTypes": ["application/json"],
+                "SupportedResponseMIMETypes": ["application/json"],
+            },
+            CustomerMetadataProperties={
+                "contract_ref": "churn@1.0.0",
+                "fallback_model_uri": "s3://artifacts/models/fallback_model.json",
+                "drift_baseline_uri": "s3://artifacts/models/drift_baseline.json",
+            },
+        )["ModelPackageArn"]
+        return arn
+
+    def deploy(self, arn: str, event_id: str) -> Any:
+        state = self.deployer.start(event_id=event_id, model_package_arn=arn)
+        return self.deployer.check(state)
+
+    def notifications(self) -> list[dict[str, Any]]:
+        messages = self.sqs.receive_message(QueueUrl=self.queue, MaxNumberOfMessages=10).get("Messages", [])
+        return [json.loads(json.loads(m["Body"])["Message"]) for m in messages]
+
+    def manifest(self) -> ServingManifest:
+        body = self.s3.get_object(Bucket="artifacts", Key=manifest_key(ENDPOINT))["Body"].read()
+        return ServingManifest.from_json(body)
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    with mock_aws():
+        yield World()
+
+
+def test_the_first_deploy_creates_the_endpoint_with_data_capture_and_a_variant_named_after_the_version(
+    world: World,
+) -> None:
+    arn = world.register()
+    state = world.deploy(arn, "event-1")
+    assert state.mode == "create" and state.status == "deployed"
+    endpoint = world.sagemaker.describe_endpoint(EndpointName=ENDPOINT)
+    config = world.sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    assert [v["VariantName"] for v in config["ProductionVariants"]] == ["v1"]
+    capture = config["DataCaptureConfig"]
+    assert capture["InitialSamplingPercentage"] == 100 and capture["DestinationS3Uri"] == "s3://capture/datacapture"
+    assert capture["KmsKeyId"].endswith("key/k")
+    model = world.sagemaker.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
+    assert model["PrimaryContainer"]["Environment"] == {"SAGEMAKER_PROGRAM": "inference.py", "MODEL_VERSION": "v1"}
+    assert world.sagemaker.updates == []
+    manifest = world.manifest()
+    assert manifest.model_version == "v1" and manifest.contract["version"] == "1.0.0"
+    assert manifest.fallback_model is not None and manifest.fallback_model["model_version"] == "v1"
+
+
+def test_a_later_deploy_updates_with_the_canary_config_and_the_rollback_alarms(world: World) -> None:
+    world.deploy(world.register(), "event-1")
+    state = world.deploy(world.register(), "event-2")
+    assert state.mode == "update" and state.status == "deployed"
+    (update,) = world.sagemaker.updates
+    assert update["DeploymentConfig"] == {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": {
+                "Type": "CANARY",
+                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 20},
+                "WaitIntervalInSeconds": 300,
+            },
+            "TerminationWaitInSeconds": 120,
+            "MaximumExecutionTimeoutInSeconds": 3600,
+        },
+        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": name} for name in ALARMS]},
+    }
+    manifest = world.manifest()
+    assert manifest.model_version == "v2"
+    assert [h["model_version"] for h in manifest.history] == ["v1"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "routing"),
+    [
+        (
+            "LINEAR",
+            {
+                "Type": "LINEAR",
+                "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 25},
+                "WaitIntervalInSeconds": 300,
+            },
+        ),
+        ("ALL_AT_ONCE", {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 300}),
+    ],
+)
+def test_linear_and_all_at_once_are_selectable(mode: str, routing: dict[str, Any]) -> None:
+    config = deployment_config(settings(mode=mode))
+    assert config["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"] == routing
+
+
+def test_a_silent_rollback_is_detected_marked_and_notified_never_reported_as_success(world: World) -> None:
+    world.deploy(world.register(), "event-1")
+    before = world.manifest()
+    second = world.register()
+    world.sagemaker.roll_back = True
+    state = world.deploy(second, "event-2")
+    assert state.status == "rolled_back"
+    assert "rolled the deploy back" in state.detail
+    package = world.sagemaker.describe_model_package(ModelPackageName=second)
+    assert package["ModelApprovalStatus"] == "Rejected"
+    metadata = package["CustomerMetadataProperties"]
+    assert metadata["deployment_status"] == "rolled_back"
+    assert metadata["contract_ref"] == "churn@1.0.0", "every other field is kept"
+    assert metadata["fallback_model_uri"] == "s3://artifacts/models/fallback_model.json"
+    (note,) = world.notifications()
+    assert note["status"] == "rolled_back" and note["model_version"] == "v2"
+    assert world.manifest() == before, "the front door keeps serving the model that still runs"
+
+
+def test_a_settling_endpoint_keeps_the_loop_waiting_until_the_deadline(world: World) -> None:
+    arn = world.register()
+    state = world.deployer.start(event_id="event-1", model_package_arn=arn)
+    endpoint = sagemaker_backends[DEFAULT_ACCOUNT_ID][REGION].endpoints[ENDPOINT]
+    endpoint.endpoint_status = "Creating"
+    assert world.deployer.check(state).status == "in_progress"
+    world.deployer.clock = lambda: state.deadline + 1
+    assert world.deployer.check(state).status == "timed_out"
+    assert world.notifications()[0]["status"] == "timed_out"
+
+
+def test_a_retried_start_reuses_its_names_and_does_not_update_twice(world: World) -> None:
+    world.deploy(world.register(), "event-1")
+    arn = world.register()
+    first = world.deployer.start(event_id="event-2", model_package_arn=arn)
+    again = world.deployer.start(event_id="event-2", model_package_arn=arn)
+    assert again.endpoint_config_name == first.endpoint_config_name
+    assert again.mode == "already_running"
+    assert len(world.sagemaker.updates) == 1
+
+
+def test_a_redelivered_approval_event_starts_one_execution(world: World) -> None:
+    arn = world.register()
+    package = ApprovedPackage(event_id="evt-7", model_package_arn=arn, model_package_group=GROUP, status="Approved")
+    first = world.deployer.accept(package)
+    again = world.deployer.accept(package)
+    assert first["execution"] == again["execution"] == "evt-7"
+    machine = world.deployer.settings.state_machine_arn
+    assert len(world.sfn.list_executions(stateMachineArn=machine)["executions"]) == 1
+    other_group = ApprovedPackage(
+        event_id="evt-8", model_package_arn=arn, model_package_group="other", status="Approved"
+    )
+    assert world.deployer.accept(other_group)["started"] is False
+
+
+def test_a_package_that_is_not_approved_or_has_a_broken_fallback_never_reaches_the_endpoint(world: World) -> None:
+    with pytest.raises(DeployError, match="not Approved"):
+        world.deployer.start(event_id="e", model_package_arn=world.register(approved=False))
+    world.s3.put_object(Bucket="artifacts", Key="models/fallback_model.json", Body=b'{"format": "other"}')
+    arn = world.register()
+    with pytest.raises(DeployError, match="malformed"):
+        world.deployer.start(event_id="e2", model_package_arn=arn)
+    state = world.deployer.abandon(event_id="e2", model_package_arn=arn, reason="fallback model is malformed")
+    assert state.status == "failed"
+    assert world.sagemaker.describe_model_package(ModelPackageName=arn)["ModelApprovalStatus"] == "Rejected"
+    assert world.notifications()[0]["status"] == "failed"
+    with pytest.raises(Exception, match="Could not find endpoint"):
+        world.sagemaker.describe_endpoint(EndpointName=ENDPOINT)

@@ -1,0 +1,118 @@
+"""The front door's AWS adapters: fault classification of InvokeEndpoint, the manifest cache, prediction logs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+from aws_lambda_powertools import Metrics
+from botocore.exceptions import ReadTimeoutError
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from functions.frontdoor.adapters import S3ManifestSource, S3PredictionLog, SageMakerInvoker, runtime_client_config
+from functions.frontdoor.logic import EndpointCallError
+from tests.unit.frontdoor_support import manifest
+
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
+
+
+@pytest.fixture
+def runtime() -> Any:
+    return boto3.client(
+        "sagemaker-runtime",
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=runtime_client_config(300),
+    )
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "message", "reason"),
+    [
+        ("ModelError", 424, "Received server error (500) from primary", "model_error"),
+        ("ThrottlingException", 400, "Rate exceeded", "throttling"),
+        ("ServiceUnavailable", 503, "try later", "throttling"),
+        ("ValidationException", 400, "Endpoint mlloop-dev-churn of account 123 not found.", "endpoint_missing"),
+        ("InternalFailure", 500, "oops", "model_error"),
+    ],
+)
+def test_invoke_endpoint_errors_map_to_fallback_reasons(
+    runtime: Any, code: str, status: int, message: str, reason: str
+) -> None:
+    with Stubber(runtime) as stub:
+        stub.add_client_error(
+            "invoke_endpoint", service_error_code=code, service_message=message, http_status_code=status
+        )
+        with pytest.raises(EndpointCallError) as raised:
+            SageMakerInvoker(runtime).invoke("mlloop-dev-churn", b"{}")
+    assert raised.value.reason == reason
+
+
+def test_a_read_timeout_is_a_timeout(runtime: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    def slow(**_kwargs: Any) -> Any:
+        raise ReadTimeoutError(endpoint_url="https://runtime.sagemaker")
+
+    monkeypatch.setattr(runtime, "invoke_endpoint", slow)
+    with pytest.raises(EndpointCallError) as raised:
+        SageMakerInvoker(runtime).invoke("mlloop-dev-churn", b"{}")
+    assert raised.value.reason == "timeout"
+
+
+def test_the_runtime_client_has_tight_timeouts_and_no_sdk_retries() -> None:
+    config = runtime_client_config(300)
+    assert config.read_timeout == 0.3 and config.connect_timeout == 0.3
+    assert config.retries == {"total_max_attempts": 1, "mode": "standard"}
+
+
+class Clock:
+    now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@mock_aws
+def test_manifest_is_cached_and_a_new_deploy_is_seen_after_the_refresh_interval() -> None:
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="artifacts")
+    key = "serving/mlloop-dev-churn/manifest.json"
+    clock = Clock()
+    source = S3ManifestSource(s3, "artifacts", key, refresh_seconds=60, clock=clock)
+    assert source.current() is None
+    s3.put_object(Bucket="artifacts", Key=key, Body=manifest("v3").to_json().encode())
+    clock.now = 61
+    first = source.current()
+    assert first is not None and first.model_version == "v3"
+    s3.put_object(Bucket="artifacts", Key=key, Body=manifest("v4").to_json().encode())
+    clock.now = 62
+    assert source.current() is first, "cached until the refresh interval"
+    source.refresh_soon()
+    clock.now = 68
+    refreshed = source.current()
+    assert refreshed is not None and refreshed.model_version == "v4"
+    clock.now = 200
+    assert source.current() == refreshed, "an unchanged object keeps the cached manifest"
+
+
+@mock_aws
+def test_prediction_logs_land_in_the_predictions_table_layout() -> None:
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="capture")
+    log = S3PredictionLog(s3, "capture", sample_percent=100, metrics=Metrics(namespace="test"))
+    rows = [{"request_id": "r1", "predicted_at": "2026-11-22T08:00:00Z", "probability": 0.5}] * 2
+    log.maybe_write("r1", rows)
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="capture")["Contents"]]
+    assert keys == ["predictions/prediction_date=2026-11-22/frontdoor-r1.json"]
+    lines = s3.get_object(Bucket="capture", Key=keys[0])["Body"].read().decode().splitlines()
+    assert [json.loads(line)["probability"] for line in lines] == [0.5, 0.5]
+
+
+def test_prediction_log_sampling_is_stable_per_request_id() -> None:
+    log = S3PredictionLog(None, "capture", sample_percent=25, metrics=Metrics(namespace="test"))
+    picks = [log.sampled(f"req-{i}") for i in range(2000)]
+    assert picks == [log.sampled(f"req-{i}") for i in range(2000)]
+    assert 350 < sum(picks) < 650

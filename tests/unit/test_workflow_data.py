@@ -1,0 +1,115 @@
+"""Snapshot of the training window and the data gate, on moto S3 with real Parquet partitions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from functions.check_data_gate.logic import (
+    LATEST_PROFILE_KEY,
+    DataGatePolicy,
+    DataGateSettings,
+    DataProfile,
+    check_data_gate,
+    evaluate_data_gate,
+)
+from functions.prepare_training_data.logic import PrepareSettings, prepare_training_data
+from functions.shared.contract import load_contract
+from tests.unit.workflow_support import curated_frame, put_curated
+
+CONTRACT = load_contract("churn")
+NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+TRIGGER = {"kind": "schedule", "source": "rule", "time": "2026-11-22T08:00:00Z"}
+
+
+@pytest.fixture
+def s3() -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.session.Session(region_name="us-east-1").client("s3")
+        for bucket in ("curated", "artifacts"):
+            client.create_bucket(Bucket=bucket)
+            client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        yield client
+
+
+def prepare(s3: Any, run_id: str, window_days: int = 365) -> Any:
+    settings = PrepareSettings("curated", "artifacts", "churn", "churn", window_days)
+    return prepare_training_data(run_id, TRIGGER, s3=s3, settings=settings, now=NOW)
+
+
+def gate(s3: Any, snapshot: Any, min_rows: int = 1000) -> Any:
+    settings = DataGateSettings("artifacts", "churn", DataGatePolicy(min_rows=min_rows))
+    return check_data_gate(snapshot.run_id, snapshot.manifest_key, s3=s3, contract=CONTRACT, settings=settings)
+
+
+def test_the_snapshot_copies_the_window_by_version_and_names_its_data_version(s3: Any) -> None:
+    keys = put_curated(s3, "curated", curated_frame())
+    s3.put_object(Bucket="curated", Key="churn/event_date=2020-01-01/old.parquet", Body=b"outside the window")
+
+    snapshot = prepare(s3, "run-1")
+
+    assert snapshot.object_count == len(keys)
+    assert snapshot.training_job_name == "churn-run-1"
+    copied = s3.list_objects_v2(Bucket="artifacts", Prefix="training/runs/run-1/data/")["Contents"]
+    assert sorted(o["Key"].split("/data/")[1] for o in copied) == sorted(k.removeprefix("churn/") for k in keys)
+    manifest = json.loads(s3.get_object(Bucket="artifacts", Key=snapshot.manifest_key)["Body"].read())
+    assert manifest["data_version"] == snapshot.data_version
+    assert all(o["version_id"] not in ("", "null") for o in manifest["objects"])
+    assert snapshot.train_uri == "s3://artifacts/training/runs/run-1/data/"
+
+
+def test_the_data_version_changes_when_a_file_is_rewritten_and_not_otherwise(s3: Any) -> None:
+    keys = put_curated(s3, "curated", curated_frame())
+    first = prepare(s3, "run-1").data_version
+    same = prepare(s3, "run-2").data_version
+    s3.copy_object(
+        Bucket="curated", Key=keys[0], CopySource={"Bucket": "curated", "Key": keys[0]}, MetadataDirective="REPLACE"
+    )
+    changed = prepare(s3, "run-3").data_version
+
+    assert first == same
+    assert changed != first
+
+
+def test_a_healthy_snapshot_passes_and_becomes_the_reference(s3: Any) -> None:
+    put_curated(s3, "curated", curated_frame())
+    result = gate(s3, prepare(s3, "run-1"))
+
+    assert result.passed, result.reasons
+    assert result.row_count == 3000
+    assert 0.01 < result.positive_rate < 0.99
+    latest = json.loads(s3.get_object(Bucket="artifacts", Key=LATEST_PROFILE_KEY)["Body"].read())
+    assert latest["run_id"] == "run-1"
+
+
+def test_an_empty_window_is_rejected_with_its_reason(s3: Any) -> None:
+    result = gate(s3, prepare(s3, "run-1"))
+
+    assert not result.passed
+    assert any("row count 0" in r for r in result.reasons)
+    assert "data gate rejected" in result.summary
+
+
+def test_a_shift_against_the_previous_snapshot_gives_every_reason() -> None:
+    previous = DataProfile("run-0", "v0", "churn@1.0.0", row_count=10_000, positive_count=2_000)
+    current = DataProfile(
+        "run-1",
+        "v1",
+        "churn@1.0.0",
+        row_count=4_000,
+        positive_count=2_000,
+        null_counts={"total_charges": 1_200, "plan": 4},
+    )
+
+    reasons = evaluate_data_gate(current, previous, CONTRACT, DataGatePolicy())
+
+    assert any("row count fell to 4000" in r for r in reasons)
+    assert any("positive rate moved 0.300" in r for r in reasons)
+    assert any("column total_charges null rate rose" in r for r in reasons)
+    assert any("column plan" in r and "forbids nulls" in r for r in reasons)

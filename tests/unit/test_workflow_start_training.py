@@ -1,0 +1,168 @@
+"""The retraining entry point: trigger recognition, execution naming, cooldown and duplicates (moto Step Functions)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from functions.start_training.logic import (
+    BotoExecutions,
+    S3TriggerLog,
+    StartTrainingSettings,
+    TriggerError,
+    decide,
+    parse_trigger,
+    start_training,
+)
+
+NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+BUCKET = "artifacts"
+
+
+def schedule_event(event_id: str = "evt-1", time: str = "2026-11-22T08:00:00Z") -> dict[str, Any]:
+    return {
+        "id": event_id,
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "time": time,
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/mlloop-dev-training-schedule"],
+        "detail": {},
+    }
+
+
+def alarm_event(event_id: str = "alarm-1", state: str = "ALARM") -> dict[str, Any]:
+    return {
+        "id": event_id,
+        "detail-type": "CloudWatch Alarm State Change",
+        "source": "aws.cloudwatch",
+        "time": "2026-11-22T07:59:00Z",
+        "detail": {
+            "alarmName": "mlloop-dev-churn-feature-drift",
+            "state": {"value": state, "reason": "PSI 0.31 > 0.2", "timestamp": "2026-11-22T07:58:30.000+0000"},
+        },
+    }
+
+
+def test_each_trigger_kind_is_recognised_with_its_source() -> None:
+    schedule = parse_trigger(schedule_event(), NOW)
+    alarm = parse_trigger(alarm_event(), NOW)
+    new_data = parse_trigger(
+        {
+            "id": "s3-1",
+            "detail-type": "Object Created",
+            "time": "2026-11-22T07:00:00Z",
+            "detail": {"bucket": {"name": "curated"}, "object": {"key": "churn/event_date=2026-11-21/a.parquet"}},
+        },
+        NOW,
+    )
+    manual = parse_trigger({"trigger": "manual", "requested_by": "alice", "reason": "new features"}, NOW)
+
+    assert (schedule.kind, schedule.source) == ("schedule", "mlloop-dev-training-schedule")
+    assert (alarm.kind, alarm.source, alarm.detail["state"]) == ("alarm", "mlloop-dev-churn-feature-drift", "ALARM")
+    assert alarm.time == datetime(2026, 11, 22, 7, 58, 30, tzinfo=UTC)
+    assert (new_data.kind, new_data.source) == ("new_data", "churn/event_date=2026-11-21/a.parquet")
+    assert (manual.kind, manual.source, manual.detail["reason"]) == ("manual", "alice", "new features")
+
+
+def test_an_unknown_event_or_anonymous_manual_request_is_refused() -> None:
+    with pytest.raises(TriggerError, match="unrecognised trigger"):
+        parse_trigger({"hello": "world"}, NOW)
+    with pytest.raises(TriggerError, match="requested_by"):
+        parse_trigger({"trigger": "manual"}, NOW)
+
+
+def test_the_same_event_names_the_same_execution_and_different_events_differ() -> None:
+    first = parse_trigger(schedule_event("evt-1"), NOW).execution_name
+    again = parse_trigger(schedule_event("evt-1"), NOW + timedelta(minutes=3)).execution_name
+    other = parse_trigger(schedule_event("evt-2"), NOW).execution_name
+
+    assert first == again
+    assert first != other
+    assert first.startswith("schedule-20261122T080000Z-")
+    assert len(first) <= 80
+
+
+def test_cooldown_running_and_alarm_recovery_hold_automatic_triggers_back() -> None:
+    alarm = parse_trigger(alarm_event(), NOW)
+    recovered = parse_trigger(alarm_event(state="OK"), NOW)
+    forced = parse_trigger({"trigger": "manual", "requested_by": "bob", "force": True}, NOW)
+    recent = NOW - timedelta(minutes=10)
+
+    assert decide(alarm, running=[], last_start=None, cooldown_minutes=60, now=NOW).start
+    assert not decide(alarm, running=[], last_start=recent, cooldown_minutes=60, now=NOW).start
+    assert decide(alarm, running=[], last_start=recent, cooldown_minutes=5, now=NOW).start
+    assert "already running" in decide(alarm, running=["run-1"], last_start=None, cooldown_minutes=0, now=NOW).reason
+    assert "not ALARM" in decide(recovered, running=[], last_start=None, cooldown_minutes=0, now=NOW).reason
+    assert decide(forced, running=[], last_start=recent, cooldown_minutes=60, now=NOW).start
+    assert not decide(forced, running=["run-1"], last_start=recent, cooldown_minutes=60, now=NOW).start
+
+
+WAIT_DEFINITION = json.dumps({"StartAt": "Hold", "States": {"Hold": {"Type": "Wait", "Seconds": 600, "End": True}}})
+
+
+@pytest.fixture
+def aws() -> Iterator[tuple[Any, Any, str]]:
+    with mock_aws():
+        session = boto3.session.Session(region_name="us-east-1")
+        sfn = session.client("stepfunctions")
+        s3 = session.client("s3")
+        s3.create_bucket(Bucket=BUCKET)
+        arn = sfn.create_state_machine(
+            name="mlloop-dev-training",
+            definition=WAIT_DEFINITION,
+            roleArn="arn:aws:iam::123456789012:role/sfn",
+        )["stateMachineArn"]
+        yield sfn, s3, arn
+
+
+def run(aws: tuple[Any, Any, str], event: dict[str, Any], *, cooldown: int = 60, now: datetime = NOW) -> Any:
+    sfn, s3, arn = aws
+    settings = StartTrainingSettings(state_machine_arn=arn, artifacts_bucket=BUCKET, cooldown_minutes=cooldown)
+    return start_training(
+        event, executions=BotoExecutions(sfn, arn), log=S3TriggerLog(s3, BUCKET), settings=settings, now=now
+    )
+
+
+def test_a_trigger_starts_one_execution_whose_input_carries_the_trigger(aws: tuple[Any, Any, str]) -> None:
+    outcome = run(aws, alarm_event())
+
+    sfn, s3, _ = aws
+    assert outcome.started
+    described = sfn.describe_execution(executionArn=outcome.execution_arn)
+    assert described["name"] == outcome.execution_name
+    trigger = json.loads(described["input"])["trigger"]
+    assert trigger["kind"] == "alarm"
+    assert trigger["source"] == "mlloop-dev-churn-feature-drift"
+    records = s3.list_objects_v2(Bucket=BUCKET, Prefix="training/triggers/")["Contents"]
+    assert len(records) == 1
+    assert "-started-" in records[0]["Key"]
+
+
+def test_the_same_trigger_delivered_twice_starts_one_execution(aws: tuple[Any, Any, str]) -> None:
+    first = run(aws, schedule_event("evt-7"), cooldown=0)
+    second = run(aws, schedule_event("evt-7"), cooldown=0)
+
+    sfn, _, arn = aws
+    assert first.started
+    assert not second.started
+    assert "duplicate" in second.reason
+    assert second.execution_arn == first.execution_arn
+    assert len(sfn.list_executions(stateMachineArn=arn)["executions"]) == 1
+
+
+def test_an_alarm_during_a_running_retraining_is_recorded_not_started(aws: tuple[Any, Any, str]) -> None:
+    run(aws, schedule_event("evt-1"), cooldown=0)
+    outcome = run(aws, alarm_event("alarm-9"), cooldown=0)
+
+    sfn, s3, arn = aws
+    assert not outcome.started
+    assert "already running" in outcome.reason
+    assert len(sfn.list_executions(stateMachineArn=arn)["executions"]) == 1
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="training/triggers/")["Contents"]]
+    assert any("-recorded-alarm-" in k for k in keys)

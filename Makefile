@@ -53,8 +53,24 @@ test: lint synth checkov  ## every gate: lint, synth (cdk-nag), cfn-lint, checko
 unit: setup  ## fast unit tests only
 	$(PY) -m pytest tests/unit -q
 
-bench: setup  ## full benchmarks; writes benchmarks/results/latest.json
+# The peers: Evidently (the bench group) in .venv, alibi-detect in its own venv since it needs numpy < 2.
+BENCH_STAMP := .venv/.bench-installed
+ALIBI_STAMP := .venv-bench-alibi/.installed
+
+$(BENCH_STAMP): $(STAMP) benchmarks/peers/evidently.txt
+	$(PIP) install -q -c constraints.txt -c benchmarks/peers/evidently.txt -e '.[bench]'
+	touch $@
+
+$(ALIBI_STAMP): benchmarks/peers/alibi-detect.txt
+	python3 -m venv .venv-bench-alibi
+	.venv-bench-alibi/bin/pip install -q -r benchmarks/peers/alibi-detect.txt
+	touch $@
+
+bench: setup $(BENCH_STAMP) $(ALIBI_STAMP)  ## full benchmarks against the peers; writes benchmarks/results/latest.json
 	$(PY) -m benchmarks.run
+
+bench-tiny: setup  ## every benchmark at tiny size, without peers (what the test suite runs)
+	MLLOOP_BENCH_PEERS=0 $(PY) -m benchmarks.run --size tiny
 
 local-cloud: setup  ## start the embedded AWS and deploy the dev stage (Ctrl-C stops it)
 	$(PY) -m mlloop.localcloud up --stage dev

@@ -13,6 +13,7 @@ from functools import partial
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from benchmarks.common import ROUNDS, WARMUP, BenchResult, Size, missing_modules
 from benchmarks.models import json_record, trained
@@ -49,12 +50,15 @@ def _single(size: Size, result: BenchResult) -> list[Ratio]:
             output_fn(predict_fn(input_fn(body, JSON_CONTENT_TYPE), serving), JSON_CONTENT_TYPE)
 
         names = (f"inference_single_{role}", f"bare_predict_proba_{role}")
-        timings = compare(
-            {names[0]: cycling(inference_single, bodies), names[1]: cycling(estimator.predict_proba, rows)},
-            rounds=SINGLE_ROUNDS[size],
-            calls=SINGLE_CALLS[size],
-            warmup=WARMUP[size],
-        )
+        # A one-row prediction gains nothing from threads, and on a shared 2-core machine each OpenMP barrier can
+        # wait milliseconds for a descheduled thread: both sides run single-threaded.
+        with threadpool_limits(limits=1):
+            timings = compare(
+                {names[0]: cycling(inference_single, bodies), names[1]: cycling(estimator.predict_proba, rows)},
+                rounds=SINGLE_ROUNDS[size],
+                calls=SINGLE_CALLS[size],
+                warmup=WARMUP[size],
+            )
         result.timings.update(timings)
         result.facts[f"estimator_{role}"] = type(estimator).__name__
         per_model.append(ratio_over(f"predict_single_over_bare_{role}", timings, *names, 1.5))

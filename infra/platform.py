@@ -6,6 +6,7 @@ from aws_cdk import App, Environment, Stack, Tags
 
 from infra.config import StageConfig
 from infra.stacks.data_lake import DataLakeStack
+from infra.stacks.monitoring import MonitoringStack
 from infra.stacks.serving import ServingStack
 from infra.stacks.training import TrainingStack
 
@@ -16,7 +17,10 @@ def build_stage(app: App, config: StageConfig) -> None:
     lake = DataLakeStack(app, f"{config.prefix}-data-lake", config=config, env=env)
     training = TrainingStack(app, f"{config.prefix}-training", config=config, lake=lake, env=env)
     serving = ServingStack(app, f"{config.prefix}-serving", config=config, lake=lake, training=training, env=env)
-    stacks: list[Stack] = [lake, training, serving]
+    monitoring = MonitoringStack(
+        app, f"{config.prefix}-monitoring", config=config, lake=lake, training=training, serving=serving, env=env
+    )
+    stacks: list[Stack] = [lake, training, serving, monitoring]
     for stack in stacks:
         Tags.of(stack).add("project", config.project)
         Tags.of(stack).add("stage", config.stage)

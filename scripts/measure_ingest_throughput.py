@@ -22,12 +22,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import pandas as pd  # noqa: E402
+import pandas as pd
 
-from functions.ingest.layout import SourceObject  # noqa: E402
-from functions.ingest.logic import IngestReport, ObjectStore, S3ObjectStore, ingest_object  # noqa: E402
-from functions.ingest.settings import IngestSettings  # noqa: E402
-from mlloop.datagen import generate_churn  # noqa: E402
+from functions.ingest.layout import SourceObject
+from functions.ingest.logic import IngestReport, ObjectStore, S3ObjectStore, ingest_object
+from functions.ingest.settings import IngestSettings
+from mlloop.datagen import generate_churn
 
 DATA = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "ingest-throughput"
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
@@ -127,7 +127,8 @@ def main() -> None:
 
     if args.s3:
         s3_s, s3_report = through_moto(path, args.chunk_rows, args.repeat)
-        print(f"ingest through moto S3: {s3_s:.2f} s = {args.rows / s3_s:,.0f} rows/s ({s3_s / floor_s:.2f}x the floor)")
+        rate = args.rows / s3_s
+        print(f"ingest through moto S3: {s3_s:.2f} s = {rate:,.0f} rows/s ({s3_s / floor_s:.2f}x the floor)")
         assert s3_report.rows_in == args.rows
 
 

@@ -105,18 +105,19 @@ class PowertoolsTelemetry:
     metrics: Metrics
 
     def request_answered(self, *, latency_ms: float, fallback_reason: str | None, unavailable: bool) -> None:
-        self.metrics.add_metric(name=names.PREDICT_REQUESTS, unit=MetricUnit.Count, value=1)
+        # Counts are emitted only when non-zero (the alarms fill gaps with 0): every metric costs each request.
         self.metrics.add_metric(name=names.PREDICT_LATENCY, unit=MetricUnit.Milliseconds, value=latency_ms)
-        self.metrics.add_metric(name=names.FALLBACK_ANSWERS, unit=MetricUnit.Count, value=1 if fallback_reason else 0)
-        self.metrics.add_metric(name=names.UNAVAILABLE_ANSWERS, unit=MetricUnit.Count, value=1 if unavailable else 0)
+        if unavailable:
+            self.metrics.add_metric(name=names.UNAVAILABLE_ANSWERS, unit=MetricUnit.Count, value=1)
         if fallback_reason:
+            self.metrics.add_metric(name=names.FALLBACK_ANSWERS, unit=MetricUnit.Count, value=1)
             with single_metric(
                 name=names.FALLBACK_BY_REASON, unit=MetricUnit.Count, value=1, namespace=self.metrics.namespace
             ) as metric:
                 metric.add_dimension(name=names.FALLBACK_REASON_DIMENSION, value=fallback_reason)
 
     def endpoint_called(self, *, latency_ms: float) -> None:
-        self.metrics.add_metric(name=names.ENDPOINT_LATENCY, unit=MetricUnit.Milliseconds, value=latency_ms)
+        return
 
     def request_rejected(self, *, fields: set[str]) -> None:
         self.metrics.add_metric(name=names.VALIDATION_ERRORS, unit=MetricUnit.Count, value=1)
@@ -144,8 +145,8 @@ class S3PredictionLog:
     def sampled(self, request_id: str) -> bool:
         return zlib.crc32(request_id.encode()) % 100 < self.sample_percent
 
-    def maybe_write(self, request_id: str, rows: list[dict[str, Any]]) -> None:
-        if not rows or not self.sampled(request_id):
+    def write(self, request_id: str, rows: list[dict[str, Any]]) -> None:
+        if not rows:
             return
         day = str(rows[0]["predicted_at"])[:10]
         key = f"{self.prefix}/prediction_date={day}/frontdoor-{request_id}.json"

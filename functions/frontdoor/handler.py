@@ -66,9 +66,12 @@ def _respond(answer: Answer) -> Response[str]:
 
 
 def _ids() -> tuple[str, str]:
-    request_id = app.current_event.request_context.request_id or "local"
-    correlation_id = app.current_event.headers.get("x-correlation-id") or request_id
-    return request_id, correlation_id
+    # From the raw event: the data class's case-insensitive header view is rebuilt on every access.
+    event = app.current_event.raw_event
+    request_id = str((event.get("requestContext") or {}).get("requestId") or "local")
+    headers = event.get("headers") or {}
+    correlation_id = headers.get("x-correlation-id") or headers.get("X-Correlation-Id") or request_id
+    return request_id, str(correlation_id)
 
 
 @app.post("/predict")

@@ -69,7 +69,9 @@ class Telemetry(Protocol):
 
 
 class PredictionLog(Protocol):
-    def maybe_write(self, request_id: str, rows: list[dict[str, Any]]) -> None: ...
+    def sampled(self, request_id: str) -> bool: ...
+
+    def write(self, request_id: str, rows: list[dict[str, Any]]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,8 @@ class FrontDoor:
             return Answer(400, {"error": rejected.message, "fields": rejected.errors.fields, "request_id": request_id})
         records = [deployed.validator.features_only(r) for r in parsed.records]
         try:
-            result = self._call_endpoint(deployed.manifest, records)
+            payload = parsed.endpoint_payload or json.dumps({"instances": records}, separators=(",", ":")).encode()
+            result = self._call_endpoint(deployed.manifest, payload, len(records))
             answer = Answer(200, {**result, "request_id": request_id, "fallback": False})
             reason: str | None = None
         except EndpointCallError as fault:
@@ -135,8 +138,8 @@ class FrontDoor:
             fallback_reason=reason if answer.status == 200 else None,
             unavailable=answer.status == 503,
         )
-        if answer.status == 200:
-            self.prediction_log.maybe_write(
+        if answer.status == 200 and self.prediction_log.sampled(request_id):
+            self.prediction_log.write(
                 request_id, prediction_rows(deployed, parsed.records, answer.body, correlation_id=correlation_id)
             )
         return answer
@@ -217,16 +220,15 @@ class FrontDoor:
         except (ValueError, KeyError, TypeError) as exc:
             return _Deployed(manifest, validator, None, f"the fallback model could not be loaded: {exc}")
 
-    def _call_endpoint(self, manifest: ServingManifest, records: list[dict[str, Any]]) -> dict[str, Any]:
+    def _call_endpoint(self, manifest: ServingManifest, payload: bytes, count: int) -> dict[str, Any]:
         if not self.breaker.allow():
             raise EndpointCallError("circuit_open", "the endpoint failed repeatedly; calls are paused")
-        payload = json.dumps({"instances": records}, separators=(",", ":")).encode()
         attempts = 1 + self.settings.endpoint_retries
         for attempt in range(1, attempts + 1):
             started = self.clock()
             try:
                 answer = self.invoker.invoke(self.settings.endpoint_name, payload)
-                result = _read_endpoint_answer(answer, expected=len(records))
+                result = _read_endpoint_answer(answer, expected=count)
             except EndpointCallError as fault:
                 if fault.reason in RETRYABLE and attempt < attempts:
                     # Small, bounded backoff: the whole call must stay far inside the API's 29 s limit.

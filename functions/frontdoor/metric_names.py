@@ -6,9 +6,10 @@ namespace; the *_BY_* metrics add one more dimension named in their constant.
 
 from __future__ import annotations
 
-PREDICT_REQUESTS = "PredictRequests"
+# One sample per answered request: its SampleCount is the request count.
 PREDICT_LATENCY = "PredictLatency"
 ENDPOINT_LATENCY = "EndpointLatency"
+# Emitted only when non-zero; readers fill missing periods with 0.
 FALLBACK_ANSWERS = "FallbackAnswers"
 UNAVAILABLE_ANSWERS = "UnavailableAnswers"
 FALLBACK_BY_REASON = "FallbackAnswersByReason"

@@ -76,15 +76,26 @@ class FileTally:
     null_cells: int = 0
     feature_cells: int = 0
     newest_event: datetime | None = None
-    _seen_keys: list[np.ndarray] = field(default_factory=list)
+    _seen_keys: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))
 
     def seen_before(self, hashes: np.ndarray) -> np.ndarray:
-        if not self._seen_keys:
+        seen = self._seen_keys
+        if not len(seen):
             return np.zeros(len(hashes), dtype=bool)
-        return np.isin(hashes, np.concatenate(self._seen_keys))
+        at = np.minimum(np.searchsorted(seen, hashes), len(seen) - 1)
+        return np.asarray(seen[at] == hashes, dtype=bool)
 
     def remember(self, hashes: np.ndarray) -> None:
-        self._seen_keys.append(hashes)
+        self._seen_keys = np.sort(np.concatenate([self._seen_keys, hashes]))
+
+
+def repeated_in_order(hashes: np.ndarray) -> np.ndarray:
+    """True for every value equal to an earlier one (the first occurrence is not a repeat)."""
+    order = np.argsort(hashes, kind="stable")
+    ordered = hashes[order]
+    repeat = np.zeros(len(hashes), dtype=bool)
+    repeat[order[1:]] = ordered[1:] == ordered[:-1]
+    return repeat
 
 
 @dataclass
@@ -144,10 +155,16 @@ def parse_number(raw: pa.Array) -> tuple[pa.Array, np.ndarray]:
     if pa.types.is_boolean(raw.type):
         return pa.nulls(len(raw), pa.float64()), _mask(raw.is_valid())
     text = _as_strings(raw)
-    ok = pc.match_substring_regex(text, _NUMBER)
-    cleaned = pc.if_else(ok, pc.utf8_trim_whitespace(text), pa.scalar(None, pa.string()))
-    values = pc.cast(cleaned, pa.float64())
-    return values, _mask(pc.and_(text.is_valid(), pc.invert(pc.fill_null(ok, False))))
+    try:
+        # Clean columns parse in one cast; only a column with a bad value pays for the per-value pattern.
+        values = pc.cast(text, pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        ok = pc.match_substring_regex(text, _NUMBER)
+        cleaned = pc.if_else(ok, pc.utf8_trim_whitespace(text), pa.scalar(None, pa.string()))
+        values = pc.cast(cleaned, pa.float64())
+    finite = pc.is_finite(values)
+    bad = _mask(pc.and_(text.is_valid(), pc.invert(pc.fill_null(finite, False))))
+    return pc.if_else(pa.array(bad), pa.scalar(None, pa.float64()), values), bad
 
 
 def parse_boolean(raw: pa.Array) -> tuple[pa.Array, np.ndarray]:
@@ -169,15 +186,22 @@ def parse_timestamp(raw: pa.Array) -> tuple[pa.Array, np.ndarray]:
     if pa.types.is_date(raw.type):
         return pc.cast(pc.cast(raw, pa.timestamp("us")), TIMESTAMP_TYPE), np.zeros(len(raw), dtype=bool)
     text = _as_strings(raw)
-    text = pc.replace_substring_regex(text, _DATE_ONLY, r"\1T00:00:00Z")
-    text = pc.replace_substring_regex(text, _NAIVE_TIME, r"\1Z")
     try:
         values = pc.cast(text, TIMESTAMP_TYPE)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        # Some value is not ISO-8601: parse value by value, unparseable ones become null.
-        parsed = pd.to_datetime(pd.Series(text.to_pylist(), dtype=object), errors="coerce", utc=True, format="ISO8601")
-        values = pa.array(parsed, type=TIMESTAMP_TYPE, from_pandas=True)
+        values = _parse_timestamp_text(text)
     return values, _mask(pc.and_(text.is_valid(), values.is_null()))
+
+
+def _parse_timestamp_text(text: pa.Array) -> pa.Array:
+    zoned = pc.replace_substring_regex(text, _DATE_ONLY, r"\1T00:00:00Z")
+    zoned = pc.replace_substring_regex(zoned, _NAIVE_TIME, r"\1Z")
+    try:
+        return pc.cast(zoned, TIMESTAMP_TYPE)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        # Some value is not ISO-8601: parse value by value, unparseable ones become null.
+        parsed = pd.to_datetime(pd.Series(zoned.to_pylist(), dtype=object), errors="coerce", utc=True, format="ISO8601")
+        return pa.array(parsed, type=TIMESTAMP_TYPE, from_pandas=True)
 
 
 def _key_hashes(keys: pa.Array, times: pa.Array) -> np.ndarray:
@@ -239,7 +263,7 @@ class ChunkValidator:
 
         keyed = ~key_missing & _mask(times.is_valid())
         hashes = _key_hashes(key, times)[keyed]
-        repeated = pd.Series(hashes).duplicated(keep="first").to_numpy() | self.tally.seen_before(hashes)
+        repeated = repeated_in_order(hashes) | self.tally.seen_before(hashes)
         self.tally.remember(hashes)
         duplicate = np.zeros(n, dtype=bool)
         duplicate[np.flatnonzero(keyed)[repeated]] = True

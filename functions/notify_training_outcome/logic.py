@@ -64,6 +64,9 @@ def _failure(state: Mapping[str, Any]) -> tuple[str, str]:
     if name == "TrainingJobFailed" and job.get("FailureReason"):
         cause = f"{cause}: {job['FailureReason']}"
     step = str(state.get("failed_step") or "the workflow")
+    # A Fail state may not raise a name in the reserved States.* namespace.
+    if name.startswith("States."):
+        name = f"Workflow.{name.removeprefix('States.')}"
     return name, f"{step} failed: {cause}"[:MAX_CAUSE]
 
 

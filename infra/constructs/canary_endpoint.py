@@ -223,7 +223,7 @@ class CanaryEndpoint(Construct):
             period=minute,
         )
         fallback_rate = cloudwatch.MathExpression(
-            expression="IF(requests > 0, 100 * fallbacks / requests, 0)",
+            expression="IF(requests > 0, 100 * FILL(fallbacks, 0) / requests, 0)",
             using_metrics={
                 "fallbacks": cloudwatch.Metric(
                     namespace=front_door.namespace,
@@ -234,9 +234,9 @@ class CanaryEndpoint(Construct):
                 ),
                 "requests": cloudwatch.Metric(
                     namespace=front_door.namespace,
-                    metric_name=metric_names.PREDICT_REQUESTS,
+                    metric_name=metric_names.PREDICT_LATENCY,
                     dimensions_map=service,
-                    statistic="Sum",
+                    statistic="SampleCount",
                     period=minute,
                 ),
             },

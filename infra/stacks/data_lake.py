@@ -399,21 +399,12 @@ class DataLakeStack(Stack):
         return function
 
     def _acknowledge_cdk_helpers(self) -> None:
-        """CDK's own singleton helpers (bucket notifications, auto-delete) carry findings we cannot configure away."""
+        """CDK's own singleton helper for bucket notifications is built with the AWS managed execution policy."""
         for child in self.node.children:
-            path = child.node.id
-            if path.startswith(("BucketNotificationsHandler", "Custom::S3AutoDeleteObjects")):
-                for rule_id, reason in (
-                    (BASIC_EXECUTION_ROLE_FINDING, "CDK's helper uses the AWS managed basic execution role."),
-                    ("AwsSolutions-IAM5", "CDK's helper configures or empties this stack's buckets only."),
-                    ("AwsSolutions-L1", "The runtime of CDK's helper is chosen by aws-cdk-lib."),
-                    ("Serverless-LambdaDLQ", "CloudFormation calls the helper synchronously and reports failures."),
-                    ("Serverless-LambdaTracing", "A deploy-time helper; tracing adds nothing."),
-                    ("Serverless-LambdaDefaultMemorySize", "CDK sizes its own helper."),
-                    ("Serverless-LambdaLatestVersion", "The runtime of CDK's helper is chosen by aws-cdk-lib."),
-                    (
-                        "Serverless-LambdaAsyncFailureDestination",
-                        "CloudFormation invokes the helper and sees failures.",
-                    ),
-                ):
-                    Validations.of(child).acknowledge(Acknowledgment(id=rule_id, reason=reason))
+            if child.node.id.startswith("BucketNotificationsHandler"):
+                Validations.of(child).acknowledge(
+                    Acknowledgment(
+                        id=BASIC_EXECUTION_ROLE_FINDING,
+                        reason="CDK's deploy-time bucket-notification helper; its role is not configurable.",
+                    )
+                )

@@ -691,7 +691,7 @@ class TrainingStack(Stack):
                     {"Key": "run_id", "Value.$": "$$.Execution.Name"},
                 ],
             },
-            "ResultPath": None,
+            "ResultPath": "$.training_request",
         }
 
     # ------------------------------------------------------------------------------------------- triggers

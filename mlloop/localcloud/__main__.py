@@ -18,11 +18,15 @@ import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlloop.localcloud.server import LocalCloud
+if TYPE_CHECKING:
+    from mlloop.localcloud.server import LocalCloud
 
-STATE_FILE = Path(__file__).resolve().parents[2] / ".localcloud" / "state.json"
+# LOCALCLOUD_STATE_FILE lets several clouds (e.g. tests) run side by side without sharing a state file.
+STATE_FILE = Path(
+    os.environ.get("LOCALCLOUD_STATE_FILE") or Path(__file__).resolve().parents[2] / ".localcloud" / "state.json"
+)
 
 
 def _summary(cloud: LocalCloud) -> dict[str, Any]:
@@ -103,6 +107,9 @@ def _up(args: argparse.Namespace) -> int:
     if STATE_FILE.exists() and _call("GET", "/status", None, quiet=True) is not None:
         print(f"a local cloud is already up (see {STATE_FILE}); `down` stops it", file=sys.stderr)
         return 1
+    # Imported here: status/deploy/down only talk HTTP and should not pay for importing moto.
+    from mlloop.localcloud.server import LocalCloud
+
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     started = time.perf_counter()

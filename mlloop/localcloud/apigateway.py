@@ -64,6 +64,9 @@ def _method(d: StackDeployer, logical_id: str, p: dict[str, Any]) -> tuple[Any, 
     keys = ("AuthorizationType", "ApiKeyRequired", "RequestParameters", "RequestValidatorId", "AuthorizerId")
     method = {"authorizationType": "NONE"} | _camel(p, keys)
     client.put_method(**target, **method)
+    if method["authorizationType"] != "NONE":
+        reason = f"{method['authorizationType']} authorization is accepted locally without checking credentials"
+        d.report(logical_id, "AWS::ApiGateway::Method", "partly emulated", reason)
     integration = p.get("Integration")
     if integration:
         integration_keys = (

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ast
 import json
+import logging
 import math
 import re
 import threading
@@ -48,6 +49,7 @@ _COMPARISON_WORDS = {
     "LessThanOrEqualToThreshold": "less than or equal to",
 }
 
+LOG = logging.getLogger("mlloop.localcloud")
 _lock = threading.RLock()
 _history: dict[str, list[dict[str, Any]]] = {}
 _originals: dict[str, Any] = {}
@@ -96,20 +98,11 @@ def _dimension_map(dimensions: list[Any]) -> dict[str, str | None]:
     return {d.name: d.value for d in dimensions}
 
 
-def _series(
-    all_data: list[Any],
-    *,
-    namespace: str,
-    metric_name: str,
-    dimensions: dict[str, str | None],
-    unit: str | None,
-    stat: str,
-    period: int,
-    periods: int,
-    now: datetime,
-) -> list[tuple[datetime, float | None, int]]:
-    """(period start, statistic or None, sample count) for the last `periods` periods, newest first."""
-    matching = [
+def _matching(
+    all_data: list[Any], *, namespace: str, metric_name: str, dimensions: dict[str, str | None], unit: str | None
+) -> list[Any]:
+    """Datapoints of exactly one metric: CloudWatch identifies a metric by namespace, name and all its dimensions."""
+    return [
         d
         for d in all_data
         if d.namespace == namespace
@@ -117,13 +110,65 @@ def _series(
         and _dimension_map(d.dimensions) == dimensions
         and (unit is None or d.unit == unit)
     ]
+
+
+def _series(
+    matching: list[Any], *, stat: str, period: int, periods: int, now: datetime
+) -> list[tuple[datetime, float | None]]:
+    """(period start, statistic or None) for the last `periods` periods, newest first."""
     out = []
     for i in range(periods):
         end = now - timedelta(seconds=i * period)
         start = end - timedelta(seconds=period)
         in_period = [d for d in matching if start <= _aware(d.timestamp) < end]
-        out.append((start, _statistic(in_period, stat), len(in_period)))
+        out.append((start, _statistic(in_period, stat)))
     return out
+
+
+# ---------------------------------------------------------------- Metrics Insights
+
+_INSIGHTS = re.compile(
+    r"^\s*SELECT\s+(?P<func>SUM|AVG|MIN|MAX|COUNT)\s*\(\s*(?P<metric>[\w.\-]+|\"[^\"]+\")\s*\)\s+"
+    r"FROM\s+(?:SCHEMA\s*\((?P<schema>[^)]*)\)|(?P<namespace>\"[^\"]+\"|[\w/.\-]+))"
+    r"(?:\s+WHERE\s+(?P<where>.+?))?(?:\s+GROUP\s+BY\s+.+?)?(?:\s+ORDER\s+BY\s+.+?)?(?:\s+LIMIT\s+\d+)?\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+_INSIGHTS_STAT = {"SUM": "Sum", "AVG": "Average", "MIN": "Minimum", "MAX": "Maximum", "COUNT": "SampleCount"}
+_CONDITION = re.compile(r"^\s*(\"[^\"]+\"|[\w.\-]+)\s*(=|!=)\s*'((?:[^']|'')*)'\s*$")
+
+
+def _unquote(token: str) -> str:
+    token = token.strip()
+    return token[1:-1] if len(token) >= 2 and token[0] == token[-1] == '"' else token
+
+
+def _insights(query: str, all_data: list[Any]) -> tuple[list[Any], str]:
+    """Datapoints selected by a Metrics Insights query (one aggregated series) and the statistic to apply."""
+    parsed = _INSIGHTS.match(query)
+    if parsed is None:
+        raise ValueError(f"unsupported Metrics Insights query: {query}")
+    metric = _unquote(parsed["metric"])
+    if parsed["schema"] is not None:
+        parts = [_unquote(p) for p in parsed["schema"].split(",")]
+        namespace, schema_keys = parts[0], set(parts[1:])
+    else:
+        namespace, schema_keys = _unquote(parsed["namespace"]), None
+    conditions = []
+    for clause in re.split(r"\s+AND\s+", parsed["where"] or "", flags=re.IGNORECASE) if parsed["where"] else []:
+        condition = _CONDITION.match(clause)
+        if condition is None:
+            raise ValueError(f"unsupported Metrics Insights condition: {clause}")
+        conditions.append((_unquote(condition[1]), condition[2], condition[3].replace("''", "'")))
+    selected = []
+    for d in all_data:
+        dims = _dimension_map(d.dimensions)
+        if d.namespace != namespace or d.name != metric:
+            continue
+        if schema_keys is not None and set(dims) != schema_keys:
+            continue
+        if all((dims.get(key) == value) == (op == "=") for key, op, value in conditions):
+            selected.append(d)
+    return selected, _INSIGHTS_STAT[parsed["func"].upper()]
 
 
 def _aware(moment: datetime) -> datetime:
@@ -134,10 +179,22 @@ def _aware(moment: datetime) -> datetime:
 
 # ---------------------------------------------------------------- metric math
 
+_COMPARE_OPS: dict[type, Any] = {
+    ast.Gt: lambda a, b: a > b,
+    ast.GtE: lambda a, b: a >= b,
+    ast.Lt: lambda a, b: a < b,
+    ast.LtE: lambda a, b: a <= b,
+    ast.Eq: lambda a, b: a == b,
+    ast.NotEq: lambda a, b: a != b,
+}
+
 
 def _math(expression: str, series: dict[str, list[float | None]], length: int) -> list[float | None]:
-    """Evaluate arithmetic metric math (ids, numbers, + - * /, FILL(x, v)) period by period."""
-    tree = ast.parse(expression.strip(), mode="eval")
+    """Metric math period by period: ids, numbers, + - * /, comparisons, AND/OR/NOT, IF(c, a, b), FILL(x, v)."""
+    python = re.sub(r"\bAND\b", " and ", expression.strip())
+    python = re.sub(r"\bOR\b", " or ", python)
+    python = re.sub(r"\bNOT\b", " not ", python)
+    tree = ast.parse(python, mode="eval")
     return [_math_node(tree.body, series, i) for i in range(length)]
 
 
@@ -163,9 +220,31 @@ def _math_node(node: ast.AST, series: dict[str, list[float | None]], i: int) -> 
             return left * right
         if isinstance(node.op, ast.Div):
             return None if right == 0 else left / right
+    if isinstance(node, ast.Compare) and len(node.ops) == 1:
+        left, right = _math_node(node.left, series, i), _math_node(node.comparators[0], series, i)
+        if left is None or right is None:
+            return None
+        return 1.0 if _COMPARE_OPS[type(node.ops[0])](left, right) else 0.0
+    if isinstance(node, ast.BoolOp):
+        values = [_math_node(v, series, i) for v in node.values]
+        if any(v is None for v in values):
+            return None
+        truth = all(values) if isinstance(node.op, ast.And) else any(values)
+        return 1.0 if truth else 0.0
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        inner = _math_node(node.operand, series, i)
+        return None if inner is None else float(not inner)
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id.upper() == "FILL":
         value = _math_node(node.args[0], series, i)
         return value if value is not None else _math_node(node.args[1], series, i)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id.upper() == "IF":
+        condition = _math_node(node.args[0], series, i)
+        if condition is None:
+            return None
+        otherwise = node.args[2] if len(node.args) > 2 else None
+        if condition:
+            return _math_node(node.args[1], series, i)
+        return _math_node(otherwise, series, i) if otherwise is not None else None
     raise ValueError(f"unsupported metric math: {ast.unparse(node)}")
 
 
@@ -293,43 +372,43 @@ def _metric_alarm_series(
     periods = int(alarm.evaluation_periods or 1)
     if not alarm.metric_data_queries:
         period = int(alarm.period or 60)
-        stat = alarm.statistic or alarm.extended_statistic
-        rows = _series(
+        matching = _matching(
             all_data,
             namespace=alarm.namespace,
             metric_name=alarm.metric_name,
             dimensions=_dimension_map(alarm.dimensions),
             unit=alarm.unit,
-            stat=stat,
-            period=period,
-            periods=periods,
-            now=now,
         )
-        return [(start, value) for start, value, _ in rows], period
+        stat = alarm.statistic or alarm.extended_statistic
+        return _series(matching, stat=stat, period=period, periods=periods, now=now), period
     series: dict[str, list[float | None]] = {}
     starts: list[datetime] = []
-    period = 60
+    period = int(alarm.period or 60)
     for query in alarm.metric_data_queries:
-        if query.metric_stat is None:
+        if query.metric_stat is not None:
+            ms = query.metric_stat
+            period = int(ms.period or query.period or period)
+            matching = _matching(
+                all_data,
+                namespace=ms.metric.namespace,
+                metric_name=ms.metric.metric_name,
+                dimensions=_dimension_map(ms.metric.dimensions),
+                unit=ms.unit,
+            )
+            stat = ms.stat
+        elif query.expression and query.expression.lstrip().upper().startswith("SELECT"):
+            period = int(query.period or period)
+            matching, stat = _insights(query.expression, all_data)
+        else:
             continue
-        ms = query.metric_stat
-        period = int(ms.period or query.period or 60)
-        rows = _series(
-            all_data,
-            namespace=ms.metric.namespace,
-            metric_name=ms.metric.metric_name,
-            dimensions=_dimension_map(ms.metric.dimensions),
-            unit=ms.unit,
-            stat=ms.stat,
-            period=period,
-            periods=periods,
-            now=now,
-        )
-        series[query.id] = [value for _, value, _ in rows]
-        starts = [start for start, _, _ in rows]
+        rows = _series(matching, stat=stat, period=period, periods=periods, now=now)
+        series[query.id] = [value for _, value in rows]
+        starts = [start for start, _ in rows]
     for query in alarm.metric_data_queries:
-        if query.expression:
+        if query.expression and query.id not in series:
             series[query.id] = _math(query.expression, series, periods)
+    if not starts:
+        starts = [now - timedelta(seconds=(i + 1) * period) for i in range(periods)]
     returned = [q for q in alarm.metric_data_queries if q.return_data in (True, "true", "True")]
     chosen = returned[0] if returned else alarm.metric_data_queries[-1]
     return list(zip(starts, series[chosen.id], strict=True)), period
@@ -402,7 +481,12 @@ def _evaluate_backend(
     for alarm in alarms:
         if alarm.rule is not None or (names is not None and alarm.name not in names):
             continue
-        verdict = _judge_metric_alarm(alarm, all_data, now)
+        try:
+            verdict = _judge_metric_alarm(alarm, all_data, now)
+        except (ValueError, SyntaxError) as exc:
+            # One alarm this emulation cannot evaluate (e.g. SEARCH() math) must not stop the others.
+            LOG.warning("local cloud: alarm %s left as is: %s", alarm.name, exc)
+            continue
         if verdict is not None:
             _transition(
                 account_id,
@@ -420,7 +504,11 @@ def _evaluate_backend(
         for alarm in list(backend.alarms.values()):
             if alarm.rule is None:
                 continue
-            verdict = _judge_composite(alarm, states)
+            try:
+                verdict = _judge_composite(alarm, states)
+            except ValueError as exc:
+                LOG.warning("local cloud: composite alarm %s left as is: %s", alarm.name, exc)
+                continue
             changed |= _transition(
                 account_id,
                 region,
@@ -740,7 +828,8 @@ def _response_describe_alarm_history(self: Any) -> Any:
 
     name = self._get_param("AlarmName")
     item_type = self._get_param("HistoryItemType")
-    types = self._get_param("AlarmTypes") or ["MetricAlarm", "CompositeAlarm"]
+    # As in DescribeAlarms, omitting AlarmTypes means metric alarms only.
+    types = self._get_param("AlarmTypes") or ["MetricAlarm"]
     start, end = self._get_param("StartDate"), self._get_param("EndDate")
     max_records = int(self._get_param("MaxRecords") or 100)
     scope = [self.cloudwatch_backend.region_name, self.cloudwatch_backend.account_id]

@@ -346,14 +346,18 @@ class LambdaRuntime:
         return json.dumps({"errorType": error_type, "errorMessage": message, "stackTrace": stack or []})
 
     def _publish_output(self, function: LambdaFunction, context: LambdaContext, logs: str) -> None:
+        echoed: list[str] = []
         for line in logs.splitlines():
-            for namespace, data in emf_to_metric_data(line):
+            metric_data = emf_to_metric_data(line)
+            if not metric_data:
+                echoed.append(line)
+            for namespace, data in metric_data:
                 try:
                     self._put_metric_data(namespace, data)
                 except Exception as exc:
                     LOG.warning("could not publish EMF metrics of %s: %r", function.function_name, exc)
-        if logs:
-            sys.stdout.write(logs if logs.endswith("\n") else logs + "\n")
+        if echoed:
+            sys.stdout.write("\n".join(echoed) + "\n")
             try:
                 backend = function.logs_backend
                 backend.ensure_log_group(function.logs_group_name)

@@ -95,10 +95,14 @@ def wait_for_training_job(job_arn: str, timeout: float | None = None) -> None:
 # ---------------------------------------------------------------- registry
 
 
-def _package_event(package: Any) -> None:
+def _package_event(package: Any, updated_fields: list[str] | None = None) -> None:
+    """SageMaker's event: DescribeModelPackage's fields, ISO times, and on updates the fields that changed."""
     described = {k: v for k, v in package.gen_response_object().items() if v is not None}
-    detail = json.loads(json.dumps(described, default=lambda v: int(v.timestamp() * 1000)))
-    detail["ModelPackageArn"] = package.arn
+    described.pop("Arn", None)
+    described["ModelPackageArn"] = package.arn
+    if updated_fields:
+        described["UpdatedModelPackageFields"] = updated_fields
+    detail = json.loads(json.dumps(described, default=lambda v: v.strftime("%Y-%m-%dT%H:%M:%SZ")))
     aws_state.emit("aws.sagemaker", "SageMaker Model Package State Change", detail, [package.arn])
 
 
@@ -120,13 +124,17 @@ def _update_model_package(  # noqa: PLR0917 - moto calls the backend method posi
     additional_inference_specifications_to_add: list[Any] | None,
 ) -> str:
     package = self.describe_model_package(model_package_arn)
-    before = package.model_approval_status
+    before = (
+        package.model_approval_status,
+        package.approval_description,
+        dict(package.customer_metadata_properties or {}),
+    )
     kept_specs = package.additional_inference_specifications
     merged = {**(package.customer_metadata_properties or {}), **(customer_metadata_properties or {})}
     arn = _original("update_model_package")(
         self,
         model_package_arn,
-        model_approval_status or before,
+        model_approval_status or before[0],
         approval_description if approval_description is not None else package.approval_description,
         merged or None,
         customer_metadata_properties_to_remove or [],
@@ -134,8 +142,15 @@ def _update_model_package(  # noqa: PLR0917 - moto calls the backend method posi
     )
     if additional_inference_specifications_to_add is None:
         package.additional_inference_specifications = kept_specs
-    if package.model_approval_status != before:
-        _package_event(package)
+    after = (
+        package.model_approval_status,
+        package.approval_description,
+        dict(package.customer_metadata_properties or {}),
+    )
+    names = ("ModelApprovalStatus", "ApprovalDescription", "CustomerMetadataProperties")
+    changed = [name for name, old, new in zip(names, before, after, strict=True) if old != new]
+    if changed:
+        _package_event(package, changed)
     return str(arn)
 
 

@@ -18,7 +18,10 @@ caller comparing the running config with its target sees the rollback) and Failu
 from __future__ import annotations
 
 import copy
+import json
+import logging
 import math
+import re
 import threading
 import time
 from typing import Any
@@ -36,43 +39,48 @@ from mlloop.localcloud.sagemaker_endpoints import (
     start_fleet,
 )
 
+LOG = logging.getLogger("mlloop.localcloud")
 _DEFAULT_MAX_EXECUTION_SECONDS = 28800
+_STATUS_WORDS = re.compile(r"([a-z])([A-Z])")
 _ALARM_CHECK_SECONDS = 10.0
 
 
-def _endpoint_event(account_id: str, region: str, endpoint: Any) -> None:
-    detail = {
+def _epoch_ms(moment: Any) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _endpoint_detail(endpoint: Any) -> dict[str, Any]:
+    """An endpoint as SageMaker's EventBridge events show it (status in upper snake case, times in epoch ms)."""
+    detail: dict[str, Any] = {
         "EndpointName": endpoint.endpoint_name,
         "EndpointArn": endpoint.arn,
         "EndpointConfigName": endpoint.endpoint_config_name,
-        "EndpointStatus": endpoint.endpoint_status,
         "ProductionVariants": copy.deepcopy(endpoint.production_variants),
-        "CreationTime": int(endpoint.creation_time.timestamp() * 1000),
-        "LastModifiedTime": int(endpoint.last_modified_time.timestamp() * 1000),
+        "EndpointStatus": _STATUS_WORDS.sub(r"\1_\2", endpoint.endpoint_status).upper(),
+        "CreationTime": _epoch_ms(endpoint.creation_time),
+        "LastModifiedTime": _epoch_ms(endpoint.last_modified_time),
+        "Tags": {t["Key"]: t["Value"] for t in endpoint.tags or []},
     }
     if endpoint.failure_reason:
         detail["FailureReason"] = endpoint.failure_reason
-    aws_state.emit("aws.sagemaker", "SageMaker Endpoint State Change", detail, [endpoint.arn])
+    return detail
 
 
-def _variant_summaries(config: Any, fleets: list[Fleet] | None = None) -> list[dict[str, Any]]:
-    summaries = []
-    for variant in config.production_variants:
-        summary: dict[str, Any] = {
+def _endpoint_event(account_id: str, region: str, endpoint: Any) -> None:
+    aws_state.emit("aws.sagemaker", "SageMaker Endpoint State Change", _endpoint_detail(endpoint), [endpoint.arn])
+
+
+def _variant_summaries(config: Any) -> list[dict[str, Any]]:
+    return [
+        {
             "VariantName": variant["VariantName"],
             "CurrentWeight": float(variant.get("InitialVariantWeight", 1.0)),
             "DesiredWeight": float(variant.get("InitialVariantWeight", 1.0)),
             "CurrentInstanceCount": int(variant.get("InitialInstanceCount") or 1),
             "DesiredInstanceCount": int(variant.get("InitialInstanceCount") or 1),
         }
-        if fleets is not None:
-            summary["DeployedImages"] = [
-                {"SpecifiedImage": f.environment.get("SAGEMAKER_IMAGE", ""), "ResolutionTime": aws_state.utcnow()}
-                for f in fleets
-                if f.variant_name == variant["VariantName"]
-            ]
-        summaries.append(summary)
-    return summaries
+        for variant in config.production_variants
+    ]
 
 
 def _start_fleets(account_id: str, backend: Any, config: Any, host: EndpointHost) -> list[Fleet]:
@@ -167,20 +175,25 @@ class BlueGreenUpdate:
 
     # -- describe_endpoint's view of the green fleet
     def _publish(self, status: str, message: str) -> None:
+        """Show the green fleet in PendingDeploymentSummary (CurrentWeight = its share of all traffic) and emit it."""
         with self.host.lock:
             self.deployment.status = status
             variants = _variant_summaries(self.config)
-            shares = self.host.traffic()
+            total = sum(v["DesiredWeight"] for v in variants) or 1.0
             for summary in variants:
-                summary["CurrentWeight"] = round(shares.get(summary["VariantName"], 0.0), 4)
+                summary["CurrentWeight"] = round(self.deployment.share * summary["DesiredWeight"] / total, 4)
                 summary["VariantStatus"] = [
                     {"Status": status, "StatusMessage": message, "StartTime": aws_state.utcnow()}
                 ]
-            self.endpoint.pending_deployment_summary = {
+            pending = {
                 "EndpointConfigName": self.config.endpoint_config_name,
                 "ProductionVariants": variants,
                 "StartTime": self.endpoint.last_modified_time,
             }
+            self.endpoint.pending_deployment_summary = pending
+            detail = _endpoint_detail(self.endpoint)
+        detail["PendingDeploymentSummary"] = json.loads(json.dumps(pending, default=_epoch_ms))
+        aws_state.emit("aws.sagemaker", "SageMaker Endpoint Deployment State Change", detail, [self.endpoint.arn])
 
     def _deadline_left(self) -> float:
         return aws_state.scaled(self.max_execution) - (time.monotonic() - self.started)
@@ -206,9 +219,12 @@ class BlueGreenUpdate:
                 return
             time.sleep(min(check_every, remaining))
 
+    def _instances(self, share: float) -> int:
+        total = sum(int(v.get("InitialInstanceCount") or 1) for v in self.config.production_variants)
+        return max(1, round(share * total))
+
     def run(self) -> None:
         try:
-            self._publish("Creating", "Launching the new fleet")
             try:
                 fleets = _start_fleets(self.backend.account_id, self.backend, self.config, self.host)
             except Exception as exc:
@@ -218,12 +234,22 @@ class BlueGreenUpdate:
                 self.host.green = self.deployment
             wait = float(self.routing.get("WaitIntervalInSeconds", 0))
             for share in _shift_plan(self.routing, fleets):
+                capacity = "full" if share >= 1.0 else "canary"
                 with self.host.lock:
                     self.deployment.share = share
-                self._publish("ActivatingTraffic", f"{round(share * 100)}% of traffic on the new fleet")
-                self._publish("Baking", f"Baking with {round(share * 100)}% of traffic on the new fleet")
+                count = self._instances(share)
+                self._publish("ActivatingTraffic", f"Activating traffic on {capacity} capacity of {count} instance(s).")
+                self._publish(
+                    "Baking",
+                    f"Baking for {wait:g} seconds (WaitIntervalInSeconds) with traffic enabled on {capacity} "
+                    f"capacity of {count} instance(s).",
+                )
                 self._bake(wait, watch_alarms=True)
-            self._publish("Baking", "All traffic on the new fleet; waiting to terminate the old fleet")
+            self._publish(
+                "Baking",
+                f"Baking for {self.termination_wait:g} seconds (TerminationWaitInSeconds) with traffic enabled on "
+                f"full capacity of {self._instances(1.0)} instance(s).",
+            )
             self._bake(self.termination_wait, watch_alarms=False)
             self._complete()
         except _RollbackError as reason:
@@ -231,6 +257,7 @@ class BlueGreenUpdate:
 
     def _complete(self) -> None:
         with self.host.lock:
+            self.host.retired.extend(self.host.fleets)
             self.host.fleets = self.deployment.fleets
             self.host.green = None
             self.host.flush_capture()
@@ -247,6 +274,7 @@ class BlueGreenUpdate:
     def _roll_back(self, reason: str) -> None:
         with self.host.lock:
             self.deployment.share = 0.0
+            self.host.retired.extend(self.deployment.fleets)
             self.host.green = None
         self.host.flush_capture()
         endpoint = self.endpoint
@@ -281,6 +309,18 @@ def update_endpoint(backend: Any, params: dict[str, Any]) -> str:
     if deployment_config is None and params.get("RetainDeploymentConfig"):
         deployment_config = getattr(endpoint, "last_deployment_config", None)
     deployment_config = deployment_config or {}
+    running = backend.endpoint_configs.get(endpoint.endpoint_config_name)
+    old_names = sorted(v["VariantName"] for v in running.production_variants) if running else []
+    new_names = sorted(v["VariantName"] for v in config.production_variants)
+    if deployment_config and old_names and old_names != new_names:
+        # Documented AWS constraint (deployment-guardrails-exclusions); not enforced here, only reported.
+        LOG.warning(
+            "local cloud: UpdateEndpoint %s with a DeploymentConfig changes variant names %s -> %s; SageMaker "
+            "requires blue/green deployment guardrails to keep the old variant names",
+            name,
+            old_names,
+            new_names,
+        )
     host = host_for(backend.account_id, backend.region_name, name)
     if host is None:
         host = EndpointHost(backend.account_id, backend.region_name, name, new_workdir(name))
@@ -291,7 +331,7 @@ def update_endpoint(backend: Any, params: dict[str, Any]) -> str:
     if deployment_config:
         endpoint.last_deployment_config = copy.deepcopy(deployment_config)
     update = BlueGreenUpdate(backend, endpoint, config, deployment_config, host)
-    update._publish("Creating", "Launching the new fleet")
+    update._publish("Creating", f"Launching {update._instances(1.0)} instance(s).")
     host.thread = threading.Thread(target=update.run, name=f"localcloud-update-{name}", daemon=True)
     _endpoint_event(backend.account_id, backend.region_name, endpoint)
     host.thread.start()

@@ -48,6 +48,8 @@ _hosts: dict[tuple[str, str, str], EndpointHost] = {}
 # The container environment is process-wide here (os.environ), so model code runs one call at a time.
 _container_lock = threading.RLock()
 _CAPTURE_FLUSH_RECORDS = 1000
+# SageMaker delivers capture files within minutes; a buffer older than this (scaled) is written out.
+_CAPTURE_FLUSH_SECONDS = 60.0
 
 
 class ModelError(ServiceException):
@@ -262,12 +264,18 @@ def start_fleet(
     spec = importlib.util.spec_from_file_location(module_name, script)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    with _container_env(environment, model_dir / "code"):
-        spec.loader.exec_module(module)
-        model_fn = getattr(module, "model_fn", None)
-        if model_fn is None:
-            raise AttributeError(f"code/{program} defines no model_fn(model_dir)")
-        model = model_fn(str(model_dir))
+    # Registered like any imported module: dataclasses and pickle look their module up in sys.modules.
+    sys.modules[module_name] = module
+    try:
+        with _container_env(environment, model_dir / "code"):
+            spec.loader.exec_module(module)
+            model_fn = getattr(module, "model_fn", None)
+            if model_fn is None:
+                raise AttributeError(f"code/{program} defines no model_fn(model_dir)")
+            model = model_fn(str(model_dir))
+    except BaseException:
+        sys.modules.pop(module_name, None)
+        raise
     return Fleet(
         variant_name=variant["VariantName"],
         model_name=variant["ModelName"],
@@ -328,6 +336,8 @@ class EndpointHost:
         self.name = name
         self.workdir = workdir
         self.fleets: list[Fleet] = []
+        # Fleets replaced or rolled back: their modules stay registered until the endpoint goes away.
+        self.retired: list[Fleet] = []
         self.green: _Deployment | None = None
         self.lock = threading.RLock()
         self.capture = _CaptureBuffer()
@@ -392,7 +402,10 @@ class EndpointHost:
         )
         with self.lock:
             self.capture.records.append((now.timestamp(), fleet.variant_name, line, capture))
-            full = len(self.capture.records) >= _CAPTURE_FLUSH_RECORDS
+            oldest = self.capture.records[0][0]
+            full = len(self.capture.records) >= _CAPTURE_FLUSH_RECORDS or now.timestamp() - oldest >= aws_state.scaled(
+                _CAPTURE_FLUSH_SECONDS
+            )
         if full:
             self.flush_capture()
 
@@ -416,6 +429,8 @@ class EndpointHost:
         if self.thread is not None and self.thread is not threading.current_thread():
             self.thread.join(timeout=10)
         self.flush_capture()
+        for fleet in self.retired + self.fleets:
+            sys.modules.pop(fleet.module.__name__, None)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 

@@ -63,7 +63,8 @@ def _cli_value(value: Any) -> str:
 
 
 def _env_value(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
+    """How the toolkit renders a hyperparameter in SM_HP_<NAME> (mapping.to_env_vars)."""
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def _tar_directory(directory: Path) -> bytes:

@@ -85,7 +85,7 @@ def test_rollback_alarms_watch_5xx_of_every_variant_latency_p99_and_the_fallback
     assert latency["Threshold"] == config.monitoring.latency_p99_ms
     fallback = found[f"{config.prefix}-serving-fallback-rate"]
     names = {m["MetricStat"]["Metric"]["MetricName"] for m in fallback["Metrics"] if "MetricStat" in m}
-    assert names == {"FallbackAnswers", "PredictRequests"}
+    assert names == {"FallbackAnswers", "PredictLatency"}
     assert fallback["Threshold"] == config.monitoring.fallback_rate_percent
     for alarm in (errors, latency, fallback):
         assert alarm["TreatMissingData"] == "notBreaching"

@@ -13,7 +13,9 @@ ROLE = {
     "Properties": {
         "AssumeRolePolicyDocument": {
             "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+            ],
         }
     },
 }
@@ -39,7 +41,9 @@ def python_function(code: str, *, environment: dict[str, Any] | None = None, **p
     }
 
 
-def write_assembly(directory: Path, stacks: dict[str, dict[str, Any]], dependencies: dict[str, list[str]] | None = None) -> Path:
+def write_assembly(
+    directory: Path, stacks: dict[str, dict[str, Any]], dependencies: dict[str, list[str]] | None = None
+) -> Path:
     """A cdk.out-shaped folder: manifest.json plus one template per stack (stack name -> template)."""
     directory.mkdir(parents=True, exist_ok=True)
     artifacts: dict[str, Any] = {}

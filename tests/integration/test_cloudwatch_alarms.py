@@ -177,6 +177,80 @@ def test_a_metric_math_alarm_evaluates_its_expression(cloud: LocalCloud, ns: str
     assert _state(cloud, name)["StateValue"] == "ALARM"
 
 
+def test_a_metrics_insights_alarm_sums_every_matching_metric(cloud: LocalCloud, ns: str) -> None:
+    name = f"insights-{uuid.uuid4().hex[:6]}"
+    query = f"SELECT SUM(Errors) FROM SCHEMA(\"{ns}\", EndpointName, VariantName) WHERE EndpointName = 'ep'"
+    cloud.client("cloudwatch").put_metric_alarm(
+        AlarmName=name,
+        EvaluationPeriods=1,
+        Threshold=4.0,
+        ComparisonOperator="GreaterThanThreshold",
+        TreatMissingData="notBreaching",
+        Metrics=[{"Id": "errors", "Expression": query, "Period": 60, "ReturnData": True}],
+    )
+    stamp = datetime.now(UTC) - timedelta(seconds=5)
+
+    def put(endpoint: str, variant: str, value: float) -> None:
+        dims = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant}]
+        cloud.client("cloudwatch").put_metric_data(
+            Namespace=ns, MetricData=[{"MetricName": "Errors", "Value": value, "Dimensions": dims, "Timestamp": stamp}]
+        )
+
+    put("ep", "v1", 2.0)
+    put("other", "v1", 9.0)
+    cloud.evaluate_alarms()
+    assert _state(cloud, name)["StateValue"] == "OK"
+
+    put("ep", "v2", 3.0)
+    cloud.evaluate_alarms()
+    assert _state(cloud, name)["StateValue"] == "ALARM"
+
+
+def test_if_expressions_guard_a_rate_against_no_traffic(cloud: LocalCloud, ns: str) -> None:
+    name = f"if-{uuid.uuid4().hex[:6]}"
+
+    def stat(metric: str) -> dict[str, Any]:
+        return {"Metric": {"Namespace": ns, "MetricName": metric}, "Period": 60, "Stat": "Sum"}
+
+    cloud.client("cloudwatch").put_metric_alarm(
+        AlarmName=name,
+        EvaluationPeriods=1,
+        Threshold=5.0,
+        ComparisonOperator="GreaterThanThreshold",
+        Metrics=[
+            {"Id": "fallbacks", "MetricStat": stat("Fallbacks"), "ReturnData": False},
+            {"Id": "requests", "MetricStat": stat("Requests"), "ReturnData": False},
+            {"Id": "rate", "Expression": "IF(requests > 0 AND fallbacks >= 0, 100 * fallbacks / requests, 0)"},
+        ],
+    )
+    _put(cloud, ns, [0.0], name="Requests")
+    _put(cloud, ns, [0.0], name="Fallbacks")
+    cloud.evaluate_alarms()
+    assert _state(cloud, name)["StateValue"] == "OK"
+    _put(cloud, ns, [4.0], name="Requests")
+    _put(cloud, ns, [1.0], name="Fallbacks")
+    cloud.evaluate_alarms()
+    assert _state(cloud, name)["StateValue"] == "ALARM"
+
+
+def test_an_alarm_the_emulation_cannot_evaluate_keeps_its_state_and_spares_the_others(
+    cloud: LocalCloud, ns: str
+) -> None:
+    searching = f"search-{uuid.uuid4().hex[:6]}"
+    cloud.client("cloudwatch").put_metric_alarm(
+        AlarmName=searching,
+        EvaluationPeriods=1,
+        Threshold=1.0,
+        ComparisonOperator="GreaterThanThreshold",
+        Metrics=[{"Id": "s", "Expression": f"SUM(SEARCH('{{{ns}}} Errors', 'Sum', 60))", "ReturnData": True}],
+    )
+    plain = _alarm(cloud, ns)
+    _put(cloud, ns, [50.0])
+    cloud.evaluate_alarms()
+    assert _state(cloud, searching)["StateValue"] == "INSUFFICIENT_DATA"
+    assert _state(cloud, plain)["StateValue"] == "ALARM"
+
+
 def test_composite_alarms_follow_their_rule_and_are_listed_only_when_asked_for(cloud: LocalCloud, ns: str) -> None:
     cw = cloud.client("cloudwatch")
     drift = _alarm(cloud, ns)
@@ -200,6 +274,13 @@ def test_composite_alarms_follow_their_rule_and_are_listed_only_when_asked_for(c
     cloud.evaluate_alarms()
     assert _state(cloud, traffic)["StateValue"] == "ALARM"
     assert _state(cloud, composite)["StateValue"] == "OK"
+    history = cloud.client("cloudwatch").describe_alarm_history(
+        AlarmName=composite, AlarmTypes=["CompositeAlarm"], HistoryItemType="StateUpdate"
+    )
+    assert [h["HistorySummary"] for h in history["AlarmHistoryItems"]] == [
+        "Alarm updated from ALARM to OK",
+        "Alarm updated from INSUFFICIENT_DATA to ALARM",
+    ]
 
 
 def test_an_invalid_alarm_rule_is_rejected(cloud: LocalCloud) -> None:

@@ -8,6 +8,7 @@ in the deployment report.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +113,9 @@ def test_stacks_deploy_in_order_and_share_exports(tmp_path: Path, local_cloud: L
     assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
     rule = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
     assert rule["ApplyServerSideEncryptionByDefault"]["KMSMasterKeyID"] == deployment.attribute("Key", "Arn")
-    configuration = local_cloud.client("lambda").get_function_configuration(FunctionName=deployment.physical_id("Reader"))
+    configuration = local_cloud.client("lambda").get_function_configuration(
+        FunctionName=deployment.physical_id("Reader")
+    )
     assert configuration["Environment"]["Variables"] == {"BUCKET": bucket}
     assert "Skipped" not in deployment.resources[f"mlloop-{stage}-a-producer"]
 
@@ -167,11 +170,13 @@ def test_a_handler_missing_from_its_asset_stops_the_deploy(tmp_path: Path, local
         "files": {
             "abc123": {
                 "source": {"path": "asset.abc123", "packaging": "zip"},
-                "destinations": {"d": {"bucketName": "cdk-assets-${AWS::AccountId}-${AWS::Region}", "objectKey": "abc123.zip"}},
+                "destinations": {
+                    "d": {"bucketName": "cdk-assets-${AWS::AccountId}-${AWS::Region}", "objectKey": "abc123.zip"}
+                },
             }
         }
     }
     (out / f"{stack}.assets.json").write_text(json.dumps(assets))
 
-    with pytest.raises(DeployError, match="functions/missing/handler.py is not in the function's asset"):
+    with pytest.raises(DeployError, match=re.escape("functions/missing/handler.py is not in the function's asset")):
         local_cloud.deploy(stage, cdk_out=out)

@@ -242,7 +242,11 @@ def test_service_events_reach_rules_matching_their_detail(
         )
     local_cloud.wait_idle()
 
-    statuses = [b["lambda"]["detail"]["ModelApprovalStatus"] for b in seen.read() if b["lambda"].get("source") == "aws.sagemaker"]
+    statuses = [
+        b["lambda"]["detail"]["ModelApprovalStatus"]
+        for b in seen.read()
+        if b["lambda"].get("source") == "aws.sagemaker"
+    ]
     assert statuses == ["Approved"]
 
 

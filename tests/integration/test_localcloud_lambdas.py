@@ -80,7 +80,7 @@ def deployed(local_cloud: LocalCloud, tmp_path_factory: pytest.TempPathFactory) 
     return local_cloud.deploy(stage, cdk_out=out)
 
 
-def _invoke(cloud: LocalCloud, function: str, event: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+def _invoke(cloud: LocalCloud, function: str, event: dict[str, Any]) -> tuple[Any, str | None]:
     answer = cloud.client("lambda").invoke(FunctionName=function, Payload=json.dumps(event))
     return json.loads(answer["Payload"].read()), answer.get("FunctionError")
 

@@ -32,10 +32,17 @@ MODEL_PREFIX = f"emu-{uuid.uuid4().hex[:6]}"
 
 # A minimal model honouring the agreed serving contract: client errors carry status_code 400.
 INFERENCE_PY = """
+import dataclasses
 import json
 import os
 
 from helpers import scale
+
+
+@dataclasses.dataclass
+class Answer:
+    probability: float
+    label: int
 
 
 class ClientError(Exception):
@@ -64,7 +71,7 @@ def predict_fn(records, model):
 
 def output_fn(prediction, accept):
     body = {
-        "predictions": [{"probability": p, "label": int(p >= 0.5)} for p in prediction],
+        "predictions": [dataclasses.asdict(Answer(p, int(p >= 0.5))) for p in prediction],
         "model_version": os.environ["MODEL_VERSION"],
         "threshold": 0.5,
     }
@@ -87,6 +94,8 @@ if args.sleep:
     import time; time.sleep(args.sleep)
 train = pathlib.Path(os.environ["SM_CHANNEL_TRAIN"])
 rows = sorted(str(p.relative_to(train)) for p in train.rglob("*") if p.is_file())
+listed = pathlib.Path(os.environ["SM_CHANNEL_LISTED"])
+rows += sorted("listed/" + str(p.relative_to(listed)) for p in listed.rglob("*") if p.is_file())
 model = pathlib.Path(os.environ["SM_MODEL_DIR"])
 (model / "model.json").write_text(json.dumps({"w": args.w, "rows": rows, "params": args.params}))
 (model / "code").mkdir()
@@ -276,13 +285,17 @@ def test_data_capture_is_written_as_sagemaker_writes_it(cloud: LocalCloud) -> No
     endpoint = _endpoint(cloud, config)
     _invoke(cloud, endpoint, {"x": 2.0})
     cloud.client("sagemaker-runtime").invoke_endpoint(EndpointName=endpoint, Body=b"1\n", ContentType="text/csv")
-    assert local_sagemaker.flush_data_capture(endpoint) == 2
+    local_sagemaker.flush_data_capture(endpoint)
 
     s3 = cloud.client("s3")
-    [key] = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=f"capture/{config}/")["Contents"]]
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=f"capture/{config}/")["Contents"]]
     hour = datetime.now(UTC).strftime("%Y/%m/%d/%H")
-    assert key.startswith(f"capture/{config}/{endpoint}/v1/{hour}/") and key.endswith(".jsonl")
-    lines = [json.loads(line) for line in s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().splitlines()]
+    assert all(k.startswith(f"capture/{config}/{endpoint}/v1/{hour}/") and k.endswith(".jsonl") for k in keys)
+    lines = [
+        json.loads(line) for key in keys for line in s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().splitlines()
+    ]
+    lines.sort(key=lambda line: line["captureData"]["endpointInput"]["encoding"], reverse=True)
+    assert len(lines) == 2
     first = lines[0]["captureData"]
     assert first["endpointInput"] == {
         "observedContentType": "application/json",
@@ -362,6 +375,8 @@ def test_a_canary_update_shifts_a_share_then_all_traffic_to_the_new_fleet(cloud:
     sm = cloud.client("sagemaker")
     endpoint = _endpoint(cloud, _config(cloud, {"v1": 1.0}))
     target = _config(cloud, {"v2": 1.0})
+    deployment_events = _event_queue(cloud, "SageMaker Endpoint Deployment State Change")
+    endpoint_events = _event_queue(cloud, "SageMaker Endpoint State Change")
 
     sm.update_endpoint(
         EndpointName=endpoint,
@@ -386,6 +401,26 @@ def test_a_canary_update_shifts_a_share_then_all_traffic_to_the_new_fleet(cloud:
     assert [v["VariantName"] for v in done["ProductionVariants"]] == ["v2"]
     assert "PendingDeploymentSummary" not in done and "FailureReason" not in done
     assert {_invoke(cloud, endpoint, {"x": 1.0})[1] for _ in range(10)} == {"v2"}
+
+    def received(queue: str) -> list[dict[str, Any]]:
+        messages = cloud.client("sqs").receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+        details = [json.loads(m["Body"])["detail"] for m in messages]
+        return [d for d in details if d["EndpointName"] == endpoint]
+
+    steps = [d["PendingDeploymentSummary"]["ProductionVariants"][0] for d in received(deployment_events)]
+    assert [(s["VariantStatus"][0]["Status"], s["CurrentWeight"]) for s in steps] == [
+        ("Creating", 0.0),
+        ("ActivatingTraffic", 0.25),
+        ("Baking", 0.25),
+        ("ActivatingTraffic", 1.0),
+        ("Baking", 1.0),
+        ("Baking", 1.0),
+    ]
+    assert "TerminationWaitInSeconds" in steps[-1]["VariantStatus"][0]["StatusMessage"]
+    assert [(d["EndpointStatus"], d["EndpointConfigName"]) for d in received(endpoint_events)] == [
+        ("UPDATING", during["EndpointConfigName"]),
+        ("IN_SERVICE", target),
+    ]
 
 
 def test_an_alarm_during_the_bake_rolls_the_update_back(cloud: LocalCloud) -> None:
@@ -484,6 +519,8 @@ def _training_job(cloud: LocalCloud, **hyperparameters: str) -> str:
     )
     for key in ("curated/dt=2026-01-01/part-0.parquet", "curated/dt=2026-01-02/part-0.parquet"):
         s3.put_object(Bucket=BUCKET, Key=key, Body=b"rows")
+    manifest = [{"prefix": f"s3://{BUCKET}/curated/"}, "dt=2026-01-02/part-0.parquet"]
+    s3.put_object(Bucket=BUCKET, Key="manifests/train.manifest", Body=json.dumps(manifest).encode())
     name = f"job-{uuid.uuid4().hex[:8]}"
     cloud.client("sagemaker").create_training_job(
         TrainingJobName=name,
@@ -502,7 +539,16 @@ def _training_job(cloud: LocalCloud, **hyperparameters: str) -> str:
             {
                 "ChannelName": "train",
                 "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/curated/"}},
-            }
+            },
+            {
+                "ChannelName": "listed",
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "ManifestFile",
+                        "S3Uri": f"s3://{BUCKET}/manifests/train.manifest",
+                    }
+                },
+            },
         ],
         OutputDataConfig={"S3OutputPath": f"s3://{BUCKET}/jobs"},
         ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
@@ -543,14 +589,18 @@ def test_a_training_job_runs_the_entry_point_and_uploads_its_model(cloud: LocalC
     model = _untar(s3.get_object(Bucket=BUCKET, Key=f"jobs/{name}/output/model.tar.gz")["Body"].read())
     trained = json.loads(model["model.json"])
     assert trained["w"] == 0.5
-    assert trained["rows"] == ["dt=2026-01-01/part-0.parquet", "dt=2026-01-02/part-0.parquet"]
+    assert trained["rows"] == [
+        "dt=2026-01-01/part-0.parquet",
+        "dt=2026-01-02/part-0.parquet",
+        "listed/dt=2026-01-02/part-0.parquet",
+    ]
     # sagemaker-training-toolkit renders dict hyperparameters as k=v pairs on the command line.
     assert trained["params"] == "C=1.0,a=b"
     env = json.loads(
         _untar(s3.get_object(Bucket=BUCKET, Key=f"jobs/{name}/output/output.tar.gz")["Body"].read())["env.json"]
     )
     assert json.loads(env["SM_HPS"]) == {"w": 0.5, "params": {"C": 1.0, "a": "b"}}
-    assert json.loads(env["SM_CHANNELS"]) == ["train"]
+    assert json.loads(env["SM_CHANNELS"]) == ["listed", "train"]
 
 
 def test_a_trained_model_can_be_hosted(cloud: LocalCloud) -> None:
@@ -633,9 +683,15 @@ def test_the_model_registry_defaults_keeps_fields_deletes_and_emits_state_change
 
     messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)["Messages"]
     events = [json.loads(m["Body"]) for m in messages]
-    assert [e["detail"]["ModelApprovalStatus"] for e in events] == ["PendingManualApproval", "Approved"]
+    assert [e["detail"]["ModelApprovalStatus"] for e in events] == ["PendingManualApproval", "Approved", "Approved"]
+    assert [e["detail"].get("UpdatedModelPackageFields") for e in events] == [
+        None,
+        ["ModelApprovalStatus", "ApprovalDescription"],
+        ["CustomerMetadataProperties"],
+    ]
     assert events[1]["resources"] == [arn]
     assert events[1]["detail"]["ModelPackageGroupName"] == group
+    assert events[1]["detail"]["ModelPackageArn"] == arn
 
     with pytest.raises(ClientError, match="model packages"):
         sm.delete_model_package_group(ModelPackageGroupName=group)

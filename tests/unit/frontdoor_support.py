@@ -124,7 +124,10 @@ class RecordingTelemetry:
 class RecordingLog:
     entries: list[dict[str, Any]] = field(default_factory=list)
 
-    def maybe_write(self, request_id: str, rows: list[dict[str, Any]]) -> None:
+    def sampled(self, request_id: str) -> bool:
+        return True
+
+    def write(self, request_id: str, rows: list[dict[str, Any]]) -> None:
         self.entries.extend(rows)
 
 

@@ -1,4 +1,4 @@
-"""The detector's verdicts: quiet on unchanged traffic, exactly the drifted features flagged, no verdict on too little."""
+"""The detector: quiet on unchanged traffic, exactly the drifted features flagged, no verdict on too little."""
 
 from __future__ import annotations
 

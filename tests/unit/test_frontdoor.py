@@ -294,3 +294,21 @@ def test_the_front_door_module_imports_no_pandas_numpy_or_sklearn() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""
+
+
+def test_the_endpoint_gets_features_only_whether_or_not_the_body_is_forwarded_as_is() -> None:
+    seen: list[dict[str, Any]] = []
+
+    class Recording(ScriptedEndpoint):
+        def invoke(self, endpoint_name: str, body: bytes) -> Any:
+            seen.append(json.loads(body))
+            return super().invoke(endpoint_name, body)
+
+    door = make_front_door(endpoint=Recording())
+    with_key = {**VALID_RECORD, "customer_id": "c-1"}
+    without_nullable = {k: v for k, v in VALID_RECORD.items() if k != "payment_method"}
+    for body in (VALID_RECORD, {"instances": [VALID_RECORD, VALID_RECORD]}, with_key, without_nullable):
+        assert door.predict(json.dumps(body), request_id="r", correlation_id="c").status == 200
+    assert [len(s["instances"]) for s in seen] == [1, 2, 1, 1]
+    assert all(set(r) == set(VALID_RECORD) for s in seen for r in s["instances"])
+    assert seen[3]["instances"][0]["payment_method"] is None

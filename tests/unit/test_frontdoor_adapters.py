@@ -104,7 +104,7 @@ def test_prediction_logs_land_in_the_predictions_table_layout() -> None:
     s3.create_bucket(Bucket="capture")
     log = S3PredictionLog(s3, "capture", sample_percent=100, metrics=Metrics(namespace="test"))
     rows = [{"request_id": "r1", "predicted_at": "2026-11-22T08:00:00Z", "probability": 0.5}] * 2
-    log.maybe_write("r1", rows)
+    log.write("r1", rows)
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="capture")["Contents"]]
     assert keys == ["predictions/prediction_date=2026-11-22/frontdoor-r1.json"]
     lines = s3.get_object(Bucket="capture", Key=keys[0])["Body"].read().decode().splitlines()

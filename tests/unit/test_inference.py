@@ -145,7 +145,7 @@ def test_given_a_malformed_payload_when_invoked_then_a_client_error_names_the_pr
     error = caught.value
     assert 400 <= error.status_code < 500
     assert field in error.fields
-    assert json.loads(error.to_json())["error"]
+    assert json.loads(error.body) == {"error": error.message, "fields": error.fields}
     assert "Traceback" not in error.message
 
 
@@ -180,3 +180,57 @@ def test_given_only_the_model_archive_when_served_then_inference_needs_nothing_f
     )
     assert completed.returncode == 0, completed.stderr
     assert json.loads(completed.stdout)["predictions"][0]["label"] in (0, 1)
+
+
+@pytest.fixture(params=["pyarrow", "pandas"])
+def csv_parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The container may lack pyarrow: the pandas CSV path must give the same answers and errors."""
+    if request.param == "pandas":
+        monkeypatch.setattr(inference, "_pyarrow_csv", None)
+    return str(request.param)
+
+
+def test_given_either_csv_parser_when_scoring_then_answers_match_the_pipeline(csv_parser: str) -> None:
+    model = trained()
+    serving = model_fn(str(model.model_dir))
+    test = model.result.split.test.head(200)
+    expected = positive_probabilities(model.result.pipeline, model_input(test, model.contract))
+    text = test[model.contract.feature_names].to_csv(header=False, index=False) + "\n"
+    got = [p["probability"] for p in _invoke(serving, text, "text/csv")["predictions"]]
+    assert np.max(np.abs(np.array(got) - expected)) <= PARITY
+
+
+@pytest.mark.parametrize(
+    ("row", "field"),
+    [
+        ("12,55.5,,2,20.0,3,0.0,basic,one_year,north,,maybe\n", "auto_renew"),
+        ("12,55.5,,2,20.0,3,0.0,basic,one_year,,,true\n", "region"),
+        ("12,55.5,,2,20.0,3,0.0,gold,one_year,north,,1\n", "plan"),
+        ("12,x,,2,20.0,3,0.0,basic,one_year,north,,1\n", "monthly_charges"),
+        (",55.5,,2,20.0,3,0.0,basic,one_year,north,,1\n", "tenure_months"),
+        ("12.5,55.5,,2,20.0,3,0.0,basic,one_year,north,,1\n", "tenure_months"),
+    ],
+)
+def test_given_either_csv_parser_when_a_value_breaks_the_contract_then_the_column_is_named(
+    csv_parser: str, row: str, field: str
+) -> None:
+    serving = model_fn(str(trained().model_dir))
+    with pytest.raises(InferencePayloadError) as caught:
+        predict_fn(input_fn(row, "text/csv"), serving)
+    assert field in caught.value.fields
+
+
+def test_given_boolean_spellings_in_csv_then_they_score_like_json_booleans() -> None:
+    serving = model_fn(str(trained().model_dir))
+    rows = [f"12,55.5,,2,20.0,3,0.0,basic,one_year,north,,{spelling}" for spelling in ("True", "true", "1")]
+    got = [p["probability"] for p in _invoke(serving, "\n".join(rows), "text/csv")["predictions"]]
+    assert got[0] == got[1] == got[2]
+    assert abs(got[0] - _invoke(serving, json.dumps(VALID))["predictions"][0]["probability"]) <= PARITY
+
+
+@pytest.mark.parametrize("rows", [3, 500])
+def test_given_extreme_probabilities_when_rendered_then_the_body_is_valid_json_with_exact_labels(rows: int) -> None:
+    probabilities = np.resize(np.array([0.0, 1.0, 0.5, 1e-13, 0.999999999999]), rows)
+    body = json.loads(f"[{inference.render_predictions(probabilities, 0.5)}]")
+    assert [p["label"] for p in body] == [int(p >= 0.5) for p in probabilities]
+    assert np.max(np.abs(np.array([p["probability"] for p in body]) - probabilities)) <= 5e-13

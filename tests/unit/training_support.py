@@ -5,6 +5,8 @@ Tests that use it carry `@pytest.mark.xdist_group("training")` so they land on t
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -48,6 +50,8 @@ def trained(kind: str = "default") -> TrainedModel:
     frame = churn_frame()
     overrides: dict[str, object] = {"min_improvement": -1.0} if kind == "candidate" else {}
     result = run_training(frame, contract, training_config(**overrides))
-    model_dir = Path(tempfile.mkdtemp(prefix=f"mlloop-model-{kind}-")) / "model"
+    root = Path(tempfile.mkdtemp(prefix=f"mlloop-model-{kind}-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    model_dir = root / "model"
     write_artifacts(result, model_dir)
     return TrainedModel(result=result, model_dir=model_dir, frame=frame, contract=contract)

@@ -1,0 +1,138 @@
+"""One live-quality run: read the curated labels and the prediction log of the lookback window, join, measure,
+publish and report. AWS clients are passed in, so the run is testable against the embedded local cloud."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from functions.label_quality import metric_names as names
+from functions.label_quality.logic import QualityReport, join_labels, measure_quality
+from functions.shared.contract import DataContract, load_contract
+
+REPORTS_PREFIX = "monitoring/quality"
+_PARTITION = {"labels": "event_date=", "predictions": "prediction_date="}
+
+
+@dataclass(frozen=True)
+class QualitySettings:
+    endpoint_name: str
+    curated_bucket: str
+    labels_dataset: str
+    predictions_bucket: str
+    predictions_prefix: str
+    artifacts_bucket: str
+    metrics_namespace: str
+    lookback_days: int
+    min_labeled: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> QualitySettings:
+        source = os.environ if env is None else env
+        return cls(
+            endpoint_name=source["ENDPOINT_NAME"],
+            curated_bucket=source["CURATED_BUCKET"],
+            labels_dataset=source["LABELS_DATASET"],
+            predictions_bucket=source["PREDICTIONS_BUCKET"],
+            predictions_prefix=source["PREDICTIONS_PREFIX"],
+            artifacts_bucket=source["ARTIFACTS_BUCKET"],
+            metrics_namespace=source["POWERTOOLS_METRICS_NAMESPACE"],
+            lookback_days=int(source["LOOKBACK_DAYS"]),
+            min_labeled=int(source["MIN_LABELED"]),
+        )
+
+
+def _keys_since(s3: Any, bucket: str, prefix: str, partition: str, since: str) -> list[str]:
+    """Object keys under `prefix/` whose `partition=YYYY-MM-DD` folder is on or after `since`."""
+    keys: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/"):
+        for item in page.get("Contents", []):
+            key = str(item["Key"])
+            marker = key.find(partition)
+            if marker >= 0 and key[marker + len(partition) : marker + len(partition) + 10] >= since:
+                keys.append(key)
+    return keys
+
+
+def read_labels(s3: Any, settings: QualitySettings, since: str) -> pd.DataFrame:
+    frames = []
+    for key in _keys_since(s3, settings.curated_bucket, settings.labels_dataset, _PARTITION["labels"], since):
+        if key.endswith(".parquet"):
+            body = s3.get_object(Bucket=settings.curated_bucket, Key=key)["Body"].read()
+            frames.append(pd.read_parquet(io.BytesIO(body)))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def read_predictions(s3: Any, settings: QualitySettings, since: str) -> pd.DataFrame:
+    rows: list[dict[str, Any]] = []
+    keys = _keys_since(s3, settings.predictions_bucket, settings.predictions_prefix, _PARTITION["predictions"], since)
+    for key in keys:
+        body = s3.get_object(Bucket=settings.predictions_bucket, Key=key)["Body"].read().decode()
+        rows.extend(json.loads(line) for line in body.splitlines() if line.strip())
+    return pd.DataFrame(rows)
+
+
+def quality_metrics(report: QualityReport, endpoint_name: str) -> list[dict[str, Any]]:
+    dims = [{"Name": names.ENDPOINT_DIMENSION, "Value": endpoint_name}]
+    values: list[tuple[str, float | None, str]] = [
+        (names.LABELED_PREDICTIONS, report.labeled_predictions, "Count"),
+        (names.INSUFFICIENT_DATA, 0 if report.verdict == "measured" else 1, "None"),
+    ]
+    if report.verdict == "measured":
+        values += [
+            (names.LIVE_AUC, report.auc, "None"),
+            (names.LIVE_PRECISION, report.precision, "None"),
+            (names.LIVE_RECALL, report.recall, "None"),
+            (names.CALIBRATION_ERROR, report.calibration.get("expected_calibration_error"), "None"),
+            (names.BRIER_SCORE, report.calibration.get("brier_score"), "None"),
+        ]
+    return [
+        {"MetricName": name, "Value": float(value), "Unit": unit, "Dimensions": dims}
+        for name, value, unit in values
+        if value is not None
+    ]
+
+
+def run_quality_check(
+    *, settings: QualitySettings, s3: Any, cloudwatch: Any, now: datetime, contract: DataContract | None = None
+) -> dict[str, Any]:
+    labels_contract = contract or load_contract(settings.labels_dataset)
+    since = (now - timedelta(days=settings.lookback_days)).astimezone(UTC).strftime("%Y-%m-%d")
+    labels = read_labels(s3, settings, since)
+    predictions = read_predictions(s3, settings, since)
+    joined = join_labels(predictions, labels, labels_contract) if len(labels) and len(predictions) else pd.DataFrame()
+    report = measure_quality(
+        joined, contract=labels_contract, labels_received=len(labels), min_labeled=settings.min_labeled
+    )
+    cloudwatch.put_metric_data(
+        Namespace=settings.metrics_namespace,
+        MetricData=[{**d, "Timestamp": now} for d in quality_metrics(report, settings.endpoint_name)],
+    )
+    document = {
+        "kind": "mlloop.quality_report",
+        "endpoint": settings.endpoint_name,
+        "window_start": since,
+        "generated_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "labels_contract": labels_contract.ref,
+        **report.to_dict(),
+    }
+    key = f"{REPORTS_PREFIX}/{settings.endpoint_name}/{now:%Y/%m/%d/%H}/quality_report.json"
+    s3.put_object(
+        Bucket=settings.artifacts_bucket,
+        Key=key,
+        Body=json.dumps(document, separators=(",", ":"), allow_nan=False).encode(),
+        ContentType="application/json",
+    )
+    return {
+        "verdict": report.verdict,
+        "labeled_predictions": report.labeled_predictions,
+        "auc": report.auc,
+        "report": f"s3://{settings.artifacts_bucket}/{key}",
+    }

@@ -1,0 +1,173 @@
+"""Monitoring as synthesized: each alarm on the metric its job publishes, the retraining composite, the rule that
+turns it into a training run (or a request for approval in prod), the schedules and the dashboard."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from functions.drift_detector import metric_names as drift_names
+from functions.label_quality import metric_names as quality_names
+from infra.config import load_stage_config, read_cdk_json_context
+from infra.stacks.monitoring import alarm_names
+from mlloop.assembly import load_template, synthesize
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("synth")]
+STAGES = ("dev", "staging", "prod")
+
+
+@pytest.fixture(scope="module")
+def templates() -> dict[str, dict[str, Any]]:
+    synthesize()
+    return {stage: load_template(f"mlloop-{stage}-monitoring") for stage in STAGES}
+
+
+def _of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {k: v["Properties"] for k, v in template["Resources"].items() if v["Type"] == kind}
+
+
+def _alarms(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {p["AlarmName"]: p for p in _of_type(template, "AWS::CloudWatch::Alarm").values()}
+
+
+def _logical_id(template: dict[str, Any], kind: str, **match: Any) -> str:
+    for logical_id, res in template["Resources"].items():
+        if res["Type"] == kind and all(res["Properties"].get(k) == v for k, v in match.items()):
+            return logical_id
+    raise AssertionError(f"no {kind} with {match}")
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_alarm_exists_with_the_stage_threshold_and_pages_people(templates, stage):
+    config = load_stage_config(read_cdk_json_context(), stage)
+    m = config.monitoring
+    alarms = _alarms(templates[stage])
+    names = alarm_names(config)
+    expected = {
+        "drift": m.drifted_share_threshold,
+        "prediction-drift": m.prediction_psi_threshold,
+        "drift-traffic": m.min_drift_samples,
+        "model-errors": m.errors_5xx,
+        "validation-error-rate": m.validation_error_rate_percent,
+        "quarantine-rate": m.quarantine_rate_percent,
+        "training-failures": 1,
+        "live-auc": m.min_live_auc,
+    }
+
+    assert set(alarms) == {names[k] for k in expected}
+    for kind, threshold in expected.items():
+        alarm = alarms[names[kind]]
+        assert alarm["Threshold"] == threshold, kind
+        assert alarm["TreatMissingData"] == "notBreaching", kind
+        notifies = "AlarmActions" in alarm
+        assert notifies is (kind != "drift-traffic"), kind
+    assert alarms[names["live-auc"]]["ComparisonOperator"] == "LessThanThreshold"
+
+
+def test_drift_alarms_watch_the_detectors_metrics_on_this_endpoint(templates):
+    alarms = _alarms(templates["dev"])
+    names = alarm_names(load_stage_config(read_cdk_json_context(), "dev"))
+    endpoint = [{"Name": drift_names.ENDPOINT_DIMENSION, "Value": "mlloop-dev-churn"}]
+
+    for kind, metric in (
+        ("drift", drift_names.DRIFTED_SHARE),
+        ("prediction-drift", drift_names.PREDICTION_PSI),
+        ("drift-traffic", drift_names.SAMPLE_COUNT),
+    ):
+        alarm = alarms[names[kind]]
+        assert (alarm["MetricName"], alarm["Namespace"], alarm["Dimensions"]) == (metric, "MLLoop/dev", endpoint)
+    assert alarms[names["live-auc"]]["MetricName"] == quality_names.LIVE_AUC
+
+
+def test_the_serving_stack_holds_the_endpoint_health_alarms(templates):
+    serving = _alarms(load_template("mlloop-dev-serving"))
+
+    assert {"mlloop-dev-serving-5xx", "mlloop-dev-serving-latency-p99", "mlloop-dev-serving-fallback-rate"} <= set(
+        serving
+    )
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_retraining_needs_drift_and_enough_traffic(templates, stage):
+    template = templates[stage]
+    composite = next(iter(_of_type(template, "AWS::CloudWatch::CompositeAlarm").values()))
+    rule = json.dumps(composite["AlarmRule"])
+    ids = {
+        kind: _logical_id(template, "AWS::CloudWatch::Alarm", AlarmName=f"mlloop-{stage}-monitoring-{kind}")
+        for kind in ("drift", "prediction-drift", "drift-traffic")
+    }
+
+    assert composite["AlarmName"] == f"mlloop-{stage}-monitoring-retraining-needed"
+    assert rule.index(ids["drift"]) < rule.index(" OR ") < rule.index(ids["prediction-drift"])
+    assert rule.index(ids["prediction-drift"]) < rule.index(" AND ") < rule.index(ids["drift-traffic"])
+    assert composite["AlarmActions"]
+
+
+@pytest.mark.parametrize("stage", ["dev", "staging"])
+def test_retraining_alarm_starts_the_training_trigger_function_with_the_alarm_event(templates, stage):
+    rules = _of_type(templates[stage], "AWS::Events::Rule")
+    rule = next(r for r in rules.values() if "EventPattern" in r)
+    target = rule["Targets"][0]
+
+    assert rule["EventPattern"] == {
+        "source": ["aws.cloudwatch"],
+        "detail-type": ["CloudWatch Alarm State Change"],
+        "detail": {"alarmName": [f"mlloop-{stage}-monitoring-retraining-needed"], "state": {"value": ["ALARM"]}},
+    }
+    assert "StartTrainingFunction" in json.dumps(target["Arn"])
+    # No Input or InputTransformer: the function receives the alarm event itself, its lineage.
+    assert "Input" not in target and "InputTransformer" not in target
+    assert target["DeadLetterConfig"]
+    permissions = _of_type(templates[stage], "AWS::Lambda::Permission")
+    assert any("StartTrainingFunction" in json.dumps(p["FunctionName"]) for p in permissions.values())
+
+
+def test_prod_asks_people_instead_of_retraining_by_itself(templates):
+    rules = _of_type(templates["prod"], "AWS::Events::Rule")
+    rule = next(r for r in rules.values() if "EventPattern" in r)
+    target = rule["Targets"][0]
+
+    assert "NotificationsTopic" in json.dumps(target["Arn"])
+    assert "mlloop train --stage prod" in json.dumps(target["InputTransformer"])
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_drift_and_quality_jobs_run_on_the_stage_schedule(templates, stage):
+    config = load_stage_config(read_cdk_json_context(), stage)
+    template = templates[stage]
+    functions = _of_type(template, "AWS::Lambda::Function")
+    drift = next(p for p in functions.values() if p["Handler"] == "functions.drift_detector.handler.handler")
+    quality = next(p for p in functions.values() if p["Handler"] == "functions.label_quality.handler.handler")
+    schedules = [r for r in _of_type(template, "AWS::Events::Rule").values() if "ScheduleExpression" in r]
+
+    env = drift["Environment"]["Variables"]
+    assert env["ENDPOINT_NAME"] == config.endpoint_name
+    assert env["MIN_DRIFT_SAMPLES"] == str(config.monitoring.min_drift_samples)
+    assert env["DRIFT_WINDOW_HOURS"] == str(config.monitoring.drift_window_hours)
+    assert drift["MemorySize"] == 3008 and drift["Timeout"] == 900
+    assert quality["Environment"]["Variables"]["LABELS_DATASET"] == "churn_labels"
+    assert len(schedules) == 2
+    assert all(r["ScheduleExpression"] == config.monitoring.drift_schedule for r in schedules)
+
+
+def test_dashboard_shows_traffic_latency_errors_drift_per_feature_versions_and_canaries(templates):
+    dashboards = _of_type(templates["dev"], "AWS::CloudWatch::Dashboard")
+    (props,) = dashboards.values()
+    body = json.dumps(props["DashboardBody"])
+
+    assert props["DashboardName"] == "mlloop-dev-ml-platform"
+    for title in (
+        "Invocations",
+        "Latency (ms)",
+        "Errors and fallback rate",
+        "Drift per feature (PSI)",
+        "Model version over time",
+        "Canary deploys and retraining",
+        "Live quality on delayed labels",
+    ):
+        assert title in body, title
+    for feature in ("tenure_months", "plan", "auto_renew"):
+        assert f'\\\\"{drift_names.FEATURE_DIMENSION}\\\\",\\\\"{feature}\\\\"' in body, feature
+    assert "mlloop-dev-serving-latency-p99" in body

@@ -1,0 +1,118 @@
+"""Live quality on delayed labels: the join finds each label's prediction, the measures match scikit-learn's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import precision_score, recall_score, roc_auc_score
+
+from functions.label_quality.logic import calibration, join_labels, measure_quality, precision_recall, roc_auc
+from functions.label_quality.service import QualitySettings, quality_metrics
+from functions.shared.contract import load_contract
+
+LABELS = load_contract("churn_labels")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_auc_precision_recall_match_scikit_learn(seed):
+    rng = np.random.default_rng(seed)
+    y = rng.random(500) < 0.3
+    scores = np.round(np.clip(0.3 * y + rng.random(500) * 0.7, 0, 1), 2)  # rounding makes ties
+    decisions = scores >= 0.5
+
+    assert roc_auc(y, scores) == pytest.approx(roc_auc_score(y, scores), abs=1e-12)
+    precision, recall = precision_recall(y, decisions)
+    assert precision == pytest.approx(precision_score(y, decisions))
+    assert recall == pytest.approx(recall_score(y, decisions))
+
+
+def test_calibration_is_zero_for_a_calibrated_model_and_large_for_an_overconfident_one():
+    rng = np.random.default_rng(3)
+    scores = rng.random(200_000)
+    calibrated = rng.random(scores.size) < scores
+
+    assert calibration(calibrated, scores)["expected_calibration_error"] < 0.01
+    assert calibration(calibrated, np.where(scores > 0.5, 1.0, 0.0))["expected_calibration_error"] > 0.2
+
+
+def _predictions(n: int, rng: np.random.Generator) -> pd.DataFrame:
+    times = pd.Timestamp("2026-10-01T00:00:00Z") + pd.to_timedelta(rng.integers(0, 20 * 24, n), unit="h")
+    probability = rng.random(n)
+    return pd.DataFrame(
+        {
+            "request_id": [f"r{i}" for i in range(n)],
+            "customer_id": [f"c{i}" for i in range(n)],
+            "predicted_at": times.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "probability": probability,
+            "label": (probability >= 0.5).astype(int),
+            "model_version": "3",
+        }
+    )
+
+
+def test_labels_join_by_entity_within_the_contracts_lag_and_by_request_id():
+    rng = np.random.default_rng(0)
+    predictions = _predictions(300, rng)
+    snapshot = pd.to_datetime(predictions["predicted_at"], utc=True) - pd.Timedelta(hours=5)
+    labels = pd.DataFrame(
+        {
+            "customer_id": predictions["customer_id"],
+            "event_time": snapshot,
+            "churned": (rng.random(300) < predictions["probability"]).astype(int),
+            "label_source": "window_elapsed",
+        }
+    )
+    # 50 labels refer to snapshots taken long after their customer's last prediction: no match.
+    labels.loc[:49, "event_time"] = labels.loc[:49, "event_time"] + pd.Timedelta(days=30)
+
+    joined = join_labels(predictions, labels, LABELS)
+
+    assert len(joined) == 250
+    assert set(joined["customer_id"]) == set(predictions["customer_id"][50:])
+    by_request = join_labels(predictions, labels.assign(request_id=predictions["request_id"]), LABELS)
+    assert len(by_request) == 300
+    merged = by_request.merge(predictions, on="request_id", suffixes=("", "_p"))
+    assert (merged["probability"] == merged["probability_p"]).all()
+
+
+def test_quality_needs_enough_labels_and_both_classes():
+    rng = np.random.default_rng(1)
+    predictions = _predictions(400, rng)
+    joined = predictions.assign(churned=(rng.random(400) < predictions["probability"]).astype(int))
+
+    measured = measure_quality(joined, contract=LABELS, labels_received=400, min_labeled=200)
+    too_few = measure_quality(joined.iloc[:150], contract=LABELS, labels_received=150, min_labeled=200)
+    one_class = measure_quality(joined.assign(churned=0), contract=LABELS, labels_received=400, min_labeled=200)
+
+    assert measured.verdict == "measured"
+    assert measured.auc == pytest.approx(roc_auc_score(joined["churned"], joined["probability"]))
+    assert measured.model_versions == {"3": 400}
+    assert too_few.verdict == one_class.verdict == "insufficient_data"
+    names = {m["MetricName"] for m in quality_metrics(too_few, "e")}
+    assert names == {"LabeledPredictions", "LabelQualityInsufficientData"}
+    assert {m["MetricName"] for m in quality_metrics(measured, "e")} >= {"LiveAUC", "LivePrecision", "LiveRecall"}
+
+
+def test_settings_come_from_the_environment_at_call_time():
+    env = {
+        "ENDPOINT_NAME": "e",
+        "CURATED_BUCKET": "c",
+        "LABELS_DATASET": "churn_labels",
+        "PREDICTIONS_BUCKET": "p",
+        "PREDICTIONS_PREFIX": "predictions",
+        "ARTIFACTS_BUCKET": "a",
+        "POWERTOOLS_METRICS_NAMESPACE": "MLLoop/dev",
+        "LOOKBACK_DAYS": "90",
+        "MIN_LABELED": "200",
+    }
+
+    assert QualitySettings.from_env(env).lookback_days == 90
+
+
+def test_the_labels_contract_describes_the_churn_label():
+    churn = load_contract("churn")
+
+    assert LABELS.entity_key == churn.entity_key
+    assert LABELS.label.name == churn.label.name
+    assert LABELS.label.window_days == churn.label.window_days

@@ -43,15 +43,14 @@ def _synth() -> dict[str, Any]:
 
 
 def _parse_figures(stdout: str) -> dict[str, Any]:
-    """The script's last JSON line if it prints one, else its `key=value` words."""
-    lines = [line for line in stdout.splitlines() if line.strip()]
-    for line in reversed(lines):
-        if line.lstrip().startswith("{"):
-            try:
-                parsed: dict[str, Any] = json.loads(line)
-                return parsed
-            except ValueError:
-                break
+    """The last JSON object the script printed (on one line or indented over several), else its `key=value` words."""
+    lines = stdout.splitlines()
+    for start in reversed([i for i, line in enumerate(lines) if line.startswith("{")]):
+        try:
+            parsed: dict[str, Any] = json.loads("\n".join(lines[start:]))
+            return parsed
+        except ValueError:
+            continue
     figures: dict[str, Any] = {}
     for line in lines:
         for word in line.split():
@@ -66,6 +65,7 @@ def _localcloud() -> dict[str, Any]:
     done = subprocess.run(
         [str(ROOT / ".venv" / "bin" / "python"), str(LOCALCLOUD_SCRIPT)],
         cwd=str(ROOT),
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,
         timeout=TIMEOUT_S,

@@ -103,12 +103,12 @@ class StageConfig:
     region: str = _spec()
     removal_policy: Literal["destroy", "retain"] = _spec()
     approval: Literal["auto", "manual"] = _spec()
-    lake: LakeConfig = _spec()
-    training: TrainingConfig = _spec()
-    endpoint: EndpointConfig = _spec()
-    deployment: DeploymentConfig = _spec()
-    frontdoor: FrontDoorConfig = _spec()
-    monitoring: MonitoringConfig = _spec()
+    lake: LakeConfig
+    training: TrainingConfig
+    endpoint: EndpointConfig
+    deployment: DeploymentConfig
+    frontdoor: FrontDoorConfig
+    monitoring: MonitoringConfig
 
     @property
     def prefix(self) -> str:

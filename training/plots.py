@@ -14,8 +14,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.metrics import precision_recall_curve, roc_curve
 
-PLOT_FILES: tuple[str, ...] = ("roc.png", "precision_recall.png", "calibration.png", "confusion_matrix.png")
-
 
 def write_plots(
     out_dir: Path,

@@ -39,7 +39,9 @@ def classify_client_error(exc: ClientError) -> EndpointCallError:
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
     if code in _THROTTLING_CODES or status == 429:
         return EndpointCallError("throttling", message or code)
-    if code == "ValidationException" and ("not found" in message.lower() or "could not find" in message.lower()):
+    # SageMaker Runtime answers a missing endpoint with ValidationError ("Endpoint ... not found.").
+    missing = "not found" in message.lower() or "could not find" in message.lower()
+    if code in ("ValidationError", "ValidationException") and missing:
         return EndpointCallError("endpoint_missing", message)
     return EndpointCallError("model_error", f"{code}: {message}")
 
@@ -117,7 +119,7 @@ class PowertoolsTelemetry:
                 metric.add_dimension(name=names.FALLBACK_REASON_DIMENSION, value=fallback_reason)
 
     def endpoint_called(self, *, latency_ms: float) -> None:
-        return
+        self.metrics.add_metric(name=names.ENDPOINT_LATENCY, unit=MetricUnit.Milliseconds, value=latency_ms)
 
     def request_rejected(self, *, fields: set[str]) -> None:
         self.metrics.add_metric(name=names.VALIDATION_ERRORS, unit=MetricUnit.Count, value=1)

@@ -15,6 +15,7 @@ Outcome = Literal["registered", "rejected", "data_rejected", "failed"]
 OUTCOMES: tuple[str, ...] = ("registered", "rejected", "data_rejected", "failed")
 MAX_SUBJECT = 100
 MAX_CAUSE = 2000
+MAX_REASON = 1200
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,9 @@ def _failure(state: Mapping[str, Any]) -> tuple[str, str]:
         cause = f"{parsed.get('errorType', name)}: {parsed['errorMessage']}"
     job = state.get("training_job") or {}
     if name == "TrainingJobFailed" and job.get("FailureReason"):
-        cause = f"{cause}: {job['FailureReason']}"
+        # A script's failure reason ends with the exception that stopped it; its start is traceback boilerplate.
+        reason = str(job["FailureReason"])
+        cause = f"{cause}: {reason if len(reason) <= MAX_REASON else '...' + reason[-MAX_REASON:]}"
     step = str(state.get("failed_step") or "the workflow")
     # A Fail state may not raise a name in the reserved States.* namespace.
     if name.startswith("States."):

@@ -23,5 +23,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         )
     if registration.created:
         metrics.add_metric(name="ModelRegistered", unit=MetricUnit.Count, value=1)
-    logger.info("model package registered", extra=registration.to_dict())
+    # Nested: a top-level "created" key would collide with the LogRecord attribute of that name and raise.
+    logger.info("model package registered", extra={"registration": registration.to_dict()})
     return registration.to_dict()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Size, Stack, Validations
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
@@ -59,6 +59,7 @@ class PlatformFunction(lambda_.Function):
         environment: dict[str, str] | None = None,
         with_pandas: bool = False,
         reserved_concurrency: int | None = None,
+        ephemeral_storage_mb: int | None = None,
     ) -> None:
         stack = Stack.of(scope)
         layers = [
@@ -109,6 +110,7 @@ class PlatformFunction(lambda_.Function):
             log_group=log_group,
             layers=layers,
             reserved_concurrent_executions=reserved_concurrency,
+            ephemeral_storage_size=Size.mebibytes(ephemeral_storage_mb) if ephemeral_storage_mb else None,
             dead_letter_queue=dead_letter_queue,
             on_failure=destinations.SqsDestination(dead_letter_queue),
             environment={

@@ -22,18 +22,18 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from functions.ingest.layout import QUARANTINE_ROWS_PREFIX
 from functions.shared.contract import DataContract, load_contract
 from infra.config import StageConfig
 from infra.constructs.platform_function import BASIC_EXECUTION_ROLE_FINDING, PlatformFunction
 
 GLUE_TYPES = {"integer": "bigint", "float": "double", "categorical": "string", "boolean": "boolean"}
-# Layouts shared with the ingestion function and documented in docs/data-lake.md.
-QUARANTINE_ROWS_PREFIX = "rows"
-QUARANTINE_FILES_PREFIX = "files"
-REPORTS_PREFIX = "reports"
+# Where the front door writes its prediction log (docs/data-lake.md).
 PREDICTIONS_PREFIX = "predictions"
 INGEST_MEMORY_MB = 3008
 INGEST_TIMEOUT = Duration.minutes(15)
+# Raw files are downloaded to /tmp and streamed from there in chunks: up to 10 GiB per file.
+INGEST_EPHEMERAL_MB = 10240
 
 
 def bucket_name(config: StageConfig, kind: str) -> str:
@@ -323,6 +323,7 @@ class DataLakeStack(Stack):
             description="Validates raw files against the data contract into curated and quarantine",
             memory_mb=INGEST_MEMORY_MB,
             timeout=INGEST_TIMEOUT,
+            ephemeral_storage_mb=INGEST_EPHEMERAL_MB,
             with_pandas=True,
             environment={
                 "CURATED_BUCKET": self.curated_bucket.bucket_name,

@@ -466,6 +466,9 @@ class MonitoringStack(Stack):
             # This stage retrains on a person's word: the alarm asks for it, the operator CLI starts it.
             target = targets.SnsTopic(
                 self.lake.notifications_topic,
+                dead_letter_queue=self._rule_dead_letters("RetrainingRuleDeadLetters"),
+                retry_attempts=4,
+                max_event_age=Duration.hours(2),
                 message=events.RuleTargetInput.from_text(
                     f"{self.config.prefix}: retraining needed ({events.EventField.from_path('$.detail.alarmName')} "
                     f"entered ALARM at {events.EventField.from_path('$.time')}). Approve by starting it: "

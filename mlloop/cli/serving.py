@@ -13,7 +13,7 @@ from typing import Any
 from mlloop.cli.platform import OperatorError, Platform
 from mlloop.cli.registry import APPROVED, PackageVersion, choose_rollback_target, list_versions, update_package
 
-_VARIANT_VERSION = re.compile(r"^v(\d+)")
+_VERSION = re.compile(r"^v?(\d+)")
 
 
 @dataclass(frozen=True)
@@ -41,8 +41,14 @@ class EndpointState:
         return versions[0].version if versions else None
 
 
-def _variant_version(name: str) -> int | None:
-    match = _VARIANT_VERSION.match(name)
+def _model_version(platform: Platform, model_name: str, variant_name: str) -> int | None:
+    """The package version a model serves: its container's MODEL_VERSION (set by the deploy function)."""
+    try:
+        container = platform.client("sagemaker").describe_model(ModelName=model_name).get("PrimaryContainer", {})
+        text = str(container.get("Environment", {}).get("MODEL_VERSION", variant_name))
+    except Exception:
+        text = variant_name
+    match = _VERSION.match(text)
     return int(match.group(1)) if match else None
 
 
@@ -65,7 +71,7 @@ def describe_endpoint(platform: Platform) -> EndpointState | None:
             model=models.get(v["VariantName"], ""),
             weight=float(v.get("CurrentWeight", v.get("DesiredWeight", 0.0))),
             instances=v.get("CurrentInstanceCount"),
-            version=_variant_version(v["VariantName"]),
+            version=_model_version(platform, models.get(v["VariantName"], ""), v["VariantName"]),
         )
         for v in described.get("ProductionVariants", [])
     ]

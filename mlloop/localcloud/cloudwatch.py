@@ -884,12 +884,6 @@ def stop_alarm_evaluator() -> None:
         _evaluator = None
 
 
-def alarm_history(alarm_name: str) -> list[dict[str, Any]]:
-    """Every history item recorded for an alarm name (local inspection; the API is describe_alarm_history)."""
-    with _lock:
-        return [dict(i) for rows in _history.values() for i in rows if i["AlarmName"] == alarm_name]
-
-
 def install(cloud: object) -> None:
     """Patch moto's CloudWatch in this process; emit events through the cloud."""
     from moto.cloudwatch.models import CloudWatchBackend
@@ -926,7 +920,6 @@ def uninstall() -> None:
 
 
 __all__ = [
-    "alarm_history",
     "evaluate_alarms",
     "evaluate_rule",
     "install",

@@ -13,6 +13,7 @@ handler become `put_metric_data` calls, and the output lands in the function's l
 from __future__ import annotations
 
 import base64
+import collections
 import contextlib
 import importlib
 import io
@@ -99,6 +100,34 @@ def emf_to_metric_data(line: str) -> list[tuple[str, list[dict[str, Any]]]]:
     return result
 
 
+class FairLock:
+    """A lock granted in request order: a burst of queued asynchronous invocations cannot starve a
+    synchronous caller (a Step Functions task, an API request) the way threading.Lock may."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._waiting: collections.deque[object] = collections.deque()
+        self._held = False
+
+    def acquire(self, timeout: float) -> bool:
+        ticket = object()
+        with self._condition:
+            self._waiting.append(ticket)
+            granted = self._condition.wait_for(lambda: not self._held and self._waiting[0] is ticket, timeout)
+            if not granted:
+                self._waiting.remove(ticket)
+                self._condition.notify_all()
+                return False
+            self._waiting.popleft()
+            self._held = True
+            return True
+
+    def release(self) -> None:
+        with self._condition:
+            self._held = False
+            self._condition.notify_all()
+
+
 class LambdaRuntime:
     """Runs deployed functions' handlers in this process; one per running local cloud."""
 
@@ -114,10 +143,11 @@ class LambdaRuntime:
         self.region = region
         self.dispatcher = dispatcher
         self._put_metric_data = put_metric_data
-        self._lock = threading.Lock()
+        self._lock = FairLock()
         self._code_roots: dict[str, Path] = {}
         self._failure_destinations: dict[str, str] = {}
         self._retry_attempts: dict[str, int] = {}
+        self._log_groups: dict[str, str] = {}
         self._loaded: dict[tuple[str, str], _LoadedFunction] = {}
         self._originals: dict[str, Any] = {}
 
@@ -129,6 +159,13 @@ class LambdaRuntime:
     def register_failure_destination(self, function: str, target_arn: str) -> None:
         """Where a failed asynchronous invocation goes (dead-letter queue/topic or on-failure destination)."""
         self._failure_destinations[_function_name(function)] = target_arn
+
+    def register_log_group(self, function: str, log_group: str) -> None:
+        """The function's LoggingConfig log group (moto ignores it and always uses /aws/lambda/<name>)."""
+        self._log_groups[_function_name(function)] = log_group
+
+    def log_group(self, function: LambdaFunction) -> str:
+        return self._log_groups.get(function.function_name, function.logs_group_name)
 
     def register_retry_attempts(self, function: str, attempts: int) -> None:
         self._retry_attempts[_function_name(function)] = attempts
@@ -266,7 +303,7 @@ class LambdaRuntime:
             "AWS_LAMBDA_FUNCTION_NAME": function.function_name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_size),
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-            "AWS_LAMBDA_LOG_GROUP_NAME": function.logs_group_name,
+            "AWS_LAMBDA_LOG_GROUP_NAME": self.log_group(function),
             "LAMBDA_TASK_ROOT": str(code_root),
             "_HANDLER": function.handler or "",
             # No X-Ray daemon locally: Powertools' Tracer would otherwise look for a segment.
@@ -307,7 +344,7 @@ class LambdaRuntime:
             function_version="$LATEST",
             invoked_function_arn=function.function_arn,
             memory_limit_in_mb=int(function.memory_size or 128),
-            log_group_name=function.logs_group_name,
+            log_group_name=self.log_group(function),
             log_stream_name=f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}",
             timeout_seconds=float(function.timeout or 3),
         )
@@ -360,11 +397,11 @@ class LambdaRuntime:
             sys.stdout.write("\n".join(echoed) + "\n")
             try:
                 backend = function.logs_backend
-                backend.ensure_log_group(function.logs_group_name)
-                backend.create_log_stream(function.logs_group_name, context.log_stream_name)
+                backend.ensure_log_group(context.log_group_name)
+                backend.create_log_stream(context.log_group_name, context.log_stream_name)
                 now = int(time.time() * 1000)
                 backend.put_log_events(
-                    function.logs_group_name,
+                    context.log_group_name,
                     context.log_stream_name,
                     [{"timestamp": now, "message": line} for line in logs.splitlines() if line],
                 )

@@ -177,7 +177,6 @@ class BlueGreenUpdate:
     def _publish(self, status: str, message: str) -> None:
         """Show the green fleet in PendingDeploymentSummary (CurrentWeight = its share of all traffic) and emit it."""
         with self.host.lock:
-            self.deployment.status = status
             variants = _variant_summaries(self.config)
             total = sum(v["DesiredWeight"] for v in variants) or 1.0
             for summary in variants:

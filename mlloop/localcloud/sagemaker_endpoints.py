@@ -322,8 +322,6 @@ class _Deployment:
     config_name: str
     fleets: list[Fleet]
     share: float = 0.0
-    status: str = "Creating"
-    status_since: float = field(default_factory=time.time)
     cancel: threading.Event = field(default_factory=threading.Event)
 
 

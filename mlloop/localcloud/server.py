@@ -58,6 +58,14 @@ def time_scale_from_env() -> float:
     return value
 
 
+def _names(deployment: Deployment, name: str) -> bool:
+    try:
+        deployment.resource(name)
+    except KeyError:
+        return False
+    return True
+
+
 class LocalCloud:
     """One embedded AWS per process (moto's backends are process-wide).
 
@@ -88,6 +96,7 @@ class LocalCloud:
         self._plugins: list[ModuleType] = []
         self._api_gateway: LocalApiGateway | None = None
         self._saved_env: dict[str, str | None] = {}
+        self._saved_log_levels: dict[str, int] = {}
         self._saved_config: dict[str, Any] = {}
         self.deployments: dict[str, Deployment] = {}
 
@@ -118,8 +127,12 @@ class LocalCloud:
 
     def _start(self) -> None:
         try:
-            # One access-log line per request would drown the handlers' own output.
-            logging.getLogger("werkzeug").setLevel(logging.ERROR)
+            # One access-log line per request would drown the handlers' own output; the interpreter logs every
+            # caught task failure (Catch, Fail states) as an error, while the execution history already holds it.
+            for name, level in (("werkzeug", logging.ERROR), ("moto.stepfunctions.parser", logging.CRITICAL)):
+                logger = logging.getLogger(name)
+                self._saved_log_levels[name] = logger.level
+                logger.setLevel(level)
             self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self._requested_port, verbose=False)
             self._server.start()
             host, self.port = self._server.get_host_and_port()
@@ -197,6 +210,9 @@ class LocalCloud:
         config.clear()
         config.update(self._saved_config or {"stepfunctions": {"execute_state_machine": False}})
         self._restore_env()
+        for name, level in self._saved_log_levels.items():
+            logging.getLogger(name).setLevel(level)
+        self._saved_log_levels = {}
         self._clients.clear()
         self._session = None
         self.deployments.clear()
@@ -324,7 +340,14 @@ class LocalCloud:
     def fire_schedule(self, rule_name: str, *, wait: bool = True) -> dict[str, Any]:
         """Fire a schedule rule now (rules never fire on their own locally); returns the event sent."""
         assert self.events is not None
-        event = self.events.fire_schedule(rule_name)
+        try:
+            event = self.events.fire_schedule(rule_name)
+        except KeyError:
+            # Not a rule name: a logical id or construct path of a deployed stage names it too.
+            names = [d.physical_id(rule_name) for d in self.deployments.values() if _names(d, rule_name)]
+            if len(names) != 1:
+                raise
+            event = self.events.fire_schedule(names[0])
         if wait:
             self.wait_idle()
         return event

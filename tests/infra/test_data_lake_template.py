@@ -149,6 +149,7 @@ def test_ingest_function_is_configured_for_the_lake(dev: dict[str, Any]) -> None
     assert env["QUARANTINE_BUCKET"] == {"Ref": bucket(dev, "quarantine")[0]}
     assert env["INGEST_CHUNK_ROWS"] == "200000"
     assert fn["Properties"]["TracingConfig"] == {"Mode": "Active"}
+    assert fn["Properties"]["EphemeralStorage"] == {"Size": 10240}
     assert "DeadLetterConfig" in fn["Properties"]
 
 

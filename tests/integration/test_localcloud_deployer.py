@@ -120,6 +120,19 @@ def test_stacks_deploy_in_order_and_share_exports(tmp_path: Path, local_cloud: L
     assert "Skipped" not in deployment.resources[f"mlloop-{stage}-a-producer"]
 
 
+SYNC_TRAINING = {
+    "StartAt": "Train",
+    "States": {
+        "Train": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::sagemaker:createTrainingJob.sync",
+            "Parameters": {"TrainingJobName": "job"},
+            "End": True,
+        }
+    },
+}
+
+
 def test_what_cannot_be_emulated_is_reported(tmp_path: Path, local_cloud: LocalCloud) -> None:
     stage = unique_stage()
     template = {
@@ -143,6 +156,14 @@ def test_what_cannot_be_emulated_is_reported(tmp_path: Path, local_cloud: LocalC
                 },
             },
             "Cluster": {"Type": "AWS::ECS::Cluster", "Properties": {}},
+            "Role": ROLE,
+            "Train": {
+                "Type": "AWS::StepFunctions::StateMachine",
+                "Properties": {
+                    "DefinitionString": json.dumps(SYNC_TRAINING),
+                    "RoleArn": {"Fn::GetAtt": ["Role", "Arn"]},
+                },
+            },
         }
     }
     out = write_assembly(tmp_path, {f"mlloop-{stage}-misc": template})
@@ -152,6 +173,7 @@ def test_what_cannot_be_emulated_is_reported(tmp_path: Path, local_cloud: LocalC
     reported = {(entry.logical_id, entry.status) for entry in deployment.report.entries}
     assert ("SslOnly", "not emulated") in reported
     assert ("Cluster", "not emulated") in reported
+    assert ("Train", "partly emulated") in reported
     local_cloud.client("s3").put_object(Bucket=deployment.physical_id("Logs"), Key="k", Body=b"still writable")
     assert "SslOnly" in str(deployment.report)
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from mlloop import assembly
 from mlloop.datagen import generate_churn
 from mlloop.localcloud import LocalCloud
 from mlloop.localcloud.deployer import Deployment
@@ -87,6 +88,24 @@ def test_the_rest_api_serves_the_real_front_door_over_http(local_cloud: LocalClo
 
     assert status == 200
     assert answer["endpoint_name"] == "mlloop-dev-churn"
+
+
+def test_file_assets_are_published_where_the_templates_expect_them(
+    local_cloud: LocalCloud, dev_stage: Deployment
+) -> None:
+    expected = []
+    for stack in dev_stage.stack_names:
+        manifest = json.loads((assembly.DEFAULT_OUTDIR / f"{stack}.assets.json").read_text())
+        for asset in manifest["files"].values():
+            if not asset["source"]["path"].endswith(".template.json"):
+                destination = next(iter(asset["destinations"].values()))
+                bucket = destination["bucketName"].replace("${AWS::AccountId}", "123456789012")
+                expected.append((bucket.replace("${AWS::Region}", "us-east-1"), destination["objectKey"]))
+
+    s3 = local_cloud.client("s3")
+    assert expected
+    for bucket, key in expected:
+        assert s3.head_object(Bucket=bucket, Key=key)["ContentLength"] > 0
 
 
 def _aws_cli(cloud: LocalCloud, *arguments: str) -> Any:

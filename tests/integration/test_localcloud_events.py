@@ -210,12 +210,12 @@ def test_object_created_reaches_rules_only_for_buckets_with_eventbridge_on(
     local_cloud: LocalCloud, deployed: Deployment, seen: Inbox
 ) -> None:
     s3 = local_cloud.client("s3")
-    s3.put_object(Bucket=deployed.physical_id("Watched"), Key="in/data file.csv", Body=b"a,b\n")
+    s3.put_object(Bucket=deployed.physical_id("Watched"), Key="in/data-file.csv", Body=b"a,b\n")
     s3.put_object(Bucket=deployed.physical_id("Unwatched"), Key="in/ignored.csv", Body=b"a,b\n")
     local_cloud.wait_idle()
 
     events = [b["lambda"] for b in seen.read() if b["lambda"].get("source") == "aws.s3"]
-    assert [e["detail"]["object"]["key"] for e in events] == ["in/data file.csv"]
+    assert [e["detail"]["object"]["key"] for e in events] == ["in/data-file.csv"]
     assert events[0]["detail-type"] == "Object Created"
     assert events[0]["detail"]["bucket"]["name"] == deployed.physical_id("Watched")
     assert events[0]["time"].endswith("Z")
@@ -223,8 +223,10 @@ def test_object_created_reaches_rules_only_for_buckets_with_eventbridge_on(
 
 def test_fired_schedule_sends_a_scheduled_event(local_cloud: LocalCloud, deployed: Deployment, seen: Inbox) -> None:
     sent = local_cloud.fire_schedule(deployed.physical_id("Hourly"))
+    sent_by_logical_id = local_cloud.fire_schedule("Hourly")
 
     assert {"lambda": sent} in seen.read()
+    assert {"lambda": sent_by_logical_id} in seen.read()
     assert sent["detail-type"] == "Scheduled Event"
     assert sent["resources"] == [deployed.attribute("Hourly", "Arn")]
 

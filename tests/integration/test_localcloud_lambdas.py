@@ -68,8 +68,11 @@ def deployed(local_cloud: LocalCloud, tmp_path_factory: pytest.TempPathFactory) 
             },
         ),
         "DeadLetters": {"Type": "AWS::SQS::Queue", "Properties": {}},
+        "FailingLogs": {"Type": "AWS::Logs::LogGroup", "Properties": {"RetentionInDays": 7}},
         "Failing": python_function(
-            ALWAYS_FAILS, DeadLetterConfig={"TargetArn": {"Fn::GetAtt": ["DeadLetters", "Arn"]}}
+            ALWAYS_FAILS,
+            DeadLetterConfig={"TargetArn": {"Fn::GetAtt": ["DeadLetters", "Arn"]}},
+            LoggingConfig={"LogGroup": {"Ref": "FailingLogs"}},
         ),
         "FailingInvokeConfig": {
             "Type": "AWS::Lambda::EventInvokeConfig",
@@ -135,7 +138,8 @@ def test_failed_async_invocation_is_retried_then_sent_to_the_dead_letter_queue(
     record = json.loads(messages[0]["Body"])
     assert record["requestPayload"] == {"id": "order-17"}
     assert record["responsePayload"]["errorMessage"] == "downstream unavailable"
-    logs = local_cloud.client("logs").filter_log_events(logGroupName=f"/aws/lambda/{function}")["events"]
+    log_group = deployed.physical_id("FailingLogs")
+    logs = local_cloud.client("logs").filter_log_events(logGroupName=log_group)["events"]
     assert sum("attempt for order-17" in event["message"] for event in logs) == 2
 
 

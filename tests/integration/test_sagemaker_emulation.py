@@ -560,10 +560,7 @@ def _training_job(cloud: LocalCloud, **hyperparameters: str) -> str:
 
 def _finished(cloud: LocalCloud, name: str) -> dict[str, Any]:
     sm = cloud.client("sagemaker")
-    _wait_until(
-        lambda: sm.describe_training_job(TrainingJobName=name)["TrainingJobStatus"] not in ("InProgress", "Stopping"),
-        timeout=60,
-    )
+    local_sagemaker.wait_for_training_job(sm.describe_training_job(TrainingJobName=name)["TrainingJobArn"], 60)
     return dict(sm.describe_training_job(TrainingJobName=name))
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import common
+from benchmarks import bench_platform, common
 from benchmarks.run import BENCHMARKS, main
 
 pytestmark = pytest.mark.xdist_group("benchmarks")
@@ -88,3 +88,11 @@ def test_run_writes_the_json_document(tmp_path: Path, capsys: pytest.CaptureFixt
     assert set(doc["benchmarks"]) == {"platform"}
     assert doc["versions"]["numpy"] and doc["machine"]["cpus"]
     assert "| key | value | target |" in capsys.readouterr().out
+
+
+def test_local_cloud_figures_are_read_from_the_scripts_json() -> None:
+    # Given the local-cloud script's output: log lines, then one indented JSON object of seconds
+    stdout = 'starting\n{\n  "stage": "dev",\n  "start_s": 1.5,\n  "deploy_s": 4.25\n}\n'
+
+    # When / Then the harness reads the object whole
+    assert bench_platform._parse_figures(stdout) == {"stage": "dev", "start_s": 1.5, "deploy_s": 4.25}

@@ -36,6 +36,7 @@ def runtime() -> Any:
         ("ModelError", 424, "Received server error (500) from primary", "model_error"),
         ("ThrottlingException", 400, "Rate exceeded", "throttling"),
         ("ServiceUnavailable", 503, "try later", "throttling"),
+        ("ValidationError", 400, "Endpoint mlloop-dev-churn of account 123 not found.", "endpoint_missing"),
         ("ValidationException", 400, "Endpoint mlloop-dev-churn of account 123 not found.", "endpoint_missing"),
         ("InternalFailure", 500, "oops", "model_error"),
     ],

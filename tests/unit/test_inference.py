@@ -157,6 +157,7 @@ def test_given_a_valid_csv_row_and_record_then_both_paths_agree() -> None:
     assert abs(from_csv - from_json) <= PARITY
 
 
+@pytest.mark.slow
 def test_given_only_the_model_archive_when_served_then_inference_needs_nothing_from_the_project(tmp_path: Path) -> None:
     model_dir = tmp_path / "opt-ml-model"
     shutil.copytree(trained().model_dir, model_dir)
@@ -234,3 +235,27 @@ def test_given_extreme_probabilities_when_rendered_then_the_body_is_valid_json_w
     body = json.loads(f"[{inference.render_predictions(probabilities, 0.5)}]")
     assert [p["label"] for p in body] == [int(p >= 0.5) for p in probabilities]
     assert np.max(np.abs(np.array([p["probability"] for p in body]) - probabilities)) <= 5e-13
+
+
+def test_given_single_records_then_the_compiled_fast_path_equals_the_pipeline_to_the_last_bits(served: Any) -> None:
+    model, serving = served
+    test = model.result.split.test.head(60)
+    expected = positive_probabilities(model.result.pipeline, model_input(test, model.contract))
+    got = [serving.score_records([r], batched=False)[0] for r in _records(test, model.contract, 60)]
+    assert np.max(np.abs(np.array(got) - expected)) <= 1e-15
+    fast_path = serving.linear if model.result.chosen == "baseline" else serving.trees
+    assert fast_path is not None
+
+
+def test_given_missing_values_reaching_the_trees_then_they_follow_the_learned_side() -> None:
+    model = trained("candidate")
+    serving = model_fn(str(model.model_dir))
+    assert serving.trees is not None
+    rows = model.result.pipeline.named_steps["preprocess"].transform(
+        model_input(model.result.split.test.head(30), model.contract)
+    )
+    rows[::2, 0] = np.nan
+    rows[1::3, 3] = np.nan
+    expected = serving.estimator.predict_proba(rows)[:, 1]
+    got = [float(inference.expit(serving.trees.raw_score(row.tolist()))) for row in rows]
+    assert np.max(np.abs(np.array(got) - expected)) <= 1e-15

@@ -141,6 +141,7 @@ def _write_curated(root: Path, rows: int = 4000) -> None:
         part.to_parquet(folder / f"part-{month}.parquet", index=False)
 
 
+@pytest.mark.slow
 def test_given_curated_parquet_when_run_as_a_script_then_the_sagemaker_contract_is_met(tmp_path: Path) -> None:
     curated = tmp_path / "curated" / "churn"
     _write_curated(curated)

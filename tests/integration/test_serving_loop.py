@@ -1,0 +1,208 @@
+"""Serving on the embedded AWS, wired as `cdk deploy` ships it: an approval deploys and verifies, the API answers
+through the front door, endpoint faults get the fallback with their reason, and a broken canary is rolled back
+by its alarms, caught by the verify step and never reported as deployed."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import urllib.error
+import urllib.request
+import uuid
+from typing import Any
+
+import pytest
+
+from mlloop.localcloud import LocalCloud
+from mlloop.localcloud import sagemaker as local_sagemaker
+from mlloop.localcloud.deployer import Deployment
+from tests.unit.frontdoor_support import FALLBACK_DOC, VALID_RECORD
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("localcloud")]
+
+ENDPOINT = "mlloop-dev-churn"
+GROUP = "mlloop-dev-churn"
+DEPLOY_MACHINE = "mlloop-dev-deploy-model"
+
+# The agreed wire format; MODEL_VERSION comes from the deploy function; BROKEN makes every call fail.
+INFERENCE_PY = """
+import json
+import os
+
+BROKEN = {broken}
+
+
+def model_fn(model_dir):
+    return None
+
+
+def input_fn(body, content_type):
+    payload = json.loads(body)
+    return payload["instances"] if "instances" in payload else [payload]
+
+
+def predict_fn(records, model):
+    if BROKEN:
+        raise RuntimeError("this model version is broken")
+    return [min(1.0, r["tenure_months"] / 240.0) for r in records]
+
+
+def output_fn(prediction, accept):
+    body = {{
+        "predictions": [{{"probability": p, "label": int(p >= 0.5)}} for p in prediction],
+        "model_version": os.environ["MODEL_VERSION"],
+        "threshold": 0.5,
+    }}
+    return json.dumps(body), "application/json"
+"""
+
+
+def _tar(files: dict[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _bucket(cloud: LocalCloud, kind: str) -> str:
+    names = [b["Name"] for b in cloud.client("s3").list_buckets()["Buckets"]]
+    (name,) = [n for n in names if n.startswith(f"mlloop-dev-{kind}-")]
+    return name
+
+
+def _register(cloud: LocalCloud, *, broken: bool) -> str:
+    """Upload a model and its fallback into a run folder and register an approved package for them."""
+    s3, artifacts = cloud.client("s3"), _bucket(cloud, "artifacts")
+    run = f"training/runs/serving-{uuid.uuid4().hex[:8]}/output"
+    s3.put_object(
+        Bucket=artifacts,
+        Key=f"{run}/model.tar.gz",
+        Body=_tar({"model.json": "{}", "code/inference.py": INFERENCE_PY.format(broken=broken)}),
+    )
+    s3.put_object(Bucket=artifacts, Key=f"{run}/fallback_model.json", Body=json.dumps(FALLBACK_DOC).encode())
+    arn: str = cloud.client("sagemaker").create_model_package(
+        ModelPackageGroupName=GROUP,
+        ModelApprovalStatus="Approved",
+        InferenceSpecification={
+            "Containers": [{"Image": "sklearn", "ModelDataUrl": f"s3://{artifacts}/{run}/model.tar.gz"}],
+            "SupportedContentTypes": ["application/json"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+        CustomerMetadataProperties={
+            "contract_ref": "churn@1.0.0",
+            "fallback_model_uri": f"s3://{artifacts}/{run}/fallback_model.json",
+        },
+    )["ModelPackageArn"]
+    return arn
+
+
+def _deploy_executions(cloud: LocalCloud) -> list[dict[str, Any]]:
+    sfn = cloud.client("stepfunctions")
+    (machine,) = [m for m in sfn.list_state_machines()["stateMachines"] if m["name"] == DEPLOY_MACHINE]
+    return list(sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"])
+
+
+def _wait_for_new_deploy(cloud: LocalCloud, before: int) -> dict[str, Any]:
+    cloud.wait_idle()
+    executions = _deploy_executions(cloud)
+    assert len(executions) == before + 1, "the approval started exactly one deploy execution"
+    return cloud.wait_for_execution(executions[0]["executionArn"], timeout=180)
+
+
+class Api:
+    def __init__(self, base: str) -> None:
+        self.base = base.rstrip("/")
+
+    def call(self, method: str, path: str, body: Any = None) -> tuple[int, dict[str, Any]]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"{self.base}{path}", data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+
+@pytest.fixture(scope="module")
+def api(local_cloud: LocalCloud, dev_stage: Deployment) -> Api:
+    rest_api = [r for r in dev_stage.of_type("AWS::ApiGateway::RestApi") if r.stack == "mlloop-dev-serving"]
+    return Api(local_cloud.api_url(rest_api[0].physical_id, "dev"))
+
+
+@pytest.fixture(scope="module")
+def first_deploy(local_cloud: LocalCloud, dev_stage: Deployment) -> dict[str, Any]:
+    before = len(_deploy_executions(local_cloud))
+    arn = _register(local_cloud, broken=False)
+    execution = _wait_for_new_deploy(local_cloud, before)
+    return {"arn": arn, "execution": execution}
+
+
+def test_an_approval_deploys_the_package_and_the_api_answers_with_its_version(
+    local_cloud: LocalCloud, first_deploy: dict[str, Any], api: Api
+) -> None:
+    assert first_deploy["execution"]["status"] == "SUCCEEDED"
+    version = "v" + first_deploy["arn"].rsplit("/", 1)[-1]
+    status, answer = api.call("POST", "/predict", {"instances": [VALID_RECORD, {**VALID_RECORD, "tenure_months": 240}]})
+    assert status == 200, answer
+    assert answer["fallback"] is False and answer["model_version"] == version and answer["variant"] == version
+    assert [p["probability"] for p in answer["predictions"]] == [12 / 240, 1.0]
+    status, model = api.call("GET", "/model")
+    assert status == 200 and model["model_version"] == version and model["contract"]["dataset"] == "churn"
+    status, bad = api.call("POST", "/predict", {**VALID_RECORD, "plan": "gold"})
+    assert status == 400 and "plan" in bad["fields"]
+
+
+@pytest.mark.parametrize(
+    ("inject", "reason"),
+    [
+        (lambda: local_sagemaker.fail_endpoint(ENDPOINT, count=1), "model_error"),
+        (lambda: local_sagemaker.throttle_endpoint(ENDPOINT, count=2), "throttling"),
+        (lambda: local_sagemaker.hide_endpoint(ENDPOINT, count=1), "endpoint_missing"),
+        (lambda: local_sagemaker.slow_endpoint(ENDPOINT, seconds=2.0, count=2), "timeout"),
+    ],
+)
+def test_endpoint_faults_are_answered_by_the_fallback_with_the_reason(
+    first_deploy: dict[str, Any], api: Api, inject: Any, reason: str
+) -> None:
+    inject()
+    try:
+        status, answer = api.call("POST", "/predict", VALID_RECORD)
+    finally:
+        local_sagemaker.clear_endpoint_faults(ENDPOINT)
+    assert status == 200, answer
+    assert answer["fallback"] is True and answer["fallback_reason"] == reason and answer["variant"] == "fallback"
+    status, healthy = api.call("POST", "/predict", VALID_RECORD)
+    assert status == 200 and healthy["fallback"] is False
+
+
+def test_a_broken_canary_is_rolled_back_marked_and_never_reported_as_deployed(
+    local_cloud: LocalCloud, first_deploy: dict[str, Any], api: Api
+) -> None:
+    live_version = api.call("GET", "/model")[1]["model_version"]
+    before = len(_deploy_executions(local_cloud))
+    arn = _register(local_cloud, broken=True)
+    local_cloud.wait_idle()
+    (running,) = [e for e in _deploy_executions(local_cloud) if e["status"] == "RUNNING"] or [None]
+    assert running is not None and len(_deploy_executions(local_cloud)) == before + 1
+    # Callers keep calling during the canary; the broken variant's errors feed the rollback alarms.
+    while local_cloud.client("stepfunctions").describe_execution(executionArn=running["executionArn"])[
+        "status"
+    ] == "RUNNING":
+        status, answer = api.call("POST", "/predict", VALID_RECORD)
+        assert status == 200, answer
+    execution = local_cloud.wait_for_execution(running["executionArn"])
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == "DeployNotCompleted" and "rolled the deploy back" in execution["cause"]
+    package = local_cloud.client("sagemaker").describe_model_package(ModelPackageName=arn)
+    assert package["ModelApprovalStatus"] == "Rejected"
+    assert package["CustomerMetadataProperties"]["deployment_status"] == "rolled_back"
+    assert api.call("GET", "/model")[1]["model_version"] == live_version
+    status, answer = api.call("POST", "/predict", VALID_RECORD)
+    assert status == 200 and answer["model_version"] == live_version and answer["fallback"] is False

@@ -1,0 +1,245 @@
+"""The synthesized training workflow, run end to end on the local cloud with the real handlers and real training.
+
+The state machine is the one `cdk synth` wrote (deployed from cdk.out); SageMaker training runs training/train.py
+from the synthesized source bundle. The staging stage is used: it approves automatically like dev but does not
+retrain on every curated file, so the data other integration tests write never starts runs here. Each scenario owns
+a calendar year of curated data and triggers at that year's end, so its training window holds its data only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import numpy as np
+import pandas as pd
+import pytest
+from botocore.exceptions import ClientError
+
+from mlloop.datagen import generate_churn
+from mlloop.localcloud import LocalCloud
+from mlloop.localcloud.deployer import Deployment
+from tests.unit.workflow_support import put_curated
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("localcloud")]
+STAGE = "staging"
+PREFIX = f"mlloop-{STAGE}"
+GROUP = f"{PREFIX}-churn"
+ROWS = 6000
+EXECUTION_TIMEOUT = 600.0
+
+
+class Workflow:
+    def __init__(self, cloud: LocalCloud, deployment: Deployment) -> None:
+        self.cloud = cloud
+        self.deployment = deployment
+        self.machine = deployment.physical_id(f"{PREFIX}-training/StateMachine")
+        self.curated = deployment.physical_id(f"{PREFIX}-data-lake/CuratedBucket")
+        self.artifacts = deployment.physical_id(f"{PREFIX}-data-lake/ArtifactsBucket")
+        self.sfn = cloud.client("stepfunctions")
+        self.s3 = cloud.client("s3")
+        self.sagemaker = cloud.client("sagemaker")
+
+    def stage_year(self, start: datetime, frame_edit: Callable[[pd.DataFrame], pd.DataFrame] | None = None) -> None:
+        frame = generate_churn(ROWS, seed=start.year, start=start, months=12)
+        put_curated(self.s3, self.curated, frame_edit(frame) if frame_edit else frame)
+
+    def run(self, name: str, trigger: dict[str, Any]) -> dict[str, Any]:
+        started = self.sfn.start_execution(
+            stateMachineArn=self.machine, name=name, input=json.dumps({"trigger": trigger})
+        )
+        return self.cloud.wait_for_execution(started["executionArn"], timeout=EXECUTION_TIMEOUT)
+
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        pages = self.sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn)
+        return [event for page in pages for event in page["events"]]
+
+    def packages_of(self, run_id: str) -> list[dict[str, Any]]:
+        found = []
+        for summary in self.sagemaker.list_model_packages(ModelPackageGroupName=GROUP, MaxResults=100)[
+            "ModelPackageSummaryList"
+        ]:
+            described = self.sagemaker.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
+            if described.get("CustomerMetadataProperties", {}).get("run_id") == run_id:
+                found.append(described)
+        return found
+
+    def read_json(self, uri: str) -> dict[str, Any]:
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        return dict(json.loads(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
+
+
+@pytest.fixture(scope="module")
+def workflow(local_cloud: LocalCloud) -> Workflow:
+    return Workflow(local_cloud, local_cloud.deploy(STAGE))
+
+
+def year_trigger(year: int, kind: str = "manual", source: str = "integration-test") -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "source": source,
+        "time": f"{year}-12-31T00:00:00Z",
+        "event_id": f"{kind}-{year}",
+        "detail": {},
+    }
+
+
+@contextlib.contextmanager
+def throttled(operation: str, times: int) -> Iterator[list[int]]:
+    """The first `times` calls to SageMaker `operation` from a Lambda handler fail with ThrottlingException,
+    as a call does once botocore has spent its own retries; handlers share the process's default boto3 session."""
+    calls: list[int] = []
+
+    def throttle(**_: Any) -> None:
+        calls.append(1)
+        if len(calls) <= times:
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, operation)
+
+    events = boto3._get_default_session().events
+    event_name = f"before-call.sagemaker.{operation}"
+    events.register(event_name, throttle)
+    try:
+        yield calls
+    finally:
+        events.unregister(event_name, throttle)
+
+
+def shuffled_labels(frame: pd.DataFrame) -> pd.DataFrame:
+    """Labels that no feature explains: any model ranks at chance, below the gate's AUC floor."""
+    out = frame.copy()
+    out["churned"] = np.random.default_rng(0).permutation(out["churned"].to_numpy())
+    return out
+
+
+def leaking_feature(frame: pd.DataFrame) -> pd.DataFrame:
+    """A feature that is the label in disguise: training refuses it as leakage and the job fails."""
+    out = frame.copy()
+    out["support_calls_90d"] = out["churned"].astype("int64") * 50
+    return out
+
+
+@pytest.fixture(scope="module")
+def registered_run(workflow: Workflow) -> dict[str, Any]:
+    """The happy path, with the registration step throttled twice on the way."""
+    workflow.stage_year(datetime(2021, 1, 1, tzinfo=UTC))
+    trigger = year_trigger(2021, kind="alarm", source=f"{PREFIX}-churn-retraining-needed")
+    with throttled("CreateModelPackage", times=2) as calls:
+        execution = workflow.run("it-registered-2021", trigger)
+    return {"execution": execution, "create_calls": len(calls)}
+
+
+def test_the_happy_path_registers_a_package_with_metrics_and_lineage(
+    workflow: Workflow, registered_run: dict[str, Any]
+) -> None:
+    execution = registered_run["execution"]
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+
+    (package,) = workflow.packages_of("it-registered-2021")
+    output = json.loads(execution["output"])
+    meta = package["CustomerMetadataProperties"]
+    manifest = workflow.read_json(meta["manifest_uri"])
+    assert package["ModelApprovalStatus"] == "Approved"
+    assert (
+        workflow.read_json(package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"])[
+            "binary_classification_metrics"
+        ]["auc"]["value"]
+        > 0.7
+    )
+    assert package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"].endswith("/output/model.tar.gz")
+    assert meta["data_version"] == manifest["data_version"] == output["snapshot"]["data_version"]
+    assert meta["code_version"].startswith("sha256:")
+    assert meta["contract_version"] == "1.0.0"
+    assert (meta["trigger"], meta["trigger_source"]) == ("alarm", f"{PREFIX}-churn-retraining-needed")
+    assert meta["trigger_time"] == "2021-12-31T00:00:00Z"
+    assert meta["model_version"] == "churn-it-registered-2021"
+    assert workflow.read_json(meta["fallback_model_uri"])
+    assert workflow.read_json(meta["drift_baseline_uri"])
+    assert output["notification"]["outcome"] == "registered"
+
+
+def test_throttling_on_registration_is_absorbed_by_retries(workflow: Workflow, registered_run: dict[str, Any]) -> None:
+    execution = registered_run["execution"]
+    failures = [
+        e["lambdaFunctionFailedEventDetails"]["error"]
+        for e in workflow.history(execution["executionArn"])
+        if e["type"] == "LambdaFunctionFailed"
+    ]
+
+    assert execution["status"] == "SUCCEEDED"
+    assert failures == ["TransientError", "TransientError"]
+    assert registered_run["create_calls"] == 3
+    assert len(workflow.packages_of("it-registered-2021")) == 1
+
+
+def test_a_candidate_below_the_gate_is_rejected_with_every_reason_and_not_registered(workflow: Workflow) -> None:
+    workflow.stage_year(datetime(2019, 1, 1, tzinfo=UTC), shuffled_labels)
+
+    execution = workflow.run("it-rejected-2019", year_trigger(2019))
+
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    output = json.loads(execution["output"])
+    assert output["evaluation"]["promote"] is False
+    assert any(r.startswith("floor.roc_auc") for r in output["evaluation"]["reasons"])
+    decision = workflow.read_json(output["evaluation"]["decision_uri"])
+    assert decision["decision"] == "reject"
+    assert decision["reasons"] == output["evaluation"]["reasons"]
+    assert output["notification"]["outcome"] == "rejected"
+    assert workflow.packages_of("it-rejected-2019") == []
+
+
+def test_a_failing_training_job_reaches_the_catch_and_fails_the_run_with_its_cause(workflow: Workflow) -> None:
+    workflow.stage_year(datetime(2017, 1, 1, tzinfo=UTC), leaking_feature)
+
+    execution = workflow.run("it-failed-2017", year_trigger(2017))
+
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == "TrainingJobFailed"
+    assert "training job failed: SageMaker training job churn-it-failed-2017 ended Failed" in execution["cause"]
+    assert "support_calls_90d" in execution["cause"]
+    entered = [
+        e["stateEnteredEventDetails"]["name"]
+        for e in workflow.history(execution["executionArn"])
+        if "stateEnteredEventDetails" in e
+    ]
+    assert entered[-2:] == ["NotifyFailure", "TrainingRunFailed"]
+    assert workflow.packages_of("it-failed-2017") == []
+
+
+def test_a_snapshot_the_data_gate_refuses_never_trains(workflow: Workflow) -> None:
+    execution = workflow.run("it-no-data-2013", year_trigger(2013))
+
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == "DataGateRejected"
+    assert "row count 0" in execution["cause"]
+    assert not [e for e in workflow.history(execution["executionArn"]) if e["type"] == "TaskScheduled"]
+
+
+def test_the_same_trigger_delivered_twice_gives_one_execution_and_one_package(workflow: Workflow) -> None:
+    now = datetime.now(UTC)
+    workflow.stage_year(now - timedelta(days=362))
+    starter = workflow.deployment.physical_id(f"{PREFIX}-training/StartTrainingFunction")
+    request = {
+        "trigger": "manual",
+        "requested_by": "integration-test",
+        "reason": "twice",
+        "force": True,
+        "request_id": f"dup-{now:%Y%m%d%H%M%S}",
+    }
+    lam = workflow.cloud.client("lambda")
+
+    answers = [
+        json.loads(lam.invoke(FunctionName=starter, Payload=json.dumps(request).encode())["Payload"].read())
+        for _ in range(2)
+    ]
+    execution = workflow.cloud.wait_for_execution(answers[0]["execution_arn"], timeout=EXECUTION_TIMEOUT)
+    third = json.loads(lam.invoke(FunctionName=starter, Payload=json.dumps(request).encode())["Payload"].read())
+
+    assert answers[0]["started"] is True
+    assert answers[1]["started"] is False
+    assert third["started"] is False and "duplicate" in third["reason"]
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    assert len(workflow.packages_of(answers[0]["execution_name"])) == 1

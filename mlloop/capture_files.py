@@ -72,8 +72,12 @@ def capture_lines(
     threshold: float = 0.5,
     model_version: str = "1",
     inference_time: datetime | None = None,
+    wrap_instances: bool = False,
 ) -> bytes:
-    """Capture JSON lines for one request per row of ``frame`` answered with ``scores``."""
+    """Capture JSON lines for one request per row of ``frame`` answered with ``scores``.
+
+    ``wrap_instances`` sends each record as ``{"instances": [record]}``, as the front door does.
+    """
     columns = [frame[name].tolist() for name in feature_order]
     lines: list[str] = []
     for i, score in enumerate(np.asarray(scores, dtype=np.float64).tolist()):
@@ -81,7 +85,8 @@ def capture_lines(
         if "csv" in content_type:
             body = _csv_row(values)
         else:
-            body = json.dumps(dict(zip(feature_order, values, strict=True)), separators=(",", ":"))
+            record_body: Any = dict(zip(feature_order, values, strict=True))
+            body = json.dumps({"instances": [record_body]} if wrap_instances else record_body, separators=(",", ":"))
         response = {
             "predictions": [{"probability": score, "label": int(score >= threshold)}],
             "model_version": model_version,

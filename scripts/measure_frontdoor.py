@@ -187,7 +187,8 @@ def main() -> None:
     def through(door: Any) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
         def call(event: dict[str, Any], context: Any) -> dict[str, Any]:
             frontdoor._front_door = door
-            return frontdoor.handler(event, context)
+            response: dict[str, Any] = frontdoor.handler(event, context)
+            return response
 
         return call
 

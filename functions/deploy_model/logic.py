@@ -140,6 +140,10 @@ class Deployer:
         """Start one deploy execution per approval event; a redelivered event finds its execution running."""
         if package.model_package_group != self.settings.model_package_group or package.status != "Approved":
             return {"started": False, "reason": "not an approval in this stage's model package group"}
+        described = self.sagemaker.describe_model_package(ModelPackageName=package.model_package_arn)
+        if self._serving(f"v{described.get('ModelPackageVersion')}") is not None:
+            # Updates to a deployed package (its deployment marks among them) arrive as state changes too.
+            return {"started": False, "reason": "the endpoint already serves this package"}
         name = execution_name(package.event_id)
         try:
             self.stepfunctions.start_execution(
@@ -164,6 +168,20 @@ class Deployer:
         version = f"v{package['ModelPackageVersion']}"
         # Fail before touching traffic when the front door could not serve this model's contract or fallback.
         self._serving_documents(package)
+        serving = self._serving(version)
+        if serving is not None:
+            return DeployState(
+                event_id=event_id,
+                model_package_arn=model_package_arn,
+                model_version=version,
+                endpoint_name=self.settings.endpoint_name,
+                model_name=serving["model_name"],
+                endpoint_config_name=serving["endpoint_config_name"],
+                previous_config_name=serving["endpoint_config_name"],
+                mode="already_running",
+                deadline=self.clock() + self.settings.max_execution_seconds + DEADLINE_MARGIN_SECONDS,
+                poll_seconds=self.settings.poll_seconds,
+            )
         suffix = resource_suffix(event_id)
         model_name = f"{self.settings.endpoint_name}-{version}-{suffix}"
         config_name = model_name
@@ -252,6 +270,17 @@ class Deployer:
             if "already exist" not in _error_message(exc):
                 raise
 
+    def _serving(self, version: str) -> dict[str, str] | None:
+        """The running config and model when the endpoint, settled, already serves `version` (variant name)."""
+        running = self._describe_endpoint()
+        if running is None or running.get("EndpointStatus") != "InService":
+            return None
+        config = self.sagemaker.describe_endpoint_config(EndpointConfigName=running["EndpointConfigName"])
+        for variant in config.get("ProductionVariants", []):
+            if variant.get("VariantName") == version:
+                return {"endpoint_config_name": running["EndpointConfigName"], "model_name": variant["ModelName"]}
+        return None
+
     def _describe_endpoint(self) -> dict[str, Any] | None:
         try:
             described: dict[str, Any] = self.sagemaker.describe_endpoint(EndpointName=self.settings.endpoint_name)
@@ -314,7 +343,8 @@ class Deployer:
     def _finish(self, state: DeployState) -> DeployState:
         if state.status == "deployed":
             self._write_manifest(state)
-            self._mark_package(state, approval=None)
+            if state.mode != "already_running":
+                self._mark_package(state, approval=None)
             return state
         # Rejected, so that nothing (the champion comparison, batch scoring) treats it as the live model.
         self._mark_package(state, approval="Rejected")

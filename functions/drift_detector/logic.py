@@ -70,7 +70,10 @@ class FeatureDrift:
         return self.missing_rate - self.baseline_missing_rate
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
+        # A shallow copy: dataclasses.asdict deep-copies and costs more than the statistics on small windows.
+        out = dict(vars(self))
+        out["new_categories"] = list(self.new_categories)
+        out["reasons"] = list(self.reasons)
         out["missing_rate_delta"] = self.missing_rate_delta
         return out
 

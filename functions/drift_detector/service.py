@@ -226,7 +226,10 @@ def run_drift_check(
         capture_objects=len(objects),
         records_skipped=skipped,
     )
-    publish_metrics(cloudwatch, settings.metrics_namespace, drift_metrics(report, settings.endpoint_name), window.end)
+    # An on-demand check of the current hour ends in the future; metrics stamped there would be invisible to the
+    # alarms (CloudWatch evaluates periods ending now), so the verdict is stamped no later than now.
+    stamp = min(window.end, now)
+    publish_metrics(cloudwatch, settings.metrics_namespace, drift_metrics(report, settings.endpoint_name), stamp)
     keys = report_keys(settings.endpoint_name, window)
     body = json.dumps(report, separators=(",", ":"), allow_nan=False).encode()
     s3.put_object(Bucket=settings.artifacts_bucket, Key=keys["json"], Body=body, ContentType="application/json")

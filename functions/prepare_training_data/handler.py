@@ -7,8 +7,9 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
 
-from functions.prepare_training_data.logic import PrepareSettings, prepare_training_data
+from functions.prepare_training_data.logic import COPY_WORKERS, PrepareSettings, prepare_training_data
 from functions.shared.observability import logger, metrics, tracer
 from functions.shared.transient import transient_faults
 
@@ -21,9 +22,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         snapshot = prepare_training_data(
             str(event["run_id"]),
             event.get("trigger") or {},
-            s3=boto3.client("s3"),
+            s3=boto3.client("s3", config=Config(max_pool_connections=COPY_WORKERS)),
             settings=PrepareSettings.from_env(),
             now=datetime.now(UTC),
         )
-    logger.info("training data snapshot written", extra=snapshot.to_dict())
+    logger.info("training data snapshot written", extra={"snapshot": snapshot.to_dict()})
     return snapshot.to_dict()

@@ -35,5 +35,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(
         name="RetrainingStarted" if outcome.started else "RetrainingTriggerRecorded", unit=MetricUnit.Count, value=1
     )
-    logger.info("training trigger handled", extra=outcome.to_dict())
+    logger.info("training trigger handled", extra={"outcome": outcome.to_dict()})
     return outcome.to_dict()

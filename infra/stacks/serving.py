@@ -192,7 +192,9 @@ class ServingStack(Stack):
             ),
             default_method_options=apigateway.MethodOptions(authorization_type=apigateway.AuthorizationType.IAM),
         )
-        # The API's own 400 for a body outside the request model, in the front door's error shape.
+        fd = c.frontdoor
+        # The API's own 400 for a body outside the request model, in the front door's error shape. A fixed
+        # message: the validator's own text carries quotes that would break the JSON of a mapping template.
         api.add_gateway_response(
             "BadRequestBody",
             type=apigateway.ResponseType.BAD_REQUEST_BODY,
@@ -201,13 +203,15 @@ class ServingStack(Stack):
                 "application/json": json.dumps(
                     {
                         "error": "invalid request",
-                        "fields": {"body": "$context.error.validationErrorString"},
+                        "fields": {
+                            "body": 'expected one JSON record or {"instances": [...]} with 1 to '
+                            f"{fd.max_batch_records} records"
+                        },
                         "request_id": "$context.requestId",
                     }
                 )
             },
         )
-        fd = c.frontdoor
         # The gateway's size limit: at most the configured batch, each record a flat object; the front door then
         # checks every field against the deployed contract.
         request_model = api.add_model(

@@ -90,6 +90,10 @@ class EventRouter:
         event = copy.deepcopy(dict(original_event))
         event["time"] = _iso_time(event.get("time") or dt.datetime.now(tz=dt.UTC).timestamp())
         event.pop("ingestion-time", None)
+        s3_object = event.get("detail", {}).get("object") if event.get("source") == "aws.s3" else None
+        if isinstance(s3_object, dict) and "eTag" in s3_object:
+            # moto spells it "eTag"; S3's EventBridge events (and Powertools' model) say "etag".
+            s3_object["etag"] = s3_object.pop("eTag")
         for target in list(rule.targets):
             try:
                 self._deliver_one(rule, target, event)

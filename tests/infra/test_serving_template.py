@@ -148,6 +148,9 @@ def test_the_api_requires_iam_auth_is_throttled_logged_and_bounds_the_batch(
     assert model["Schema"]["properties"]["instances"]["maxItems"] == fd.max_batch_records
     (post,) = [m for m in methods if m["HttpMethod"] == "POST"]
     assert "RequestValidatorId" in post
+    (bad_body,) = [r["Properties"] for r in resources(template, "AWS::ApiGateway::GatewayResponse").values()]
+    assert bad_body["ResponseType"] == "BAD_REQUEST_BODY" and bad_body["StatusCode"] == "400"
+    assert json.loads(bad_body["ResponseTemplates"]["application/json"])["fields"]["body"]
 
 
 def test_the_front_door_gets_its_limits_and_may_only_invoke_this_endpoint(

@@ -219,6 +219,7 @@ def test_object_created_reaches_rules_only_for_buckets_with_eventbridge_on(
     assert events[0]["detail-type"] == "Object Created"
     assert events[0]["detail"]["bucket"]["name"] == deployed.physical_id("Watched")
     assert events[0]["time"].endswith("Z")
+    assert set(events[0]["detail"]["object"]) >= {"key", "size", "etag"}
 
 
 def test_fired_schedule_sends_a_scheduled_event(local_cloud: LocalCloud, deployed: Deployment, seen: Inbox) -> None:

@@ -192,9 +192,10 @@ def test_a_broken_canary_is_rolled_back_marked_and_never_reported_as_deployed(
     (running,) = [e for e in _deploy_executions(local_cloud) if e["status"] == "RUNNING"] or [None]
     assert running is not None and len(_deploy_executions(local_cloud)) == before + 1
     # Callers keep calling during the canary; the broken variant's errors feed the rollback alarms.
-    while local_cloud.client("stepfunctions").describe_execution(executionArn=running["executionArn"])[
-        "status"
-    ] == "RUNNING":
+    while (
+        local_cloud.client("stepfunctions").describe_execution(executionArn=running["executionArn"])["status"]
+        == "RUNNING"
+    ):
         status, answer = api.call("POST", "/predict", VALID_RECORD)
         assert status == 200, answer
     execution = local_cloud.wait_for_execution(running["executionArn"])
@@ -206,3 +207,34 @@ def test_a_broken_canary_is_rolled_back_marked_and_never_reported_as_deployed(
     assert api.call("GET", "/model")[1]["model_version"] == live_version
     status, answer = api.call("POST", "/predict", VALID_RECORD)
     assert status == 200 and answer["model_version"] == live_version and answer["fallback"] is False
+
+
+def test_the_nightly_batch_scores_yesterdays_partition_into_the_predictions_table(
+    local_cloud: LocalCloud, first_deploy: dict[str, Any]
+) -> None:
+    import datetime as dt
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    yesterday = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)).isoformat()
+    rows = [{**VALID_RECORD, "customer_id": f"c{i}", "tenure_months": i} for i in range(7)]
+    out = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows), out)
+    s3 = local_cloud.client("s3")
+    s3.put_object(
+        Bucket=_bucket(local_cloud, "curated"), Key=f"churn/event_date={yesterday}/part-0.parquet", Body=out.getvalue()
+    )
+    sfn = local_cloud.client("stepfunctions")
+    (machine,) = [m for m in sfn.list_state_machines()["stateMachines"] if m["name"] == "mlloop-dev-batch-scoring"]
+    local_cloud.fire_schedule("mlloop-dev-batch-scoring")
+    (execution,) = sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
+    assert local_cloud.wait_for_execution(execution["executionArn"], timeout=120)["status"] == "SUCCEEDED"
+    capture = _bucket(local_cloud, "capture")
+    keys = [
+        o["Key"] for o in s3.list_objects_v2(Bucket=capture, Prefix="predictions/")["Contents"] if "/batch-" in o["Key"]
+    ]
+    (key,) = keys
+    scored = [json.loads(line) for line in s3.get_object(Bucket=capture, Key=key)["Body"].read().decode().splitlines()]
+    assert [r["customer_id"] for r in scored] == [f"c{i}" for i in range(7)]
+    assert [r["probability"] for r in scored] == [i / 240 for i in range(7)]

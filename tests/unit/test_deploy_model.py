@@ -270,3 +270,12 @@ def test_a_package_that_is_not_approved_or_has_a_broken_fallback_never_reaches_t
     assert world.notifications()[0]["status"] == "failed"
     with pytest.raises(Exception, match="Could not find endpoint"):
         world.sagemaker.describe_endpoint(EndpointName=ENDPOINT)
+
+
+def test_a_state_change_of_the_package_already_serving_starts_no_new_deploy(world: World) -> None:
+    arn = world.register()
+    world.deploy(arn, "event-1")
+    package = ApprovedPackage(event_id="evt-9", model_package_arn=arn, model_package_group=GROUP, status="Approved")
+    assert world.deployer.accept(package) == {"started": False, "reason": "the endpoint already serves this package"}
+    state = world.deploy(arn, "event-9")
+    assert state.mode == "already_running" and state.status == "deployed"

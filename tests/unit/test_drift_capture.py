@@ -46,10 +46,14 @@ def _same_verdicts(got: dict, want: dict) -> None:
     assert got["prediction"]["psi"] == pytest.approx(want["prediction"]["psi"], abs=1e-9)
 
 
-@pytest.mark.parametrize("content_type", ["application/json", "text/csv"])
-def test_capture_gives_the_same_report_as_the_requests_themselves(churn, content_type):
+@pytest.mark.parametrize(
+    ("content_type", "wrap"), [("application/json", False), ("application/json", True), ("text/csv", False)]
+)
+def test_capture_gives_the_same_report_as_the_requests_themselves(churn, content_type, wrap):
     baseline, current, scores = churn
-    payload = capture_lines(current, scores, feature_order=CONTRACT.feature_names, content_type=content_type)
+    payload = capture_lines(
+        current, scores, feature_order=CONTRACT.feature_names, content_type=content_type, wrap_instances=wrap
+    )
 
     got, batch = _from_capture(baseline, payload)
 
@@ -66,7 +70,8 @@ def test_batches_base64_and_odd_lines_are_all_read(churn):
     batched = capture_record(json.dumps({"instances": rows[:300]}), response)
     lines = [json.dumps(batched)]
     for i in range(300, 400):
-        body = json.dumps(rows[i], indent=2)  # pretty-printed: not one line, takes the per-line path
+        # Pretty-printed bodies are not one line and take the per-line path; compact ones the wrapped fast path.
+        body = json.dumps(rows[i], indent=2) if i % 2 else json.dumps({"instances": [rows[i]]}, separators=(",", ":"))
         lines.append(json.dumps(capture_record(body, json.dumps({"predictions": [{"probability": scores[i]}]}))))
     for i in range(400, 600):
         record = capture_record("", json.dumps({"predictions": [{"probability": scores[i]}]}))

@@ -10,11 +10,11 @@ import sys
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
-from aws_cdk import App, Validations  # noqa: E402
-from cdk_nag import AwsSolutionsChecks, ServerlessChecks  # noqa: E402
+from aws_cdk import App, Validations
+from cdk_nag import AwsSolutionsChecks, ServerlessChecks
 
-from infra.config import ConfigError, stage_configs_from_app  # noqa: E402
-from infra.platform import build_stage  # noqa: E402
+from infra.config import ConfigError, stage_configs_from_app
+from infra.platform import build_stage
 
 
 def main() -> None:

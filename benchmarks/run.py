@@ -139,6 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in names:
         print(f"== {name} ({args.size})", file=sys.stderr, flush=True)
         results.append(BENCHMARKS[name](args.size))
+        # Each benchmark's table as soon as it is done: a full run takes long enough to want progress.
+        print(table(results[-1:]), file=sys.stderr, flush=True)
     doc = document(results, args.size, started, time.perf_counter() - clock)
     markdown = table(results)
     print(markdown)

@@ -10,9 +10,9 @@ import dataclasses
 import json
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 
 STAGES: tuple[str, ...] = ("dev", "staging", "prod")
 CDK_JSON = Path(__file__).resolve().parents[1] / "cdk.json"
@@ -22,75 +22,79 @@ class ConfigError(ValueError):
     """One line: the full key path, the bad value and what is allowed."""
 
 
-def _spec(lo: float | None = None, hi: float | None = None) -> Any:
-    return field(metadata={"min": lo, "max": hi})
+@dataclass(frozen=True)
+class Range:
+    """Inclusive bounds of a numeric setting, attached with Annotated[int, Range(lo, hi)]."""
+
+    min: float
+    max: float
 
 
 @dataclass(frozen=True)
 class LakeConfig:
-    raw_infrequent_access_days: int = _spec(30, 3650)
-    raw_glacier_days: int = _spec(31, 3650)
-    noncurrent_expiry_days: int = _spec(1, 3650)
-    ingest_chunk_rows: int = _spec(1000, 5_000_000)
+    raw_infrequent_access_days: Annotated[int, Range(30, 3650)]
+    raw_glacier_days: Annotated[int, Range(31, 3650)]
+    noncurrent_expiry_days: Annotated[int, Range(1, 3650)]
+    ingest_chunk_rows: Annotated[int, Range(1000, 5_000_000)]
 
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    instance_type: str = _spec()
-    instance_count: int = _spec(1, 20)
-    max_runtime_seconds: int = _spec(60, 432_000)
-    use_spot: bool = _spec()
-    schedule: str = _spec()
-    retrain_on_new_data: bool = _spec()
-    cooldown_minutes: int = _spec(0, 10_080)
-    window_days: int = _spec(1, 3650)
+    instance_type: str
+    instance_count: Annotated[int, Range(1, 20)]
+    max_runtime_seconds: Annotated[int, Range(60, 432_000)]
+    use_spot: bool
+    schedule: str
+    retrain_on_new_data: bool
+    cooldown_minutes: Annotated[int, Range(0, 10_080)]
+    window_days: Annotated[int, Range(1, 3650)]
 
 
 @dataclass(frozen=True)
 class EndpointConfig:
-    instance_type: str = _spec()
-    instance_count: int = _spec(1, 40)
-    data_capture_percent: int = _spec(0, 100)
+    instance_type: str
+    instance_count: Annotated[int, Range(1, 40)]
+    data_capture_percent: Annotated[int, Range(0, 100)]
 
 
 @dataclass(frozen=True)
 class DeploymentConfig:
-    mode: Literal["CANARY", "LINEAR", "ALL_AT_ONCE"] = _spec()
-    canary_percent: int = _spec(1, 50)
-    linear_step_percent: int = _spec(5, 50)
-    wait_seconds: int = _spec(0, 3600)
-    termination_wait_seconds: int = _spec(0, 3600)
-    max_execution_seconds: int = _spec(600, 28_800)
+    mode: Literal["CANARY", "LINEAR", "ALL_AT_ONCE"]
+    canary_percent: Annotated[int, Range(1, 50)]
+    linear_step_percent: Annotated[int, Range(5, 50)]
+    wait_seconds: Annotated[int, Range(0, 3600)]
+    termination_wait_seconds: Annotated[int, Range(0, 3600)]
+    max_execution_seconds: Annotated[int, Range(600, 28_800)]
 
 
 @dataclass(frozen=True)
 class FrontDoorConfig:
-    max_batch_records: int = _spec(1, 1000)
-    throttle_rate: int = _spec(1, 10_000)
-    throttle_burst: int = _spec(1, 5000)
-    endpoint_timeout_ms: int = _spec(50, 60_000)
-    endpoint_retries: int = _spec(0, 5)
-    circuit_failures: int = _spec(1, 1000)
-    circuit_window_seconds: int = _spec(1, 3600)
-    circuit_cooldown_seconds: int = _spec(1, 3600)
-    prediction_log_sample_percent: int = _spec(0, 100)
+    max_batch_records: Annotated[int, Range(1, 1000)]
+    throttle_rate: Annotated[int, Range(1, 10_000)]
+    throttle_burst: Annotated[int, Range(1, 5000)]
+    endpoint_timeout_ms: Annotated[int, Range(50, 60_000)]
+    endpoint_retries: Annotated[int, Range(0, 5)]
+    circuit_failures: Annotated[int, Range(1, 1000)]
+    circuit_window_seconds: Annotated[int, Range(1, 3600)]
+    circuit_cooldown_seconds: Annotated[int, Range(1, 3600)]
+    prediction_log_sample_percent: Annotated[int, Range(0, 100)]
 
 
 @dataclass(frozen=True)
 class MonitoringConfig:
-    drift_schedule: str = _spec()
-    drift_window_hours: int = _spec(1, 720)
-    min_drift_samples: int = _spec(10, 10_000_000)
-    psi_threshold: float = _spec(0.01, 10)
-    drifted_share_threshold: float = _spec(0.01, 1)
-    prediction_psi_threshold: float = _spec(0.01, 10)
-    latency_p99_ms: int = _spec(1, 60_000)
-    errors_5xx: int = _spec(1, 100_000)
-    fallback_rate_percent: float = _spec(0.1, 100)
-    validation_error_rate_percent: float = _spec(0.1, 100)
-    quarantine_rate_percent: float = _spec(0.1, 100)
-    min_live_auc: float = _spec(0.5, 1)
-    retraining_needs_approval: bool = _spec()
+    drift_schedule: str
+    drift_window_hours: Annotated[int, Range(1, 720)]
+    min_drift_samples: Annotated[int, Range(10, 10_000_000)]
+    psi_threshold: Annotated[float, Range(0.01, 10)]
+    drifted_share_threshold: Annotated[float, Range(0.01, 1)]
+    prediction_psi_threshold: Annotated[float, Range(0.01, 10)]
+    latency_p99_ms: Annotated[int, Range(1, 60_000)]
+    errors_5xx: Annotated[int, Range(1, 100_000)]
+    fallback_rate_percent: Annotated[float, Range(0.1, 100)]
+    validation_error_rate_percent: Annotated[float, Range(0.1, 100)]
+    quarantine_rate_percent: Annotated[float, Range(0.1, 100)]
+    min_live_auc: Annotated[float, Range(0.5, 1)]
+    retraining_needs_approval: bool
 
 
 @dataclass(frozen=True)
@@ -99,10 +103,10 @@ class StageConfig:
     project: str
     model_name: str
     dataset: str
-    account: str | None = _spec()
-    region: str = _spec()
-    removal_policy: Literal["destroy", "retain"] = _spec()
-    approval: Literal["auto", "manual"] = _spec()
+    account: str | None
+    region: str
+    removal_policy: Literal["destroy", "retain"]
+    approval: Literal["auto", "manual"]
     lake: LakeConfig
     training: TrainingConfig
     endpoint: EndpointConfig
@@ -131,19 +135,18 @@ class StageConfig:
 T = TypeVar("T")
 
 
-def _describe_allowed(tp: Any, meta: typing.Mapping[str, Any]) -> str:
+def _describe_allowed(tp: Any, bounds: Range | None) -> str:
     if get_origin(tp) is Literal:
         return "one of " + ", ".join(str(a) for a in get_args(tp))
     if tp is bool:
         return "true or false"
-    lo, hi = meta.get("min"), meta.get("max")
     kind = "an integer" if tp is int else "a number" if tp is float else "a string"
-    if lo is not None and hi is not None:
-        return f"{kind} from {lo} to {hi}"
+    if bounds is not None:
+        return f"{kind} from {bounds.min:g} to {bounds.max:g}"
     return kind
 
 
-def _check_value(path: str, tp: Any, meta: typing.Mapping[str, Any], value: Any) -> Any:
+def _check_value(path: str, tp: Any, bounds: Range | None, value: Any) -> Any:
     origin = get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         options = get_args(tp)
@@ -154,7 +157,7 @@ def _check_value(path: str, tp: Any, meta: typing.Mapping[str, Any], value: Any)
         if not isinstance(value, dict):
             raise ConfigError(f"{path}: expected a mapping of settings, got {value!r}")
         return _build(tp, value, path)  # type: ignore[arg-type]
-    allowed = _describe_allowed(tp, meta)
+    allowed = _describe_allowed(tp, bounds)
     if origin is Literal:
         if value not in get_args(tp):
             raise ConfigError(f"{path}: {value!r} is not allowed (allowed: {allowed})")
@@ -170,14 +173,21 @@ def _check_value(path: str, tp: Any, meta: typing.Mapping[str, Any], value: Any)
         ok = isinstance(value, str) and bool(value)
     if not ok:
         raise ConfigError(f"{path}: {value!r} has the wrong type (allowed: {allowed})")
-    lo, hi = meta.get("min"), meta.get("max")
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
+    if bounds is not None and not bounds.min <= value <= bounds.max:
         raise ConfigError(f"{path}: {value!r} is out of range (allowed: {allowed})")
     return value
 
 
 def _build(cls: type[T], raw: dict[str, Any], path: str, **given: Any) -> T:
-    hints = typing.get_type_hints(cls)
+    hints: dict[str, Any] = {}
+    ranges: dict[str, Range | None] = {}
+    for name, hint in typing.get_type_hints(cls, include_extras=True).items():
+        if get_origin(hint) is Annotated:
+            base, *extras = get_args(hint)
+            hints[name] = base
+            ranges[name] = next((e for e in extras if isinstance(e, Range)), None)
+        else:
+            hints[name], ranges[name] = hint, None
     fields = [f for f in dataclasses.fields(cls) if f.name not in given]  # type: ignore[arg-type]
     names = {f.name for f in fields}
     for key in raw:
@@ -191,8 +201,8 @@ def _build(cls: type[T], raw: dict[str, Any], path: str, **given: Any) -> T:
             values[f.name] = None
             continue
         if f.name not in raw:
-            raise ConfigError(f"{key}: missing key (allowed: {_describe_allowed(hints[f.name], f.metadata)})")
-        values[f.name] = _check_value(key, hints[f.name], f.metadata, raw[f.name])
+            raise ConfigError(f"{key}: missing key (allowed: {_describe_allowed(hints[f.name], ranges[f.name])})")
+        values[f.name] = _check_value(key, hints[f.name], ranges[f.name], raw[f.name])
     return cls(**values)
 
 

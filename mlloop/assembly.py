@@ -67,9 +67,7 @@ def synthesize(outdir: Path = DEFAULT_OUTDIR, *, force: bool = False) -> Path:
 
 def stack_names(outdir: Path = DEFAULT_OUTDIR) -> list[str]:
     manifest = json.loads((outdir / "manifest.json").read_text())
-    return [
-        name for name, art in manifest["artifacts"].items() if art.get("type") == "aws:cloudformation:stack"
-    ]
+    return [name for name, art in manifest["artifacts"].items() if art.get("type") == "aws:cloudformation:stack"]
 
 
 def load_template(stack_name: str, outdir: Path = DEFAULT_OUTDIR) -> dict[str, Any]:

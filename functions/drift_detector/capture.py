@@ -28,8 +28,8 @@ _PAYLOAD = pa.struct([("data", pa.string()), ("encoding", pa.string()), ("observ
 _ENVELOPE = pa.schema([("captureData", pa.struct([("endpointInput", _PAYLOAD), ("endpointOutput", _PAYLOAD)]))])
 _SCORES = pa.schema([("predictions", pa.list_(pa.struct([("probability", pa.float64())])))])
 _BLOCK_BYTES = 16 << 20
-_ONE_INSTANCE_HEAD = '{"instances":['
-_ONE_INSTANCE_TAIL = "]}"
+_ONE_INSTANCE_HEAD = b'{"instances":['
+_ONE_INSTANCE_TAIL = b"}]}\n"
 
 
 @dataclass(frozen=True)
@@ -61,10 +61,6 @@ class CaptureBatch:
     part_rows: list[int] = field(default_factory=list)
     scores: list[Any] = field(default_factory=list)
     records_skipped: int = 0
-
-    @property
-    def rows(self) -> int:
-        return sum(self.part_rows)
 
     def add_part(self, part: Mapping[str, Any], rows: int) -> None:
         for name, values in part.items():
@@ -104,31 +100,28 @@ def _join_lines(strings: pa.Array) -> bytes:
 
 def _records_fast(bodies: pa.Array, spec: FeatureSpec) -> tuple[dict[str, Any], int]:
     fields = [(n, spec.arrow_type(n, csv_body=False)) for n in spec.names]
-    # The front door sends one record wrapped as {"instances":[{...}]}: cut the wrapper off and those bodies
-    # parse as flat records, much faster than as a list of structs. Anything else takes the general schema.
-    wrapped_one = pc.and_(
-        pc.and_(pc.starts_with(bodies, _ONE_INSTANCE_HEAD + "{"), pc.ends_with(bodies, "}" + _ONE_INSTANCE_TAIL)),
-        pc.invert(pc.match_substring(bodies, "},{")),
-    )
-    parts: dict[str, list[Any]] = {n: [] for n in spec.names}
-    rows = 0
-    unwrapped = pc.utf8_slice_codeunits(bodies.filter(wrapped_one), len(_ONE_INSTANCE_HEAD), -len(_ONE_INSTANCE_TAIL))
-    if len(unwrapped):
-        table = _read_json_lines(_join_lines(unwrapped), pa.schema(fields))
-        for name in spec.names:
-            parts[name].extend(table.column(name).chunks)
-        rows += table.num_rows
-    general = bodies.filter(pc.invert(wrapped_one))
-    if len(general):
-        record = pa.struct(fields)
-        table = _read_json_lines(_join_lines(general), pa.schema([*fields, ("instances", pa.list_(record))]))
-        instances = table.column("instances").combine_chunks()
-        single = pc.is_null(instances)
-        nested = pc.list_flatten(instances)
-        for i, name in enumerate(spec.names):
-            parts[name].extend([table.column(name).combine_chunks().filter(single), nested.field(i)])
-        rows += int(pc.sum(single.cast(pa.int64())).as_py() or 0) + len(nested)
-    columns = {name: pa.chunked_array(parts[name], type=fields[i][1]) for i, name in enumerate(spec.names)}
+    joined = _join_lines(bodies)
+    # The front door sends one record wrapped as {"instances":[{...}]}. Cutting the wrapper off in the joined
+    # bytes lets every body parse as a flat record, much faster than as a list of structs. The head cannot occur
+    # inside a JSON string (its quotes would be escaped); anything the cut breaks (several instances in one
+    # body) fails to parse or changes the row count, and takes the general schema instead.
+    flat = joined.replace(_ONE_INSTANCE_HEAD, b"").replace(_ONE_INSTANCE_TAIL, b"}\n")
+    try:
+        table = _read_json_lines(flat, pa.schema(fields))
+        if table.num_rows == len(bodies):
+            return {name: table.column(name) for name in spec.names}, table.num_rows
+    except pa.ArrowInvalid:
+        pass
+    record = pa.struct(fields)
+    table = _read_json_lines(joined, pa.schema([*fields, ("instances", pa.list_(record))]))
+    instances = table.column("instances").combine_chunks()
+    single = pc.is_null(instances)
+    nested = pc.list_flatten(instances)
+    columns: dict[str, Any] = {}
+    for i, name in enumerate(spec.names):
+        direct = table.column(name).combine_chunks().filter(single)
+        columns[name] = pa.chunked_array([direct, nested.field(i)], type=fields[i][1])
+    rows = int(pc.sum(single.cast(pa.int64())).as_py() or 0) + len(nested)
     return columns, rows
 
 

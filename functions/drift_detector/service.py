@@ -12,13 +12,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from functions.drift_detector import metric_names as names
 from functions.drift_detector.capture import CaptureBatch, FeatureSpec, parse_capture
 from functions.drift_detector.logic import DriftDetector, DriftThresholds
 from functions.drift_detector.report_html import render_html
 from functions.shared.serving_manifest import ServingManifest, manifest_key
 
-REPORTS_PREFIX = "monitoring/drift"
+# The operator CLI (`mlloop report`) fetches the newest report under this prefix with its siblings (.html).
+REPORTS_PREFIX = "drift-reports"
 BASELINE_METADATA_KEY = "drift_baseline_uri"
 # Capture files are parsed a group at a time: memory follows this size, not the window's traffic.
 DEFAULT_PARSE_GROUP_BYTES = 128 << 20
@@ -107,7 +110,13 @@ def baseline_uri_for(sagemaker: Any, model_package_arn: str) -> str:
 
 
 def capture_destination(sagemaker: Any, endpoint_name: str) -> str | None:
-    described = sagemaker.describe_endpoint(EndpointName=endpoint_name)
+    """The endpoint's capture prefix; None when it captures nothing or no longer exists (no traffic to judge)."""
+    try:
+        described = sagemaker.describe_endpoint(EndpointName=endpoint_name)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("ValidationException", "ResourceNotFound"):
+            return None
+        raise
     uri = (described.get("DataCaptureConfig") or {}).get("DestinationS3Uri")
     return str(uri).rstrip("/") if uri else None
 
@@ -191,11 +200,7 @@ def publish_metrics(cloudwatch: Any, namespace: str, data: list[dict[str, Any]],
 
 def report_keys(endpoint_name: str, window: Window) -> dict[str, str]:
     folder = f"{REPORTS_PREFIX}/{endpoint_name}/{window.end:%Y/%m/%d/%H}"
-    return {
-        "json": f"{folder}/drift_report.json",
-        "html": f"{folder}/drift_report.html",
-        "latest": f"{REPORTS_PREFIX}/{endpoint_name}/latest.json",
-    }
+    return {"json": f"{folder}/drift_report.json", "html": f"{folder}/drift_report.html"}
 
 
 def run_drift_check(
@@ -233,7 +238,6 @@ def run_drift_check(
     keys = report_keys(settings.endpoint_name, window)
     body = json.dumps(report, separators=(",", ":"), allow_nan=False).encode()
     s3.put_object(Bucket=settings.artifacts_bucket, Key=keys["json"], Body=body, ContentType="application/json")
-    s3.put_object(Bucket=settings.artifacts_bucket, Key=keys["latest"], Body=body, ContentType="application/json")
     s3.put_object(
         Bucket=settings.artifacts_bucket,
         Key=keys["html"],

@@ -8,6 +8,7 @@ maximum lag (a snapshot is scored around when it is taken, not weeks later).
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -137,7 +138,7 @@ class QualityReport:
 
 
 def _finite(value: float) -> float | None:
-    return None if value != value else float(value)  # noqa: PLR0124
+    return None if math.isnan(value) else float(value)
 
 
 def measure_quality(

@@ -15,7 +15,6 @@ Outcome = Literal["registered", "rejected", "data_rejected", "failed"]
 OUTCOMES: tuple[str, ...] = ("registered", "rejected", "data_rejected", "failed")
 MAX_SUBJECT = 100
 MAX_CAUSE = 2000
-MAX_REASON = 1200
 
 
 @dataclass(frozen=True)
@@ -61,16 +60,19 @@ def _failure(state: Mapping[str, Any]) -> tuple[str, str]:
         parsed = None
     if isinstance(parsed, dict) and "errorMessage" in parsed:
         cause = f"{parsed.get('errorType', name)}: {parsed['errorMessage']}"
-    job = state.get("training_job") or {}
-    if name == "TrainingJobFailed" and job.get("FailureReason"):
-        # A script's failure reason ends with the exception that stopped it; its start is traceback boilerplate.
-        reason = str(job["FailureReason"])
-        cause = f"{cause}: {reason if len(reason) <= MAX_REASON else '...' + reason[-MAX_REASON:]}"
     step = str(state.get("failed_step") or "the workflow")
     # A Fail state may not raise a name in the reserved States.* namespace.
     if name.startswith("States."):
         name = f"Workflow.{name.removeprefix('States.')}"
-    return name, f"{step} failed: {cause}"[:MAX_CAUSE]
+    return name, _shorten(f"{step} failed: {cause}")
+
+
+def _shorten(text: str) -> str:
+    """Keep both ends: the start says what failed, the end (a script's last exception) says why."""
+    if len(text) <= MAX_CAUSE:
+        return text
+    head = MAX_CAUSE // 4
+    return f"{text[:head]} ... {text[-(MAX_CAUSE - head - 5) :]}"
 
 
 def summarise(outcome: str, run_id: str, state: Mapping[str, Any], settings: NotifySettings) -> Summary:

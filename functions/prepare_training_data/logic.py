@@ -65,6 +65,7 @@ class Snapshot:
     train_uri: str
     output_uri: str
     training_job_name: str
+    model_artifacts_uri: str
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -165,6 +166,8 @@ def prepare_training_data(
         ContentType="application/json",
     )
     bucket = settings.artifacts_bucket
+    job_name = training_job_name(settings.model_name, run_id)
+    output_uri = f"s3://{bucket}/{prefix}/output"
     return Snapshot(
         run_id=run_id,
         data_version=version,
@@ -175,6 +178,8 @@ def prepare_training_data(
         manifest_key=manifest_key,
         manifest_uri=f"s3://{bucket}/{manifest_key}",
         train_uri=f"s3://{bucket}/{prefix}/data/",
-        output_uri=f"s3://{bucket}/{prefix}/output",
-        training_job_name=training_job_name(settings.model_name, run_id),
+        output_uri=output_uri,
+        training_job_name=job_name,
+        # Where SageMaker writes SM_MODEL_DIR: <S3OutputPath>/<job name>/output/model.tar.gz.
+        model_artifacts_uri=f"{output_uri}/{job_name}/output/model.tar.gz",
     )

@@ -157,9 +157,8 @@ def _parse_feature(raw: Any, path: str) -> Feature:
         for bound in (lo, hi):
             if bound is not None and not math.isfinite(bound):
                 raise ContractError(f"{p}min/max: bounds must be finite")
-    else:
-        if lo is not None or hi is not None:
-            raise ContractError(f"{p}min: only numeric features take min/max")
+    elif lo is not None or hi is not None:
+        raise ContractError(f"{p}min: only numeric features take min/max")
     if ftype == "categorical":
         if not categories:
             raise ContractError(f"{p}categories: a categorical feature needs at least one category")

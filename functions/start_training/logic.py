@@ -54,9 +54,12 @@ class Trigger:
 
     @property
     def execution_name(self) -> str:
+        """Stable across redeliveries: the event id, plus the event's own time for events (a manual request has
+        no time of its own, only its request id)."""
         digest = hashlib.sha256(f"{self.kind}|{self.event_id}".encode()).hexdigest()[:12]
         kind = self.kind.replace("_", "-")
-        return _NAME_UNSAFE.sub("-", f"{kind}-{self.time:%Y%m%dT%H%M%SZ}-{digest}")[:80]
+        name = f"{kind}-{digest}" if self.kind == "manual" else f"{kind}-{self.time:%Y%m%dT%H%M%SZ}-{digest}"
+        return _NAME_UNSAFE.sub("-", name)[:80]
 
     def to_input(self) -> dict[str, Any]:
         """The `trigger` object of the state machine's input; it becomes the package's lineage."""

@@ -36,7 +36,7 @@ DATA_CAPTURE_PREFIX = "datacapture"
 LABELS_DATASET_SUFFIX = "_labels"
 LABEL_LOOKBACK_DAYS = 90
 MIN_LABELED_PREDICTIONS = 200
-DRIFT_REPORTS_PREFIX = "monitoring/drift"
+DRIFT_REPORTS_PREFIX = "drift-reports"
 QUALITY_REPORTS_PREFIX = "monitoring/quality"
 CLOUDWATCH_ALARM_EVENT = "CloudWatch Alarm State Change"
 
@@ -472,7 +472,7 @@ class MonitoringStack(Stack):
                 message=events.RuleTargetInput.from_text(
                     f"{self.config.prefix}: retraining needed ({events.EventField.from_path('$.detail.alarmName')} "
                     f"entered ALARM at {events.EventField.from_path('$.time')}). Approve by starting it: "
-                    f"mlloop train --stage {self.config.stage} --reason <why>"
+                    f"mlloop retrain --stage {self.config.stage} --reason <why>"
                 ),
             )
         else:

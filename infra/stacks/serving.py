@@ -25,6 +25,7 @@ from infra.constructs.canary_endpoint import (
     FrontDoorMetrics,
     function_versions_finding,
     lake_objects,
+    manifest_listing,
     wildcard_finding,
 )
 from infra.constructs.platform_function import PlatformFunction
@@ -152,6 +153,7 @@ class ServingStack(Stack):
         fn.add_to_role_policy(
             iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[self.lake.key.key_arn])
         )
+        fn.add_to_role_policy(manifest_listing(self.lake.artifacts_bucket, self.endpoint_name))
         return predictions
 
     def _api(self) -> apigateway.RestApi:

@@ -481,53 +481,55 @@ class TrainingStack(Stack):
         )
         catch(create_job, "start the training job")
         wait = sfn.Wait(self, "WaitForTraining", time=sfn.WaitTime.duration(POLL_INTERVAL))
-        describe = tasks.CallAwsService(
-            self,
+        # Only the fields the workflow reads: the full answer carries timestamps, which state data cannot hold.
+        describe = self._describe_training_job(
             "DescribeTrainingJob",
-            service="sagemaker",
-            action="describeTrainingJob",
-            parameters={"TrainingJobName": sfn.JsonPath.string_at("$.snapshot.training_job_name")},
-            iam_resources=[_arn(self._training_job_arn())],
-            result_path="$.training_job",
-        )
-        # A read-only call: any failure of it is worth retrying before giving up on the run.
-        describe.add_retry(
-            errors=["States.TaskFailed"],
-            interval=Duration.seconds(5),
-            max_attempts=5,
-            backoff_rate=2,
-            max_delay=Duration.minutes(2),
-            jitter_strategy=sfn.JitterType.FULL,
+            {"name.$": "$.TrainingJobName", "status.$": "$.TrainingJobStatus", "secondary.$": "$.SecondaryStatus"},
+            "$.training_job",
         )
         catch(describe, "poll the training job")
+        failure_reason = self._describe_training_job(
+            "DescribeTrainingFailure", {"reason.$": "$.FailureReason"}, "$.training_failure"
+        )
+        catch(failure_reason, "read the training failure")
+        failed_step = sfn.Pass(
+            self, "TrainingJobFailedStep", result=sfn.Result.from_string("training job"), result_path="$.failed_step"
+        )
+        failed_step.next(notify_failure)
         job_failed = sfn.Pass(
             self,
             "TrainingJobFailed",
             parameters={
                 "Error": "TrainingJobFailed",
                 "Cause": sfn.JsonPath.format(
-                    "SageMaker training job {} ended {}",
-                    sfn.JsonPath.string_at("$.training_job.TrainingJobName"),
-                    sfn.JsonPath.string_at("$.training_job.TrainingJobStatus"),
+                    "SageMaker training job {} failed: {}",
+                    sfn.JsonPath.string_at("$.training_job.name"),
+                    sfn.JsonPath.string_at("$.training_failure.reason"),
                 ),
             },
             result_path="$.error",
         )
-        job_failed.next(
-            sfn.Pass(
-                self,
-                "TrainingJobFailedStep",
-                result=sfn.Result.from_string("training job"),
-                result_path="$.failed_step",
-            )
-        ).next(notify_failure)
+        failure_reason.next(job_failed)
+        job_failed.next(failed_step)
+        job_stopped = sfn.Pass(
+            self,
+            "TrainingJobStopped",
+            parameters={
+                "Error": "TrainingJobStopped",
+                "Cause": sfn.JsonPath.format(
+                    "SageMaker training job {} was stopped", sfn.JsonPath.string_at("$.training_job.name")
+                ),
+            },
+            result_path="$.error",
+        )
+        job_stopped.next(failed_step)
 
         evaluate = self._invoke(
             "EvaluateCandidate",
             self.evaluate_function,
             {
                 "run_id": run_id,
-                "model_artifacts_uri": sfn.JsonPath.string_at("$.training_job.ModelArtifacts.S3ModelArtifacts"),
+                "model_artifacts_uri": sfn.JsonPath.string_at("$.snapshot.model_artifacts_uri"),
             },
             "$.evaluation",
         )
@@ -541,7 +543,7 @@ class TrainingStack(Stack):
                 "data_version": sfn.JsonPath.string_at("$.snapshot.data_version"),
                 "manifest_uri": sfn.JsonPath.string_at("$.snapshot.manifest_uri"),
                 "training_job_name": sfn.JsonPath.string_at("$.snapshot.training_job_name"),
-                "model_data_url": sfn.JsonPath.string_at("$.training_job.ModelArtifacts.S3ModelArtifacts"),
+                "model_data_url": sfn.JsonPath.string_at("$.snapshot.model_artifacts_uri"),
                 "evaluation": sfn.JsonPath.object_at("$.evaluation"),
             },
             "$.registration",
@@ -571,14 +573,9 @@ class TrainingStack(Stack):
         wait.next(describe)
         describe.next(
             sfn.Choice(self, "TrainingJobStatus")
-            .when(sfn.Condition.string_equals("$.training_job.TrainingJobStatus", "Completed"), evaluate)
-            .when(
-                sfn.Condition.or_(
-                    sfn.Condition.string_equals("$.training_job.TrainingJobStatus", "Failed"),
-                    sfn.Condition.string_equals("$.training_job.TrainingJobStatus", "Stopped"),
-                ),
-                job_failed,
-            )
+            .when(sfn.Condition.string_equals("$.training_job.status", "Completed"), evaluate)
+            .when(sfn.Condition.string_equals("$.training_job.status", "Failed"), failure_reason)
+            .when(sfn.Condition.string_equals("$.training_job.status", "Stopped"), job_stopped)
             .otherwise(wait)
         )
         evaluate.next(
@@ -638,6 +635,30 @@ class TrainingStack(Stack):
             )
         _acknowledge(machine, findings)
         return machine
+
+    def _describe_training_job(
+        self, construct_id: str, selector: dict[str, str], result_path: str
+    ) -> tasks.CallAwsService:
+        task = tasks.CallAwsService(
+            self,
+            construct_id,
+            service="sagemaker",
+            action="describeTrainingJob",
+            parameters={"TrainingJobName": sfn.JsonPath.string_at("$.snapshot.training_job_name")},
+            iam_resources=[_arn(self._training_job_arn())],
+            result_selector=selector,
+            result_path=result_path,
+        )
+        # A read-only call: any failure of it is worth retrying before giving up on the run.
+        task.add_retry(
+            errors=["States.TaskFailed"],
+            interval=Duration.seconds(5),
+            max_attempts=5,
+            backoff_rate=2,
+            max_delay=Duration.minutes(2),
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        return task
 
     def _training_job_arn(self) -> str:
         return f"arn:{{partition}}:sagemaker:{{region}}:{{account}}:training-job/{self.config.model_name}-*"

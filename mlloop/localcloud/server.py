@@ -32,7 +32,7 @@ from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from mlloop.localcloud.dispatch import AsyncDispatcher, DeliveryFailure
 from mlloop.localcloud.events import EventRouter
 from mlloop.localcloud.lambdas import LambdaRuntime
-from mlloop.localcloud.stepfunctions import StepFunctionsClock
+from mlloop.localcloud.stepfunctions import ExecutionOutputs, StepFunctionsClock
 
 if TYPE_CHECKING:
     from mlloop.localcloud.apigateway import LocalApiGateway
@@ -93,6 +93,7 @@ class LocalCloud:
         self.lambdas: LambdaRuntime | None = None
         self.events: EventRouter | None = None
         self._clock: StepFunctionsClock | None = None
+        self._outputs: ExecutionOutputs | None = None
         self._plugins: list[ModuleType] = []
         self._api_gateway: LocalApiGateway | None = None
         self._saved_env: dict[str, str | None] = {}
@@ -154,6 +155,8 @@ class LocalCloud:
             self.events.install()
             self._clock = StepFunctionsClock(self.time_scale)
             self._clock.install()
+            self._outputs = ExecutionOutputs()
+            self._outputs.install()
             self._install_plugins()
         except BaseException:
             self._shutdown()
@@ -195,7 +198,7 @@ class LocalCloud:
             self._api_gateway = None
         if self._server is not None and self._server._server is not None:
             self._post("/moto-api/reset", {})
-        for patch in (self._clock, self.events, self.lambdas):
+        for patch in (self._outputs, self._clock, self.events, self.lambdas):
             if patch is not None:
                 patch.uninstall()
         if self.dispatcher is not None:

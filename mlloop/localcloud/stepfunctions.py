@@ -6,12 +6,15 @@ every 60 s would make tests crawl. Both are scaled by `LOCALCLOUD_TIME_SCALE` (0
 
 from __future__ import annotations
 
+import json
 import time
+from datetime import date, datetime
 from types import SimpleNamespace
 from typing import Any
 
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 
 
 class StepFunctionsClock:
@@ -45,3 +48,37 @@ class StepFunctionsClock:
             WaitFunction._eval_body = self._original_wait  # type: ignore[method-assign]
             retrier_decl.time = self._original_time  # type: ignore[attr-defined]
             self._original_wait = None
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+class ExecutionOutputs:
+    """Stores a finished execution's output as JSON text, timestamps as ISO-8601 strings.
+
+    An aws-sdk task's result (e.g. sagemaker:describeTrainingJob) carries datetimes from boto3; moto keeps
+    the final state as a dict and its DescribeExecution then fails with a 500 while encoding it.
+    """
+
+    def __init__(self) -> None:
+        self._original: Any = None
+
+    def install(self) -> None:
+        original = BaseExecutionWorkerCommunication._reflect_execution_status
+
+        def _reflect_execution_status(communication: BaseExecutionWorkerCommunication) -> None:
+            original(communication)  # type: ignore[no-untyped-call]
+            output = communication.execution.output
+            if output is not None and not isinstance(output, str):
+                communication.execution.output = json.dumps(output, default=_iso)
+
+        self._original = original
+        BaseExecutionWorkerCommunication._reflect_execution_status = _reflect_execution_status  # type: ignore[method-assign]
+
+    def uninstall(self) -> None:
+        if self._original is not None:
+            BaseExecutionWorkerCommunication._reflect_execution_status = self._original  # type: ignore[method-assign]
+            self._original = None

@@ -130,7 +130,7 @@ def test_prod_asks_people_instead_of_retraining_by_itself(templates):
     target = rule["Targets"][0]
 
     assert "NotificationsTopic" in json.dumps(target["Arn"])
-    assert "mlloop train --stage prod" in json.dumps(target["InputTransformer"])
+    assert "mlloop retrain --stage prod" in json.dumps(target["InputTransformer"])
 
 
 @pytest.mark.parametrize("stage", STAGES)

@@ -118,10 +118,12 @@ def test_training_runs_request_response_with_a_poll_loop(templates: dict[str, di
     choice = states["TrainingJobStatus"]
     assert choice["Default"] == "WaitForTraining"
     assert choice["Choices"][0] == {
-        "Variable": "$.training_job.TrainingJobStatus",
+        "Variable": "$.training_job.status",
         "StringEquals": "Completed",
         "Next": "EvaluateCandidate",
     }
+    assert [c["Next"] for c in choice["Choices"][1:]] == ["DescribeTrainingFailure", "TrainingJobStopped"]
+    assert states["DescribeTrainingFailure"]["ResultSelector"] == {"reason.$": "$.FailureReason"}
     assert states["PromotionGate"]["Default"] == "NotifyRejected"
 
 

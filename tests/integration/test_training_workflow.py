@@ -198,7 +198,8 @@ def test_a_failing_training_job_reaches_the_catch_and_fails_the_run_with_its_cau
 
     assert execution["status"] == "FAILED"
     assert execution["error"] == "TrainingJobFailed"
-    assert "training job failed: SageMaker training job churn-it-failed-2017 ended Failed" in execution["cause"]
+    assert execution["cause"].startswith("training job failed: SageMaker training job churn-it-failed-2017 failed:")
+    assert "LeakageError" in execution["cause"]
     assert "support_calls_90d" in execution["cause"]
     entered = [
         e["stateEnteredEventDetails"]["name"]

@@ -131,11 +131,13 @@ def test_drifted_window_publishes_verdict_metrics_and_reports(aws):
     assert published[names.DEPLOYED_MODEL_VERSION] == 3
     assert published[f"{names.FEATURE_PSI}/monthly_charges"] >= 0.2
     report = json.loads(
-        s3.get_object(Bucket="artifacts", Key="monitoring/drift/mlloop-dev-churn/latest.json")["Body"].read()
+        s3.get_object(Bucket="artifacts", Key="drift-reports/mlloop-dev-churn/2026/11/22/09/drift_report.json")[
+            "Body"
+        ].read()
     )
     assert report["model_version"] == "3"
     assert report["window_start"] == "2026-11-21T09:00:00Z"
-    html = s3.get_object(Bucket="artifacts", Key="monitoring/drift/mlloop-dev-churn/2026/11/22/09/drift_report.html")
+    html = s3.get_object(Bucket="artifacts", Key="drift-reports/mlloop-dev-churn/2026/11/22/09/drift_report.html")
     assert b"<svg" in html["Body"].read()
 
 
@@ -179,3 +181,13 @@ def test_on_demand_window_and_settings_from_environment():
     assert [f"{h:%H}" for h in window.hours()] == ["07", "08"]
     assert DriftSettings.from_env(env).thresholds.prediction_psi == 0.25
     assert drift_metrics({"verdict": "insufficient_data", "sample_count": 3}, ENDPOINT)[0]["Value"] == 3.0
+
+
+def test_a_deleted_endpoint_is_no_traffic_not_an_error(aws):
+    s3, sm, cw = aws
+    sm.delete_endpoint(EndpointName=ENDPOINT)
+
+    summary = run_drift_check({}, settings=_settings(), s3=s3, sagemaker=sm, cloudwatch=cw, now=NOW)
+
+    assert summary["verdict"] == "insufficient_data"
+    assert summary["sample_count"] == 0

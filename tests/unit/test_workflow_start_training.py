@@ -88,6 +88,16 @@ def test_the_same_event_names_the_same_execution_and_different_events_differ() -
     assert len(first) <= 80
 
 
+def test_a_manual_request_sent_twice_names_one_execution_whatever_the_clock_says() -> None:
+    request = {"trigger": "manual", "requested_by": "alice", "request_id": "req-1"}
+
+    first = parse_trigger(request, NOW).execution_name
+    later = parse_trigger(request, NOW + timedelta(minutes=5)).execution_name
+
+    assert first == later
+    assert first.startswith("manual-")
+
+
 def test_cooldown_running_and_alarm_recovery_hold_automatic_triggers_back() -> None:
     alarm = parse_trigger(alarm_event(), NOW)
     recovered = parse_trigger(alarm_event(state="OK"), NOW)

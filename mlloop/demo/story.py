@@ -1,0 +1,618 @@
+"""The whole life of a model on the embedded AWS, phase by phase, recorded as facts a person can check.
+
+Every phase acts only through what the dev stage deploys (buckets, rules, state machines, the API, the endpoint)
+or through what an operator has (boto3, the operator CLI's functions), then reads back from the cloud what a
+person would look at: packages and their approval, the endpoint's config and weights, alarms and their events,
+executions and their input. The record (`Story.record`) feeds the summary, the HTML report and the e2e tests.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from functions.shared.contract import load_contract
+from infra.config import StageConfig, load_stage_config, read_cdk_json_context
+from mlloop import assembly
+from mlloop.cli import registry
+from mlloop.cli.platform import Platform
+from mlloop.datagen import generate_churn
+from mlloop.demo.traffic import Traffic, batches, feature_records
+from mlloop.localcloud import LocalCloud
+from mlloop.localcloud import sagemaker as local_sagemaker
+from mlloop.localcloud.deployer import Deployment
+
+STAGE = "dev"
+TIMELINE_RULE = "mlloop-demo-timeline"
+# Features the drifted traffic moves, and how far (see mlloop.datagen: standard deviations or probability share).
+DRIFT = {"monthly_charges": 1.5, "tenure_months": -1.0, "contract_type": 0.6, "support_calls_90d": 1.5}
+BROKEN_PREDICT = '''
+
+def predict_fn(data, model):
+    """Deliberately broken for the demo: every prediction fails, as a bad release would."""
+    raise RuntimeError("deliberately broken model: predict_fn always fails")
+'''
+
+
+class StoryError(RuntimeError):
+    """A phase did not end the way the story says it must; the message says what was seen instead."""
+
+
+@dataclass
+class DemoOptions:
+    rows: int = 5000
+    # The time split needs train, validation and test windows apart by the 30-day label window: 8 months.
+    months: int = 8
+    corrupt_fraction: float = 0.03
+    serve_requests: int = 40
+    drift_rows: int = 900
+    fallback_requests: int = 30
+    time_scale: float = 0.01
+    seed: int = 7
+
+
+@dataclass
+class Phase:
+    name: str
+    title: str
+    seconds: float = 0.0
+    facts: list[str] = field(default_factory=list)
+
+
+class Story:
+    """One run of the demo. `phases()` lists the steps; each is a method that records what it saw."""
+
+    def __init__(self, options: DemoOptions, *, on_fact: Callable[[str], None] | None = None) -> None:
+        self.options = options
+        self.config: StageConfig = load_stage_config(read_cdk_json_context(), STAGE)
+        self.contract = load_contract(self.config.dataset)
+        self.started = time.monotonic()
+        self.started_at = datetime.now(UTC)
+        self.on_fact = on_fact or (lambda _text: None)
+        self.cloud: LocalCloud | None = None
+        self.deployment: Deployment | None = None
+        self.platform: Platform | None = None
+        self.traffic: Traffic | None = None
+        self.current: Phase | None = None
+        self._saved_env: dict[str, str | None] = {}
+        self._timeline_queue = ""
+        self.record: dict[str, Any] = {
+            "stage": STAGE,
+            "started_at": self.started_at.isoformat(),
+            "options": vars(options),
+            "phases": [],
+            "packages": [],
+            "trainings": [],
+            "deploys": [],
+            "endpoint_snapshots": [],
+            "traffic_split": [],
+            "alarm_history": {},
+            "events": [],
+        }
+
+    # ------------------------------------------------------------------ plumbing
+    def phases(self) -> list[tuple[str, str, Callable[[], None]]]:
+        return [
+            ("synthesize", "Synthesize the CDK app (every stage, cdk-nag checked)", self.synthesize),
+            ("deploy", "Start the local cloud and deploy the dev stage", self.deploy),
+            ("ingest", "Ingest raw data (bad rows go to quarantine)", self.ingest),
+            ("train_v1", "Train, evaluate and register v1 (training state machine)", self.train_v1),
+            ("deploy_v1", "Deploy v1 on approval", self.deploy_v1),
+            ("serve", "Serve traffic: HTTP API and sagemaker-runtime", self.serve),
+            ("drift", "Drifted traffic: detector, alarm, retraining", self.drift),
+            ("canary_v2", "v2 through a canary, promoted", self.canary_v2),
+            ("bad_canary", "A bad model: its canary trips an alarm and rolls back", self.bad_canary),
+            ("fallback", "Kill the endpoint mid-traffic: the fallback answers", self.fallback),
+        ]
+
+    @contextmanager
+    def phase(self, name: str, title: str) -> Iterator[Phase]:
+        phase = Phase(name, title)
+        self.current = phase
+        began = time.monotonic()
+        try:
+            yield phase
+        finally:
+            phase.seconds = round(time.monotonic() - began, 2)
+            self.record["phases"].append(
+                {"name": name, "title": title, "seconds": phase.seconds, "facts": list(phase.facts)}
+            )
+            self.current = None
+
+    def fact(self, text: str) -> None:
+        if self.current is not None:
+            self.current.facts.append(text)
+        self.on_fact(text)
+
+    def clock(self) -> float:
+        return round(time.monotonic() - self.started, 3)
+
+    def client(self, service: str) -> Any:
+        assert self.cloud is not None
+        return self.cloud.client(service)
+
+    def stop(self) -> None:
+        """Leave nothing running: the endpoint threads, the API server and the cloud stop with it."""
+        if self.cloud is not None:
+            try:
+                if self._timeline_queue:
+                    self.record["events"] = self._drain_timeline()
+            finally:
+                self.cloud.stop()
+                self.cloud = None
+                for key, value in self._saved_env.items():
+                    if value is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = value
+
+    # ------------------------------------------------------------------ lookups
+    def _machine(self, suffix: str) -> str:
+        return f"arn:aws:states:{self.config.region}:{LocalCloud.account_id}:stateMachine:{self.config.prefix}-{suffix}"
+
+    def _executions(self, suffix: str) -> list[dict[str, Any]]:
+        pages = self.client("stepfunctions").get_paginator("list_executions").paginate(
+            stateMachineArn=self._machine(suffix)
+        )
+        return sorted((e for page in pages for e in page["executions"]), key=lambda e: e["startDate"])
+
+    def _new_execution(self, suffix: str, known: set[str], timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            fresh = [e for e in self._executions(suffix) if e["executionArn"] not in known]
+            if fresh:
+                return fresh[0]
+            time.sleep(0.1)
+        raise StoryError(f"no new {self.config.prefix}-{suffix} execution started within {timeout:.0f} s")
+
+    def _bucket(self, logical: str) -> str:
+        assert self.deployment is not None
+        return str(self.deployment.physical_id(logical))
+
+    def _package(self, arn: str) -> dict[str, Any]:
+        described: dict[str, Any] = self.client("sagemaker").describe_model_package(ModelPackageName=arn)
+        metadata = described.get("CustomerMetadataProperties") or {}
+        return {
+            "arn": arn,
+            "version": int(described["ModelPackageVersion"]),
+            "approval": described.get("ModelApprovalStatus", ""),
+            "approval_description": described.get("ApprovalDescription", ""),
+            "model_data_url": described["InferenceSpecification"]["Containers"][0]["ModelDataUrl"],
+            "metadata": metadata,
+        }
+
+    def _snapshot_endpoint(self, label: str) -> dict[str, Any]:
+        described = self.client("sagemaker").describe_endpoint(EndpointName=self.config.endpoint_name)
+        snapshot = {
+            "label": label,
+            "at": self.clock(),
+            "status": described["EndpointStatus"],
+            "config": described["EndpointConfigName"],
+            "failure_reason": described.get("FailureReason", ""),
+            "variants": {v["VariantName"]: v.get("CurrentWeight") for v in described.get("ProductionVariants", [])},
+        }
+        self.record["endpoint_snapshots"].append(snapshot)
+        return snapshot
+
+    def _wait_for(self, execution_arn: str, timeout: float) -> dict[str, Any]:
+        assert self.cloud is not None
+        described = self.cloud.wait_for_execution(execution_arn, timeout=timeout)
+        return {
+            "name": described["name"],
+            "arn": execution_arn,
+            "status": described["status"],
+            "error": described.get("error", ""),
+            "cause": described.get("cause", "")[:500],
+            "input": json.loads(described.get("input") or "{}"),
+            "output": json.loads(described.get("output") or "{}"),
+            "started": self.started_seconds(described["startDate"]),
+            "stopped": self.started_seconds(described.get("stopDate")),
+        }
+
+    def started_seconds(self, when: datetime | None) -> float | None:
+        """A cloud timestamp as seconds since the run started (the report's time axis)."""
+        if when is None:
+            return None
+        return round((when.astimezone(UTC) - self.started_at).total_seconds(), 3)
+
+    # ------------------------------------------------------------------ phases
+    def synthesize(self) -> None:
+        fresh = assembly.is_fresh()
+        assembly.synthesize()
+        self.fact("cdk.out was up to date" if fresh else "synthesized every stage into cdk.out (cdk-nag passed)")
+
+    def deploy(self) -> None:
+        self.cloud = LocalCloud.start(time_scale=self.options.time_scale)
+        # As a person's shell after `mlloop.localcloud up`: boto3 anywhere in the process finds the cloud and its
+        # region, and functions overlaying their environment restore these values instead of removing them.
+        self._saved_env = {key: os.environ.get(key) for key in self.cloud.client_environment()}
+        os.environ.update(self.cloud.client_environment())
+        self.deployment = self.cloud.deploy(STAGE)
+        self.platform = Platform(config=self.config, session=self.cloud.session, endpoint_url=self.cloud.endpoint_url)
+        self.fact(f"local cloud on {self.cloud.endpoint_url} (time scale {self.options.time_scale})")
+        self.fact(f"deployed stacks: {', '.join(self.deployment.stack_names)}")
+        self._watch_timeline()
+        rest_api = [r for r in self.deployment.of_type("AWS::ApiGateway::RestApi") if r.stack.endswith("-serving")]
+        api_url = self.cloud.api_url(rest_api[0].physical_id, STAGE)
+        self.traffic = Traffic(
+            api_base=api_url,
+            runtime=self.client("sagemaker-runtime"),
+            endpoint_name=self.config.endpoint_name,
+            started=self.started,
+        )
+        self.record["api_url"] = api_url
+        self.fact(f"front door API at {api_url}")
+
+    def _watch_timeline(self) -> None:
+        """An audit rule, as an operator would add one: every alarm and SageMaker event lands in a queue."""
+        sqs, events = self.client("sqs"), self.client("events")
+        queue_url = sqs.create_queue(QueueName=TIMELINE_RULE)["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.put_rule(
+            Name=TIMELINE_RULE,
+            EventPattern=json.dumps({"source": ["aws.cloudwatch", "aws.sagemaker"]}),
+            State="ENABLED",
+        )
+        events.put_targets(Rule=TIMELINE_RULE, Targets=[{"Id": "queue", "Arn": queue_arn}])
+        self._timeline_queue = queue_url
+
+    def _drain_timeline(self) -> list[dict[str, Any]]:
+        sqs = self.client("sqs")
+        drained: list[dict[str, Any]] = []
+        while True:
+            messages = sqs.receive_message(QueueUrl=self._timeline_queue, MaxNumberOfMessages=10).get("Messages", [])
+            if not messages:
+                return sorted(drained, key=lambda e: e["time"])
+            for message in messages:
+                event = json.loads(message["Body"])
+                drained.append(_timeline_entry(event))
+                sqs.delete_message(QueueUrl=self._timeline_queue, ReceiptHandle=message["ReceiptHandle"])
+
+    def _compress_cooldown(self) -> None:
+        """Local time runs faster (the time scale): the retraining cooldown shrinks with it, as every wait does."""
+        assert self.platform is not None
+        name = self.platform.find_function("start_training")
+        lam = self.client("lambda")
+        variables = dict(lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"])
+        cooldown = int(self.config.training.cooldown_minutes * self.options.time_scale)
+        variables["COOLDOWN_MINUTES"] = str(cooldown)
+        lam.update_function_configuration(FunctionName=name, Environment={"Variables": variables})
+        self.fact(
+            f"retraining cooldown {self.config.training.cooldown_minutes} min scaled to {cooldown} min "
+            f"(time scale {self.options.time_scale})"
+        )
+
+    def ingest(self) -> None:
+        assert self.cloud is not None
+        o = self.options
+        frame = generate_churn(o.rows, seed=o.seed, months=o.months, corrupt_fraction=o.corrupt_fraction)
+        self._training_frame_rows = len(frame)
+        key = f"{self.config.dataset}/demo-{datetime.now(UTC):%Y%m%dT%H%M%S}.csv"
+        self.client("s3").put_object(Bucket=self._bucket("RawBucket"), Key=key, Body=frame.to_csv(index=False).encode())
+        self.cloud.wait_idle(timeout=900)
+        report = self._ingest_report(key)
+        self.record["ingest"] = {
+            "raw_key": key,
+            "rows_generated": len(frame),
+            "rows_corrupted": len(frame.attrs["corrupt_rows"]),
+            "corruptions": _count(frame.attrs["corruptions"]),
+            "rows_in": report["rows_in"],
+            "rows_curated": report["rows_curated"],
+            "rows_quarantined": report["rows_quarantined"],
+            "rule_counts": report["rule_counts"],
+            "curated_objects": len(report["curated_objects"]),
+        }
+        self.fact(f"raw file s3://{self._bucket('RawBucket')}/{key}: {len(frame)} rows")
+        self.fact(
+            f"curated {report['rows_curated']} rows in {len(report['curated_objects'])} daily Parquet files; "
+            f"quarantined {report['rows_quarantined']} ({', '.join(f'{k} {v}' for k, v in report['rule_counts'].items())})"
+        )
+
+    def _ingest_report(self, raw_key: str) -> dict[str, Any]:
+        s3, bucket = self.client("s3"), self._bucket("QuarantineBucket")
+        stem = raw_key.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="reports/"):
+            for item in page.get("Contents", []):
+                if stem in item["Key"] and item["Key"].endswith(".json"):
+                    report: dict[str, Any] = json.loads(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
+                    return report
+        raise StoryError(f"no ingest report for {raw_key} in s3://{bucket}/reports/")
+
+    def _training_run(self, execution: dict[str, Any], label: str) -> dict[str, Any]:
+        finished = self._wait_for(execution["executionArn"], timeout=900)
+        history = self.client("stepfunctions").get_execution_history(
+            executionArn=execution["executionArn"], maxResults=1000
+        )["events"]
+        states = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
+        registration = finished["output"].get("registration") or {}
+        run = {**finished, "label": label, "states": states, "trigger": finished["input"].get("trigger", {})}
+        run["evaluation"] = finished["output"].get("evaluation", {})
+        run["package_arn"] = registration.get("model_package_arn", "")
+        self.record["trainings"].append(run)
+        if finished["status"] != "SUCCEEDED" or not run["package_arn"]:
+            raise StoryError(f"training {finished['name']} ended {finished['status']}: {finished['cause']}")
+        return run
+
+    def train_v1(self) -> None:
+        # dev retrains on new curated data: the ingest itself started the run (debounced across its files).
+        first = self._new_execution("training", set(), timeout=60)
+        run = self._training_run(first, "v1")
+        package = self._package(run["package_arn"])
+        self.record["packages"].append({**package, "label": "v1"})
+        metrics = run["evaluation"].get("metrics", {})
+        self.fact(f"execution {run['name']} (trigger: {run['trigger'].get('kind')}) {run['status']}")
+        self.fact(f"steps: {' > '.join(dict.fromkeys(run['states']))}")
+        self.fact(
+            f"v{package['version']} registered, {package['approval']}: test AUC {metrics.get('roc_auc', 0):.3f}, "
+            f"ECE {metrics.get('ece', 0):.3f}"
+        )
+
+    def _deploy_run(self, known: set[str], label: str, during: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+        execution = self._new_execution("deploy-model", known, timeout=300)
+        during(execution)
+        finished = self._wait_for(execution["executionArn"], timeout=600)
+        deploy = {**finished, "label": label, "result": finished["output"].get("deploy", {})}
+        self.record["deploys"].append(deploy)
+        return deploy
+
+    def _deploy_executions(self) -> set[str]:
+        return {e["executionArn"] for e in self._executions("deploy-model")}
+
+    def deploy_v1(self) -> None:
+        assert self.cloud is not None
+        self.cloud.wait_idle(timeout=300)
+        deploy = self._deploy_run(set(), "v1", lambda _execution: None)
+        if deploy["status"] != "SUCCEEDED":
+            raise StoryError(f"deploy of v1 ended {deploy['status']}: {deploy['cause']}")
+        snapshot = self._snapshot_endpoint("after v1")
+        self.fact(f"deploy {deploy['name']}: {deploy['result'].get('detail', deploy['status'])}")
+        self.fact(f"endpoint {self.config.endpoint_name} {snapshot['status']} on {snapshot['config']}")
+
+    def serve(self) -> None:
+        assert self.traffic is not None
+        o = self.options
+        frame = generate_churn(o.serve_requests * 3, seed=o.seed + 1, months=1)
+        records = feature_records(frame, self.contract)
+        for record in records[: o.serve_requests]:
+            self.traffic.predict("serve", [record])
+        for batch in batches(records[o.serve_requests :], 20):
+            self.traffic.predict("serve", batch)
+        for record in records[: o.serve_requests // 2]:
+            self.traffic.invoke_endpoint("serve", [record])
+        status, invalid = self.traffic._http("POST", "/predict", {**records[0], "plan": "platinum"})
+        self.record["invalid_request"] = {"status": status, "answer": invalid}
+        status, model = self.traffic.get("/model")
+        self.record["model_endpoint"] = {"status": status, "model_version": model.get("model_version")}
+        answers = self.traffic.of_phase("serve")
+        self.fact(
+            f"{sum(a.door == 'api' for a in answers)} HTTP requests, "
+            f"{sum(a.door == 'runtime' for a in answers)} sagemaker-runtime calls, "
+            f"{sum(a.answered for a in answers)} answered by {sorted({a.model_version for a in answers})}"
+        )
+        self.fact(f"an unknown plan is refused with {status if False else self.record['invalid_request']['status']}: "
+                  f"{json.dumps(invalid.get('fields', invalid))[:120]}")
+
+    def drift(self) -> None:
+        assert self.cloud is not None and self.traffic is not None and self.platform is not None
+        self._compress_cooldown()
+        o = self.options
+        frame = generate_churn(o.drift_rows, seed=o.seed + 2, months=1, drift=DRIFT)
+        for batch in batches(feature_records(frame, self.contract), 50):
+            self.traffic.predict("drift", batch)
+        written = local_sagemaker.flush_data_capture(self.config.endpoint_name)
+        known = {e["executionArn"] for e in self._executions("training")}
+        detector = self.platform.find_function("drift_detector")
+        now = datetime.now(UTC)
+        # The scheduled run looks at whole past hours; on demand, the detector is asked for the current hour.
+        event = {"window_end": (now + timedelta(hours=1)).isoformat(), "window_hours": 1}
+        response = self.client("lambda").invoke(FunctionName=detector, Payload=json.dumps(event).encode())
+        summary = json.loads(response["Payload"].read())
+        if response.get("FunctionError"):
+            raise StoryError(f"the drift detector failed: {summary}")
+        report = self._read_s3_json(summary["report"])
+        self.record["drift"] = {"summary": summary, "report": report, "capture_records_flushed": written}
+        self.fact(
+            f"detector: {summary['verdict']} on {summary['sample_count']} captured rows; drifted: "
+            f"{', '.join(summary['drifted_features']) or 'none'}"
+        )
+        self.cloud.evaluate_alarms()
+        states = self._alarm_states()
+        self.record["alarms_after_drift"] = states
+        self.fact("in ALARM: " + ", ".join(sorted(n for n, s in states.items() if s == "ALARM")))
+        self.cloud.wait_idle(timeout=300)
+        retraining = self._new_execution("training", known, timeout=120)
+        run = self._training_run(retraining, "v2")
+        package = self._package(run["package_arn"])
+        self.record["packages"].append({**package, "label": "v2"})
+        self.fact(
+            f"retraining {run['name']} (trigger: {run['trigger'].get('kind')} {run['trigger'].get('source')}) "
+            f"{run['status']}: v{package['version']} {package['approval']}"
+        )
+
+    def _alarm_states(self) -> dict[str, str]:
+        """Every alarm of the stage (metric and composite) and its state, as `describe-alarms` lists them."""
+        cw = self.client("cloudwatch")
+        described = cw.describe_alarms(
+            AlarmNamePrefix=self.config.prefix, AlarmTypes=["MetricAlarm", "CompositeAlarm"], MaxRecords=100
+        )
+        alarms = [*described.get("MetricAlarms", []), *described.get("CompositeAlarms", [])]
+        return {a["AlarmName"]: a["StateValue"] for a in alarms}
+
+    def _read_s3_json(self, uri: str) -> dict[str, Any]:
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        loaded: dict[str, Any] = json.loads(self.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+        return loaded
+
+    def _pump_during(self, phase: str, execution: dict[str, Any], records: list[dict[str, Any]]) -> None:
+        """Call the API while a deploy runs, sampling how the endpoint splits traffic between its fleets."""
+        assert self.traffic is not None
+        sfn = self.client("stepfunctions")
+        index = 0
+        while sfn.describe_execution(executionArn=execution["executionArn"])["status"] == "RUNNING":
+            shares = local_sagemaker.endpoint_traffic(self.config.endpoint_name)
+            self.record["traffic_split"].append({"phase": phase, "at": self.clock(), "shares": shares})
+            self.traffic.predict(phase, [records[index % len(records)]])
+            index += 1
+
+    def canary_v2(self) -> None:
+        records = feature_records(generate_churn(300, seed=self.options.seed + 3, months=1), self.contract)
+        known = {d["arn"] for d in self.record["deploys"]}
+        deploy = self._deploy_run(known, "v2", lambda e: self._pump_during("canary_v2", e, records))
+        if deploy["status"] != "SUCCEEDED":
+            raise StoryError(f"deploy of v2 ended {deploy['status']}: {deploy['cause']}")
+        snapshot = self._snapshot_endpoint("after v2")
+        answers = self.traffic.of_phase("canary_v2") if self.traffic else []
+        served = _count(a.model_version for a in answers)
+        self.fact(f"during the canary: {', '.join(f'{v} {n}' for v, n in sorted(served.items()))} answers")
+        self.fact(f"deploy {deploy['name']}: {deploy['result'].get('detail', deploy['status'])}")
+        self.fact(f"endpoint on {snapshot['config']} with weights {snapshot['variants']}")
+
+    def bad_canary(self) -> None:
+        assert self.platform is not None
+        champion = self.record["packages"][-1]
+        arn = self._register_broken_model(champion)
+        known = {d["arn"] for d in self.record["deploys"]}
+        version = arn.rsplit("/", 1)[-1]
+        approved = registry.set_approval(
+            self.platform, version, approve=True, reason="demo: release a model that is broken on purpose"
+        )
+        self.fact(f"v{approved.version} registered PendingManualApproval, approved by the operator CLI")
+        records = feature_records(generate_churn(300, seed=self.options.seed + 4, months=1), self.contract)
+        deploy = self._deploy_run(known, "v3-broken", lambda e: self._pump_during("bad_canary", e, records))
+        package = self._package(arn)
+        self.record["packages"].append({**package, "label": "v3-broken"})
+        snapshot = self._snapshot_endpoint("after the broken canary")
+        self.record["bad_canary"] = {"deploy_status": deploy["status"], "error": deploy["error"], "cause": deploy["cause"]}
+        answers = self.traffic.of_phase("bad_canary") if self.traffic else []
+        self.fact(
+            f"deploy {deploy['status']} ({deploy['error']}): {deploy['cause'][:160]}"
+        )
+        self.fact(
+            f"v{package['version']} is {package['approval']} "
+            f"({package['metadata'].get('deployment_status', '')}); endpoint back on {snapshot['config']}"
+        )
+        self.fact(
+            f"{len(answers)} API calls during the canary, {sum(a.answered for a in answers)} answered, "
+            f"{sum(a.fallback for a in answers)} by the fallback"
+        )
+
+    def _register_broken_model(self, champion: dict[str, Any]) -> str:
+        """The champion's artifact with a predict_fn that always fails, registered as a new version."""
+        s3 = self.client("s3")
+        bucket, _, key = champion["model_data_url"].removeprefix("s3://").partition("/")
+        original = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        broken_key = f"training/runs/demo-broken-{uuid.uuid4().hex[:8]}/output/model.tar.gz"
+        s3.put_object(Bucket=bucket, Key=broken_key, Body=_break_model(original))
+        described = self.client("sagemaker").describe_model_package(ModelPackageName=champion["arn"])
+        container = {
+            k: v for k, v in described["InferenceSpecification"]["Containers"][0].items() if k != "ModelDataETag"
+        }
+        container["ModelDataUrl"] = f"s3://{bucket}/{broken_key}"
+        metadata = {
+            **champion["metadata"],
+            "trigger": "manual",
+            "trigger_source": "demo: a deliberately broken release",
+            "parent_model_package_arn": champion["arn"],
+        }
+        spec = {**described["InferenceSpecification"], "Containers": [container]}
+        arn: str = self.client("sagemaker").create_model_package(
+            ModelPackageGroupName=self.config.model_package_group,
+            ModelPackageDescription="deliberately broken: every prediction fails",
+            ModelApprovalStatus="PendingManualApproval",
+            InferenceSpecification=spec,
+            CustomerMetadataProperties=metadata,
+        )["ModelPackageArn"]
+        return arn
+
+    def fallback(self) -> None:
+        assert self.traffic is not None
+        records = feature_records(generate_churn(200, seed=self.options.seed + 5, months=1), self.contract)
+        total = self.options.fallback_requests
+        killed = threading.Event()
+
+        def kill() -> None:
+            self.client("sagemaker").delete_endpoint(EndpointName=self.config.endpoint_name)
+            self.record["endpoint_killed_at"] = self.clock()
+            killed.set()
+
+        for index in range(total):
+            if index == total // 3:
+                kill()
+            self.traffic.predict("fallback", [records[index % len(records)]])
+        status, health = self.traffic.get("/health")
+        self.record["health_after_kill"] = {"status": status, "answer": health}
+        answers = self.traffic.of_phase("fallback")
+        after = [a for a in answers if a.at >= self.record["endpoint_killed_at"]]
+        self.fact(f"endpoint deleted after {total // 3} of {total} requests")
+        self.fact(
+            f"{sum(a.answered for a in answers)}/{len(answers)} answered; after the kill "
+            f"{sum(a.fallback for a in after)}/{len(after)} by the fallback "
+            f"({', '.join(sorted({a.fallback_reason for a in after if a.fallback}))})"
+        )
+        self.fact(f"/health: {health.get('status', health)}")
+
+    # ------------------------------------------------------------------ closing
+    def collect(self) -> None:
+        """What the cloud says at the end: every package, alarm history and every request's answer."""
+        if self.cloud is None:
+            return
+        sm = self.client("sagemaker")
+        summaries = sm.list_model_packages(ModelPackageGroupName=self.config.model_package_group, MaxResults=100)
+        self.record["registry"] = [
+            self._package(s["ModelPackageArn"]) for s in summaries.get("ModelPackageSummaryList", [])
+        ]
+        cw = self.client("cloudwatch")
+        self.record["alarms_at_end"] = self._alarm_states()
+        for name in self.record["alarms_at_end"]:
+            items = cw.describe_alarm_history(AlarmName=name, HistoryItemType="StateUpdate", MaxRecords=100)
+            self.record["alarm_history"][name] = [
+                {"at": self.started_seconds(i["Timestamp"]), "summary": i["HistorySummary"]}
+                for i in sorted(items.get("AlarmHistoryItems", []), key=lambda i: i["Timestamp"])
+            ]
+        if self.traffic is not None:
+            self.record["answers"] = [a.to_dict() for a in self.traffic.answers]
+        self.record["delivery_failures"] = [str(f) for f in self.cloud.delivery_failures]
+
+
+def _count(values: Any) -> dict[str, int]:
+    counted: dict[str, int] = {}
+    for value in values:
+        counted[str(value)] = counted.get(str(value), 0) + 1
+    return counted
+
+
+def _timeline_entry(event: dict[str, Any]) -> dict[str, Any]:
+    detail = event.get("detail", {})
+    kind = event.get("detail-type", "")
+    if kind == "CloudWatch Alarm State Change":
+        what = f"{detail.get('alarmName')}: {detail.get('previousState', {}).get('value')} -> {detail.get('state', {}).get('value')}"
+    elif kind == "SageMaker Model Package State Change":
+        what = f"package v{detail.get('ModelPackageVersion')}: {detail.get('ModelApprovalStatus')}"
+    elif kind == "SageMaker Endpoint Deployment State Change":
+        what = f"{detail.get('EndpointName')}: {detail.get('Status') or detail.get('StatusMessage') or detail.get('DeploymentStatus')}"
+    else:
+        what = f"{detail.get('EndpointName') or detail.get('TrainingJobName', '')}: {detail.get('EndpointStatus') or detail.get('TrainingJobStatus', '')}"
+    return {"time": event.get("time", ""), "source": event.get("source", ""), "type": kind, "what": what, "detail": detail}
+
+
+def _break_model(model_tar_gz: bytes) -> bytes:
+    source = tarfile.open(fileobj=io.BytesIO(model_tar_gz), mode="r:gz")
+    out = io.BytesIO()
+    with source, tarfile.open(fileobj=out, mode="w:gz") as target:
+        for member in source.getmembers():
+            data = source.extractfile(member).read() if member.isfile() else None  # type: ignore[union-attr]
+            if member.name.lstrip("./") == "code/inference.py" and data is not None:
+                data += BROKEN_PREDICT.encode()
+                member.size = len(data)
+            target.addfile(member, io.BytesIO(data) if data is not None else None)
+    return out.getvalue()

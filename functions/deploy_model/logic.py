@@ -30,6 +30,8 @@ SETTLING = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack", "
 FAILED = frozenset({"Failed", "OutOfService", "Deleting"})
 # Beyond SageMaker's own maximum execution time: the verify loop gives up only after SageMaker would have.
 DEADLINE_MARGIN_SECONDS = 1800
+# Blue/green updates require the new config to keep the old variant's name, so the version lives in the model.
+VARIANT_NAME = "primary"
 
 
 class DeployError(Exception):
@@ -256,7 +258,7 @@ class Deployer:
                 EndpointConfigName=config_name,
                 ProductionVariants=[
                     {
-                        "VariantName": version,
+                        "VariantName": VARIANT_NAME,
                         "ModelName": model_name,
                         "InitialInstanceCount": s.instance_count,
                         "InstanceType": s.instance_type,
@@ -271,13 +273,13 @@ class Deployer:
                 raise
 
     def _serving(self, version: str) -> dict[str, str] | None:
-        """The running config and model when the endpoint, settled, already serves `version` (variant name)."""
+        """The running config and model when the endpoint, settled, already serves `version` (in its model name)."""
         running = self._describe_endpoint()
         if running is None or running.get("EndpointStatus") != "InService":
             return None
         config = self.sagemaker.describe_endpoint_config(EndpointConfigName=running["EndpointConfigName"])
         for variant in config.get("ProductionVariants", []):
-            if variant.get("VariantName") == version:
+            if str(variant.get("ModelName", "")).startswith(f"{self.settings.endpoint_name}-{version}-"):
                 return {"endpoint_config_name": running["EndpointConfigName"], "model_name": variant["ModelName"]}
         return None
 
@@ -398,7 +400,7 @@ class Deployer:
             model_version=state.model_version,
             model_package_arn=state.model_package_arn,
             endpoint_config_name=state.endpoint_config_name,
-            variant_name=state.model_version,
+            variant_name=VARIANT_NAME,
             model_name=state.model_name,
             contract=contract,
             threshold=threshold,

@@ -17,7 +17,6 @@ import numpy as np
 from functions.drift_detector import statistics as st
 from functions.shared.drift_schema import (
     BASELINE_KIND,
-    PREDICTION_NAME,
     REPORT_KIND,
     SCHEMA_VERSION,
     normalize_category,
@@ -89,6 +88,9 @@ def _to_float_chunks(values: Any) -> Iterable[st.FloatArray]:
         if hasattr(values, "is_null"):
             # pyarrow arrays: nulls become NaN once cast to float.
             values = values.cast("float64").to_numpy(zero_copy_only=False)
+        elif getattr(values.dtype, "kind", "") in "fiub":
+            # Plain numpy-backed columns: zero-copy for float64, no per-value NA scan.
+            values = values.to_numpy()
         else:
             values = values.to_numpy(dtype=np.float64, na_value=np.nan)
     array = np.asarray(values)
@@ -321,7 +323,6 @@ class DriftDetector:
                 r.reasons.append("missing_rate")
             r.drifted = bool(r.reasons)
         prediction = self.prediction.evaluate(thresholds)
-        prediction.name = PREDICTION_NAME
         has_scores = self.prediction.total > self.prediction.missing
         prediction.reasons = ["psi"] if has_scores and prediction.psi >= thresholds.prediction_psi else []
         prediction.drifted = bool(prediction.reasons)

@@ -22,7 +22,7 @@ def normalize_category(value: Any, *, boolean: bool = False) -> str | None:
         return None
     if isinstance(value, float) and math.isnan(value):
         return None
-    if isinstance(value, bool) or type(value).__name__ == "bool_":
+    if isinstance(value, bool) or type(value).__name__ in ("bool", "bool_"):  # numpy 2 and numpy 1 names
         return "true" if value else "false"
     text = str(value)
     if not text:

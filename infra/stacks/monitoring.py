@@ -522,7 +522,8 @@ class MonitoringStack(Stack):
                 cloudwatch.Alarm.from_alarm_name(self, f"ServingAlarm{i}", name)
                 for i, name in enumerate(rollback_alarm_names(self.config))
             ),
-            *self.alarms.values(),
+            # The traffic alarm is a composite input whose ALARM means "enough traffic": a red tile would mislead.
+            *(alarm for kind, alarm in self.alarms.items() if kind != "drift-traffic"),
             self.retraining_alarm,
         ]
         dashboard.add_widgets(

@@ -56,7 +56,7 @@ def cmd_rollback(platform: Platform, args: argparse.Namespace, out: Renderer) ->
     result = serving.rollback(platform, to_version=args.to, reason=args.reason)
     out.line(
         f"rolled back v{result.from_version} -> v{result.to_version} in {result.seconds:.1f} s "
-        f"(deploy: {result.deploy_response.get('outcome', result.deploy_response.get('status', 'done'))})",
+        f"(deploy execution {result.deploy_response['execution']}: {result.deploy_response['status']})",
         style="green",
     )
     return _jsonable(result)  # type: ignore[no-any-return]

@@ -14,6 +14,8 @@ from mlloop.cli.platform import OperatorError, Platform
 from mlloop.cli.registry import APPROVED, PackageVersion, choose_rollback_target, list_versions, update_package
 
 _VERSION = re.compile(r"^v?(\d+)")
+POLL_SECONDS = 0.5
+DEPLOY_MARGIN_SECONDS = 600
 
 
 @dataclass(frozen=True)
@@ -145,9 +147,33 @@ def rollback(platform: Platform, *, to_version: str | None, reason: str) -> Roll
     payload = json.loads(response["Payload"].read() or b"{}")
     if response.get("FunctionError"):
         raise OperatorError(f"the deploy of v{target.version} failed: {payload.get('errorMessage', payload)}")
+    if not payload.get("started"):
+        raise OperatorError(f"the deploy of v{target.version} did not start: {payload.get('reason', payload)}")
+    outcome = wait_for_deploy(platform, str(payload["execution"]))
+    if outcome["status"] != "SUCCEEDED":
+        raise OperatorError(
+            f"the rollback deploy of v{target.version} ended {outcome['status']}: {outcome.get('cause', '')}"
+        )
     return RollbackResult(
-        from_version=serving, to_version=target.version, seconds=time.monotonic() - started, deploy_response=payload
+        from_version=serving, to_version=target.version, seconds=time.monotonic() - started, deploy_response=outcome
     )
+
+
+def wait_for_deploy(platform: Platform, execution_name: str) -> dict[str, Any]:
+    """Follow the deploy state machine's execution until it ends, within the stage's deployment timeout."""
+    sfn = platform.client("stepfunctions")
+    arn = (
+        f"arn:aws:states:{platform.region}:{platform.account}:execution:"
+        f"{platform.config.prefix}-deploy-model:{execution_name}"
+    )
+    deadline = time.monotonic() + platform.config.deployment.max_execution_seconds + DEPLOY_MARGIN_SECONDS
+    while True:
+        described = sfn.describe_execution(executionArn=arn)
+        if described["status"] != "RUNNING":
+            return {"execution": execution_name, "status": described["status"], "cause": described.get("cause", "")}
+        if time.monotonic() > deadline:
+            raise OperatorError(f"the deploy execution {execution_name} is still running past its deadline")
+        time.sleep(POLL_SECONDS)
 
 
 @dataclass

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from functions.drift_detector import metric_names as drift_metrics
+from functions.frontdoor import metric_names as frontdoor_metrics
 from mlloop.cli.observe import alarm_states, metric_over_window, recent_executions
 from mlloop.cli.platform import Platform
 from mlloop.cli.registry import list_versions
@@ -13,15 +15,20 @@ FRONTDOOR_SERVICE = "frontdoor"
 
 
 def stage_status(platform: Platform, *, executions: int, window_hours: int) -> dict[str, Any]:
-    service = {"service": f"{platform.config.project}-{FRONTDOOR_SERVICE}"}
-    requests = metric_over_window(platform, "PredictRequests", hours=window_hours, dimensions=service)
-    fallbacks = metric_over_window(platform, "FallbackAnswers", hours=window_hours, dimensions=service)
+    frontdoor = {"service": f"{platform.config.project}-{FRONTDOOR_SERVICE}"}
+    requests = metric_over_window(
+        platform, frontdoor_metrics.PREDICT_LATENCY, statistic="SampleCount", hours=window_hours, dimensions=frontdoor
+    )
+    # Published only when non-zero: no data in the window means no fallback answers.
+    fallbacks = metric_over_window(
+        platform, frontdoor_metrics.FALLBACK_ANSWERS, hours=window_hours, dimensions=frontdoor
+    )
     drift = metric_over_window(
         platform,
-        "MaxFeaturePSI",
+        drift_metrics.MAX_PSI,
         statistic="Maximum",
         hours=window_hours,
-        dimensions={"service": f"{platform.config.project}-drift_detector"},
+        dimensions={drift_metrics.ENDPOINT_DIMENSION: platform.config.endpoint_name},
     )
     return {
         "stage": platform.config.stage,
@@ -32,7 +39,7 @@ def stage_status(platform: Platform, *, executions: int, window_hours: int) -> d
         "health": {
             "window_hours": window_hours,
             "requests": requests,
-            "fallback_rate": (fallbacks / requests) if requests and fallbacks is not None else None,
+            "fallback_rate": (fallbacks or 0.0) / requests if requests else None,
             "max_feature_psi": drift,
         },
     }

@@ -12,11 +12,11 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with cloud_output_to(run_dir / "cloud.log") as terminal:
         console = Console(file=terminal, highlight=False)
         console.rule("[bold]mlloop demo: the life of a model on the embedded AWS")
-        story = Story(options, on_fact=lambda text: console.print(f"    {text}", style="dim"))
+        story = Story(options, output_dir=run_dir, on_fact=lambda text: console.print(f"    {text}", style="dim"))
         started = time.monotonic()
         try:
             for number, (name, title, step) in enumerate(story.phases(), start=1):
@@ -97,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1 if failed else 0
 
 
-def summarize(console: Console, record: dict, report: Path) -> None:
+def summarize(console: Console, record: dict[str, Any], report: Path) -> None:
     table = Table(title="Wall time per phase", show_edge=False)
     table.add_column("phase")
     table.add_column("seconds", justify="right")
@@ -109,8 +109,10 @@ def summarize(console: Console, record: dict, report: Path) -> None:
     unanswered = [a for a in answers if a["status"] == 0 or a["status"] >= 500]
     versions = [f"v{p['version']} {p['approval']}" for p in record.get("registry", [])]
     console.print(f"model versions: {', '.join(versions) or 'none'}")
-    console.print(f"requests: {len(answers)} sent, {len(answers) - len(unanswered)} answered, "
-                  f"{sum(a['fallback'] for a in answers)} by the fallback")
+    console.print(
+        f"requests: {len(answers)} sent, {len(answers) - len(unanswered)} answered, "
+        f"{sum(a['fallback'] for a in answers)} by the fallback"
+    )
     if record.get("failed"):
         console.print(f"[bold red]the story stopped early: {record['failed']}")
     else:

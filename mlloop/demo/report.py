@@ -1,12 +1,225 @@
-"""The run report: one HTML file with pictures, written beside run.json."""
+"""The run report: one self-contained HTML file (pictures inlined as PNG) written beside run.json.
+
+Pictures: model metrics per version plus the training job's own evaluation plots, drift per feature, traffic
+split over time during the deploys, the alarm and deployment timeline, and the ingest's quarantine counts.
+"""
 
 from __future__ import annotations
 
+import base64
+import html
+import io
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import matplotlib
+
+# The demo runs on servers and in CI: render to memory, never to a display.
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+
+METRICS = ("roc_auc", "pr_auc", "ece", "brier")
+VARIANT_COLOURS = ("#1f77b4", "#2ca02c", "#d62728", "#9467bd")
+
+
+def _png(figure: Any) -> str:
+    buffer = io.BytesIO()
+    figure.tight_layout()
+    figure.savefig(buffer, format="png", dpi=90)
+    plt.close(figure)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _img(data: str, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _seconds(record: dict[str, Any], iso: str) -> float:
+    started = datetime.fromisoformat(record["started_at"])
+    return (datetime.fromisoformat(iso.replace("Z", "+00:00")) - started).total_seconds()
+
+
+def metrics_chart(record: dict[str, Any]) -> str | None:
+    trainings = [t for t in record.get("trainings", []) if t.get("evaluation", {}).get("metrics")]
+    if not trainings:
+        return None
+    figure, axis = plt.subplots(figsize=(7, 3))
+    width = 0.8 / len(trainings)
+    for index, training in enumerate(trainings):
+        values = [training["evaluation"]["metrics"].get(m, 0.0) for m in METRICS]
+        positions = [i + index * width for i in range(len(METRICS))]
+        axis.bar(positions, values, width, label=training["label"], color=VARIANT_COLOURS[index % 4])
+    axis.set_xticks([i + width * (len(trainings) - 1) / 2 for i in range(len(METRICS))], METRICS)
+    axis.set_title("Test metrics per trained version (gate: AUC >= 0.70, ECE <= 0.05)")
+    axis.legend()
+    return _png(figure)
+
+
+def drift_chart(record: dict[str, Any]) -> str | None:
+    report = record.get("drift", {}).get("report")
+    if not report:
+        return None
+    features = sorted(report["features"], key=lambda f: f.get("psi") or 0.0)
+    figure, axis = plt.subplots(figsize=(7, 4))
+    colours = ["#d62728" if f["drifted"] else "#7f7f7f" for f in features]
+    axis.barh([f["name"] for f in features], [f.get("psi") or 0.0 for f in features], color=colours)
+    axis.axvline(report["thresholds"]["psi"], linestyle="--", color="black", label="PSI threshold")
+    axis.set_title(f"Drift per feature on {report['sample_count']} captured rows (red: drifted)")
+    axis.set_xlabel("PSI vs the training baseline")
+    axis.legend()
+    return _png(figure)
+
+
+def traffic_chart(record: dict[str, Any]) -> str | None:
+    samples = record.get("traffic_split", [])
+    answers = [a for a in record.get("answers", []) if a["phase"] in ("canary_v2", "bad_canary") and a["status"] == 200]
+    if not samples:
+        return None
+    figure, (shares, served) = plt.subplots(2, 1, figsize=(8, 5), sharex=True)
+    for phase, colour in (("canary_v2", "#2ca02c"), ("bad_canary", "#d62728")):
+        mine = [s for s in samples if s["phase"] == phase]
+        if mine:
+            label = f"new version's share ({mine[-1]['green'] or mine[0]['green'] or 'none'})"
+            shares.step(
+                [s["at"] for s in mine], [s["green_share"] for s in mine], where="post", color=colour, label=label
+            )
+    shares.set_ylabel("share of traffic")
+    shares.set_ylim(-0.05, 1.05)
+    shares.set_title("Blue/green: the new fleet's share of traffic during each deploy")
+    shares.legend(fontsize=7)
+    who = sorted({a["model_version"] if not a["fallback"] else "fallback" for a in answers})
+    for index, name in enumerate(who):
+        mine = [a for a in answers if (a["model_version"] if not a["fallback"] else "fallback") == name]
+        colour = "orange" if name == "fallback" else VARIANT_COLOURS[index % 4]
+        served.scatter([a["at"] for a in mine], [index] * len(mine), s=10, color=colour)
+    served.set_yticks(range(len(who)), who)
+    served.set_xlabel("seconds since the run started")
+    served.set_title("Who answered each API request")
+    return _png(figure)
+
+
+def timeline_chart(record: dict[str, Any]) -> str | None:
+    runs = [("training " + t["label"], t) for t in record.get("trainings", [])]
+    runs += [("deploy " + d["label"], d) for d in record.get("deploys", [])]
+    if not runs:
+        return None
+    figure, axis = plt.subplots(figsize=(9, 4))
+    for row, (label, run) in enumerate(runs):
+        start, stop = run.get("started") or 0.0, run.get("stopped") or run.get("started") or 0.0
+        colour = "#2ca02c" if run["status"] == "SUCCEEDED" else "#d62728"
+        axis.barh(row, max(stop - start, 0.5), left=start, color=colour)
+        axis.text(start, row + 0.3, f"{label}: {run['status']}", fontsize=7)
+    alarms = [e for e in record.get("events", []) if e["type"] == "CloudWatch Alarm State Change"]
+    alarm_row = len(runs)
+    for event in alarms:
+        if event["detail"].get("state", {}).get("value") == "ALARM":
+            at = _seconds(record, event["time"])
+            axis.scatter([at], [alarm_row], marker="v", color="#d62728")
+            axis.text(at, alarm_row + 0.2, event["detail"]["alarmName"].removeprefix("mlloop-dev-"), fontsize=6)
+    axis.set_yticks(range(len(runs) + 1), [label for label, _ in runs] + ["alarms -> ALARM"])
+    axis.set_xlabel("seconds since the run started")
+    axis.set_title("Executions (green succeeded, red failed) and alarms entering ALARM")
+    return _png(figure)
+
+
+def quarantine_chart(record: dict[str, Any]) -> str | None:
+    ingest = record.get("ingest")
+    if not ingest:
+        return None
+    figure, (totals, rules) = plt.subplots(1, 2, figsize=(8, 3))
+    totals.bar(["curated", "quarantined"], [ingest["rows_curated"], ingest["rows_quarantined"]])
+    totals.set_title(f"{ingest['rows_in']} rows in")
+    counts = ingest.get("rule_counts", {})
+    rules.barh(list(counts), list(counts.values()), color="#ff7f0e")
+    rules.set_title("Quarantined rows by broken rule")
+    return _png(figure)
+
+
+def _section(title: str, *parts: str | None) -> str:
+    return f"<h2>{html.escape(title)}</h2>" + "".join(p for p in parts if p)
+
 
 def write_report(record: dict[str, Any], run_dir: Path) -> Path:
+    phases = _table(
+        ["phase", "seconds", "what happened"],
+        [[p["title"], f"{p['seconds']:.1f}", " | ".join(p["facts"])] for p in record.get("phases", [])],
+    )
+    packages = _table(
+        ["version", "approval", "trigger", "deployment status", "test AUC"],
+        [
+            [
+                f"v{p['version']}",
+                p["approval"],
+                p["metadata"].get("trigger", ""),
+                p["metadata"].get("deployment_status", ""),
+                p["metadata"].get("test_roc_auc", ""),
+            ]
+            for p in record.get("registry", [])
+        ],
+    )
+    endpoints = _table(
+        ["when", "status", "config", "variant weights"],
+        [[s["label"], s["status"], s["config"], s["variants"]] for s in record.get("endpoint_snapshots", [])],
+    )
+    events = _table(
+        ["time", "event", "what"],
+        [[e["time"], e["type"], e["what"]] for e in record.get("events", []) if "Training Job" not in e["type"]],
+    )
+    plots = "".join(
+        _img(base64.b64encode((run_dir / name).read_bytes()).decode(), name)
+        for name in record.get("plots", [])
+        if (run_dir / name).exists()
+    )
+    answers = record.get("answers", [])
+    unanswered = sum(1 for a in answers if a["status"] == 0 or a["status"] >= 500)
+    charts = {
+        "metrics": metrics_chart(record),
+        "drift": drift_chart(record),
+        "traffic": traffic_chart(record),
+        "timeline": timeline_chart(record),
+        "quarantine": quarantine_chart(record),
+    }
+    status = f"stopped early: {record['failed']}" if record.get("failed") else "the whole story ran"
+    body = "".join(
+        [
+            f"<h1>mlloop demo run ({html.escape(record['started_at'])})</h1>",
+            f"<p><b>{html.escape(status)}</b> in {record.get('wall_seconds', 0):.1f} s. "
+            f"{len(answers)} requests, {len(answers) - unanswered} answered, "
+            f"{sum(a['fallback'] for a in answers)} by the fallback.</p>",
+            _section("Phases", phases),
+            _section("Model versions", packages, _img(charts["metrics"], "metrics") if charts["metrics"] else None),
+            _section("Evaluation plots of the promoted model (from its training job)", plots or None),
+            _section(
+                "Data quality at ingest", _img(charts["quarantine"], "quarantine") if charts["quarantine"] else None
+            ),
+            _section("Drift per feature", _img(charts["drift"], "drift") if charts["drift"] else None),
+            _section(
+                "Traffic split over time",
+                _img(charts["traffic"], "traffic") if charts["traffic"] else None,
+                endpoints,
+            ),
+            _section(
+                "Alarm and deployment timeline",
+                _img(charts["timeline"], "timeline") if charts["timeline"] else None,
+                events,
+            ),
+        ]
+    )
+    style = (
+        "body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;font-size:12px}"
+        "td,th{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}img{max-width:100%}"
+    )
     path = run_dir / "report.html"
-    path.write_text("<html><body><pre>placeholder</pre></body></html>")
+    path.write_text(
+        f"<!doctype html><html><head><meta charset='utf-8'><title>mlloop demo</title>"
+        f"<style>{style}</style></head><body>{body}</body></html>"
+    )
     return path

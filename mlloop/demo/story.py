@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from functions.shared.contract import load_contract
@@ -72,8 +73,9 @@ class Phase:
 class Story:
     """One run of the demo. `phases()` lists the steps; each is a method that records what it saw."""
 
-    def __init__(self, options: DemoOptions, *, on_fact: Callable[[str], None] | None = None) -> None:
+    def __init__(self, options: DemoOptions, *, output_dir: Path, on_fact: Callable[[str], None] | None = None) -> None:
         self.options = options
+        self.output_dir = output_dir
         self.config: StageConfig = load_stage_config(read_cdk_json_context(), STAGE)
         self.contract = load_contract(self.config.dataset)
         self.started = time.monotonic()
@@ -161,8 +163,10 @@ class Story:
         return f"arn:aws:states:{self.config.region}:{LocalCloud.account_id}:stateMachine:{self.config.prefix}-{suffix}"
 
     def _executions(self, suffix: str) -> list[dict[str, Any]]:
-        pages = self.client("stepfunctions").get_paginator("list_executions").paginate(
-            stateMachineArn=self._machine(suffix)
+        pages = (
+            self.client("stepfunctions")
+            .get_paginator("list_executions")
+            .paginate(stateMachineArn=self._machine(suffix))
         )
         return sorted((e for page in pages for e in page["executions"]), key=lambda e: e["startDate"])
 
@@ -198,6 +202,7 @@ class Story:
             "at": self.clock(),
             "status": described["EndpointStatus"],
             "config": described["EndpointConfigName"],
+            "version": _config_version(described["EndpointConfigName"]),
             "failure_reason": described.get("FailureReason", ""),
             "variants": {v["VariantName"]: v.get("CurrentWeight") for v in described.get("ProductionVariants", [])},
         }
@@ -313,9 +318,10 @@ class Story:
             "curated_objects": len(report["curated_objects"]),
         }
         self.fact(f"raw file s3://{self._bucket('RawBucket')}/{key}: {len(frame)} rows")
+        rules = ", ".join(f"{rule} {count}" for rule, count in report["rule_counts"].items())
         self.fact(
             f"curated {report['rows_curated']} rows in {len(report['curated_objects'])} daily Parquet files; "
-            f"quarantined {report['rows_quarantined']} ({', '.join(f'{k} {v}' for k, v in report['rule_counts'].items())})"
+            f"quarantined {report['rows_quarantined']} ({rules})"
         )
 
     def _ingest_report(self, raw_key: str) -> dict[str, Any]:
@@ -399,8 +405,10 @@ class Story:
             f"{sum(a.door == 'runtime' for a in answers)} sagemaker-runtime calls, "
             f"{sum(a.answered for a in answers)} answered by {sorted({a.model_version for a in answers})}"
         )
-        self.fact(f"an unknown plan is refused with {status if False else self.record['invalid_request']['status']}: "
-                  f"{json.dumps(invalid.get('fields', invalid))[:120]}")
+        self.fact(
+            f"an unknown plan is refused with {self.record['invalid_request']['status']}: "
+            f"{json.dumps(invalid.get('fields', invalid))[:120]}"
+        )
 
     def drift(self) -> None:
         assert self.cloud is not None and self.traffic is not None and self.platform is not None
@@ -459,10 +467,20 @@ class Story:
         sfn = self.client("stepfunctions")
         index = 0
         while sfn.describe_execution(executionArn=execution["executionArn"])["status"] == "RUNNING":
-            shares = local_sagemaker.endpoint_traffic(self.config.endpoint_name)
-            self.record["traffic_split"].append({"phase": phase, "at": self.clock(), "shares": shares})
+            self.record["traffic_split"].append({"phase": phase, "at": self.clock(), **self._blue_green()})
             self.traffic.predict(phase, [records[index % len(records)]])
             index += 1
+
+    def _blue_green(self) -> dict[str, Any]:
+        """The running (blue) config and, during an update, the new (green) one with its share of all traffic."""
+        described = self.client("sagemaker").describe_endpoint(EndpointName=self.config.endpoint_name)
+        pending = described.get("PendingDeploymentSummary") or {}
+        green_share = sum(v.get("CurrentWeight") or 0.0 for v in pending.get("ProductionVariants", []))
+        return {
+            "blue": _config_version(described["EndpointConfigName"]),
+            "green": _config_version(pending["EndpointConfigName"]) if pending else "",
+            "green_share": round(green_share, 4),
+        }
 
     def canary_v2(self) -> None:
         records = feature_records(generate_churn(300, seed=self.options.seed + 3, months=1), self.contract)
@@ -492,11 +510,13 @@ class Story:
         package = self._package(arn)
         self.record["packages"].append({**package, "label": "v3-broken"})
         snapshot = self._snapshot_endpoint("after the broken canary")
-        self.record["bad_canary"] = {"deploy_status": deploy["status"], "error": deploy["error"], "cause": deploy["cause"]}
+        self.record["bad_canary"] = {
+            "deploy_status": deploy["status"],
+            "error": deploy["error"],
+            "cause": deploy["cause"],
+        }
         answers = self.traffic.of_phase("bad_canary") if self.traffic else []
-        self.fact(
-            f"deploy {deploy['status']} ({deploy['error']}): {deploy['cause'][:160]}"
-        )
+        self.fact(f"deploy {deploy['status']} ({deploy['error']}): {deploy['cause'][:160]}")
         self.fact(
             f"v{package['version']} is {package['approval']} "
             f"({package['metadata'].get('deployment_status', '')}); endpoint back on {snapshot['config']}"
@@ -562,6 +582,24 @@ class Story:
         self.fact(f"/health: {health.get('status', health)}")
 
     # ------------------------------------------------------------------ closing
+    def _save_plots(self) -> list[str]:
+        """The evaluation plots the last promoted model's training job wrote into its model.tar.gz."""
+        promoted = [p for p in self.record["packages"] if p["label"] in ("v1", "v2")]
+        if not promoted:
+            return []
+        bucket, _, key = promoted[-1]["model_data_url"].removeprefix("s3://").partition("/")
+        archive = self.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        saved = []
+        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+            for member in tar.getmembers():
+                name = member.name.removeprefix("./")
+                extracted = tar.extractfile(member) if member.isfile() else None
+                if name.startswith("plots/") and name.endswith(".png") and extracted is not None:
+                    target = f"{promoted[-1]['label']}-{name.rsplit('/', 1)[-1]}"
+                    (self.output_dir / target).write_bytes(extracted.read())
+                    saved.append(target)
+        return saved
+
     def collect(self) -> None:
         """What the cloud says at the end: every package, alarm history and every request's answer."""
         if self.cloud is None:
@@ -579,9 +617,16 @@ class Story:
                 {"at": self.started_seconds(i["Timestamp"]), "summary": i["HistorySummary"]}
                 for i in sorted(items.get("AlarmHistoryItems", []), key=lambda i: i["Timestamp"])
             ]
+        self.record["plots"] = self._save_plots()
         if self.traffic is not None:
             self.record["answers"] = [a.to_dict() for a in self.traffic.answers]
         self.record["delivery_failures"] = [str(f) for f in self.cloud.delivery_failures]
+
+
+def _config_version(config_name: str) -> str:
+    """The model version in an endpoint config's name (<endpoint>-v<N>-<suffix>), as the deploy function names it."""
+    version = [part for part in config_name.split("-") if part[:1] == "v" and part[1:].isdigit()]
+    return version[-1] if version else config_name
 
 
 def _count(values: Any) -> dict[str, int]:
@@ -595,20 +640,36 @@ def _timeline_entry(event: dict[str, Any]) -> dict[str, Any]:
     detail = event.get("detail", {})
     kind = event.get("detail-type", "")
     if kind == "CloudWatch Alarm State Change":
-        what = f"{detail.get('alarmName')}: {detail.get('previousState', {}).get('value')} -> {detail.get('state', {}).get('value')}"
+        before, after = detail.get("previousState", {}).get("value"), detail.get("state", {}).get("value")
+        what = f"{detail.get('alarmName')}: {before} -> {after}"
     elif kind == "SageMaker Model Package State Change":
         what = f"package v{detail.get('ModelPackageVersion')}: {detail.get('ModelApprovalStatus')}"
     elif kind == "SageMaker Endpoint Deployment State Change":
-        what = f"{detail.get('EndpointName')}: {detail.get('Status') or detail.get('StatusMessage') or detail.get('DeploymentStatus')}"
+        pending = detail.get("PendingDeploymentSummary") or {}
+        green = ", ".join(
+            f"{v.get('VariantName')} weight {v.get('CurrentWeight')}" for v in pending.get("ProductionVariants", [])
+        )
+        what = f"{detail.get('EndpointName')} on {detail.get('EndpointConfigName')}" + (
+            f", deploying {pending.get('EndpointConfigName')} ({green})" if pending else ""
+        )
     else:
-        what = f"{detail.get('EndpointName') or detail.get('TrainingJobName', '')}: {detail.get('EndpointStatus') or detail.get('TrainingJobStatus', '')}"
-    return {"time": event.get("time", ""), "source": event.get("source", ""), "type": kind, "what": what, "detail": detail}
+        name = detail.get("EndpointName") or detail.get("TrainingJobName", "")
+        what = f"{name}: {detail.get('EndpointStatus') or detail.get('TrainingJobStatus', '')}"
+    return {
+        "time": event.get("time", ""),
+        "source": event.get("source", ""),
+        "type": kind,
+        "what": what,
+        "detail": detail,
+    }
 
 
 def _break_model(model_tar_gz: bytes) -> bytes:
-    source = tarfile.open(fileobj=io.BytesIO(model_tar_gz), mode="r:gz")
     out = io.BytesIO()
-    with source, tarfile.open(fileobj=out, mode="w:gz") as target:
+    with (
+        tarfile.open(fileobj=io.BytesIO(model_tar_gz), mode="r:gz") as source,
+        tarfile.open(fileobj=out, mode="w:gz") as target,
+    ):
         for member in source.getmembers():
             data = source.extractfile(member).read() if member.isfile() else None  # type: ignore[union-attr]
             if member.name.lstrip("./") == "code/inference.py" and data is not None:

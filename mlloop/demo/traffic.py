@@ -8,6 +8,7 @@ unanswered" is a fact the run can show rather than an impression.
 from __future__ import annotations
 
 import json
+import math
 import time
 import urllib.error
 import urllib.request
@@ -49,7 +50,7 @@ def feature_records(frame: pd.DataFrame, contract: DataContract) -> list[dict[st
     for row in frame[list(contract.feature_names)].to_dict(orient="records"):
         record: dict[str, Any] = {}
         for name, value in row.items():
-            if value is None or (isinstance(value, float) and value != value):
+            if value is None or (isinstance(value, float) and math.isnan(value)):
                 continue
             record[name] = value.item() if hasattr(value, "item") else value
         records.append(record)

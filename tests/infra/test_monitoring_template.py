@@ -171,3 +171,4 @@ def test_dashboard_shows_traffic_latency_errors_drift_per_feature_versions_and_c
     for feature in ("tenure_months", "plan", "auto_renew"):
         assert f'"{drift_names.FEATURE_DIMENSION}","{feature}"' in body, feature
     assert "mlloop-dev-serving-latency-p99" in body
+    assert "DriftTrafficAlarm" not in json.dumps(props["DashboardBody"])

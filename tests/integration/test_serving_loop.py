@@ -6,10 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import tarfile
-import urllib.error
-import urllib.request
-import uuid
 from typing import Any
 
 import pytest
@@ -17,117 +13,17 @@ import pytest
 from mlloop.localcloud import LocalCloud
 from mlloop.localcloud import sagemaker as local_sagemaker
 from mlloop.localcloud.deployer import Deployment
-from tests.unit.frontdoor_support import FALLBACK_DOC, VALID_RECORD
+from tests.integration.serving_support import (
+    ENDPOINT,
+    Api,
+    deploy_executions,
+    register_package,
+    stage_bucket,
+    wait_for_new_deploy,
+)
+from tests.unit.frontdoor_support import VALID_RECORD
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("localcloud")]
-
-ENDPOINT = "mlloop-dev-churn"
-GROUP = "mlloop-dev-churn"
-DEPLOY_MACHINE = "mlloop-dev-deploy-model"
-
-# The agreed wire format; MODEL_VERSION comes from the deploy function; BROKEN makes every call fail.
-INFERENCE_PY = """
-import json
-import os
-
-BROKEN = {broken}
-
-
-def model_fn(model_dir):
-    return None
-
-
-def input_fn(body, content_type):
-    payload = json.loads(body)
-    return payload["instances"] if "instances" in payload else [payload]
-
-
-def predict_fn(records, model):
-    if BROKEN:
-        raise RuntimeError("this model version is broken")
-    return [min(1.0, r["tenure_months"] / 240.0) for r in records]
-
-
-def output_fn(prediction, accept):
-    body = {{
-        "predictions": [{{"probability": p, "label": int(p >= 0.5)}} for p in prediction],
-        "model_version": os.environ["MODEL_VERSION"],
-        "threshold": 0.5,
-    }}
-    return json.dumps(body), "application/json"
-"""
-
-
-def _tar(files: dict[str, str]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
-def _bucket(cloud: LocalCloud, kind: str) -> str:
-    names = [b["Name"] for b in cloud.client("s3").list_buckets()["Buckets"]]
-    (name,) = [n for n in names if n.startswith(f"mlloop-dev-{kind}-")]
-    return name
-
-
-def _register(cloud: LocalCloud, *, broken: bool) -> str:
-    """Upload a model and its fallback into a run folder and register an approved package for them."""
-    s3, artifacts = cloud.client("s3"), _bucket(cloud, "artifacts")
-    run = f"training/runs/serving-{uuid.uuid4().hex[:8]}/output"
-    s3.put_object(
-        Bucket=artifacts,
-        Key=f"{run}/model.tar.gz",
-        Body=_tar({"model.json": "{}", "code/inference.py": INFERENCE_PY.format(broken=broken)}),
-    )
-    s3.put_object(Bucket=artifacts, Key=f"{run}/fallback_model.json", Body=json.dumps(FALLBACK_DOC).encode())
-    arn: str = cloud.client("sagemaker").create_model_package(
-        ModelPackageGroupName=GROUP,
-        ModelApprovalStatus="Approved",
-        InferenceSpecification={
-            "Containers": [{"Image": "sklearn", "ModelDataUrl": f"s3://{artifacts}/{run}/model.tar.gz"}],
-            "SupportedContentTypes": ["application/json"],
-            "SupportedResponseMIMETypes": ["application/json"],
-        },
-        CustomerMetadataProperties={
-            "contract_ref": "churn@1.0.0",
-            "fallback_model_uri": f"s3://{artifacts}/{run}/fallback_model.json",
-        },
-    )["ModelPackageArn"]
-    return arn
-
-
-def _deploy_executions(cloud: LocalCloud) -> list[dict[str, Any]]:
-    sfn = cloud.client("stepfunctions")
-    (machine,) = [m for m in sfn.list_state_machines()["stateMachines"] if m["name"] == DEPLOY_MACHINE]
-    return list(sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"])
-
-
-def _wait_for_new_deploy(cloud: LocalCloud, before: int) -> dict[str, Any]:
-    cloud.wait_idle()
-    executions = _deploy_executions(cloud)
-    assert len(executions) == before + 1, "the approval started exactly one deploy execution"
-    return cloud.wait_for_execution(executions[0]["executionArn"], timeout=180)
-
-
-class Api:
-    def __init__(self, base: str) -> None:
-        self.base = base.rstrip("/")
-
-    def call(self, method: str, path: str, body: Any = None) -> tuple[int, dict[str, Any]]:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            f"{self.base}{path}", data=data, method=method, headers={"Content-Type": "application/json"}
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read())
 
 
 @pytest.fixture(scope="module")
@@ -138,9 +34,9 @@ def api(local_cloud: LocalCloud, dev_stage: Deployment) -> Api:
 
 @pytest.fixture(scope="module")
 def first_deploy(local_cloud: LocalCloud, dev_stage: Deployment) -> dict[str, Any]:
-    before = len(_deploy_executions(local_cloud))
-    arn = _register(local_cloud, broken=False)
-    execution = _wait_for_new_deploy(local_cloud, before)
+    before = len(deploy_executions(local_cloud))
+    arn = register_package(local_cloud, broken=False)
+    execution = wait_for_new_deploy(local_cloud, before)
     return {"arn": arn, "execution": execution}
 
 
@@ -151,7 +47,7 @@ def test_an_approval_deploys_the_package_and_the_api_answers_with_its_version(
     version = "v" + first_deploy["arn"].rsplit("/", 1)[-1]
     status, answer = api.call("POST", "/predict", {"instances": [VALID_RECORD, {**VALID_RECORD, "tenure_months": 240}]})
     assert status == 200, answer
-    assert answer["fallback"] is False and answer["model_version"] == version and answer["variant"] == version
+    assert answer["fallback"] is False and answer["model_version"] == version and answer["variant"] == "primary"
     assert [p["probability"] for p in answer["predictions"]] == [12 / 240, 1.0]
     status, model = api.call("GET", "/model")
     assert status == 200 and model["model_version"] == version and model["contract"]["dataset"] == "churn"
@@ -186,11 +82,11 @@ def test_a_broken_canary_is_rolled_back_marked_and_never_reported_as_deployed(
     local_cloud: LocalCloud, first_deploy: dict[str, Any], api: Api
 ) -> None:
     live_version = api.call("GET", "/model")[1]["model_version"]
-    before = len(_deploy_executions(local_cloud))
-    arn = _register(local_cloud, broken=True)
+    before = len(deploy_executions(local_cloud))
+    arn = register_package(local_cloud, broken=True)
     local_cloud.wait_idle()
-    (running,) = [e for e in _deploy_executions(local_cloud) if e["status"] == "RUNNING"] or [None]
-    assert running is not None and len(_deploy_executions(local_cloud)) == before + 1
+    (running,) = [e for e in deploy_executions(local_cloud) if e["status"] == "RUNNING"] or [None]
+    assert running is not None and len(deploy_executions(local_cloud)) == before + 1
     # Callers keep calling during the canary; the broken variant's errors feed the rollback alarms.
     while (
         local_cloud.client("stepfunctions").describe_execution(executionArn=running["executionArn"])["status"]
@@ -223,14 +119,16 @@ def test_the_nightly_batch_scores_yesterdays_partition_into_the_predictions_tabl
     pq.write_table(pa.Table.from_pylist(rows), out)
     s3 = local_cloud.client("s3")
     s3.put_object(
-        Bucket=_bucket(local_cloud, "curated"), Key=f"churn/event_date={yesterday}/part-0.parquet", Body=out.getvalue()
+        Bucket=stage_bucket(local_cloud, "curated"),
+        Key=f"churn/event_date={yesterday}/part-0.parquet",
+        Body=out.getvalue(),
     )
     sfn = local_cloud.client("stepfunctions")
     (machine,) = [m for m in sfn.list_state_machines()["stateMachines"] if m["name"] == "mlloop-dev-batch-scoring"]
     local_cloud.fire_schedule("mlloop-dev-batch-scoring")
     (execution,) = sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
     assert local_cloud.wait_for_execution(execution["executionArn"], timeout=120)["status"] == "SUCCEEDED"
-    capture = _bucket(local_cloud, "capture")
+    capture = stage_bucket(local_cloud, "capture")
     keys = [
         o["Key"] for o in s3.list_objects_v2(Bucket=capture, Prefix="predictions/")["Contents"] if "/batch-" in o["Key"]
     ]

@@ -142,7 +142,7 @@ def world() -> Iterator[World]:
         yield World()
 
 
-def test_the_first_deploy_creates_the_endpoint_with_data_capture_and_a_variant_named_after_the_version(
+def test_the_first_deploy_creates_the_endpoint_with_data_capture_and_the_version_in_the_model(
     world: World,
 ) -> None:
     arn = world.register()
@@ -150,7 +150,9 @@ def test_the_first_deploy_creates_the_endpoint_with_data_capture_and_a_variant_n
     assert state.mode == "create" and state.status == "deployed"
     endpoint = world.sagemaker.describe_endpoint(EndpointName=ENDPOINT)
     config = world.sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
-    assert [v["VariantName"] for v in config["ProductionVariants"]] == ["v1"]
+    # Blue/green updates need a stable variant name; the version travels in the model's name and environment.
+    assert [v["VariantName"] for v in config["ProductionVariants"]] == ["primary"]
+    assert config["ProductionVariants"][0]["ModelName"].startswith(f"{ENDPOINT}-v1-")
     capture = config["DataCaptureConfig"]
     assert capture["InitialSamplingPercentage"] == 100 and capture["DestinationS3Uri"] == "s3://capture/datacapture"
     assert capture["KmsKeyId"].endswith("key/k")

@@ -11,6 +11,7 @@ import pytest
 from functions.drift_detector.capture import CaptureBatch, FeatureSpec, parse_capture
 from functions.drift_detector.logic import DriftDetector, DriftThresholds, detect_drift
 from functions.shared.contract import load_contract
+from functions.shared.drift_schema import normalize_category
 from mlloop.capture_files import capture_lines, capture_record
 from mlloop.datagen import generate_churn
 from training.drift_profile import build_drift_baseline
@@ -110,3 +111,12 @@ def test_empty_capture_gives_no_rows(churn):
 
     assert got["sample_count"] == 0
     assert got["verdict"] == "insufficient_data"
+
+
+def test_boolean_values_count_the_same_whatever_their_spelling():
+    spellings = [True, np.True_, "True", "true", "1", 1]
+
+    assert {normalize_category(v, boolean=True) for v in spellings} == {"true"}
+    assert {normalize_category(v, boolean=True) for v in (False, np.False_, "False", "0", 0)} == {"false"}
+    assert normalize_category(float("nan")) is None
+    assert normalize_category("") is None

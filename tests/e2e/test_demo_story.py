@@ -1,0 +1,148 @@
+"""The whole story, as a user checks it after `make demo`: one demo run, each test one thing a person looks at.
+
+Given the dev stage deployed into a fresh local cloud, when the demo ingests, trains, serves, drifts, retrains,
+canaries a good and a broken model and kills the endpoint, then the registry, the endpoint, the alarms, the
+executions and every caller's answers tell that story.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.conftest import DemoRun
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("e2e")]
+
+ENDPOINT = "mlloop-dev-churn"
+
+
+def _unanswered(answers: list[dict]) -> list[dict]:
+    return [a for a in answers if a["status"] == 0 or a["status"] >= 500]
+
+
+def test_the_demo_completes_every_phase_and_names_its_report(demo: DemoRun) -> None:
+    assert demo.returncode == 0, demo.output[-3000:]
+    assert demo.record["failed"] == ""
+    names = [p["name"] for p in demo.record["phases"]]
+    assert names == [
+        "synthesize",
+        "deploy",
+        "ingest",
+        "train_v1",
+        "deploy_v1",
+        "serve",
+        "drift",
+        "canary_v2",
+        "bad_canary",
+        "fallback",
+    ]
+    assert "nothing is left running" in demo.output
+    assert str(demo.run_dir / "report.html") in demo.output.replace("\n", "")
+    report = (demo.run_dir / "report.html").read_text()
+    assert report.count("data:image/png;base64,") >= 5
+    for title in ("Drift per feature", "Traffic split over time", "Alarm and deployment timeline", "Data quality"):
+        assert title in report
+
+
+def test_bad_rows_land_in_quarantine_and_nothing_is_lost(demo: DemoRun) -> None:
+    ingest = demo.record["ingest"]
+    assert ingest["rows_in"] == ingest["rows_generated"]
+    assert ingest["rows_curated"] + ingest["rows_quarantined"] == ingest["rows_in"]
+    assert ingest["rows_quarantined"] >= ingest["rows_corrupted"] > 0
+    assert sum(ingest["rule_counts"].values()) == ingest["rows_quarantined"]
+
+
+def test_v1_is_trained_by_the_state_machine_from_new_data_and_auto_approved(demo: DemoRun) -> None:
+    training = demo.training("v1")
+    assert training["status"] == "SUCCEEDED"
+    assert training["trigger"]["kind"] == "new_data"
+    for state in ("PrepareTrainingData", "CheckDataGate", "StartTrainingJob", "EvaluateCandidate", "RegisterModel"):
+        assert state in training["states"]
+    assert training["evaluation"]["promote"] is True
+    entry = demo.registry_entry("v1")
+    assert entry["version"] == 1 and entry["approval"] == "Approved"
+    assert entry["metadata"]["trigger"] == "new_data"
+
+
+def test_the_approval_deploys_v1_and_both_doors_answer_with_it(demo: DemoRun) -> None:
+    assert demo.deploy("v1")["status"] == "SUCCEEDED"
+    (after_v1,) = [s for s in demo.record["endpoint_snapshots"] if s["label"] == "after v1"]
+    assert after_v1["status"] == "InService" and after_v1["version"] == "v1"
+    assert list(after_v1["variants"].values()) == [1.0]
+    served = demo.answers("serve")
+    assert {a["door"] for a in served} == {"api", "runtime"}
+    assert all(a["status"] == 200 and a["model_version"] == "v1" and not a["fallback"] for a in served)
+    assert demo.record["invalid_request"]["status"] == 400
+    assert "plan" in demo.record["invalid_request"]["answer"]["fields"]
+
+
+def test_drifted_traffic_fires_the_alarm_whose_retraining_produces_v2(demo: DemoRun) -> None:
+    drift = demo.record["drift"]["summary"]
+    assert drift["verdict"] == "drift"
+    assert {"monthly_charges", "tenure_months"} <= set(drift["drifted_features"])
+    alarms = demo.record["alarms_after_drift"]
+    assert alarms["mlloop-dev-monitoring-retraining-needed"] == "ALARM"
+    assert alarms["mlloop-dev-monitoring-drift-traffic"] == "ALARM"
+    alarm_events = [
+        e["detail"]
+        for e in demo.record["events"]
+        if e["type"] == "CloudWatch Alarm State Change"
+        and e["detail"]["alarmName"] == "mlloop-dev-monitoring-retraining-needed"
+    ]
+    assert [e["state"]["value"] for e in alarm_events][:1] == ["ALARM"]
+    training = demo.training("v2")
+    assert training["status"] == "SUCCEEDED"
+    assert training["trigger"]["kind"] == "alarm"
+    assert training["trigger"]["source"] == "mlloop-dev-monitoring-retraining-needed"
+    entry = demo.registry_entry("v2")
+    assert entry["version"] == 2 and entry["approval"] == "Approved"
+    assert entry["metadata"]["trigger"] == "alarm"
+
+
+def test_v2_goes_through_a_canary_and_is_promoted(demo: DemoRun) -> None:
+    assert demo.deploy("v2")["status"] == "SUCCEEDED"
+    samples = [s for s in demo.record["traffic_split"] if s["phase"] == "canary_v2"]
+    assert {s["blue"] for s in samples} == {"v1"}
+    assert 0.2 in [s["green_share"] for s in samples if s["green"] == "v2"], "the 20 % canary step was observed"
+    canary = demo.answers("canary_v2")
+    assert {a["model_version"] for a in canary} == {"v1", "v2"}
+    assert not _unanswered(canary)
+    (after_v2,) = [s for s in demo.record["endpoint_snapshots"] if s["label"] == "after v2"]
+    assert after_v2["version"] == "v2" and after_v2["config"].startswith(f"{ENDPOINT}-v2-")
+    assert list(after_v2["variants"].values()) == [1.0]
+
+
+def test_a_broken_model_is_rolled_back_by_its_alarm_and_rejected(demo: DemoRun) -> None:
+    deploy = demo.deploy("v3-broken")
+    assert deploy["status"] == "FAILED" and deploy["error"] == "DeployNotCompleted"
+    assert "rolled the deploy back" in deploy["cause"]
+    entry = demo.registry_entry("v3-broken")
+    assert entry["approval"] == "Rejected"
+    assert entry["metadata"]["deployment_status"] == "rolled_back"
+    five_xx = [e["detail"] for e in demo.record["events"] if e["what"].startswith("mlloop-dev-serving-5xx")]
+    assert "ALARM" in [e["state"]["value"] for e in five_xx]
+    (after,) = [s for s in demo.record["endpoint_snapshots"] if s["label"] == "after the broken canary"]
+    (after_v2,) = [s for s in demo.record["endpoint_snapshots"] if s["label"] == "after v2"]
+    assert after["config"] == after_v2["config"] and after["status"] == "InService", "back on v2's config"
+    samples = [s for s in demo.record["traffic_split"] if s["phase"] == "bad_canary"]
+    assert any(s["green"] == "v3" and s["green_share"] > 0 for s in samples), "the broken model took canary traffic"
+    during = demo.answers("bad_canary")
+    assert during and not _unanswered(during)
+
+
+def test_killing_the_endpoint_mid_traffic_leaves_no_request_unanswered(demo: DemoRun) -> None:
+    answers = demo.answers("fallback")
+    killed_at = demo.record["endpoint_killed_at"]
+    before = [a for a in answers if a["at"] < killed_at]
+    after = [a for a in answers if a["at"] >= killed_at]
+    assert before and all(not a["fallback"] for a in before)
+    assert after and all(a["status"] == 200 and a["fallback"] for a in after)
+    assert {a["fallback_reason"] for a in after} <= {"endpoint_missing", "circuit_open"}
+    assert demo.record["health_after_kill"]["answer"]["status"] in ("degraded", "unavailable")
+
+
+def test_no_request_of_the_whole_run_went_unanswered(demo: DemoRun) -> None:
+    answers = demo.answers()
+    assert len(answers) > 100
+    assert _unanswered(answers) == []
+    assert demo.record["delivery_failures"] == []

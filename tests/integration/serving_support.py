@@ -1,0 +1,123 @@
+"""Shared by the serving and operator integration tests: register a package for a tiny model, follow its deploy,
+and call the API over local HTTP."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import urllib.error
+import urllib.request
+import uuid
+from typing import Any
+
+from mlloop.localcloud import LocalCloud
+from tests.unit.frontdoor_support import FALLBACK_DOC
+
+ENDPOINT = "mlloop-dev-churn"
+GROUP = "mlloop-dev-churn"
+DEPLOY_MACHINE = "mlloop-dev-deploy-model"
+
+# The agreed wire format; MODEL_VERSION comes from the deploy function; BROKEN makes every call fail.
+INFERENCE_PY = """
+import json
+import os
+
+BROKEN = {broken}
+
+
+def model_fn(model_dir):
+    return None
+
+
+def input_fn(body, content_type):
+    payload = json.loads(body)
+    return payload["instances"] if "instances" in payload else [payload]
+
+
+def predict_fn(records, model):
+    if BROKEN:
+        raise RuntimeError("this model version is broken")
+    return [min(1.0, r["tenure_months"] / 240.0) for r in records]
+
+
+def output_fn(prediction, accept):
+    body = {{
+        "predictions": [{{"probability": p, "label": int(p >= 0.5)}} for p in prediction],
+        "model_version": os.environ["MODEL_VERSION"],
+        "threshold": 0.5,
+    }}
+    return json.dumps(body), "application/json"
+"""
+
+
+def tar_files(files: dict[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def stage_bucket(cloud: LocalCloud, kind: str) -> str:
+    names = [b["Name"] for b in cloud.client("s3").list_buckets()["Buckets"]]
+    (name,) = [n for n in names if n.startswith(f"mlloop-dev-{kind}-")]
+    return name
+
+
+def register_package(cloud: LocalCloud, *, broken: bool) -> str:
+    """Upload a model and its fallback into a run folder and register an approved package for them."""
+    s3, artifacts = cloud.client("s3"), stage_bucket(cloud, "artifacts")
+    run = f"training/runs/serving-{uuid.uuid4().hex[:8]}/output"
+    s3.put_object(
+        Bucket=artifacts,
+        Key=f"{run}/model.tar.gz",
+        Body=tar_files({"model.json": "{}", "code/inference.py": INFERENCE_PY.format(broken=broken)}),
+    )
+    s3.put_object(Bucket=artifacts, Key=f"{run}/fallback_model.json", Body=json.dumps(FALLBACK_DOC).encode())
+    arn: str = cloud.client("sagemaker").create_model_package(
+        ModelPackageGroupName=GROUP,
+        ModelApprovalStatus="Approved",
+        InferenceSpecification={
+            "Containers": [{"Image": "sklearn", "ModelDataUrl": f"s3://{artifacts}/{run}/model.tar.gz"}],
+            "SupportedContentTypes": ["application/json"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+        CustomerMetadataProperties={
+            "contract_ref": "churn@1.0.0",
+            "fallback_model_uri": f"s3://{artifacts}/{run}/fallback_model.json",
+        },
+    )["ModelPackageArn"]
+    return arn
+
+
+def deploy_executions(cloud: LocalCloud) -> list[dict[str, Any]]:
+    sfn = cloud.client("stepfunctions")
+    (machine,) = [m for m in sfn.list_state_machines()["stateMachines"] if m["name"] == DEPLOY_MACHINE]
+    return list(sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"])
+
+
+def wait_for_new_deploy(cloud: LocalCloud, before: int) -> dict[str, Any]:
+    cloud.wait_idle()
+    executions = deploy_executions(cloud)
+    assert len(executions) == before + 1, "the approval started exactly one deploy execution"
+    return cloud.wait_for_execution(executions[0]["executionArn"], timeout=180)
+
+
+class Api:
+    def __init__(self, base: str) -> None:
+        self.base = base.rstrip("/")
+
+    def call(self, method: str, path: str, body: Any = None) -> tuple[int, dict[str, Any]]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"{self.base}{path}", data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())

@@ -93,5 +93,10 @@ def run(size: Size) -> BenchResult:
         for key, value in vars(report).items()
         if key in ("rows_in", "rows_curated", "rows_quarantined", "status", "outcome")
     }
+    summary = result.facts["report"]
+    result.notes.append(
+        f"{summary.get('rows_in')} rows in, {summary.get('rows_curated')} curated,"
+        f" {summary.get('rows_quarantined')} quarantined ({result.facts['csv_bytes'] / 2**20:.0f} MiB CSV)"
+    )
     result.ratios.append(ratio_over("ingest_time_over_floor", timings, "ingest", "read_csv_to_parquet", 2))
     return result

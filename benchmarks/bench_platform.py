@@ -88,8 +88,17 @@ def run(size: Size) -> BenchResult:
     result.facts["synth_all_stages"] = synth
     if synth["exit_code"] == 0:
         result.timings["synth_all_stages"] = Timing([synth["seconds"]])
+        result.notes.append(
+            f"npx cdk synth, every stage ({len(synth['templates'])} templates): {synth['seconds']:.1f} s"
+        )
+    else:
+        result.notes.append(f"npx cdk synth failed (exit {synth['exit_code']})")
     if LOCALCLOUD_SCRIPT.exists():
-        result.facts["localcloud"] = _localcloud()
+        cloud = _localcloud()
+        result.facts["localcloud"] = cloud
+        seconds = {k: v for k, v in cloud["figures"].items() if k.endswith("_s") and isinstance(v, int | float)}
+        shown = ", ".join(f"{k.removesuffix('_s')} {v:.1f} s" for k, v in seconds.items())
+        result.notes.append(f"local cloud ({LOCALCLOUD_SCRIPT.name}, exit {cloud['exit_code']}): {shown}")
     else:
         result.skipped.append(f"local cloud: {LOCALCLOUD_SCRIPT.relative_to(ROOT)} not written yet")
     return result

@@ -50,6 +50,8 @@ class BenchResult:
     facts: dict[str, Any] = field(default_factory=dict)
     # Why a contender or a ratio is absent: a missing module, a peer environment not installed.
     skipped: list[str] = field(default_factory=list)
+    # One line each for the printed table: the facts a reader of the ratios needs (verdicts, untargeted times).
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -57,4 +59,5 @@ class BenchResult:
             "medians": {name: t.to_dict() for name, t in self.timings.items()},
             "facts": self.facts,
             "skipped": self.skipped,
+            "notes": self.notes,
         }

@@ -87,6 +87,9 @@ def table(results: Sequence[BenchResult]) -> str:
             met = "yes" if ratio.met else "**no**"
             target = f"{ratio.comparison} {ratio.target:g}"
             lines.append(f"| `{ratio.key}` | {_format_value(ratio.value)} | {target} | {met} | {detail} |")
+    notes = [f"- {r.name}: {note}" for r in results for note in r.notes]
+    if notes:
+        lines += ["", "Without targets:", *notes]
     skipped = [f"- {r.name}: {reason}" for r in results for reason in r.skipped]
     if skipped:
         lines += ["", "Skipped:", *skipped]

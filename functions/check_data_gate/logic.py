@@ -43,7 +43,7 @@ class DataGateSettings:
         return cls(
             artifacts_bucket=source["ARTIFACTS_BUCKET"],
             dataset=source["DATASET"],
-            policy=DataGatePolicy(min_rows=int(source.get("DATA_GATE_MIN_ROWS", DataGatePolicy.min_rows))),
+            policy=DataGatePolicy(),
         )
 
 

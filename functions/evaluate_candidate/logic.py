@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from functions.prepare_training_data.logic import run_prefix
 from training.gate import GatePolicy, evaluate_gate
 
 REPORT_FILES: tuple[str, ...] = (
@@ -132,7 +133,7 @@ def evaluate_candidate(
 ) -> Evaluation:
     bucket, key = split_s3_uri(model_artifacts_uri)
     reports = read_reports(s3.get_object(Bucket=bucket, Key=key)["Body"])
-    prefix = f"training/runs/{run_id}/model"
+    prefix = f"{run_prefix(run_id)}/model"
     uris: dict[str, str] = {}
     for name, body in reports.items():
         s3.put_object(
@@ -153,7 +154,7 @@ def evaluate_candidate(
         else None,
         **decision.to_dict(),
     }
-    decision_key = f"training/runs/{run_id}/decision.json"
+    decision_key = f"{run_prefix(run_id)}/decision.json"
     s3.put_object(
         Bucket=settings.artifacts_bucket,
         Key=decision_key,

@@ -32,16 +32,16 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from functions.check_data_gate.logic import LATEST_PROFILE_KEY
+from functions.prepare_training_data.logic import RUNS_PREFIX
 from functions.shared.contract import load_contract
+from functions.start_training.logic import TRIGGER_RECORDS_PREFIX
 from infra.config import StageConfig
 from infra.constructs.platform_function import PlatformFunction
 from infra.constructs.training_source_bundle import TrainingSourceBundle
 from infra.stacks.data_lake import DataLakeStack, bucket_name
 
 SKLEARN_FRAMEWORK_VERSION = "1.9-0"
-RUNS_PREFIX = "training/runs"
-TRIGGERS_PREFIX = "training/triggers"
-LATEST_PROFILE_KEY = "training/latest-data-profile.json"
 # SageMaker bills and finishes a training job in minutes at best; polling faster only costs transitions.
 POLL_INTERVAL = Duration.seconds(60)
 # Room around the training job for the Lambda steps and the polling granularity.
@@ -391,7 +391,7 @@ class TrainingStack(Stack):
         self._allow(
             fn,
             ["s3:PutObject"],
-            [self._artifacts(f"{TRIGGERS_PREFIX}/*")],
+            [self._artifacts(f"{TRIGGER_RECORDS_PREFIX}/*")],
             "One record per trigger, named by date and execution.",
         )
         self._grant_key(fn, "kms:GenerateDataKey")

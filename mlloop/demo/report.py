@@ -21,7 +21,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 METRICS = ("roc_auc", "pr_auc", "ece", "brier")
-VARIANT_COLOURS = ("#1f77b4", "#2ca02c", "#d62728", "#9467bd")
+# Indexed by model version number: v1 blue, v2 green, v3 purple.
+VARIANT_COLOURS = ("#8c564b", "#1f77b4", "#2ca02c", "#9467bd")
 
 
 def _png(figure: Any) -> str:
@@ -56,7 +57,7 @@ def metrics_chart(record: dict[str, Any]) -> str | None:
     for index, training in enumerate(trainings):
         values = [training["evaluation"]["metrics"].get(m, 0.0) for m in METRICS]
         positions = [i + index * width for i in range(len(METRICS))]
-        axis.bar(positions, values, width, label=training["label"], color=VARIANT_COLOURS[index % 4])
+        axis.bar(positions, values, width, label=training["label"], color=_colour(training["label"]))
     axis.set_xticks([i + width * (len(trainings) - 1) / 2 for i in range(len(METRICS))], METRICS)
     axis.set_title("Test metrics per trained version (gate: AUC >= 0.70, ECE <= 0.05)")
     axis.legend()
@@ -87,7 +88,8 @@ def traffic_chart(record: dict[str, Any]) -> str | None:
     for phase, colour in (("canary_v2", "#2ca02c"), ("bad_canary", "#d62728")):
         mine = [s for s in samples if s["phase"] == phase]
         if mine:
-            label = f"new version's share ({mine[-1]['green'] or mine[0]['green'] or 'none'})"
+            green = next((m["green"] for m in mine if m["green"]), "none")
+            label = f"{green}'s share ({'canary, promoted' if phase == 'canary_v2' else 'canary, rolled back'})"
             shares.step(
                 [s["at"] for s in mine], [s["green_share"] for s in mine], where="post", color=colour, label=label
             )
@@ -98,8 +100,7 @@ def traffic_chart(record: dict[str, Any]) -> str | None:
     who = sorted({a["model_version"] if not a["fallback"] else "fallback" for a in answers})
     for index, name in enumerate(who):
         mine = [a for a in answers if (a["model_version"] if not a["fallback"] else "fallback") == name]
-        colour = "orange" if name == "fallback" else VARIANT_COLOURS[index % 4]
-        served.scatter([a["at"] for a in mine], [index] * len(mine), s=10, color=colour)
+        served.scatter([a["at"] for a in mine], [index] * len(mine), s=10, color=_colour(name))
     served.set_yticks(range(len(who)), who)
     served.set_xlabel("seconds since the run started")
     served.set_title("Who answered each API request")
@@ -109,9 +110,10 @@ def traffic_chart(record: dict[str, Any]) -> str | None:
 def timeline_chart(record: dict[str, Any]) -> str | None:
     runs = [("training " + t["label"], t) for t in record.get("trainings", [])]
     runs += [("deploy " + d["label"], d) for d in record.get("deploys", [])]
+    runs.sort(key=lambda labelled: labelled[1].get("started") or 0.0)
     if not runs:
         return None
-    figure, axis = plt.subplots(figsize=(9, 4))
+    figure, axis = plt.subplots(figsize=(9, 4.5))
     for row, (label, run) in enumerate(runs):
         start, stop = run.get("started") or 0.0, run.get("stopped") or run.get("started") or 0.0
         colour = "#2ca02c" if run["status"] == "SUCCEEDED" else "#d62728"
@@ -119,11 +121,14 @@ def timeline_chart(record: dict[str, Any]) -> str | None:
         axis.text(start, row + 0.3, f"{label}: {run['status']}", fontsize=7)
     alarms = [e for e in record.get("events", []) if e["type"] == "CloudWatch Alarm State Change"]
     alarm_row = len(runs)
+    entered: dict[float, list[str]] = {}
     for event in alarms:
         if event["detail"].get("state", {}).get("value") == "ALARM":
-            at = _seconds(record, event["time"])
-            axis.scatter([at], [alarm_row], marker="v", color="#d62728")
-            axis.text(at, alarm_row + 0.2, event["detail"]["alarmName"].removeprefix("mlloop-dev-"), fontsize=6)
+            name = event["detail"]["alarmName"].removeprefix(f"mlloop-{record['stage']}-")
+            entered.setdefault(round(_seconds(record, event["time"])), []).append(name)
+    for at, names in entered.items():
+        axis.scatter([at], [alarm_row], marker="v", color="#d62728")
+        axis.text(at, alarm_row - 0.45, "\n".join(names), fontsize=6, va="top")
     axis.set_yticks(range(len(runs) + 1), [label for label, _ in runs] + ["alarms -> ALARM"])
     axis.set_xlabel("seconds since the run started")
     axis.set_title("Executions (green succeeded, red failed) and alarms entering ALARM")
@@ -141,6 +146,13 @@ def quarantine_chart(record: dict[str, Any]) -> str | None:
     rules.barh(list(counts), list(counts.values()), color="#ff7f0e")
     rules.set_title("Quarantined rows by broken rule")
     return _png(figure)
+
+
+def _colour(version: str) -> str:
+    if version == "fallback":
+        return "orange"
+    number = version.removeprefix("v")
+    return VARIANT_COLOURS[int(number) % len(VARIANT_COLOURS)] if number.isdigit() else "#7f7f7f"
 
 
 def _section(title: str, *parts: str | None) -> str:

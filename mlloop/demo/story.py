@@ -304,8 +304,7 @@ class Story:
         self._training_frame_rows = len(frame)
         key = f"{self.config.dataset}/demo-{datetime.now(UTC):%Y%m%dT%H%M%S}.csv"
         self.client("s3").put_object(Bucket=self._bucket("RawBucket"), Key=key, Body=frame.to_csv(index=False).encode())
-        self.cloud.wait_idle(timeout=900)
-        report = self._ingest_report(key)
+        report = self._ingest_report(key, timeout=600)
         self.record["ingest"] = {
             "raw_key": key,
             "rows_generated": len(frame),
@@ -324,15 +323,20 @@ class Story:
             f"quarantined {report['rows_quarantined']} ({rules})"
         )
 
-    def _ingest_report(self, raw_key: str) -> dict[str, Any]:
+    def _ingest_report(self, raw_key: str, timeout: float) -> dict[str, Any]:
+        """The ingest function's validation report, written once the file is fully processed."""
         s3, bucket = self.client("s3"), self._bucket("QuarantineBucket")
         stem = raw_key.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="reports/"):
-            for item in page.get("Contents", []):
-                if stem in item["Key"] and item["Key"].endswith(".json"):
-                    report: dict[str, Any] = json.loads(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
-                    return report
-        raise StoryError(f"no ingest report for {raw_key} in s3://{bucket}/reports/")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="reports/"):
+                for item in page.get("Contents", []):
+                    if stem in item["Key"] and item["Key"].endswith(".json"):
+                        body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+                        report: dict[str, Any] = json.loads(body)
+                        return report
+            time.sleep(0.2)
+        raise StoryError(f"no ingest report for {raw_key} in s3://{bucket}/reports/ after {timeout:.0f} s")
 
     def _training_run(self, execution: dict[str, Any], label: str) -> dict[str, Any]:
         finished = self._wait_for(execution["executionArn"], timeout=900)
@@ -351,8 +355,14 @@ class Story:
 
     def train_v1(self) -> None:
         # dev retrains on new curated data: the ingest itself started the run (debounced across its files).
-        first = self._new_execution("training", set(), timeout=60)
+        assert self.cloud is not None
+        first = self._new_execution("training", set(), timeout=300)
         run = self._training_run(first, "v1")
+        # Every curated file's event reached the trigger function; all but the first were recorded, not started.
+        self.cloud.wait_idle(timeout=600)
+        started = [e["name"] for e in self._executions("training")]
+        self.record["new_data_triggers"] = self._trigger_records()
+        self.fact(f"{len(self.record['new_data_triggers'])} curated-data triggers, {len(started)} training run started")
         package = self._package(run["package_arn"])
         self.record["packages"].append({**package, "label": "v1"})
         metrics = run["evaluation"].get("metrics", {})
@@ -362,6 +372,18 @@ class Story:
             f"v{package['version']} registered, {package['approval']}: test AUC {metrics.get('roc_auc', 0):.3f}, "
             f"ECE {metrics.get('ece', 0):.3f}"
         )
+
+    def _trigger_records(self) -> list[dict[str, Any]]:
+        """The start-training function's record of every trigger (started or not, and why)."""
+        s3, bucket = self.client("s3"), self._bucket("ArtifactsBucket")
+        records = []
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="training/triggers/"):
+            for item in page.get("Contents", []):
+                record = json.loads(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
+                records.append(
+                    {"kind": record["trigger"]["kind"], "started": record["started"], "reason": record["reason"]}
+                )
+        return records
 
     def _deploy_run(self, known: set[str], label: str, during: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
         execution = self._new_execution("deploy-model", known, timeout=300)
@@ -376,10 +398,17 @@ class Story:
 
     def deploy_v1(self) -> None:
         assert self.cloud is not None
-        self.cloud.wait_idle(timeout=300)
         deploy = self._deploy_run(set(), "v1", lambda _execution: None)
         if deploy["status"] != "SUCCEEDED":
             raise StoryError(f"deploy of v1 ended {deploy['status']}: {deploy['cause']}")
+        # Every curated file's event reached the trigger function; all but the first were recorded, not started.
+        self.cloud.wait_idle(timeout=600)
+        started = [e["name"] for e in self._executions("training")]
+        self.record["new_data_triggers"] = self._trigger_records()
+        self.fact(
+            f"{len(self.record['new_data_triggers'])} curated-data triggers handled, "
+            f"{len(started)} training run started (the others were recorded: a run was already going)"
+        )
         snapshot = self._snapshot_endpoint("after v1")
         self.fact(f"deploy {deploy['name']}: {deploy['result'].get('detail', deploy['status'])}")
         self.fact(f"endpoint {self.config.endpoint_name} {snapshot['status']} on {snapshot['config']}")
@@ -525,6 +554,24 @@ class Story:
             f"{len(answers)} API calls during the canary, {sum(a.answered for a in answers)} answered, "
             f"{sum(a.fallback for a in answers)} by the fallback"
         )
+        self._wait_for_circuit_to_close()
+
+    def _wait_for_circuit_to_close(self) -> None:
+        """The broken canary's errors opened the front door's circuit; it probes the endpoint after its cooldown."""
+        assert self.traffic is not None
+        began = time.monotonic()
+        deadline = began + self.config.frontdoor.circuit_cooldown_seconds * 3
+        probe = feature_records(generate_churn(1, seed=self.options.seed + 6, months=1), self.contract)
+        while time.monotonic() < deadline:
+            _status, health = self.traffic.get("/health")
+            if health.get("circuit") == "closed":
+                self.record["circuit_closed_after"] = round(time.monotonic() - began, 2)
+                self.fact(f"the front door's circuit breaker closed again after {time.monotonic() - began:.1f} s")
+                return
+            if health.get("circuit") == "half_open":
+                self.traffic.predict("recovery", probe)
+            time.sleep(0.5)
+        raise StoryError("the front door's circuit stayed open after the rollback")
 
     def _register_broken_model(self, champion: dict[str, Any]) -> str:
         """The champion's artifact with a predict_fn that always fails, registered as a new version."""

@@ -59,6 +59,9 @@ def test_v1_is_trained_by_the_state_machine_from_new_data_and_auto_approved(demo
     for state in ("PrepareTrainingData", "CheckDataGate", "StartTrainingJob", "EvaluateCandidate", "RegisterModel"):
         assert state in training["states"]
     assert training["evaluation"]["promote"] is True
+    triggers = demo.record["new_data_triggers"]
+    assert len(triggers) == demo.record["ingest"]["curated_objects"], "one trigger per curated file"
+    assert sum(t["started"] for t in triggers) == 1, "the burst of files started exactly one run"
     entry = demo.registry_entry("v1")
     assert entry["version"] == 1 and entry["approval"] == "Approved"
     assert entry["metadata"]["trigger"] == "new_data"
@@ -102,7 +105,7 @@ def test_drifted_traffic_fires_the_alarm_whose_retraining_produces_v2(demo: Demo
 def test_v2_goes_through_a_canary_and_is_promoted(demo: DemoRun) -> None:
     assert demo.deploy("v2")["status"] == "SUCCEEDED"
     samples = [s for s in demo.record["traffic_split"] if s["phase"] == "canary_v2"]
-    assert {s["blue"] for s in samples} == {"v1"}
+    assert samples[0]["blue"] == "v1" and {s["blue"] for s in samples} <= {"v1", "v2"}
     assert 0.2 in [s["green_share"] for s in samples if s["green"] == "v2"], "the 20 % canary step was observed"
     canary = demo.answers("canary_v2")
     assert {a["model_version"] for a in canary} == {"v1", "v2"}

@@ -11,7 +11,7 @@ import pytest
 
 from infra.constructs.platform_function import REPO_ROOT
 from infra.constructs.training_source_bundle import build_source_tarball
-from mlloop.assembly import load_template, synthesize
+from mlloop.assembly import DEFAULT_OUTDIR, load_template, synthesize
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("synth")]
 STAGES = ("dev", "staging", "prod")
@@ -228,6 +228,22 @@ def test_the_model_package_group_is_named_by_the_stage(templates: dict[str, dict
     for stage in STAGES:
         (group,) = resources(templates[stage], "AWS::SageMaker::ModelPackageGroup").values()
         assert group["Properties"]["ModelPackageGroupName"] == f"mlloop-{stage}-churn"
+
+
+def test_the_evaluation_function_ships_the_promotion_gate_but_not_the_training_code(
+    templates: dict[str, dict[str, Any]],
+) -> None:
+    template = templates["dev"]
+    (code,) = [
+        r["Properties"]["Code"]
+        for r in resources(template, "AWS::Lambda::Function").values()
+        if r["Properties"]["Handler"] == "functions.evaluate_candidate.handler.handler"
+    ]
+    asset = DEFAULT_OUTDIR / f"asset.{code['S3Key'].split('.')[0]}"
+
+    assert (asset / "training" / "gate.py").is_file()
+    assert (asset / "functions" / "evaluate_candidate" / "handler.py").is_file()
+    assert not (asset / "training" / "train.py").exists()
 
 
 def test_the_source_bundle_is_reproducible_and_holds_what_train_py_imports() -> None:

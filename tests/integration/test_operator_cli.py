@@ -4,30 +4,40 @@ path and records who, when and why, a rejected version is refused, and retire ne
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import os
+import subprocess
+import sys
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from mlloop.cli.main import main
 from mlloop.localcloud import LocalCloud
 from mlloop.localcloud.deployer import Deployment
 from tests.integration.serving_support import ENDPOINT, deploy_executions, register_package, wait_for_new_deploy
+
+Cli = Callable[..., Any]
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("localcloud")]
 
 
 @pytest.fixture
-def cli(local_cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Iterator[Any]:
-    for key, value in local_cloud.client_environment().items():
-        monkeypatch.setenv(key, value)
+def cli(local_cloud: LocalCloud) -> Cli:
+    """Run `mlloop` as an operator would: its own process, pointed at the embedded AWS by environment."""
+    env = {**os.environ, **local_cloud.client_environment()}
 
     def run(*args: str) -> tuple[int, Any, str]:
-        code = main([*args, "--stage", "dev", "--json"])
-        captured = capsys.readouterr()
-        return code, json.loads(captured.out) if code == 0 else None, captured.err
+        proc = subprocess.run(
+            [sys.executable, "-m", "mlloop.cli.main", *args, "--stage", "dev", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        return proc.returncode, json.loads(proc.stdout) if proc.returncode == 0 else None, proc.stderr
 
-    yield run
+    return run
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +56,7 @@ def _serving_version(status: dict[str, Any]) -> int:
     return int(variants[0]["version"])
 
 
-def test_status_shows_versions_the_endpoint_and_alarms(cli: Any, two_versions: tuple[int, int]) -> None:
+def test_status_shows_versions_the_endpoint_and_alarms(cli: Cli, two_versions: tuple[int, int]) -> None:
     code, status, _ = cli("status")
     assert code == 0
     older, newer = two_versions
@@ -58,7 +68,7 @@ def test_status_shows_versions_the_endpoint_and_alarms(cli: Any, two_versions: t
 
 
 def test_rollback_deploys_the_previous_approved_version_and_records_why(
-    cli: Any, local_cloud: LocalCloud, two_versions: tuple[int, int]
+    cli: Cli, local_cloud: LocalCloud, two_versions: tuple[int, int]
 ) -> None:
     older, newer = two_versions
     code, result, err = cli("rollback", "--reason", "latency regression in the new version")
@@ -73,7 +83,7 @@ def test_rollback_deploys_the_previous_approved_version_and_records_why(
     assert package["metadata"]["rollback_from"] == f"v{newer}" and package["metadata"]["rollback_by"]
 
 
-def test_a_rejected_version_is_refused_as_a_rollback_target(cli: Any, two_versions: tuple[int, int]) -> None:
+def test_a_rejected_version_is_refused_as_a_rollback_target(cli: Cli, two_versions: tuple[int, int]) -> None:
     _, newer = two_versions
     code, _, _ = cli("reject", str(newer), "--reason", "rolled back for latency")
     assert code == 0
@@ -81,7 +91,7 @@ def test_a_rejected_version_is_refused_as_a_rollback_target(cli: Any, two_versio
     assert code == 2 and f"refusing to roll back to v{newer}: it was rejected (rolled back for latency)" in err
 
 
-def test_retire_never_touches_what_serves(cli: Any, local_cloud: LocalCloud, two_versions: tuple[int, int]) -> None:
+def test_retire_never_touches_what_serves(cli: Cli, local_cloud: LocalCloud, two_versions: tuple[int, int]) -> None:
     sm = local_cloud.client("sagemaker")
     running = sm.describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"]
     serving_models = {

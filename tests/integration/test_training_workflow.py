@@ -89,18 +89,21 @@ def year_trigger(year: int, kind: str = "manual", source: str = "integration-tes
 
 
 @contextlib.contextmanager
-def throttled(operation: str, times: int) -> Iterator[list[int]]:
-    """The first `times` calls to SageMaker `operation` from a Lambda handler fail with ThrottlingException,
-    as a call does once botocore has spent its own retries; handlers share the process's default boto3 session."""
+def throttled(operation: str, run_id: str, times: int) -> Iterator[list[int]]:
+    """The first `times` calls to SageMaker `operation` for `run_id` from a Lambda handler fail with
+    ThrottlingException, as a call does once botocore has spent its own retries. Handlers share the process's
+    default boto3 session; other runs in flight are left alone."""
     calls: list[int] = []
 
-    def throttle(**_: Any) -> None:
+    def throttle(params: dict[str, Any], **_: Any) -> None:
+        if params.get("CustomerMetadataProperties", {}).get("run_id") != run_id:
+            return
         calls.append(1)
         if len(calls) <= times:
             raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, operation)
 
     events = boto3._get_default_session().events
-    event_name = f"before-call.sagemaker.{operation}"
+    event_name = f"before-parameter-build.sagemaker.{operation}"
     events.register(event_name, throttle)
     try:
         yield calls
@@ -127,7 +130,7 @@ def registered_run(workflow: Workflow) -> dict[str, Any]:
     """The happy path, with the registration step throttled twice on the way."""
     workflow.stage_year(datetime(2021, 1, 1, tzinfo=UTC))
     trigger = year_trigger(2021, kind="alarm", source=f"{PREFIX}-churn-retraining-needed")
-    with throttled("CreateModelPackage", times=2) as calls:
+    with throttled("CreateModelPackage", "it-registered-2021", times=2) as calls:
         execution = workflow.run("it-registered-2021", trigger)
     return {"execution": execution, "create_calls": len(calls)}
 

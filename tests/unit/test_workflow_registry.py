@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -20,6 +23,7 @@ from functions.register_model.logic import Candidate, RegisterSettings, metadata
 from tests.unit.workflow_support import evaluation_report, model_archive
 from training.gate import GatePolicy
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 GROUP = "mlloop-dev-churn"
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.9-0-cpu-py3"
 TRIGGER = {"kind": "alarm", "source": "mlloop-dev-churn-drift", "time": "2026-11-22T07:58:30Z", "event_id": "e1"}
@@ -182,3 +186,20 @@ def test_notifications_say_what_happened(aws: dict[str, Any]) -> None:
     assert (
         failed.cause == "evaluate the candidate failed: CandidateArtifactsError: model.tar.gz lacks fallback_model.json"
     )
+
+
+def test_the_evaluation_step_loads_without_the_scientific_stack() -> None:
+    """Its Lambda has neither scikit-learn nor numpy: the promotion gate must stay pure Python."""
+    blocker = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in {'sklearn', 'numpy', 'pandas', 'scipy', 'pyarrow', 'joblib'}:\n"
+        "            raise ImportError(f'{name} is not in the Lambda runtime')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import functions.evaluate_candidate.handler\n"
+    )
+
+    result = subprocess.run([sys.executable, "-c", blocker], cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+
+    assert result.returncode == 0, result.stderr[-2000:]

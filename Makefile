@@ -48,7 +48,9 @@ checkov: synth $(TOOLS_STAMP)  ## checkov's CloudFormation checks over the synth
 
 test: lint synth checkov  ## every gate: lint, synth (cdk-nag), cfn-lint, checkov, pytest
 	.venv/bin/cfn-lint cdk.out/*.template.json
-	$(PY) -m pytest -n 2 --dist loadgroup
+	# Two runs: moto's in-process mocks in unit tests would reset the embedded AWS the integration tests share.
+	$(PY) -m pytest -n 2 --dist loadgroup tests/unit tests/infra
+	$(PY) -m pytest -n 2 --dist loadgroup tests/integration tests/e2e
 
 unit: setup  ## fast unit tests only
 	$(PY) -m pytest tests/unit -q

@@ -55,6 +55,9 @@ test: lint synth checkov  ## every gate: lint, synth (cdk-nag), cfn-lint, checko
 unit: setup  ## fast unit tests only
 	$(PY) -m pytest tests/unit -q
 
+e2e: setup  ## the demo's story as tests: one `python -m mlloop.demo` run checked from every side
+	$(PY) -m pytest tests/e2e -q
+
 # The peers: Evidently (the bench group) in .venv, alibi-detect in its own venv since it needs numpy < 2.
 BENCH_STAMP := .venv/.bench-installed
 ALIBI_STAMP := .venv-bench-alibi/.installed

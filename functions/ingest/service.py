@@ -7,6 +7,7 @@ rewrites the same deterministic keys.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
@@ -26,6 +27,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.ingest.layout import SourceObject
 from functions.ingest.logic import IngestReport, S3ObjectStore, ingest_object
 from functions.ingest.settings import IngestSettings
+from functions.shared.platform_events import CURATED_DATA_INGESTED, INGEST_SOURCE
 
 # Longer than EventBridge's retry window (6 hours on the rule), so every redelivery finds the record.
 IDEMPOTENCY_SECONDS = 7 * 24 * 3600
@@ -59,6 +61,21 @@ def record_metrics(report: IngestReport, metrics: Metrics) -> None:
             pass
 
 
+def announce_curated_data(bus: Any, report: IngestReport, *, source: dict[str, Any], stage: str) -> None:
+    """One event per ingested file; inside the idempotent step, so a redelivered file announces nothing."""
+    detail = {
+        "stage": stage,
+        "dataset": report.dataset,
+        "contract_version": report.contract_version,
+        "source": source,
+        "rows_curated": report.rows_curated,
+        "rows_quarantined": report.rows_quarantined,
+    }
+    bus.put_events(
+        Entries=[{"Source": INGEST_SOURCE, "DetailType": CURATED_DATA_INGESTED, "Detail": json.dumps(detail)}]
+    )
+
+
 def handle_object_created(
     source: SourceObject,
     *,
@@ -68,11 +85,13 @@ def handle_object_created(
     s3_client: Any = None,
     sns_client: Any = None,
     dynamodb_client: Any = None,
+    events_client: Any = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """Ingest `source` once; return its validation report as a dict (the first run's, on redelivery)."""
     s3 = s3_client or _client("s3")
     sns = sns_client or _client("sns")
+    bus = events_client or _client("events")
     persistence = DynamoDBPersistenceLayer(
         table_name=settings.idempotency_table, boto3_client=dynamodb_client or _client("dynamodb")
     )
@@ -88,6 +107,8 @@ def handle_object_created(
             SourceObject(**raw_object), store=S3ObjectStore(s3), settings=settings, now=now, notify=notify
         )
         record_metrics(report, metrics)
+        if report.rows_curated > 0:
+            announce_curated_data(bus, report, source=raw_object, stage=settings.stage)
         return report.to_dict()
 
     once = cast(

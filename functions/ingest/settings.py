@@ -16,6 +16,7 @@ class IngestSettings:
     idempotency_table: str
     notifications_topic_arn: str
     chunk_rows: int = DEFAULT_CHUNK_ROWS
+    stage: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> IngestSettings:
@@ -36,4 +37,5 @@ class IngestSettings:
             idempotency_table=source["IDEMPOTENCY_TABLE"],
             notifications_topic_arn=source["NOTIFICATIONS_TOPIC_ARN"],
             chunk_rows=chunk_rows,
+            stage=source.get("STAGE", ""),
         )

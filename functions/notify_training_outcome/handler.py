@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import boto3
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.notify_training_outcome.logic import NotifySettings, notify
@@ -24,5 +25,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             sns=boto3.client("sns"),
             settings=NotifySettings.from_env(),
         )
+    metrics.add_metric(name="TrainingRun" + summary.outcome.title().replace("_", ""), unit=MetricUnit.Count, value=1)
     logger.info(summary.subject)
     return summary.to_dict()

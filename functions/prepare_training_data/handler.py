@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import boto3
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
@@ -26,5 +27,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             settings=PrepareSettings.from_env(),
             now=datetime.now(UTC),
         )
+    metrics.add_metric(name="TrainingSnapshotFiles", unit=MetricUnit.Count, value=snapshot.object_count)
     logger.info("training data snapshot written", extra={"snapshot": snapshot.to_dict()})
     return snapshot.to_dict()

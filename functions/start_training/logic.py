@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
+from functions.shared.platform_events import CURATED_DATA_INGESTED
+
 TriggerKind = Literal["schedule", "new_data", "alarm", "manual"]
 TRIGGER_RECORDS_PREFIX = "training/triggers"
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
@@ -99,7 +101,7 @@ def _parse_time(raw: Any, fallback: datetime) -> datetime:
 
 
 def parse_trigger(event: Mapping[str, Any], now: datetime) -> Trigger:
-    """Recognise the trigger: an EventBridge event (schedule, curated Object Created, alarm) or a manual request."""
+    """Recognise the trigger: an EventBridge event (schedule, curated data ingested, alarm) or a manual request."""
     detail_type = event.get("detail-type")
     raw_detail = event.get("detail")
     detail: dict[str, Any] = raw_detail if isinstance(raw_detail, dict) else {}
@@ -108,10 +110,15 @@ def parse_trigger(event: Mapping[str, Any], now: datetime) -> Trigger:
     if detail_type == "Scheduled Event":
         resources = event.get("resources") or ["schedule"]
         return Trigger("schedule", str(resources[0]).rsplit("/", 1)[-1], event_time, event_id)
-    if detail_type == "Object Created":
-        key = str(detail.get("object", {}).get("key", ""))
-        bucket = str(detail.get("bucket", {}).get("name", ""))
-        return Trigger("new_data", key, event_time, event_id, {"bucket": bucket})
+    if detail_type == CURATED_DATA_INGESTED:
+        source = detail.get("source") or {}
+        return Trigger(
+            "new_data",
+            str(source.get("key", "")),
+            event_time,
+            event_id,
+            {"bucket": str(source.get("bucket", "")), "rows_curated": str(detail.get("rows_curated", ""))},
+        )
     if detail_type == "CloudWatch Alarm State Change":
         state = detail.get("state", {})
         return Trigger(
@@ -136,7 +143,7 @@ def parse_trigger(event: Mapping[str, Any], now: datetime) -> Trigger:
         )
     raise TriggerError(
         f"unrecognised trigger (detail-type={detail_type!r}, keys={sorted(event)[:10]}); expected a schedule, "
-        "curated Object Created or CloudWatch alarm event, or {'trigger': 'manual', 'requested_by': ...}"
+        f"{CURATED_DATA_INGESTED!r} or CloudWatch alarm event, or {{'trigger': 'manual', 'requested_by': ...}}"
     )
 
 

@@ -348,6 +348,7 @@ class DataLakeStack(Stack):
         function.add_to_role_policy(
             iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[self.key.key_arn])
         )
+        events.EventBus.from_event_bus_name(self, "DefaultBus", "default").grant_put_events_to(function)
         # Powertools idempotency's calls exactly; the table's and topic's own grants would add kms wildcards.
         function.add_to_role_policy(
             iam.PolicyStatement(

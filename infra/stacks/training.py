@@ -35,6 +35,7 @@ from constructs import Construct
 from functions.check_data_gate.logic import LATEST_PROFILE_KEY
 from functions.prepare_training_data.logic import RUNS_PREFIX
 from functions.shared.contract import load_contract
+from functions.shared.platform_events import CURATED_DATA_INGESTED, INGEST_SOURCE
 from functions.start_training.logic import TRIGGER_RECORDS_PREFIX
 from infra.config import StageConfig
 from infra.constructs.platform_function import PlatformFunction
@@ -750,14 +751,11 @@ class TrainingStack(Stack):
                 self,
                 "NewCuratedDataRule",
                 rule_name=f"{self.config.prefix}-training-new-data",
-                description="New curated data: retrain (debounced by the cooldown)",
+                description="A raw file produced curated data: retrain (debounced by the cooldown)",
                 event_pattern=events.EventPattern(
-                    source=["aws.s3"],
-                    detail_type=["Object Created"],
-                    detail={
-                        "bucket": {"name": [self.lake.curated_bucket.bucket_name]},
-                        "object": {"key": [{"prefix": f"{self.config.dataset}/"}]},
-                    },
+                    source=[INGEST_SOURCE],
+                    detail_type=[CURATED_DATA_INGESTED],
+                    detail={"stage": [self.config.stage], "dataset": [self.config.dataset]},
                 ),
                 targets=[target()],
             )

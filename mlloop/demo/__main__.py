@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Iterator, Sequence
@@ -89,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 traceback.print_exc()
         finally:
             story.stop()
+        story.record["threads_after_stop"] = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
         story.record["wall_seconds"] = round(time.monotonic() - started, 2)
         story.record["failed"] = failed
         (run_dir / "run.json").write_text(json.dumps(story.record, indent=1, default=str))
@@ -106,17 +108,21 @@ def summarize(console: Console, record: dict[str, Any], report: Path) -> None:
     table.add_row("[bold]total", f"[bold]{record['wall_seconds']:.1f}")
     console.print(table)
     answers = record.get("answers", [])
-    unanswered = [a for a in answers if a["status"] == 0 or a["status"] >= 500]
+    unanswered = [a for a in answers if a["door"] == "api" and (a["status"] == 0 or a["status"] >= 500)]
+    api = [a for a in answers if a["door"] == "api"]
     versions = [f"v{p['version']} {p['approval']}" for p in record.get("registry", [])]
     console.print(f"model versions: {', '.join(versions) or 'none'}")
     console.print(
-        f"requests: {len(answers)} sent, {len(answers) - len(unanswered)} answered, "
-        f"{sum(a['fallback'] for a in answers)} by the fallback"
+        f"API requests: {len(api)} sent, {len(api) - len(unanswered)} answered, "
+        f"{sum(a['fallback'] for a in api)} by the fallback; "
+        f"{len(answers) - len(api)} direct sagemaker-runtime calls"
     )
     if record.get("failed"):
         console.print(f"[bold red]the story stopped early: {record['failed']}")
     else:
-        console.print("[bold green]the whole story ran; nothing is left running")
+        console.print("[bold green]the whole story ran")
+    left = record.get("threads_after_stop", [])
+    console.print(f"still running after the cloud stopped: {', '.join(left)}" if left else "nothing is left running")
     console.print(f"run report: [bold]{report}[/]")
 
 

@@ -81,7 +81,11 @@ def drift_chart(record: dict[str, Any]) -> str | None:
 
 def traffic_chart(record: dict[str, Any]) -> str | None:
     samples = record.get("traffic_split", [])
-    answers = [a for a in record.get("answers", []) if a["phase"] in ("canary_v2", "bad_canary") and a["status"] == 200]
+    answers = [
+        a
+        for a in record.get("answers", [])
+        if a["phase"] in ("canary_v2", "bad_canary") and a["status"] == 200 and a["door"] == "api"
+    ]
     if not samples:
         return None
     figure, (shares, served) = plt.subplots(2, 1, figsize=(8, 5), sharex=True)
@@ -103,7 +107,7 @@ def traffic_chart(record: dict[str, Any]) -> str | None:
         served.scatter([a["at"] for a in mine], [index] * len(mine), s=10, color=_colour(name))
     served.set_yticks(range(len(who)), who)
     served.set_xlabel("seconds since the run started")
-    served.set_title("Who answered each API request")
+    served.set_title("Who answered each API request (the front door)")
     return _png(figure)
 
 
@@ -190,7 +194,7 @@ def write_report(record: dict[str, Any], run_dir: Path) -> Path:
         for name in record.get("plots", [])
         if (run_dir / name).exists()
     )
-    answers = record.get("answers", [])
+    answers = [a for a in record.get("answers", []) if a["door"] == "api"]
     unanswered = sum(1 for a in answers if a["status"] == 0 or a["status"] >= 500)
     charts = {
         "metrics": metrics_chart(record),
@@ -204,7 +208,7 @@ def write_report(record: dict[str, Any], run_dir: Path) -> Path:
         [
             f"<h1>mlloop demo run ({html.escape(record['started_at'])})</h1>",
             f"<p><b>{html.escape(status)}</b> in {record.get('wall_seconds', 0):.1f} s. "
-            f"{len(answers)} requests, {len(answers) - unanswered} answered, "
+            f"{len(answers)} API requests, {len(answers) - unanswered} answered, "
             f"{sum(a['fallback'] for a in answers)} by the fallback.</p>",
             _section("Phases", phases),
             _section("Model versions", packages, _img(charts["metrics"], "metrics") if charts["metrics"] else None),

@@ -451,7 +451,8 @@ class Story:
         detector = self.platform.find_function("drift_detector")
         now = datetime.now(UTC)
         # The scheduled run looks at whole past hours; on demand, the detector is asked for the current hour.
-        event = {"window_end": (now + timedelta(hours=1)).isoformat(), "window_hours": 1}
+        # Two hours, so traffic sent just before an hour boundary is still in the window.
+        event = {"window_end": (now + timedelta(hours=1)).isoformat(), "window_hours": 2}
         response = self.client("lambda").invoke(FunctionName=detector, Payload=json.dumps(event).encode())
         summary = json.loads(response["Payload"].read())
         if response.get("FunctionError"):
@@ -498,7 +499,9 @@ class Story:
         while sfn.describe_execution(executionArn=execution["executionArn"])["status"] == "RUNNING":
             self.record["traffic_split"].append({"phase": phase, "at": self.clock(), **self._blue_green()})
             self.traffic.predict(phase, [records[index % len(records)]])
-            index += 1
+            # Callers of the raw endpoint too: they have no fallback, so they see what the new fleet does.
+            self.traffic.invoke_endpoint(phase, [records[(index + 1) % len(records)]])
+            index += 2
 
     def _blue_green(self) -> dict[str, Any]:
         """The running (blue) config and, during an update, the new (green) one with its share of all traffic."""
@@ -519,7 +522,7 @@ class Story:
             raise StoryError(f"deploy of v2 ended {deploy['status']}: {deploy['cause']}")
         snapshot = self._snapshot_endpoint("after v2")
         answers = self.traffic.of_phase("canary_v2") if self.traffic else []
-        served = _count(a.model_version for a in answers)
+        served = _count(a.model_version for a in answers if a.answered)
         self.fact(f"during the canary: {', '.join(f'{v} {n}' for v, n in sorted(served.items()))} answers")
         self.fact(f"deploy {deploy['name']}: {deploy['result'].get('detail', deploy['status'])}")
         self.fact(f"endpoint on {snapshot['config']} with weights {snapshot['variants']}")
@@ -550,9 +553,12 @@ class Story:
             f"v{package['version']} is {package['approval']} "
             f"({package['metadata'].get('deployment_status', '')}); endpoint back on {snapshot['config']}"
         )
+        api = [a for a in answers if a.door == "api"]
+        runtime = [a for a in answers if a.door == "runtime"]
         self.fact(
-            f"{len(answers)} API calls during the canary, {sum(a.answered for a in answers)} answered, "
-            f"{sum(a.fallback for a in answers)} by the fallback"
+            f"{len(api)} API calls during the canary, {sum(a.answered for a in api)} answered, "
+            f"{sum(a.fallback for a in api)} by the fallback; {sum(not a.answered for a in runtime)} of "
+            f"{len(runtime)} direct sagemaker-runtime calls got the broken model's error"
         )
         self._wait_for_circuit_to_close()
 
@@ -562,12 +568,16 @@ class Story:
         began = time.monotonic()
         deadline = began + self.config.frontdoor.circuit_cooldown_seconds * 3
         probe = feature_records(generate_churn(1, seed=self.options.seed + 6, months=1), self.contract)
+        was_open = False
         while time.monotonic() < deadline:
             _status, health = self.traffic.get("/health")
             if health.get("circuit") == "closed":
-                self.record["circuit_closed_after"] = round(time.monotonic() - began, 2)
-                self.fact(f"the front door's circuit breaker closed again after {time.monotonic() - began:.1f} s")
+                waited = round(time.monotonic() - began, 2)
+                self.record["circuit_closed_after"] = waited
+                if was_open:
+                    self.fact(f"the front door's circuit breaker opened on those errors, closed again after {waited} s")
                 return
+            was_open = True
             if health.get("circuit") == "half_open":
                 self.traffic.predict("recovery", probe)
             time.sleep(0.5)
@@ -603,24 +613,28 @@ class Story:
 
     def fallback(self) -> None:
         assert self.traffic is not None
+        traffic = self.traffic
         records = feature_records(generate_churn(200, seed=self.options.seed + 5, months=1), self.contract)
         total = self.options.fallback_requests
-        killed = threading.Event()
 
-        def kill() -> None:
-            self.client("sagemaker").delete_endpoint(EndpointName=self.config.endpoint_name)
-            self.record["endpoint_killed_at"] = self.clock()
-            killed.set()
+        def call() -> None:
+            for index in range(total):
+                traffic.predict("fallback", [records[index % len(records)]])
 
-        for index in range(total):
-            if index == total // 3:
-                kill()
-            self.traffic.predict("fallback", [records[index % len(records)]])
+        caller = threading.Thread(target=call, name="demo-caller")
+        caller.start()
+        # The endpoint is deleted while the caller keeps sending: a request may be in flight at that moment.
+        while len(traffic.of_phase("fallback")) < total // 3 and caller.is_alive():
+            time.sleep(0.01)
+        self.client("sagemaker").delete_endpoint(EndpointName=self.config.endpoint_name)
+        self.record["endpoint_killed_at"] = self.clock()
+        caller.join(timeout=600)
         status, health = self.traffic.get("/health")
         self.record["health_after_kill"] = {"status": status, "answer": health}
         answers = self.traffic.of_phase("fallback")
         after = [a for a in answers if a.at >= self.record["endpoint_killed_at"]]
-        self.fact(f"endpoint deleted after {total // 3} of {total} requests")
+        before = len(answers) - len(after)
+        self.fact(f"endpoint deleted while the caller was sending: after {before} of {total} requests")
         self.fact(
             f"{sum(a.answered for a in answers)}/{len(answers)} answered; after the kill "
             f"{sum(a.fallback for a in after)}/{len(after)} by the fallback "

@@ -17,7 +17,8 @@ ENDPOINT = "mlloop-dev-churn"
 
 
 def _unanswered(answers: list[dict]) -> list[dict]:
-    return [a for a in answers if a["status"] == 0 or a["status"] >= 500]
+    """API requests without an answer; direct endpoint callers have no fallback and may see the model's errors."""
+    return [a for a in answers if a["door"] == "api" and (a["status"] == 0 or a["status"] >= 500)]
 
 
 def test_the_demo_completes_every_phase_and_names_its_report(demo: DemoRun) -> None:
@@ -37,6 +38,7 @@ def test_the_demo_completes_every_phase_and_names_its_report(demo: DemoRun) -> N
         "fallback",
     ]
     assert "nothing is left running" in demo.output
+    assert demo.record["threads_after_stop"] == []
     assert str(demo.run_dir / "report.html") in demo.output.replace("\n", "")
     report = (demo.run_dir / "report.html").read_text()
     assert report.count("data:image/png;base64,") >= 5
@@ -108,7 +110,8 @@ def test_v2_goes_through_a_canary_and_is_promoted(demo: DemoRun) -> None:
     assert samples[0]["blue"] == "v1" and {s["blue"] for s in samples} <= {"v1", "v2"}
     assert 0.2 in [s["green_share"] for s in samples if s["green"] == "v2"], "the 20 % canary step was observed"
     canary = demo.answers("canary_v2")
-    assert {a["model_version"] for a in canary} == {"v1", "v2"}
+    assert {a["model_version"] for a in canary if a["status"] == 200} == {"v1", "v2"}
+    assert {a["door"] for a in canary} == {"api", "runtime"}
     assert not _unanswered(canary)
     (after_v2,) = [s for s in demo.record["endpoint_snapshots"] if s["label"] == "after v2"]
     assert after_v2["version"] == "v2" and after_v2["config"].startswith(f"{ENDPOINT}-v2-")
@@ -139,13 +142,15 @@ def test_killing_the_endpoint_mid_traffic_leaves_no_request_unanswered(demo: Dem
     before = [a for a in answers if a["at"] < killed_at]
     after = [a for a in answers if a["at"] >= killed_at]
     assert before and all(not a["fallback"] for a in before)
-    assert after and all(a["status"] == 200 and a["fallback"] for a in after)
-    assert {a["fallback_reason"] for a in after} <= {"endpoint_missing", "circuit_open"}
+    assert len(after) > 1 and all(a["status"] == 200 for a in after)
+    # The one request in flight when the endpoint was deleted may still have been answered by it.
+    assert all(a["fallback"] for a in after[1:])
+    assert {a["fallback_reason"] for a in after if a["fallback"]} <= {"endpoint_missing", "circuit_open"}
     assert demo.record["health_after_kill"]["answer"]["status"] in ("degraded", "unavailable")
 
 
 def test_no_request_of_the_whole_run_went_unanswered(demo: DemoRun) -> None:
-    answers = demo.answers()
+    answers = [a for a in demo.answers() if a["door"] == "api"]
     assert len(answers) > 100
     assert _unanswered(answers) == []
     assert demo.record["delivery_failures"] == []

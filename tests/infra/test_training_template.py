@@ -169,7 +169,10 @@ def test_schedule_on_every_stage_and_new_data_only_where_configured(templates: d
         assert all(t["Arn"] == {"Fn::GetAtt": [starter, "Arn"]} for r in rules for t in r["Properties"]["Targets"])
         assert len(patterns) == (1 if expect_new_data else 0)
         if expect_new_data:
-            assert patterns[0]["Properties"]["EventPattern"]["detail-type"] == ["Object Created"]
+            pattern = patterns[0]["Properties"]["EventPattern"]
+            # One trigger per ingested file, from the ingest function, not one per curated partition object.
+            assert pattern["source"] == ["mlloop.ingest"] and pattern["detail-type"] == ["Curated Data Ingested"]
+            assert pattern["detail"] == {"stage": [stage], "dataset": ["churn"]}
 
 
 def test_start_function_applies_the_stage_cooldown_alone(templates: dict[str, dict[str, Any]]) -> None:

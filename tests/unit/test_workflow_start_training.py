@@ -54,10 +54,16 @@ def test_each_trigger_kind_is_recognised_with_its_source() -> None:
     alarm = parse_trigger(alarm_event(), NOW)
     new_data = parse_trigger(
         {
-            "id": "s3-1",
-            "detail-type": "Object Created",
+            "id": "ingest-1",
+            "source": "mlloop.ingest",
+            "detail-type": "Curated Data Ingested",
             "time": "2026-11-22T07:00:00Z",
-            "detail": {"bucket": {"name": "curated"}, "object": {"key": "churn/event_date=2026-11-21/a.parquet"}},
+            "detail": {
+                "stage": "dev",
+                "dataset": "churn",
+                "source": {"bucket": "raw", "key": "churn/2026-11-21.csv", "version_id": "1"},
+                "rows_curated": 990,
+            },
         },
         NOW,
     )
@@ -66,7 +72,8 @@ def test_each_trigger_kind_is_recognised_with_its_source() -> None:
     assert (schedule.kind, schedule.source) == ("schedule", "mlloop-dev-training-schedule")
     assert (alarm.kind, alarm.source, alarm.detail["state"]) == ("alarm", "mlloop-dev-churn-feature-drift", "ALARM")
     assert alarm.time == datetime(2026, 11, 22, 7, 58, 30, tzinfo=UTC)
-    assert (new_data.kind, new_data.source) == ("new_data", "churn/event_date=2026-11-21/a.parquet")
+    assert (new_data.kind, new_data.source) == ("new_data", "churn/2026-11-21.csv")
+    assert new_data.detail == {"bucket": "raw", "rows_curated": "990"}
     assert (manual.kind, manual.source, manual.detail["reason"]) == ("manual", "alice", "new features")
 
 

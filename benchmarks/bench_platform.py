@@ -1,6 +1,7 @@
-"""Figures without targets: synthesizing every stage, and starting the local cloud and deploying to it.
+"""Figures without targets: synthesizing every stage, starting the local cloud and deploying to it, and the
+demo's phases.
 
-Both take minutes of the shared machine, so they run at full size only; the tiny run says so.
+They take minutes of the shared machine, so they run at full size only; the tiny run says so.
 """
 
 from __future__ import annotations
@@ -10,13 +11,16 @@ import os
 import subprocess
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
-from benchmarks.common import ROOT, BenchResult, Size
+from benchmarks.common import ROOT, BenchResult, Size, missing_modules
 from benchmarks.timing import Timing
 
 LOCALCLOUD_SCRIPT = ROOT / "scripts" / "measure_localcloud.py"
+DEMO_MODULE = "mlloop.demo"
 TIMEOUT_S = 900
+DEMO_TIMEOUT_S = 1500
 
 
 def _synth() -> dict[str, Any]:
@@ -79,10 +83,34 @@ def _localcloud() -> dict[str, Any]:
     }
 
 
+def _demo() -> dict[str, Any]:
+    """The demo in a run folder of its own; its run.json records the wall time of every phase."""
+    with tempfile.TemporaryDirectory(prefix="bench-demo-") as out:
+        start = time.perf_counter()
+        try:
+            done = subprocess.run(
+                [str(ROOT / ".venv" / "bin" / "python"), "-m", DEMO_MODULE, "--output-dir", out],
+                cwd=str(ROOT),
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+                capture_output=True,
+                text=True,
+                timeout=DEMO_TIMEOUT_S,
+                check=False,
+            )
+            exit_code: int | str = done.returncode
+        except subprocess.TimeoutExpired:
+            exit_code = f"timed out after {DEMO_TIMEOUT_S} s"
+        wall = time.perf_counter() - start
+        records = sorted(Path(out).glob("run-*/run.json"))
+        record: dict[str, Any] = json.loads(records[-1].read_text()) if records else {}
+    phases = [{"title": p.get("title"), "seconds": p.get("seconds")} for p in record.get("phases", [])]
+    return {"exit_code": exit_code, "wall_seconds": wall, "failed": record.get("failed"), "phases": phases}
+
+
 def run(size: Size) -> BenchResult:
     result = BenchResult("platform")
     if size != "full":
-        result.skipped.append("synth and local cloud: measured at full size only (minutes of the machine)")
+        result.skipped.append("synth, local cloud and demo: measured at full size only (minutes of the machine)")
         return result
     synth = _synth()
     result.facts["synth_all_stages"] = synth
@@ -101,4 +129,15 @@ def run(size: Size) -> BenchResult:
         result.notes.append(f"local cloud ({LOCALCLOUD_SCRIPT.name}, exit {cloud['exit_code']}): {shown}")
     else:
         result.skipped.append(f"local cloud: {LOCALCLOUD_SCRIPT.relative_to(ROOT)} not written yet")
+    if missing_modules(DEMO_MODULE):
+        result.skipped.append(f"demo: {DEMO_MODULE} not written yet")
+        return result
+    demo = _demo()
+    result.facts["demo"] = demo
+    phases = "; ".join(f"{p['title']} {float(p['seconds'] or 0):.1f} s" for p in demo["phases"])
+    result.notes.append(
+        f"demo (exit {demo['exit_code']}, {demo['wall_seconds']:.0f} s): {phases or 'no phase recorded'}"
+    )
+    if demo["failed"]:
+        result.notes.append(f"demo stopped: {demo['failed']}")
     return result

@@ -13,6 +13,7 @@ import os
 import platform
 import sys
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from importlib import metadata
@@ -123,8 +124,11 @@ def update_doc(markdown_table: str, doc: dict[str, Any]) -> None:
         raise SystemExit(f"{DOC}: the markers {TABLE_START} / {TABLE_END} are missing")
     head, rest = text.split(TABLE_START, 1)
     _, tail = rest.split(TABLE_END, 1)
+    host = doc["machine"]
+    load = host["load_average_at_end"][0]
     stamp = (
-        f"Run of {doc['started_at']} ({doc['duration_s']:.0f} s, {doc['machine']['cpus']} CPUs, size {doc['size']})."
+        f"Run of {doc['started_at']} ({doc['duration_s']:.0f} s, size {doc['size']}, {host['cpus']} CPUs shared"
+        f" with other work: load average {load:.1f} at the end)."
     )
     DOC.write_text(f"{head}{TABLE_START}\n{stamp}\n\n{markdown_table}\n{TABLE_END}{tail}")
 
@@ -138,10 +142,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     names = args.only or list(BENCHMARKS)
     started = datetime.now(UTC)
     clock = time.perf_counter()
-    results = []
+    results: list[BenchResult] = []
+    failed: list[str] = []
     for name in names:
         print(f"== {name} ({args.size})", file=sys.stderr, flush=True)
-        results.append(BENCHMARKS[name](args.size))
+        try:
+            results.append(BENCHMARKS[name](args.size))
+        except Exception as error:
+            # One broken contender must not cost the figures of every other benchmark in a half-hour run.
+            traceback.print_exc()
+            failed.append(name)
+            results.append(BenchResult(name, skipped=[f"failed: {type(error).__name__}: {error}"]))
         # Each benchmark's table as soon as it is done: a full run takes long enough to want progress.
         print(table(results[-1:]), file=sys.stderr, flush=True)
     doc = document(results, args.size, started, time.perf_counter() - clock)
@@ -154,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         output.write_text(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n")
     if complete:
         update_doc(markdown, doc)
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -118,31 +118,21 @@ class RollbackResult:
 
 
 def rollback(platform: Platform, *, to_version: str | None, reason: str) -> RollbackResult:
-    """Deploy an earlier approved version through the same guarded deploy path an approval takes."""
+    """Deploy an earlier approved version through the same guarded deploy path an approval takes, then record
+    who, when and why on the package.
+
+    The record comes after the deploy: a metadata change re-emits the package's state change, and the deploy
+    function ignores that for the version it already serves, so recording first would start a second deploy."""
     if not reason.strip():
         raise OperatorError("a reason is required: it is recorded with the rollback")
     started = time.monotonic()
     endpoint = describe_endpoint(platform)
     serving = endpoint.serving_version if endpoint else None
     target = choose_rollback_target(list_versions(platform), serving, to_version)
-    now = datetime.now(UTC).isoformat(timespec="seconds")
-    update_package(
-        platform,
-        target,
-        approval=APPROVED,
-        note=f"rollback from v{serving} by {platform.actor}: {reason}",
-        metadata={
-            "rollback_by": platform.actor,
-            "rollback_at": now,
-            "rollback_reason": reason,
-            "rollback_from": f"v{serving}" if serving else "none",
-        },
-    )
-    refreshed = next(v for v in list_versions(platform) if v.version == target.version)
     response = platform.client("lambda").invoke(
         FunctionName=platform.find_function("deploy_model"),
         InvocationType="RequestResponse",
-        Payload=json.dumps(approval_event(platform, refreshed)).encode(),
+        Payload=json.dumps(approval_event(platform, target)).encode(),
     )
     payload = json.loads(response["Payload"].read() or b"{}")
     if response.get("FunctionError"):
@@ -154,6 +144,19 @@ def rollback(platform: Platform, *, to_version: str | None, reason: str) -> Roll
         raise OperatorError(
             f"the rollback deploy of v{target.version} ended {outcome['status']}: {outcome.get('cause', '')}"
         )
+    refreshed = next(v for v in list_versions(platform) if v.version == target.version)
+    update_package(
+        platform,
+        refreshed,
+        approval=APPROVED,
+        note=f"rollback from v{serving} by {platform.actor}: {reason}",
+        metadata={
+            "rollback_by": platform.actor,
+            "rollback_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "rollback_reason": reason,
+            "rollback_from": f"v{serving}" if serving else "none",
+        },
+    )
     return RollbackResult(
         from_version=serving, to_version=target.version, seconds=time.monotonic() - started, deploy_response=outcome
     )

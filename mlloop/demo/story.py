@@ -57,7 +57,7 @@ class DemoOptions:
     corrupt_fraction: float = 0.03
     serve_requests: int = 40
     drift_rows: int = 900
-    fallback_requests: int = 30
+    fallback_requests: int = 60
     time_scale: float = 0.01
     seed: int = 7
 
@@ -354,15 +354,9 @@ class Story:
         return run
 
     def train_v1(self) -> None:
-        # dev retrains on new curated data: the ingest itself started the run (debounced across its files).
-        assert self.cloud is not None
+        # dev retrains on new data: the ingest itself started the run through the new-data rule.
         first = self._new_execution("training", set(), timeout=300)
         run = self._training_run(first, "v1")
-        # Every curated file's event reached the trigger function; all but the first were recorded, not started.
-        self.cloud.wait_idle(timeout=600)
-        started = [e["name"] for e in self._executions("training")]
-        self.record["new_data_triggers"] = self._trigger_records()
-        self.fact(f"{len(self.record['new_data_triggers'])} curated-data triggers, {len(started)} training run started")
         package = self._package(run["package_arn"])
         self.record["packages"].append({**package, "label": "v1"})
         metrics = run["evaluation"].get("metrics", {})
@@ -401,13 +395,12 @@ class Story:
         deploy = self._deploy_run(set(), "v1", lambda _execution: None)
         if deploy["status"] != "SUCCEEDED":
             raise StoryError(f"deploy of v1 ended {deploy['status']}: {deploy['cause']}")
-        # Every curated file's event reached the trigger function; all but the first were recorded, not started.
+        # Every new-data event reached the trigger function; one started a run, any others were recorded.
         self.cloud.wait_idle(timeout=600)
         started = [e["name"] for e in self._executions("training")]
         self.record["new_data_triggers"] = self._trigger_records()
         self.fact(
-            f"{len(self.record['new_data_triggers'])} curated-data triggers handled, "
-            f"{len(started)} training run started (the others were recorded: a run was already going)"
+            f"{len(self.record['new_data_triggers'])} new-data trigger(s) handled, {len(started)} training run started"
         )
         snapshot = self._snapshot_endpoint("after v1")
         self.fact(f"deploy {deploy['name']}: {deploy['result'].get('detail', deploy['status'])}")
@@ -424,7 +417,7 @@ class Story:
             self.traffic.predict("serve", batch)
         for record in records[: o.serve_requests // 2]:
             self.traffic.invoke_endpoint("serve", [record])
-        status, invalid = self.traffic._http("POST", "/predict", {**records[0], "plan": "platinum"})
+        status, invalid = self.traffic.post("/predict", {**records[0], "plan": "platinum"})
         self.record["invalid_request"] = {"status": status, "answer": invalid}
         status, model = self.traffic.get("/model")
         self.record["model_endpoint"] = {"status": status, "model_version": model.get("model_version")}
@@ -433,6 +426,11 @@ class Story:
             f"{sum(a.door == 'api' for a in answers)} HTTP requests, "
             f"{sum(a.door == 'runtime' for a in answers)} sagemaker-runtime calls, "
             f"{sum(a.answered for a in answers)} answered by {sorted({a.model_version for a in answers})}"
+        )
+        contract = model.get("contract") or {}
+        self.fact(
+            f"GET /model: {model.get('model_version')}, contract {contract.get('dataset')}@{contract.get('version')}, "
+            f"threshold {model.get('threshold')}"
         )
         self.fact(
             f"an unknown plan is refused with {self.record['invalid_request']['status']}: "
@@ -626,17 +624,18 @@ class Story:
         # The endpoint is deleted while the caller keeps sending: a request may be in flight at that moment.
         while len(traffic.of_phase("fallback")) < total // 3 and caller.is_alive():
             time.sleep(0.01)
+        self.record["endpoint_kill_issued_at"] = self.clock()
         self.client("sagemaker").delete_endpoint(EndpointName=self.config.endpoint_name)
         self.record["endpoint_killed_at"] = self.clock()
         caller.join(timeout=600)
         status, health = self.traffic.get("/health")
         self.record["health_after_kill"] = {"status": status, "answer": health}
         answers = self.traffic.of_phase("fallback")
-        after = [a for a in answers if a.at >= self.record["endpoint_killed_at"]]
+        after = [a for a in answers if a.at >= self.record["endpoint_kill_issued_at"]]
         before = len(answers) - len(after)
         self.fact(f"endpoint deleted while the caller was sending: after {before} of {total} requests")
         self.fact(
-            f"{sum(a.answered for a in answers)}/{len(answers)} answered; after the kill "
+            f"{sum(a.answered for a in answers)}/{len(answers)} answered; from the kill on "
             f"{sum(a.fallback for a in after)}/{len(after)} by the fallback "
             f"({', '.join(sorted({a.fallback_reason for a in after if a.fallback}))})"
         )

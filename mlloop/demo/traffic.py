@@ -77,6 +77,10 @@ class Traffic:
     def get(self, path: str) -> tuple[int, dict[str, Any]]:
         return self._http("GET", path, None)
 
+    def post(self, path: str, body: Any) -> tuple[int, dict[str, Any]]:
+        """A raw POST, not recorded as traffic (e.g. a request that must be refused)."""
+        return self._http("POST", path, body)
+
     def _http(self, method: str, path: str, body: Any) -> tuple[int, dict[str, Any]]:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(

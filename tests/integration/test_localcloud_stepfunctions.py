@@ -137,6 +137,13 @@ TRAINING = {
 }
 
 
+# An aws-sdk task's result with timestamps (each bucket's CreationDate) as the execution's output.
+LISTING = {
+    "StartAt": "ListBuckets",
+    "States": {"ListBuckets": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:s3:listBuckets", "End": True}},
+}
+
+
 @pytest.fixture(scope="module")
 def deployed(local_cloud: LocalCloud, tmp_path_factory: pytest.TempPathFactory) -> Deployment:
     stage = unique_stage()
@@ -149,6 +156,7 @@ def deployed(local_cloud: LocalCloud, tmp_path_factory: pytest.TempPathFactory) 
         "Catching": _machine("catching", CATCHING, {"Broken": {"Fn::GetAtt": ["Broken", "Arn"]}}),
         "Uncaught": _machine("uncaught", UNCAUGHT, {"Broken": {"Fn::GetAtt": ["Broken", "Arn"]}}),
         "Waiting": _machine("waiting", WAITING, {}),
+        "Listing": _machine("listing", LISTING, {}),
         "Training": _machine(
             "training", TRAINING, {"Role": {"Fn::GetAtt": ["Role", "Arn"]}, "Bucket": {"Ref": "Bucket"}}
         ),
@@ -203,3 +211,11 @@ def test_training_job_pattern_ends_with_the_jobs_final_status(local_cloud: Local
     status = local_cloud.client("sagemaker").describe_training_job(TrainingJobName=job)["TrainingJobStatus"]
     assert status in ("Completed", "Failed", "Stopped")
     assert finished["status"] == ("SUCCEEDED" if status == "Completed" else "FAILED")
+
+
+def test_an_output_with_timestamps_is_described_as_json(local_cloud: LocalCloud, deployed: Deployment) -> None:
+    finished = _run(local_cloud, deployed.physical_id("Listing"), {})
+
+    assert finished["status"] == "SUCCEEDED"
+    buckets = json.loads(finished["output"])["Buckets"]
+    assert buckets and all(isinstance(bucket["CreationDate"], str) for bucket in buckets)

@@ -125,14 +125,22 @@ def test_the_nightly_batch_scores_yesterdays_partition_into_the_predictions_tabl
     )
     sfn = local_cloud.client("stepfunctions")
     (machine,) = [m for m in sfn.list_state_machines()["stateMachines"] if m["name"] == "mlloop-dev-batch-scoring"]
+    # The session's cloud is shared: other tests may have run the batch before, or curated yesterday's data too.
+    before = {e["executionArn"] for e in sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]}
     local_cloud.fire_schedule("mlloop-dev-batch-scoring")
-    (execution,) = sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
+    (execution,) = [
+        e
+        for e in sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
+        if e["executionArn"] not in before
+    ]
     assert local_cloud.wait_for_execution(execution["executionArn"], timeout=120)["status"] == "SUCCEEDED"
     capture = stage_bucket(local_cloud, "capture")
-    keys = [
-        o["Key"] for o in s3.list_objects_v2(Bucket=capture, Prefix="predictions/")["Contents"] if "/batch-" in o["Key"]
+    ours = [
+        o
+        for o in s3.list_objects_v2(Bucket=capture, Prefix="predictions/")["Contents"]
+        if f"/batch-{yesterday}-" in o["Key"] and o["Key"].endswith("-part-0.json")
     ]
-    (key,) = keys
+    key = max(ours, key=lambda o: o["LastModified"])["Key"]
     scored = [json.loads(line) for line in s3.get_object(Bucket=capture, Key=key)["Body"].read().decode().splitlines()]
     assert [r["customer_id"] for r in scored] == [f"c{i}" for i in range(7)]
     assert [r["probability"] for r in scored] == [i / 240 for i in range(7)]

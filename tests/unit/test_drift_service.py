@@ -191,3 +191,30 @@ def test_a_deleted_endpoint_is_no_traffic_not_an_error(aws):
 
     assert summary["verdict"] == "insufficient_data"
     assert summary["sample_count"] == 0
+
+
+def test_an_on_demand_check_of_the_current_hour_publishes_its_verdict_now(aws):
+    s3, sm, cw = aws
+    _capture(s3, generate_churn(400, seed=7, drift={"monthly_charges": 1.0}), NOW, "current-hour")
+
+    summary = run_drift_check(
+        {"window_end": "2026-11-22T10:30:00Z", "window_hours": 1},
+        settings=_settings(),
+        s3=s3,
+        sagemaker=sm,
+        cloudwatch=cw,
+        now=NOW,
+    )
+
+    assert summary["sample_count"] == 400
+    # Alarms evaluate periods ending now: a verdict stamped at the window's end (10:00) would be invisible until then.
+    points = cw.get_metric_statistics(
+        Namespace="MLLoop/dev",
+        MetricName=names.SAMPLE_COUNT,
+        Dimensions=[{"Name": names.ENDPOINT_DIMENSION, "Value": ENDPOINT}],
+        StartTime=NOW - timedelta(minutes=5),
+        EndTime=NOW + timedelta(minutes=5),
+        Period=600,
+        Statistics=["Maximum"],
+    )["Datapoints"]
+    assert [p["Maximum"] for p in points] == [400]

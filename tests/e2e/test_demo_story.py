@@ -22,7 +22,8 @@ def _unanswered(answers: list[dict]) -> list[dict]:
 
 
 def test_the_demo_completes_every_phase_and_names_its_report(demo: DemoRun) -> None:
-    assert demo.returncode == 0, demo.output[-3000:]
+    cloud_log = demo.run_dir / "cloud.log"
+    assert demo.returncode == 0, demo.output[-3000:] + (cloud_log.read_text()[-3000:] if cloud_log.exists() else "")
     assert demo.record["failed"] == ""
     names = [p["name"] for p in demo.record["phases"]]
     assert names == [

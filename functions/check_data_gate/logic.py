@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from functions.shared.contract import DataContract
+from functions.shared.settings import load_settings
 
 LATEST_PROFILE_KEY = "training/latest-data-profile.json"
 
@@ -39,12 +39,7 @@ class DataGateSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> DataGateSettings:
-        source = os.environ if env is None else env
-        return cls(
-            artifacts_bucket=source["ARTIFACTS_BUCKET"],
-            dataset=source["DATASET"],
-            policy=DataGatePolicy(),
-        )
+        return load_settings(cls, env, policy=DataGatePolicy())
 
 
 @dataclass

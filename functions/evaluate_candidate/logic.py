@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from functions.prepare_training_data.logic import run_prefix
+from functions.shared.settings import load_settings
 from training.gate import GatePolicy, evaluate_gate
 
 REPORT_FILES: tuple[str, ...] = (
@@ -45,11 +46,7 @@ class EvaluateSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> EvaluateSettings:
         source = os.environ if env is None else env
-        return cls(
-            artifacts_bucket=source["ARTIFACTS_BUCKET"],
-            model_package_group=source["MODEL_PACKAGE_GROUP"],
-            policy=GatePolicy.from_dict(json.loads(source.get("GATE_POLICY") or "{}")),
-        )
+        return load_settings(cls, source, policy=GatePolicy.from_dict(json.loads(source.get("GATE_POLICY") or "{}")))
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import pandas as pd
 from functions.label_quality import metric_names as names
 from functions.label_quality.logic import QualityReport, join_labels, measure_quality
 from functions.shared.contract import DataContract, load_contract
+from functions.shared.settings import load_settings
 
 REPORTS_PREFIX = "monitoring/quality"
 _PARTITION = {"labels": "event_date=", "predictions": "prediction_date="}
@@ -36,17 +37,7 @@ class QualitySettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> QualitySettings:
         source = os.environ if env is None else env
-        return cls(
-            endpoint_name=source["ENDPOINT_NAME"],
-            curated_bucket=source["CURATED_BUCKET"],
-            labels_dataset=source["LABELS_DATASET"],
-            predictions_bucket=source["PREDICTIONS_BUCKET"],
-            predictions_prefix=source["PREDICTIONS_PREFIX"],
-            artifacts_bucket=source["ARTIFACTS_BUCKET"],
-            metrics_namespace=source["POWERTOOLS_METRICS_NAMESPACE"],
-            lookback_days=int(source["LOOKBACK_DAYS"]),
-            min_labeled=int(source["MIN_LABELED"]),
-        )
+        return load_settings(cls, source, metrics_namespace=source.get("POWERTOOLS_METRICS_NAMESPACE", ""))
 
 
 def _keys_since(s3: Any, bucket: str, prefix: str, partition: str, since: str) -> list[str]:

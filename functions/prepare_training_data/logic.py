@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+
+from functions.shared.settings import load_settings
 
 RUNS_PREFIX = "training/runs"
 _PARTITION = re.compile(r"/event_date=(\d{4}-\d{2}-\d{2})/")
@@ -33,14 +34,7 @@ class PrepareSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PrepareSettings:
-        source = os.environ if env is None else env
-        return cls(
-            curated_bucket=source["CURATED_BUCKET"],
-            artifacts_bucket=source["ARTIFACTS_BUCKET"],
-            dataset=source["DATASET"],
-            model_name=source["MODEL_NAME"],
-            window_days=int(source["WINDOW_DAYS"]),
-        )
+        return load_settings(cls, env)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
+_KIND_NAMES = {int: "an integer", float: "a number", bool: "true or false"}
 
 
 class SettingsError(RuntimeError):
@@ -31,7 +32,7 @@ def _convert(name: str, raw: str, kind: Any) -> Any:
         if kind in (int, float):
             return kind(raw)
     except ValueError as exc:
-        raise SettingsError(f"{name}: {raw!r} is not a valid {kind.__name__}") from exc
+        raise SettingsError(f"{name}: {raw!r} is not {_KIND_NAMES[kind]}") from exc
     return raw
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -17,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from functions.shared.platform_events import CURATED_DATA_INGESTED
+from functions.shared.settings import load_settings
 
 TriggerKind = Literal["schedule", "new_data", "alarm", "manual"]
 TRIGGER_RECORDS_PREFIX = "training/triggers"
@@ -35,12 +35,7 @@ class StartTrainingSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StartTrainingSettings:
-        source = os.environ if env is None else env
-        return cls(
-            state_machine_arn=source["STATE_MACHINE_ARN"],
-            artifacts_bucket=source["ARTIFACTS_BUCKET"],
-            cooldown_minutes=int(source["COOLDOWN_MINUTES"]),
-        )
+        return load_settings(cls, env)
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from functions.deploy_model.settings import DeploySettings
-from functions.deploy_model.settings import SettingsError as DeploySettingsError
-from functions.frontdoor.settings import FrontDoorSettings, SettingsError
+from functions.frontdoor.settings import FrontDoorSettings
+from functions.shared.settings import SettingsError
 
 FRONTDOOR_ENV = {
     "ENDPOINT_NAME": "mlloop-dev-churn",
@@ -37,5 +37,5 @@ def test_a_bad_front_door_setting_is_named(name: str, value: str, words: str) ->
 
 
 def test_an_unknown_deployment_mode_is_refused() -> None:
-    with pytest.raises(DeploySettingsError, match="DEPLOYMENT_MODE"):
+    with pytest.raises(SettingsError, match="DEPLOYMENT_MODE"):
         DeploySettings.from_env({"DEPLOYMENT_MODE": "BLUE_ONLY"})

@@ -47,16 +47,23 @@ def _synth() -> dict[str, Any]:
 
 
 def _parse_figures(stdout: str) -> dict[str, Any]:
-    """The last JSON object the script printed (on one line or indented over several), else its `key=value` words."""
-    lines = stdout.splitlines()
-    for start in reversed([i for i, line in enumerate(lines) if line.startswith("{")]):
+    """The last JSON object of seconds (keys ending in `_s`) the script printed, on one line or indented; the
+    local cloud's Lambdas log JSON lines to the same stream, before and after it. Else its `key=value` words."""
+    decoder = json.JSONDecoder()
+    offsets, position = [], 0
+    for line in stdout.splitlines(keepends=True):
+        if line.startswith("{"):
+            offsets.append(position)
+        position += len(line)
+    for offset in reversed(offsets):
         try:
-            parsed: dict[str, Any] = json.loads("\n".join(lines[start:]))
-            return parsed
+            parsed, _ = decoder.raw_decode(stdout, offset)
         except ValueError:
             continue
+        if isinstance(parsed, dict) and any(str(key).endswith("_s") for key in parsed):
+            return parsed
     figures: dict[str, Any] = {}
-    for line in lines:
+    for line in stdout.splitlines():
         for word in line.split():
             if "=" in word:
                 key, _, value = word.partition("=")

@@ -91,8 +91,9 @@ def test_run_writes_the_json_document(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_local_cloud_figures_are_read_from_the_scripts_json() -> None:
-    # Given the local-cloud script's output: log lines, then one indented JSON object of seconds
-    stdout = 'starting\n{\n  "stage": "dev",\n  "start_s": 1.5,\n  "deploy_s": 4.25\n}\n'
+    # Given the local-cloud script's output: one indented JSON object of seconds between Lambdas' JSON log lines
+    log = '{"level": "INFO", "message": "training trigger handled"}\n'
+    stdout = f'{log}{{\n  "stage": "dev",\n  "start_s": 1.5,\n  "deploy_s": 4.25\n}}\n{log}'
 
     # When / Then the harness reads the object whole
     assert bench_platform._parse_figures(stdout) == {"stage": "dev", "start_s": 1.5, "deploy_s": 4.25}

@@ -44,10 +44,10 @@ lint: setup  ## static gates: ruff, format, mypy
 	.venv/bin/mypy functions training infra mlloop app.py
 
 checkov: synth $(TOOLS_STAMP)  ## checkov's CloudFormation checks over the synthesized templates
-	.venv-tools/bin/checkov --quiet --compact --framework cloudformation --config-file .checkov.yaml -d cdk.out
+	.venv-tools/bin/checkov --quiet --compact --skip-download --framework cloudformation --config-file .checkov.yaml -d cdk.out
 
 test: lint synth checkov  ## every gate: lint, synth (cdk-nag), cfn-lint, checkov, pytest
-	.venv/bin/cfn-lint cdk.out/*.template.json
+	.venv/bin/cfn-lint --config-file .cfnlintrc.yaml -- cdk.out/*.template.json
 	# Two runs: moto's in-process mocks in unit tests would reset the embedded AWS the integration tests share.
 	$(PY) -m pytest -n 2 --dist loadgroup tests/unit tests/infra
 	$(PY) -m pytest -n 2 --dist loadgroup tests/integration tests/e2e

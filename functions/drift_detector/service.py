@@ -151,11 +151,13 @@ def read_capture(
 
     for bucket, key, _ in objects:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        group.append(body if body.endswith(b"\n") else body + b"\n")
-        size += len(body)
-        if size >= group_bytes:
+        # Flushing before the group would outgrow its size keeps memory to the group size (or one object) and
+        # lets an object as large as a group be parsed alone, from its own bytes, with no joined copy.
+        if group and size + len(body) > group_bytes:
             skipped += flush()
             group, size = [], 0
+        group.append(body if body.endswith(b"\n") else body + b"\n")
+        size += len(body)
     if group:
         skipped += flush()
     return skipped

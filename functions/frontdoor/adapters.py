@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import time
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from aws_lambda_powertools import Metrics
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from botocore.config import Config
 from botocore.exceptions import (
     ClientError,
@@ -19,7 +19,7 @@ from botocore.exceptions import (
 )
 
 from functions.frontdoor import metric_names as names
-from functions.frontdoor.logic import EndpointAnswer, EndpointCallError
+from functions.frontdoor.logic import EndpointAnswer, EndpointCallError, compact_json
 from functions.shared.observability import logger
 from functions.shared.serving_manifest import ServingManifest
 
@@ -104,7 +104,20 @@ class S3ManifestSource:
 
 @dataclass
 class PowertoolsTelemetry:
+    """The request's metrics go out in one EMF document, flushed by the handler's `log_metrics`.
+
+    The per-reason and per-field counts carry one more dimension, so each is a document of its own. For one
+    (metric, dimension value) that document differs only in its timestamp: Powertools builds it on first use
+    and later calls print it again with the time filled in, where a `single_metric` per call would rebuild
+    its unit tables, serialise and encode every time.
+    """
+
     metrics: Metrics
+    _count_documents: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict, init=False)
+    _enabled: bool = field(default=True, init=False)
+
+    def __post_init__(self) -> None:
+        self._enabled = not is_metrics_disabled()
 
     def request_answered(self, *, latency_ms: float, fallback_reason: str | None, unavailable: bool) -> None:
         # Counts are emitted only when non-zero (the alarms fill gaps with 0): every metric costs each request.
@@ -113,10 +126,7 @@ class PowertoolsTelemetry:
             self.metrics.add_metric(name=names.UNAVAILABLE_ANSWERS, unit=MetricUnit.Count, value=1)
         if fallback_reason:
             self.metrics.add_metric(name=names.FALLBACK_ANSWERS, unit=MetricUnit.Count, value=1)
-            with single_metric(
-                name=names.FALLBACK_BY_REASON, unit=MetricUnit.Count, value=1, namespace=self.metrics.namespace
-            ) as metric:
-                metric.add_dimension(name=names.FALLBACK_REASON_DIMENSION, value=fallback_reason)
+            self._count_by(names.FALLBACK_BY_REASON, names.FALLBACK_REASON_DIMENSION, fallback_reason)
 
     def endpoint_called(self, *, latency_ms: float) -> None:
         self.metrics.add_metric(name=names.ENDPOINT_LATENCY, unit=MetricUnit.Milliseconds, value=latency_ms)
@@ -124,10 +134,27 @@ class PowertoolsTelemetry:
     def request_rejected(self, *, fields: set[str]) -> None:
         self.metrics.add_metric(name=names.VALIDATION_ERRORS, unit=MetricUnit.Count, value=1)
         for name in sorted(fields):
-            with single_metric(
-                name=names.VALIDATION_ERRORS_BY_FIELD, unit=MetricUnit.Count, value=1, namespace=self.metrics.namespace
-            ) as metric:
-                metric.add_dimension(name=names.VALIDATION_FIELD_DIMENSION, value=name)
+            self._count_by(names.VALIDATION_ERRORS_BY_FIELD, names.VALIDATION_FIELD_DIMENSION, name)
+
+    def _count_by(self, metric: str, dimension: str, value: str) -> None:
+        if not self._enabled:
+            return
+        halves = self._count_documents.get((metric, value))
+        if halves is None:
+            halves = self._count_documents[(metric, value)] = self._count_document(metric, dimension, value)
+        print(f"{halves[0]}{time.time_ns() // 1_000_000}{halves[1]}")
+
+    def _count_document(self, metric: str, dimension: str, value: str) -> tuple[str, str]:
+        """The EMF document as Powertools writes it, split where its timestamp goes."""
+        emitter = EphemeralMetrics(namespace=self.metrics.namespace, service=self.metrics.service)
+        emitter.add_dimension(name=dimension, value=value)
+        emitter.add_metric(name=metric, unit=MetricUnit.Count, value=1)
+        document = emitter.serialize_metric_set()
+        document["_aws"]["Timestamp"] = 0
+        # "_aws" leads the document and its timestamp leads "_aws"; values are JSON strings, so the key's
+        # unescaped quotes cannot occur inside them.
+        head, marker, tail = compact_json(document).partition('"Timestamp":0')
+        return head + marker[:-1], tail
 
 
 @dataclass
@@ -152,7 +179,7 @@ class S3PredictionLog:
             return
         day = str(rows[0]["predicted_at"])[:10]
         key = f"{self.prefix}/prediction_date={day}/frontdoor-{request_id}.json"
-        body = "\n".join(json.dumps(row, separators=(",", ":")) for row in rows) + "\n"
+        body = "\n".join(compact_json(row) for row in rows) + "\n"
         try:
             self.client.put_object(Bucket=self.bucket, Key=key, Body=body.encode(), ContentType="application/x-ndjson")
         except (ClientError, ReadTimeoutError, ConnectTimeoutError, EndpointConnectionError) as exc:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -17,7 +17,7 @@ from functions.frontdoor.adapters import (
     SageMakerInvoker,
     runtime_client_config,
 )
-from functions.frontdoor.logic import Answer, Fallback, FrontDoor
+from functions.frontdoor.logic import Answer, Fallback, FrontDoor, compact_json
 from functions.frontdoor.settings import FrontDoorSettings
 from functions.shared.observability import logger, metrics, tracer
 
@@ -60,7 +60,7 @@ def _respond(answer: Answer) -> Response[str]:
     return Response(
         status_code=answer.status,
         content_type="application/json",
-        body=json.dumps(answer.body, separators=(",", ":")),
+        body=compact_json(answer.body),
         headers={"X-Request-Id": str(answer.body.get("request_id", ""))},
     )
 
@@ -90,8 +90,18 @@ def model() -> Response[str]:
     return _respond(front_door().model(request_id=_ids()[0]))
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+def _wrapped() -> Callable[[dict[str, Any], LambdaContext], dict[str, Any]]:
+    @metrics.log_metrics
+    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        return app.resolve(event, context)
+
+    # With tracing disabled (POWERTOOLS_TRACE_DISABLED, or outside Lambda) the X-Ray SDK still builds a dummy
+    # segment and subsegment on every call that nothing records: wrap the handler only where traces are sent.
+    traced = handler if tracer.disabled else tracer.capture_lambda_handler(handler)
+    wrapped: Callable[[dict[str, Any], LambdaContext], dict[str, Any]] = logger.inject_lambda_context(
+        traced, correlation_id_path=correlation_paths.API_GATEWAY_REST
+    )
+    return wrapped
+
+
+handler = _wrapped()

@@ -23,6 +23,8 @@ from functions.shared.serving_manifest import ServingManifest
 FallbackReason = Literal["model_error", "throttling", "timeout", "endpoint_missing", "circuit_open"]
 RETRYABLE: frozenset[str] = frozenset({"throttling", "timeout"})
 FALLBACK_VARIANT = "fallback"
+# One encoder for the process: json.dumps with separators builds a new one on every call.
+compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class EndpointCallError(Exception):
@@ -126,7 +128,7 @@ class FrontDoor:
             return Answer(400, {"error": rejected.message, "fields": rejected.errors.fields, "request_id": request_id})
         records = [deployed.validator.features_only(r) for r in parsed.records]
         try:
-            payload = parsed.endpoint_payload or json.dumps({"instances": records}, separators=(",", ":")).encode()
+            payload = parsed.endpoint_payload or compact_json({"instances": records}).encode()
             result = self._call_endpoint(deployed.manifest, payload, len(records))
             answer = Answer(200, {**result, "request_id": request_id, "fallback": False})
             reason: str | None = None
@@ -140,7 +142,8 @@ class FrontDoor:
         )
         if answer.status == 200 and self.prediction_log.sampled(request_id):
             self.prediction_log.write(
-                request_id, prediction_rows(deployed, parsed.records, answer.body, correlation_id=correlation_id)
+                request_id,
+                prediction_rows(deployed, parsed.records, records, answer.body, correlation_id=correlation_id),
             )
         return answer
 
@@ -199,7 +202,8 @@ class FrontDoor:
         manifest = self.manifests.current()
         if manifest is None:
             return self._deployed
-        if self._deployed is None or self._deployed.manifest != manifest:
+        # The source hands back the same object until the manifest changes: identity spares a deep compare.
+        if self._deployed is None or (self._deployed.manifest is not manifest and self._deployed.manifest != manifest):
             try:
                 self._deployed = self._build(manifest)
             except ContractError as exc:
@@ -284,13 +288,18 @@ class FrontDoor:
 
 
 def prediction_rows(
-    deployed: _Deployed, records: list[dict[str, Any]], body: dict[str, Any], *, correlation_id: str
+    deployed: _Deployed,
+    records: list[dict[str, Any]],
+    features: list[dict[str, Any]],
+    body: dict[str, Any],
+    *,
+    correlation_id: str,
 ) -> list[dict[str, Any]]:
     """One row per record in the layout of the lake's `predictions` table (JSON lines, by prediction date)."""
     contract = deployed.validator.contract
     predicted_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     rows = []
-    for record, prediction in zip(records, body["predictions"], strict=True):
+    for record, model_input, prediction in zip(records, features, body["predictions"], strict=True):
         entity = record.get(contract.entity_key)
         rows.append(
             {
@@ -305,7 +314,7 @@ def prediction_rows(
                 "probability": prediction["probability"],
                 "label": prediction["label"],
                 "contract_version": contract.version,
-                "features": json.dumps(deployed.validator.features_only(record), separators=(",", ":")),
+                "features": compact_json(model_input),
             }
         )
     return rows

@@ -59,6 +59,9 @@ class FallbackModel:
         self.threshold = threshold
         self.model_version = model_version
         self.contract_ref = contract_ref
+        # Flat per-feature tuples and plain dicts, built once: the request path then reads locals, not attributes.
+        self._numeric = tuple((t.name, t.fill, t.mean, t.scale, t.coefficient) for t in numeric)
+        self._categorical = tuple((c.name, dict(c.coefficients)) for c in categorical)
 
     @classmethod
     def from_dict(cls, document: Mapping[str, Any]) -> FallbackModel:
@@ -104,20 +107,21 @@ class FallbackModel:
     def decision(self, record: Mapping[str, Any]) -> float:
         """The log-odds for one validated record; None (or an absent key) means missing."""
         z = self.intercept
-        for term in self.numeric:
-            value = record.get(term.name)
-            x = term.fill if value is None else float(value)
-            z += term.coefficient * ((x - term.mean) / term.scale)
-        for cat in self.categorical:
-            value = record.get(cat.name)
+        get = record.get
+        for name, fill, mean, scale, coefficient in self._numeric:
+            value = get(name)
+            z += coefficient * (((fill if value is None else float(value)) - mean) / scale)
+        for name, coefficients in self._categorical:
+            value = get(name)
             if value is not None:
                 # An unseen category contributes nothing, as the pipeline's one-hot encoder treats it.
-                z += cat.coefficients.get(value, 0.0)
+                z += coefficients.get(value, 0.0)
         return z
 
     def predict_proba(self, records: list[dict[str, Any]]) -> list[float]:
         """P(positive) per record."""
-        return [_sigmoid(self.decision(r)) for r in records]
+        decision = self.decision
+        return [_sigmoid(decision(r)) for r in records]
 
     def predict_label(self, probability: float) -> int:
         return 1 if probability >= self.threshold else 0

@@ -32,6 +32,35 @@ def test_psi_is_the_textbook_formula_and_zero_for_equal_shares():
     assert np.isfinite(st.population_stability_index([0.5, 0.5, 0.0], [0.4, 0.4, 0.2]))
 
 
+@pytest.mark.parametrize(
+    "grid",
+    [
+        np.quantile(np.random.default_rng(0).normal(0, 1, 50_000), np.linspace(0, 1, 1001), method="inverted_cdf"),
+        np.arange(12.0),
+        # Heavy tails crowd nearly every grid value into the first lattice bucket.
+        np.concatenate((np.linspace(0.0, 1.0, 999), [1e12, 1e300])),
+        np.array([3.5]),
+        np.array([-np.inf, 0.0, 1.0, np.inf]),
+    ],
+    ids=["quantiles", "integers", "heavy_tail", "one_value", "infinite_ends"],
+)
+def test_grid_cells_are_searchsorted_exactly(grid):
+    grid = np.unique(grid)
+    rng = np.random.default_rng(1)
+    values = np.concatenate(
+        (
+            rng.choice(grid, 2_000),
+            np.nextafter(rng.choice(grid, 2_000), np.inf),
+            np.nextafter(rng.choice(grid, 2_000), -np.inf),
+            rng.normal(0, 3, 2_000) * rng.choice([1.0, 1e6, 1e305], 2_000),
+            [np.inf, -np.inf, np.finfo(np.float64).max, -np.finfo(np.float64).max, 0.0, -0.0],
+        )
+    )
+
+    assert np.array_equal(st.GridCells(grid).cells(values), np.searchsorted(grid, values, side="left"))
+    assert st.GridCells(grid).cells(np.array([np.nan])).tolist() == [0]
+
+
 def _one_feature_baseline(reference: np.ndarray, ftype: str) -> dict:
     contract = parse_contract(
         {

@@ -8,11 +8,19 @@ from typing import Any
 import boto3
 import pytest
 from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from botocore.exceptions import ReadTimeoutError
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from functions.frontdoor.adapters import S3ManifestSource, S3PredictionLog, SageMakerInvoker, runtime_client_config
+from functions.frontdoor import metric_names as names
+from functions.frontdoor.adapters import (
+    PowertoolsTelemetry,
+    S3ManifestSource,
+    S3PredictionLog,
+    SageMakerInvoker,
+    runtime_client_config,
+)
 from functions.frontdoor.logic import EndpointCallError
 from tests.unit.frontdoor_support import manifest
 
@@ -117,3 +125,58 @@ def test_prediction_log_sampling_is_stable_per_request_id() -> None:
     picks = [log.sampled(f"req-{i}") for i in range(2000)]
     assert picks == [log.sampled(f"req-{i}") for i in range(2000)]
     assert 350 < sum(picks) < 650
+
+
+def _emf_documents(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith('{"_aws"')]
+
+
+def _without_timestamp(document: dict[str, Any]) -> dict[str, Any]:
+    return {**document, "_aws": {k: v for k, v in document["_aws"].items() if k != "Timestamp"}}
+
+
+@pytest.mark.parametrize(
+    ("answer", "metric", "dimension", "value"),
+    [
+        ("fallback", names.FALLBACK_BY_REASON, names.FALLBACK_REASON_DIMENSION, "circuit_open"),
+        ("rejected", names.VALIDATION_ERRORS_BY_FIELD, names.VALIDATION_FIELD_DIMENSION, "plan"),
+    ],
+)
+def test_dimensioned_counts_are_the_documents_single_metric_writes(
+    answer: str, metric: str, dimension: str, value: str, capsys: pytest.CaptureFixture[str], monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "frontdoor")
+    metrics = Metrics(namespace="mlloop-test")
+    telemetry = PowertoolsTelemetry(metrics)
+    with single_metric(name=metric, unit=MetricUnit.Count, value=1, namespace="mlloop-test") as expected:
+        expected.add_dimension(name=dimension, value=value)
+    (reference,) = _emf_documents(capsys.readouterr().out)
+    for _ in range(2):
+        if answer == "fallback":
+            telemetry.request_answered(latency_ms=1.5, fallback_reason=value, unavailable=False)
+        else:
+            telemetry.request_rejected(fields={value})
+        metrics.flush_metrics()
+    documents = _emf_documents(capsys.readouterr().out)
+    counted = [d for d in documents if metric in d]
+    assert len(counted) == 2
+    for document in counted:
+        assert _without_timestamp(document) == _without_timestamp(reference)
+        assert abs(document["_aws"]["Timestamp"] - reference["_aws"]["Timestamp"]) < 60_000
+    request = next(d for d in documents if metric not in d)
+    (directive,) = request["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "mlloop-test" and directive["Dimensions"] == [["service"]]
+    expected_names = (
+        {names.PREDICT_LATENCY, names.FALLBACK_ANSWERS} if answer == "fallback" else {names.VALIDATION_ERRORS}
+    )
+    assert {m["Name"] for m in directive["Metrics"]} == expected_names
+
+
+def test_dimensioned_counts_stay_off_when_metrics_are_disabled(
+    capsys: pytest.CaptureFixture[str], monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    metrics = Metrics(namespace="mlloop-test")
+    PowertoolsTelemetry(metrics).request_rejected(fields={"plan"})
+    metrics.clear_metrics()
+    assert _emf_documents(capsys.readouterr().out) == []

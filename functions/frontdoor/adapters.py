@@ -179,7 +179,7 @@ class S3PredictionLog:
             return
         day = str(rows[0]["predicted_at"])[:10]
         key = f"{self.prefix}/prediction_date={day}/frontdoor-{request_id}.json"
-        body = "\n".join(compact_json(row) for row in rows) + "\n"
+        body = "".join([compact_json(row) + "\n" for row in rows])
         try:
             self.client.put_object(Bucket=self.bucket, Key=key, Body=body.encode(), ContentType="application/x-ndjson")
         except (ClientError, ReadTimeoutError, ConnectTimeoutError, EndpointConnectionError) as exc:

@@ -297,26 +297,28 @@ def prediction_rows(
 ) -> list[dict[str, Any]]:
     """One row per record in the layout of the lake's `predictions` table (JSON lines, by prediction date)."""
     contract = deployed.validator.contract
-    predicted_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    entity_key = contract.entity_key
+    common = {
+        "request_id": body["request_id"],
+        "correlation_id": correlation_id,
+        "predicted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        entity_key: None,
+        "model_version": body["model_version"],
+        "variant": body["variant"],
+        "fallback": body["fallback"],
+        "fallback_reason": body.get("fallback_reason"),
+    }
     rows = []
     for record, model_input, prediction in zip(records, features, body["predictions"], strict=True):
-        entity = record.get(contract.entity_key)
-        rows.append(
-            {
-                "request_id": body["request_id"],
-                "correlation_id": correlation_id,
-                "predicted_at": predicted_at,
-                contract.entity_key: None if entity is None else str(entity),
-                "model_version": body["model_version"],
-                "variant": body["variant"],
-                "fallback": body["fallback"],
-                "fallback_reason": body.get("fallback_reason"),
-                "probability": prediction["probability"],
-                "label": prediction["label"],
-                "contract_version": contract.version,
-                "features": compact_json(model_input),
-            }
-        )
+        row = common.copy()
+        entity = record.get(entity_key)
+        if entity is not None:
+            row[entity_key] = str(entity)
+        row["probability"] = prediction["probability"]
+        row["label"] = prediction["label"]
+        row["contract_version"] = contract.version
+        row["features"] = compact_json(model_input)
+        rows.append(row)
     return rows
 
 

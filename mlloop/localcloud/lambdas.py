@@ -19,7 +19,6 @@ import importlib
 import io
 import json
 import logging
-import os
 import sys
 import threading
 import time
@@ -36,6 +35,7 @@ from moto.awslambda.models import LambdaFunction
 from moto.awslambda.utils import get_backend as get_lambda_backend
 
 from mlloop.localcloud.dispatch import AsyncDispatcher
+from mlloop.localcloud.environment import overlay_environ
 
 LOG = logging.getLogger("mlloop.localcloud")
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -317,20 +317,16 @@ class LambdaRuntime:
         self, environment: dict[str, str], package: str, modules: dict[str, ModuleType]
     ) -> Iterator[None]:
         """Overlay the function's environment and module instances; restore the process's afterwards."""
-        saved_env = {key: os.environ.get(key) for key in environment}
-        os.environ.update(environment)
-        saved_modules = {name: sys.modules.pop(name) for name in list(sys.modules) if _in_package(name, package)}
-        sys.modules.update(modules)
-        try:
-            yield
-        finally:
-            modules.update({name: sys.modules.pop(name) for name in list(sys.modules) if _in_package(name, package)})
-            sys.modules.update(saved_modules)
-            for key, value in saved_env.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+        with overlay_environ(environment):
+            saved_modules = {name: sys.modules.pop(name) for name in list(sys.modules) if _in_package(name, package)}
+            sys.modules.update(modules)
+            try:
+                yield
+            finally:
+                modules.update(
+                    {name: sys.modules.pop(name) for name in list(sys.modules) if _in_package(name, package)}
+                )
+                sys.modules.update(saved_modules)
 
     def _invoke_locked(self, function: LambdaFunction, event: Any) -> tuple[str, bool, str]:
         handler_path = function.handler or ""

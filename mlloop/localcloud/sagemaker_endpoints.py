@@ -24,7 +24,6 @@ import contextlib
 import importlib.util
 import io
 import json
-import os
 import random
 import shutil
 import sys
@@ -42,6 +41,7 @@ from typing import Any
 from moto.core.exceptions import ServiceException
 
 from mlloop.localcloud import aws_state
+from mlloop.localcloud.environment import overlay_environ
 
 _registry_lock = threading.RLock()
 _hosts: dict[tuple[str, str, str], EndpointHost] = {}
@@ -146,20 +146,13 @@ def _take_fault(endpoint_name: str, variant_name: str | None, kinds: tuple[str, 
 
 @contextlib.contextmanager
 def _container_env(environment: dict[str, str], code_dir: Path) -> Iterator[None]:
-    with _container_lock:
-        saved = {key: os.environ.get(key) for key in environment}
-        os.environ.update(environment)
+    with _container_lock, overlay_environ(environment):
         sys.path.insert(0, str(code_dir))
         try:
             yield
         finally:
             with contextlib.suppress(ValueError):
                 sys.path.remove(str(code_dir))
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
 
 
 def _default_input_fn(body: bytes | str, content_type: str) -> Any:

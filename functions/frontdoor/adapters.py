@@ -78,7 +78,8 @@ class S3ManifestSource:
 
     def current(self) -> ServingManifest | None:
         now = self.clock()
-        if now < self._next_check:
+        # Until a model is deployed every request looks again, so the first deploy is served as soon as it lands.
+        if now < self._next_check and self._manifest is not None:
             return self._manifest
         self._next_check = now + self.refresh_seconds
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self.key}

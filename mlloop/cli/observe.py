@@ -33,11 +33,7 @@ def alarm_states(platform: Platform) -> list[AlarmState]:
     prefix = platform.config.prefix
     found: list[AlarmState] = []
     for kind in ("MetricAlarm", "CompositeAlarm"):
-        try:
-            page = cw.describe_alarms(AlarmNamePrefix=prefix, AlarmTypes=[kind])
-        except Exception:
-            # moto without the local cloud's composite support, or an account without the permission.
-            continue
+        page = cw.describe_alarms(AlarmNamePrefix=prefix, AlarmTypes=[kind])
         key = "MetricAlarms" if kind == "MetricAlarm" else "CompositeAlarms"
         for alarm in page.get(key, []):
             found.append(
@@ -68,7 +64,8 @@ def recent_executions(platform: Platform, limit: int = 5) -> list[Execution]:
     sfn = platform.client("stepfunctions")
     try:
         listed = sfn.list_executions(stateMachineArn=platform.state_machine_arn, maxResults=limit)["executions"]
-    except Exception:
+    except sfn.exceptions.StateMachineDoesNotExist:
+        # The training stack is not deployed in this stage (yet): nothing has run.
         return []
     out = []
     for item in listed[:limit]:

@@ -45,10 +45,12 @@ class EndpointState:
 
 def _model_version(platform: Platform, model_name: str, variant_name: str) -> int | None:
     """The package version a model serves: its container's MODEL_VERSION (set by the deploy function)."""
+    sm = platform.client("sagemaker")
     try:
-        container = platform.client("sagemaker").describe_model(ModelName=model_name).get("PrimaryContainer", {})
+        container = sm.describe_model(ModelName=model_name).get("PrimaryContainer", {})
         text = str(container.get("Environment", {}).get("MODEL_VERSION", variant_name))
-    except Exception:
+    except sm.exceptions.ClientError:
+        # The model was deleted out of band: the variant name is all that is left to go by.
         text = variant_name
     match = _VERSION.match(text)
     return int(match.group(1)) if match else None

@@ -41,7 +41,7 @@ synth: setup  ## synthesize every stage into cdk.out/
 lint: setup  ## static gates: ruff, format, mypy
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	.venv/bin/mypy functions training infra mlloop app.py
+	.venv/bin/mypy functions training infra mlloop benchmarks app.py
 
 checkov: synth $(TOOLS_STAMP)  ## checkov's CloudFormation checks over the synthesized templates
 	.venv-tools/bin/checkov --quiet --compact --skip-download --framework cloudformation --config-file .checkov.yaml -d cdk.out

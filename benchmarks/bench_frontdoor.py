@@ -153,24 +153,26 @@ def _manifest(size: Size) -> bytes:
 def _front_door_handler(manifest: bytes, answer: bytes | None) -> Callable[[dict[str, Any]], Any]:
     """The real handler module, its FrontDoor built as front_door() builds it, with stub clients."""
     from functions.frontdoor import handler as module
-    from functions.frontdoor.adapters import PowertoolsTelemetry, S3ManifestSource, S3PredictionLog, SageMakerInvoker
+    from functions.frontdoor.adapters import EmfTelemetry, S3ManifestSource, S3PredictionLog, SageMakerInvoker
     from functions.frontdoor.logic import FrontDoor
     from functions.frontdoor.settings import FrontDoorSettings
+    from functions.shared.emf import EmfWriter
     from functions.shared.observability import metrics
 
     settings = FrontDoorSettings.from_env()
     s3 = StubS3(manifest)
+    telemetry = EmfTelemetry(EmfWriter.like(metrics))
     module._front_door = FrontDoor(
         settings=settings,
         manifests=S3ManifestSource(
             s3, settings.manifest_bucket, settings.manifest_key, settings.manifest_refresh_seconds
         ),
         invoker=SageMakerInvoker(StubRuntime(answer)),
-        telemetry=PowertoolsTelemetry(metrics),
-        prediction_log=S3PredictionLog(s3, settings.capture_bucket, settings.prediction_log_sample_percent, metrics),
+        telemetry=telemetry,
+        prediction_log=S3PredictionLog(s3, settings.capture_bucket, settings.prediction_log_sample_percent, telemetry),
         load_fallback=module._load_fallback,
     )
-    context = LambdaContextStub()
+    context: Any = LambdaContextStub()
     return lambda event: module.handler(event, context)
 
 

@@ -44,11 +44,22 @@ class Timing:
         return ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
 
     @property
+    def p99(self) -> float:
+        ordered = sorted(self.samples)
+        return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+
+    @property
     def minimum(self) -> float:
         return min(self.samples)
 
     def to_dict(self) -> dict[str, float | int]:
-        return {"median_s": self.median, "p90_s": self.p90, "min_s": self.minimum, "samples": len(self.samples)}
+        return {
+            "median_s": self.median,
+            "p90_s": self.p90,
+            "p99_s": self.p99,
+            "min_s": self.minimum,
+            "samples": len(self.samples),
+        }
 
 
 def cycling(fn: Callable[[T], object], items: Sequence[T]) -> Contender:

@@ -1,4 +1,4 @@
-"""The front door's AWS side: the endpoint call, the manifest in S3, Powertools metrics, sampled prediction logs."""
+"""The front door's AWS side: the endpoint call, the manifest in S3, EMF metrics, sampled prediction logs."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from aws_lambda_powertools import Metrics
-from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
-from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
 from botocore.exceptions import (
     ClientError,
@@ -19,7 +17,9 @@ from botocore.exceptions import (
 )
 
 from functions.frontdoor import metric_names as names
-from functions.frontdoor.logic import EndpointAnswer, EndpointCallError, compact_json
+from functions.frontdoor.logic import EndpointAnswer, EndpointCallError
+from functions.shared.emf import EmfWriter, MetricSpec
+from functions.shared.jsonenc import compact_json
 from functions.shared.observability import logger
 from functions.shared.serving_manifest import ServingManifest
 
@@ -103,59 +103,61 @@ class S3ManifestSource:
         self._next_check = min(self._next_check, self.clock() + min(5.0, self.refresh_seconds))
 
 
-@dataclass
-class PowertoolsTelemetry:
-    """The request's metrics go out in one EMF document, flushed by the handler's `log_metrics`.
+_MS, _COUNT = MetricUnit.Milliseconds.value, MetricUnit.Count.value
+_PREDICT_LATENCY: MetricSpec = (names.PREDICT_LATENCY, _MS)
+_ANSWERED_BY_MODEL: tuple[MetricSpec, ...] = (_PREDICT_LATENCY, (names.ENDPOINT_LATENCY, _MS))
+_FALLBACK_ANSWER: MetricSpec = (names.FALLBACK_ANSWERS, _COUNT)
+_UNAVAILABLE_ANSWER: MetricSpec = (names.UNAVAILABLE_ANSWERS, _COUNT)
+_VALIDATION_ERROR: tuple[MetricSpec, ...] = ((names.VALIDATION_ERRORS, _COUNT),)
+_LOG_FAILURE: tuple[MetricSpec, ...] = ((names.PREDICTION_LOG_FAILURES, _COUNT),)
 
-    The per-reason and per-field counts carry one more dimension, so each is a document of its own. For one
-    (metric, dimension value) that document differs only in its timestamp: Powertools builds it on first use
-    and later calls print it again with the time filled in, where a `single_metric` per call would rebuild
-    its unit tables, serialise and encode every time.
+
+@dataclass
+class EmfTelemetry:
+    """Each request's metrics as one EMF document, plus one per dimensioned count (a dimension is per document).
+
+    Counts are emitted only when non-zero (the alarms fill gaps with 0): every metric costs each request.
     """
 
-    metrics: Metrics
-    _count_documents: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict, init=False)
-    _enabled: bool = field(default=True, init=False)
+    emf: EmfWriter
 
     def __post_init__(self) -> None:
-        self._enabled = not is_metrics_disabled()
+        self._answered_by_model = self.emf.document(_ANSWERED_BY_MODEL)
+        self._answered_by_fallback = self.emf.document((_PREDICT_LATENCY, _FALLBACK_ANSWER))
 
-    def request_answered(self, *, latency_ms: float, fallback_reason: str | None, unavailable: bool) -> None:
-        # Counts are emitted only when non-zero (the alarms fill gaps with 0): every metric costs each request.
-        self.metrics.add_metric(name=names.PREDICT_LATENCY, unit=MetricUnit.Milliseconds, value=latency_ms)
-        if unavailable:
-            self.metrics.add_metric(name=names.UNAVAILABLE_ANSWERS, unit=MetricUnit.Count, value=1)
+    def request_answered(
+        self, *, latency_ms: float, endpoint_latency_ms: float | None, fallback_reason: str | None, unavailable: bool
+    ) -> None:
+        # The two answers of a working front door go straight to their documents; the rest are rare.
+        if endpoint_latency_ms is not None and not fallback_reason and not unavailable:
+            self._answered_by_model.emit(latency_ms, endpoint_latency_ms)
+            return
+        if fallback_reason and endpoint_latency_ms is None and not unavailable:
+            self._answered_by_fallback.emit(latency_ms, 1)
+            self._count_by(names.FALLBACK_BY_REASON, names.FALLBACK_REASON_DIMENSION, fallback_reason)
+            return
+        specs, values = [_PREDICT_LATENCY], [latency_ms]
+        if endpoint_latency_ms is not None:
+            specs.append(_ANSWERED_BY_MODEL[1])
+            values.append(endpoint_latency_ms)
+        for counted, spec in ((fallback_reason, _FALLBACK_ANSWER), (unavailable, _UNAVAILABLE_ANSWER)):
+            if counted:
+                specs.append(spec)
+                values.append(1)
+        self.emf.emit(tuple(specs), values)
         if fallback_reason:
-            self.metrics.add_metric(name=names.FALLBACK_ANSWERS, unit=MetricUnit.Count, value=1)
             self._count_by(names.FALLBACK_BY_REASON, names.FALLBACK_REASON_DIMENSION, fallback_reason)
 
-    def endpoint_called(self, *, latency_ms: float) -> None:
-        self.metrics.add_metric(name=names.ENDPOINT_LATENCY, unit=MetricUnit.Milliseconds, value=latency_ms)
-
     def request_rejected(self, *, fields: set[str]) -> None:
-        self.metrics.add_metric(name=names.VALIDATION_ERRORS, unit=MetricUnit.Count, value=1)
+        self.emf.emit(_VALIDATION_ERROR, (1,))
         for name in sorted(fields):
             self._count_by(names.VALIDATION_ERRORS_BY_FIELD, names.VALIDATION_FIELD_DIMENSION, name)
 
-    def _count_by(self, metric: str, dimension: str, value: str) -> None:
-        if not self._enabled:
-            return
-        halves = self._count_documents.get((metric, value))
-        if halves is None:
-            halves = self._count_documents[(metric, value)] = self._count_document(metric, dimension, value)
-        print(f"{halves[0]}{time.time_ns() // 1_000_000}{halves[1]}")
+    def prediction_log_failed(self) -> None:
+        self.emf.emit(_LOG_FAILURE, (1,))
 
-    def _count_document(self, metric: str, dimension: str, value: str) -> tuple[str, str]:
-        """The EMF document as Powertools writes it, split where its timestamp goes."""
-        emitter = EphemeralMetrics(namespace=self.metrics.namespace, service=self.metrics.service)
-        emitter.add_dimension(name=dimension, value=value)
-        emitter.add_metric(name=metric, unit=MetricUnit.Count, value=1)
-        document = emitter.serialize_metric_set()
-        document["_aws"]["Timestamp"] = 0
-        # "_aws" leads the document and its timestamp leads "_aws"; values are JSON strings, so the key's
-        # unescaped quotes cannot occur inside them.
-        head, marker, tail = compact_json(document).partition('"Timestamp":0')
-        return head + marker[:-1], tail
+    def _count_by(self, metric: str, dimension: str, value: str) -> None:
+        self.emf.document(((metric, _COUNT),), ((dimension, value),)).emit(1)
 
 
 @dataclass
@@ -169,7 +171,7 @@ class S3PredictionLog:
     client: Any
     bucket: str
     sample_percent: int
-    metrics: Metrics
+    telemetry: EmfTelemetry
     prefix: str = "predictions"
 
     def sampled(self, request_id: str) -> bool:
@@ -185,4 +187,4 @@ class S3PredictionLog:
             self.client.put_object(Bucket=self.bucket, Key=key, Body=body.encode(), ContentType="application/x-ndjson")
         except (ClientError, ReadTimeoutError, ConnectTimeoutError, EndpointConnectionError) as exc:
             logger.warning("prediction log write failed", extra={"error": str(exc), "key": key})
-            self.metrics.add_metric(name=names.PREDICTION_LOG_FAILURES, unit=MetricUnit.Count, value=1)
+            self.telemetry.prediction_log_failed()

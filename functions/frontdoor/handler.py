@@ -7,18 +7,19 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.frontdoor.adapters import (
-    PowertoolsTelemetry,
+    EmfTelemetry,
     S3ManifestSource,
     S3PredictionLog,
     SageMakerInvoker,
     runtime_client_config,
 )
-from functions.frontdoor.logic import Answer, Fallback, FrontDoor, compact_json
+from functions.frontdoor.logic import Answer, Fallback, FrontDoor
 from functions.frontdoor.settings import FrontDoorSettings
+from functions.shared.emf import EmfWriter
+from functions.shared.jsonenc import compact_json
 from functions.shared.observability import logger, metrics, tracer
 
 app = APIGatewayRestResolver()
@@ -39,6 +40,7 @@ def front_door() -> FrontDoor:
         settings = FrontDoorSettings.from_env()
         session = boto3.session.Session()
         s3 = session.client("s3")
+        telemetry = EmfTelemetry(EmfWriter.like(metrics))
         _front_door = FrontDoor(
             settings=settings,
             manifests=S3ManifestSource(
@@ -47,9 +49,9 @@ def front_door() -> FrontDoor:
             invoker=SageMakerInvoker(
                 session.client("sagemaker-runtime", config=runtime_client_config(settings.endpoint_timeout_ms))
             ),
-            telemetry=PowertoolsTelemetry(metrics),
+            telemetry=telemetry,
             prediction_log=S3PredictionLog(
-                s3, settings.capture_bucket, settings.prediction_log_sample_percent, metrics
+                s3, settings.capture_bucket, settings.prediction_log_sample_percent, telemetry
             ),
             load_fallback=_load_fallback,
         )
@@ -65,13 +67,17 @@ def _respond(answer: Answer) -> Response[str]:
     )
 
 
-def _ids() -> tuple[str, str]:
+def request_ids(event: dict[str, Any]) -> tuple[str, str]:
+    """The API's request id, and the caller's correlation id (X-Correlation-Id) or else the request id."""
     # From the raw event: the data class's case-insensitive header view is rebuilt on every access.
-    event = app.current_event.raw_event
     request_id = str((event.get("requestContext") or {}).get("requestId") or "local")
     headers = event.get("headers") or {}
     correlation_id = headers.get("x-correlation-id") or headers.get("X-Correlation-Id") or request_id
     return request_id, str(correlation_id)
+
+
+def _ids() -> tuple[str, str]:
+    return request_ids(app.current_event.raw_event)
 
 
 @app.post("/predict")
@@ -91,16 +97,16 @@ def model() -> Response[str]:
 
 
 def _wrapped() -> Callable[[dict[str, Any], LambdaContext], dict[str, Any]]:
-    @metrics.log_metrics
+    # No `metrics.log_metrics`: the request's metrics are printed by EmfTelemetry as they happen.
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        # The log lines carry the same correlation id as the prediction log: the caller's, if it sent one.
+        logger.set_correlation_id(request_ids(event)[1])
         return app.resolve(event, context)
 
     # With tracing disabled (POWERTOOLS_TRACE_DISABLED, or outside Lambda) the X-Ray SDK still builds a dummy
     # segment and subsegment on every call that nothing records: wrap the handler only where traces are sent.
     traced = handler if tracer.disabled else tracer.capture_lambda_handler(handler)
-    wrapped: Callable[[dict[str, Any], LambdaContext], dict[str, Any]] = logger.inject_lambda_context(
-        traced, correlation_id_path=correlation_paths.API_GATEWAY_REST
-    )
+    wrapped: Callable[[dict[str, Any], LambdaContext], dict[str, Any]] = logger.inject_lambda_context(traced)
     return wrapped
 
 

@@ -6,25 +6,25 @@ path, including each endpoint fault, is tested in-process without AWS.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 from functions.frontdoor.circuit import CircuitBreaker
 from functions.frontdoor.settings import FrontDoorSettings
 from functions.frontdoor.validation import RequestRejectedError, RequestValidator
 from functions.shared.contract import ContractError, parse_contract
+from functions.shared.jsonenc import compact_json
 from functions.shared.observability import logger
 from functions.shared.serving_manifest import ServingManifest
 
 FallbackReason = Literal["model_error", "throttling", "timeout", "endpoint_missing", "circuit_open"]
 RETRYABLE: frozenset[str] = frozenset({"throttling", "timeout"})
 FALLBACK_VARIANT = "fallback"
-# One encoder for the process: json.dumps with separators builds a new one on every call.
-compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class EndpointCallError(Exception):
@@ -63,9 +63,9 @@ class Fallback(Protocol):
 
 
 class Telemetry(Protocol):
-    def request_answered(self, *, latency_ms: float, fallback_reason: str | None, unavailable: bool) -> None: ...
-
-    def endpoint_called(self, *, latency_ms: float) -> None: ...
+    def request_answered(
+        self, *, latency_ms: float, endpoint_latency_ms: float | None, fallback_reason: str | None, unavailable: bool
+    ) -> None: ...
 
     def request_rejected(self, *, fields: set[str]) -> None: ...
 
@@ -76,8 +76,7 @@ class PredictionLog(Protocol):
     def write(self, request_id: str, rows: list[dict[str, Any]]) -> None: ...
 
 
-@dataclass(frozen=True)
-class Answer:
+class Answer(NamedTuple):
     status: int
     body: dict[str, Any]
 
@@ -119,17 +118,20 @@ class FrontDoor:
         deployed = self._current()
         if deployed is None:
             answer = Answer(503, {"error": self._no_model_message(), "request_id": request_id})
-            self.telemetry.request_answered(latency_ms=self._ms(started), fallback_reason=None, unavailable=True)
+            self.telemetry.request_answered(
+                latency_ms=self._ms(started), endpoint_latency_ms=None, fallback_reason=None, unavailable=True
+            )
             return answer
         try:
             parsed = deployed.validator.parse(body)
         except RequestRejectedError as rejected:
             self.telemetry.request_rejected(fields=rejected.errors.metric_fields)
             return Answer(400, {"error": rejected.message, "fields": rejected.errors.fields, "request_id": request_id})
-        records = [deployed.validator.features_only(r) for r in parsed.records]
+        records = parsed.records if parsed.exact else [deployed.validator.features_only(r) for r in parsed.records]
+        endpoint_latency_ms: float | None = None
         try:
             payload = parsed.endpoint_payload or compact_json({"instances": records}).encode()
-            result = self._call_endpoint(deployed.manifest, payload, len(records))
+            result, endpoint_latency_ms = self._call_endpoint(deployed.manifest, payload, len(records))
             answer = Answer(200, {**result, "request_id": request_id, "fallback": False})
             reason: str | None = None
         except EndpointCallError as fault:
@@ -137,13 +139,15 @@ class FrontDoor:
             answer = self._fall_back(deployed, records, fault, request_id)
         self.telemetry.request_answered(
             latency_ms=self._ms(started),
+            endpoint_latency_ms=endpoint_latency_ms,
             fallback_reason=reason if answer.status == 200 else None,
             unavailable=answer.status == 503,
         )
         if answer.status == 200 and self.prediction_log.sampled(request_id):
+            features_json = parsed.features_json or [compact_json(r) for r in records]
             self.prediction_log.write(
                 request_id,
-                prediction_rows(deployed, parsed.records, records, answer.body, correlation_id=correlation_id),
+                prediction_rows(deployed, parsed.records, features_json, answer.body, correlation_id=correlation_id),
             )
         return answer
 
@@ -224,7 +228,8 @@ class FrontDoor:
         except (ValueError, KeyError, TypeError) as exc:
             return _Deployed(manifest, validator, None, f"the fallback model could not be loaded: {exc}")
 
-    def _call_endpoint(self, manifest: ServingManifest, payload: bytes, count: int) -> dict[str, Any]:
+    def _call_endpoint(self, manifest: ServingManifest, payload: bytes, count: int) -> tuple[dict[str, Any], float]:
+        """The endpoint's answer and the latency of the attempt that produced it."""
         if not self.breaker.allow():
             raise EndpointCallError("circuit_open", "the endpoint failed repeatedly; calls are paused")
         attempts = 1 + self.settings.endpoint_retries
@@ -240,12 +245,12 @@ class FrontDoor:
                     continue
                 self.breaker.record_failure()
                 raise
-            self.telemetry.endpoint_called(latency_ms=self._ms(started))
+            latency_ms = self._ms(started)
             self.breaker.record_success()
             if result["model_version"] != manifest.model_version:
                 # A deploy is landing (canary traffic or a finished update): re-read the manifest soon.
                 self.manifests.refresh_soon()
-            return result
+            return result, latency_ms
         raise EndpointCallError("model_error", "no attempt was made")
 
     def _fall_back(
@@ -290,7 +295,7 @@ class FrontDoor:
 def prediction_rows(
     deployed: _Deployed,
     records: list[dict[str, Any]],
-    features: list[dict[str, Any]],
+    features_json: list[str],
     body: dict[str, Any],
     *,
     correlation_id: str,
@@ -298,28 +303,33 @@ def prediction_rows(
     """One row per record in the layout of the lake's `predictions` table (JSON lines, by prediction date)."""
     contract = deployed.validator.contract
     entity_key = contract.entity_key
-    common = {
-        "request_id": body["request_id"],
-        "correlation_id": correlation_id,
-        "predicted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        entity_key: None,
-        "model_version": body["model_version"],
-        "variant": body["variant"],
-        "fallback": body["fallback"],
-        "fallback_reason": body.get("fallback_reason"),
-    }
+    predicted_at = utc_timestamp(int(time.time()))
     rows = []
-    for record, model_input, prediction in zip(records, features, body["predictions"], strict=True):
-        row = common.copy()
+    for record, features, prediction in zip(records, features_json, body["predictions"], strict=True):
         entity = record.get(entity_key)
-        if entity is not None:
-            row[entity_key] = str(entity)
-        row["probability"] = prediction["probability"]
-        row["label"] = prediction["label"]
-        row["contract_version"] = contract.version
-        row["features"] = compact_json(model_input)
-        rows.append(row)
+        rows.append(
+            {
+                "request_id": body["request_id"],
+                "correlation_id": correlation_id,
+                "predicted_at": predicted_at,
+                entity_key: None if entity is None else str(entity),
+                "model_version": body["model_version"],
+                "variant": body["variant"],
+                "fallback": body["fallback"],
+                "fallback_reason": body.get("fallback_reason"),
+                "probability": prediction["probability"],
+                "label": prediction["label"],
+                "contract_version": contract.version,
+                "features": features,
+            }
+        )
     return rows
+
+
+@functools.lru_cache(maxsize=2)
+def utc_timestamp(epoch_second: int) -> str:
+    """ISO 8601 UTC to the second; cached because every request within one second asks for the same text."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch_second))
 
 
 def _read_endpoint_answer(answer: EndpointAnswer, *, expected: int) -> dict[str, Any]:

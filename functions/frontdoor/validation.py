@@ -11,7 +11,7 @@ import functools
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any, NamedTuple, Protocol, cast
 
 from aws_lambda_powertools.utilities.parser import BaseModel, Field, ValidationError, parse
 from pydantic import ConfigDict
@@ -53,12 +53,15 @@ class RequestErrors:
         return bool(self.fields)
 
 
-@dataclass(frozen=True)
-class ParsedRequest:
+class ParsedRequest(NamedTuple):
     records: list[dict[str, Any]]
     batch: bool
+    # Every record holds exactly the contract's features (nothing omitted, nothing passed through).
+    exact: bool = False
     # The endpoint payload, when the body already is exactly that (features only): saves re-encoding it.
     endpoint_payload: bytes | None = None
+    # Each record's features as JSON text, when the body is one record of exactly the contract's features.
+    features_json: list[str] | None = None
 
 
 class RequestRejectedError(Exception):
@@ -66,6 +69,12 @@ class RequestRejectedError(Exception):
         super().__init__(message)
         self.message = message
         self.errors = errors
+
+
+def _body_rejected(summary: str, message: str) -> RequestRejectedError:
+    errors = RequestErrors()
+    errors.add("body", message, "body")
+    return RequestRejectedError(summary, errors)
 
 
 def _describe(value: Any) -> str:
@@ -142,42 +151,41 @@ class RequestValidator:
 
     def parse(self, body: str | None) -> ParsedRequest:
         """Decode and validate a request body; raises RequestRejectedError naming every bad field."""
-        errors = RequestErrors()
         if body is None or not body.strip():
-            errors.add("body", 'the request body is empty: send one JSON record or {"instances": [...]}', "body")
-            raise RequestRejectedError("invalid request", errors)
+            raise _body_rejected(
+                "invalid request", 'the request body is empty: send one JSON record or {"instances": [...]}'
+            )
         if len(body.encode("utf-8", errors="surrogatepass")) > self.max_body_bytes:
-            errors.add("body", f"the request body is larger than {self.max_body_bytes} bytes", "body")
-            raise RequestRejectedError("request too large", errors)
+            raise _body_rejected("request too large", f"the request body is larger than {self.max_body_bytes} bytes")
         try:
             decoded = json.loads(body)
         except (ValueError, RecursionError) as exc:
-            errors.add("body", f"the request body is not valid JSON ({str(exc)[:120]})", "body")
-            raise RequestRejectedError("invalid request", errors) from None
+            raise _body_rejected("invalid request", f"the request body is not valid JSON ({str(exc)[:120]})") from None
         if isinstance(decoded, dict) and "instances" in decoded:
-            records = self._parse_batch(decoded, errors)
+            records = self._parse_batch(decoded)
             batch = True
         elif isinstance(decoded, dict):
             records, batch = [decoded], False
         else:
-            errors.add("body", f"expected a JSON object, got {_describe(decoded)}", "body")
-            raise RequestRejectedError("invalid request", errors)
-        exact = True
+            raise _body_rejected("invalid request", f"expected a JSON object, got {_describe(decoded)}")
+        # The inline check passes almost every record; only a failing one pays for finding the messages.
+        errors: RequestErrors | None = None
         for index, record in enumerate(records):
-            self._check_record(record, f"instances[{index}]." if batch else "", errors)
-            exact = (
-                exact and not errors and len(record) == len(self._features) and record.keys() <= self._features.keys()
-            )
+            if type(record) is not dict or not self._valid_fast(record):
+                errors = errors or RequestErrors()
+                self._check_record(record, f"instances[{index}]." if batch else "", errors)
         if errors:
             raise RequestRejectedError("invalid request", errors)
-        payload = None
-        if exact and not batch:
-            payload = b'{"instances":[' + body.encode() + b"]}"
-        elif exact and len(decoded) == 1:
-            payload = body.encode()
-        return ParsedRequest(records=records, batch=batch, endpoint_payload=payload)
+        features = self._features
+        if not all(len(record) == len(features) and record.keys() <= features.keys() for record in records):
+            return ParsedRequest(records, batch)
+        if batch:
+            return ParsedRequest(records, batch, True, body.encode() if len(decoded) == 1 else None)
+        text = body.strip()
+        return ParsedRequest(records, batch, True, b'{"instances":[' + text.encode() + b"]}", [text])
 
-    def _parse_batch(self, decoded: dict[str, Any], errors: RequestErrors) -> list[Any]:
+    def _parse_batch(self, decoded: dict[str, Any]) -> list[Any]:
+        errors = RequestErrors()
         try:
             envelope = cast(_Envelope, parse(event=decoded, model=batch_envelope()))
         except ValidationError as exc:
@@ -219,8 +227,6 @@ class RequestValidator:
     def _check_record(self, record: Any, prefix: str, errors: RequestErrors) -> None:
         if not isinstance(record, dict):
             errors.add(prefix.rstrip(".") or "body", f"expected a JSON object, got {_describe(record)}", "body")
-            return
-        if self._valid_fast(record):
             return
         for name in record:
             if name not in self._features and name not in self._passthrough:

@@ -110,11 +110,12 @@ class RecordingTelemetry:
     rejected: list[set[str]] = field(default_factory=list)
     endpoint_latencies: list[float] = field(default_factory=list)
 
-    def request_answered(self, *, latency_ms: float, fallback_reason: str | None, unavailable: bool) -> None:
+    def request_answered(
+        self, *, latency_ms: float, endpoint_latency_ms: float | None, fallback_reason: str | None, unavailable: bool
+    ) -> None:
         self.answered.append({"latency_ms": latency_ms, "fallback_reason": fallback_reason, "unavailable": unavailable})
-
-    def endpoint_called(self, *, latency_ms: float) -> None:
-        self.endpoint_latencies.append(latency_ms)
+        if endpoint_latency_ms is not None:
+            self.endpoint_latencies.append(endpoint_latency_ms)
 
     def request_rejected(self, *, fields: set[str]) -> None:
         self.rejected.append(set(fields))

@@ -284,6 +284,16 @@ def test_handler_routes_predict_health_and_model(installed_front_door: Any) -> N
     assert model["model_version"] == "v3" and model["contract"]["dataset"] == "churn"
 
 
+def test_log_lines_carry_the_callers_correlation_id_or_else_the_request_id(installed_front_door: Any) -> None:
+    ctx = LambdaContextStub()
+    frontdoor_handler.handler(api_event("POST", "/predict", json.dumps(VALID_RECORD), "api-8"), ctx)
+    assert frontdoor_handler.logger.get_correlation_id() == "corr-1"
+    anonymous = api_event("GET", "/health", request_id="api-9")
+    anonymous["headers"] = {"content-type": "application/json"}
+    frontdoor_handler.handler(anonymous, ctx)
+    assert frontdoor_handler.logger.get_correlation_id() == "api-9"
+
+
 def test_the_front_door_module_imports_no_pandas_numpy_or_sklearn() -> None:
     import subprocess
     import sys

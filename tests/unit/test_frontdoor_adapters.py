@@ -8,20 +8,20 @@ from typing import Any
 import boto3
 import pytest
 from aws_lambda_powertools import Metrics
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from botocore.exceptions import ReadTimeoutError
 from botocore.stub import Stubber
 from moto import mock_aws
 
 from functions.frontdoor import metric_names as names
 from functions.frontdoor.adapters import (
-    PowertoolsTelemetry,
+    EmfTelemetry,
     S3ManifestSource,
     S3PredictionLog,
     SageMakerInvoker,
     runtime_client_config,
 )
 from functions.frontdoor.logic import EndpointCallError
+from functions.shared.emf import EmfWriter
 from tests.unit.frontdoor_support import manifest
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
@@ -109,10 +109,10 @@ def test_first_manifest_is_seen_at_once_then_cached_until_the_refresh_interval()
 
 
 @mock_aws
-def test_prediction_logs_land_in_the_predictions_table_layout() -> None:
+def test_prediction_logs_land_in_the_predictions_table_layout(telemetry: EmfTelemetry) -> None:
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket="capture")
-    log = S3PredictionLog(s3, "capture", sample_percent=100, metrics=Metrics(namespace="test"))
+    log = S3PredictionLog(s3, "capture", sample_percent=100, telemetry=telemetry)
     rows = [{"request_id": "r1", "predicted_at": "2026-11-22T08:00:00Z", "probability": 0.5}] * 2
     log.write("r1", rows)
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="capture")["Contents"]]
@@ -121,8 +121,8 @@ def test_prediction_logs_land_in_the_predictions_table_layout() -> None:
     assert [json.loads(line)["probability"] for line in lines] == [0.5, 0.5]
 
 
-def test_prediction_log_sampling_is_stable_per_request_id() -> None:
-    log = S3PredictionLog(None, "capture", sample_percent=25, metrics=Metrics(namespace="test"))
+def test_prediction_log_sampling_is_stable_per_request_id(telemetry: EmfTelemetry) -> None:
+    log = S3PredictionLog(None, "capture", sample_percent=25, telemetry=telemetry)
     picks = [log.sampled(f"req-{i}") for i in range(2000)]
     assert picks == [log.sampled(f"req-{i}") for i in range(2000)]
     assert 350 < sum(picks) < 650
@@ -136,48 +136,105 @@ def _without_timestamp(document: dict[str, Any]) -> dict[str, Any]:
     return {**document, "_aws": {k: v for k, v in document["_aws"].items() if k != "Timestamp"}}
 
 
+def _powertools_documents(
+    capsys: pytest.CaptureFixture[str], metrics: list[tuple[str, str, float]], dimension: tuple[str, str] | None = None
+) -> dict[str, Any]:
+    """What Powertools' own Metrics prints for these metrics, the reference EmfTelemetry must match."""
+    reference = Metrics(namespace="mlloop-test")
+    if dimension:
+        reference.add_dimension(name=dimension[0], value=dimension[1])
+    for name, unit, value in metrics:
+        reference.add_metric(name=name, unit=unit, value=value)
+    reference.flush_metrics()
+    (document,) = _emf_documents(capsys.readouterr().out)
+    return document
+
+
+@pytest.fixture
+def telemetry(monkeypatch: Any) -> EmfTelemetry:
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "frontdoor")
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    return EmfTelemetry(EmfWriter(namespace="mlloop-test", service="frontdoor"))
+
+
+def test_an_answer_from_the_model_is_one_document_as_powertools_writes_it(
+    telemetry: EmfTelemetry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for _ in range(2):
+        telemetry.request_answered(latency_ms=12.5, endpoint_latency_ms=9.25, fallback_reason=None, unavailable=False)
+    documents = _emf_documents(capsys.readouterr().out)
+    expected = _powertools_documents(
+        capsys, [(names.PREDICT_LATENCY, "Milliseconds", 12.5), (names.ENDPOINT_LATENCY, "Milliseconds", 9.25)]
+    )
+    assert len(documents) == 2
+    for document in documents:
+        assert _without_timestamp(document) == _without_timestamp(expected)
+        assert abs(document["_aws"]["Timestamp"] - expected["_aws"]["Timestamp"]) < 60_000
+
+
 @pytest.mark.parametrize(
-    ("answer", "metric", "dimension", "value"),
+    ("answer", "request_metrics", "metric", "dimension", "value"),
     [
-        ("fallback", names.FALLBACK_BY_REASON, names.FALLBACK_REASON_DIMENSION, "circuit_open"),
-        ("rejected", names.VALIDATION_ERRORS_BY_FIELD, names.VALIDATION_FIELD_DIMENSION, "plan"),
+        (
+            "fallback",
+            [(names.PREDICT_LATENCY, "Milliseconds", 1.5), (names.FALLBACK_ANSWERS, "Count", 1)],
+            names.FALLBACK_BY_REASON,
+            names.FALLBACK_REASON_DIMENSION,
+            "circuit_open",
+        ),
+        (
+            "rejected",
+            [(names.VALIDATION_ERRORS, "Count", 1)],
+            names.VALIDATION_ERRORS_BY_FIELD,
+            names.VALIDATION_FIELD_DIMENSION,
+            "plan",
+        ),
     ],
 )
-def test_dimensioned_counts_are_the_documents_single_metric_writes(
-    answer: str, metric: str, dimension: str, value: str, capsys: pytest.CaptureFixture[str], monkeypatch: Any
+def test_dimensioned_counts_get_a_document_of_their_own(
+    telemetry: EmfTelemetry,
+    answer: str,
+    request_metrics: list[tuple[str, str, float]],
+    metric: str,
+    dimension: str,
+    value: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "frontdoor")
-    metrics = Metrics(namespace="mlloop-test")
-    telemetry = PowertoolsTelemetry(metrics)
-    with single_metric(name=metric, unit=MetricUnit.Count, value=1, namespace="mlloop-test") as expected:
-        expected.add_dimension(name=dimension, value=value)
-    (reference,) = _emf_documents(capsys.readouterr().out)
-    for _ in range(2):
-        if answer == "fallback":
-            telemetry.request_answered(latency_ms=1.5, fallback_reason=value, unavailable=False)
-        else:
-            telemetry.request_rejected(fields={value})
-        metrics.flush_metrics()
-    documents = _emf_documents(capsys.readouterr().out)
-    counted = [d for d in documents if metric in d]
-    assert len(counted) == 2
-    for document in counted:
-        assert _without_timestamp(document) == _without_timestamp(reference)
-        assert abs(document["_aws"]["Timestamp"] - reference["_aws"]["Timestamp"]) < 60_000
-    request = next(d for d in documents if metric not in d)
-    (directive,) = request["_aws"]["CloudWatchMetrics"]
-    assert directive["Namespace"] == "mlloop-test" and directive["Dimensions"] == [["service"]]
-    expected_names = (
-        {names.PREDICT_LATENCY, names.FALLBACK_ANSWERS} if answer == "fallback" else {names.VALIDATION_ERRORS}
-    )
-    assert {m["Name"] for m in directive["Metrics"]} == expected_names
+    if answer == "fallback":
+        telemetry.request_answered(latency_ms=1.5, endpoint_latency_ms=None, fallback_reason=value, unavailable=False)
+    else:
+        telemetry.request_rejected(fields={value})
+    request, counted = _emf_documents(capsys.readouterr().out)
+    assert _without_timestamp(request) == _without_timestamp(_powertools_documents(capsys, request_metrics))
+    expected = _powertools_documents(capsys, [(metric, "Count", 1)], dimension=(dimension, value))
+    assert _without_timestamp(counted) == _without_timestamp(expected)
 
 
-def test_dimensioned_counts_stay_off_when_metrics_are_disabled(
-    capsys: pytest.CaptureFixture[str], monkeypatch: Any
+def test_a_model_answer_after_a_retry_and_an_unavailable_answer_carry_their_counts(
+    telemetry: EmfTelemetry, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    telemetry.request_answered(latency_ms=3.0, endpoint_latency_ms=None, fallback_reason=None, unavailable=True)
+    (unavailable,) = _emf_documents(capsys.readouterr().out)
+    assert unavailable[names.UNAVAILABLE_ANSWERS] == [1.0] and unavailable[names.PREDICT_LATENCY] == [3.0]
+    telemetry.request_answered(latency_ms=3.0, endpoint_latency_ms=None, fallback_reason=None, unavailable=False)
+    (plain,) = _emf_documents(capsys.readouterr().out)
+    assert {m["Name"] for m in plain["_aws"]["CloudWatchMetrics"][0]["Metrics"]} == {names.PREDICT_LATENCY}
+
+
+def test_no_metric_is_printed_when_metrics_are_disabled(capsys: pytest.CaptureFixture[str], monkeypatch: Any) -> None:
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
-    metrics = Metrics(namespace="mlloop-test")
-    PowertoolsTelemetry(metrics).request_rejected(fields={"plan"})
-    metrics.clear_metrics()
+    telemetry = EmfTelemetry(EmfWriter(namespace="mlloop-test", service="frontdoor"))
+    telemetry.request_rejected(fields={"plan"})
+    telemetry.request_answered(latency_ms=1.0, endpoint_latency_ms=1.0, fallback_reason=None, unavailable=False)
     assert _emf_documents(capsys.readouterr().out) == []
+
+
+@mock_aws
+def test_a_failed_prediction_log_write_is_counted_and_does_not_fail_the_request(
+    telemetry: EmfTelemetry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    s3 = boto3.client("s3", region_name="us-east-1")
+    log = S3PredictionLog(s3, "no-such-bucket", sample_percent=100, telemetry=telemetry)
+    log.write("r1", [{"request_id": "r1", "predicted_at": "2026-11-22T08:00:00Z", "probability": 0.5}])
+    (document,) = _emf_documents(capsys.readouterr().out)
+    assert document[names.PREDICTION_LOG_FAILURES] == [1.0]

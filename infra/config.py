@@ -14,20 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 
+from functions.check_data_gate.logic import DataGatePolicy
+from functions.shared.policy import PolicyError, Range
+from training.gate import GatePolicy
+
 STAGES: tuple[str, ...] = ("dev", "staging", "prod")
 CDK_JSON = Path(__file__).resolve().parents[1] / "cdk.json"
 
 
 class ConfigError(ValueError):
     """One line: the full key path, the bad value and what is allowed."""
-
-
-@dataclass(frozen=True)
-class Range:
-    """Inclusive bounds of a numeric setting, attached with Annotated[int, Range(lo, hi)]."""
-
-    min: float
-    max: float
 
 
 @dataclass(frozen=True)
@@ -98,6 +94,14 @@ class MonitoringConfig:
 
 
 @dataclass(frozen=True)
+class GatesConfig:
+    """The training workflow's two gates; a threshold left out keeps the policy's default."""
+
+    data: DataGatePolicy = dataclasses.field(default_factory=DataGatePolicy)
+    promotion: GatePolicy = dataclasses.field(default_factory=GatePolicy)
+
+
+@dataclass(frozen=True)
 class StageConfig:
     stage: str
     project: str
@@ -113,6 +117,7 @@ class StageConfig:
     deployment: DeploymentConfig
     frontdoor: FrontDoorConfig
     monitoring: MonitoringConfig
+    gates: GatesConfig
 
     @property
     def prefix(self) -> str:
@@ -201,9 +206,15 @@ def _build(cls: type[T], raw: dict[str, Any], path: str, **given: Any) -> T:
             values[f.name] = None
             continue
         if f.name not in raw:
+            if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING:
+                continue
             raise ConfigError(f"{key}: missing key (allowed: {_describe_allowed(hints[f.name], ranges[f.name])})")
         values[f.name] = _check_value(key, hints[f.name], ranges[f.name], raw[f.name])
-    return cls(**values)
+    try:
+        return cls(**values)
+    except PolicyError as exc:
+        # A rule across fields (or a value outside a list), checked by the policy itself; it names the field.
+        raise ConfigError(f"{path}.{exc}") from None
 
 
 def load_stage_config(context: typing.Mapping[str, Any], stage: str) -> StageConfig:

@@ -9,38 +9,44 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Annotated, Any
 
+from functions.shared.policy import PolicyError, Range, policy_from_dict
 from training.metric_directions import HIGHER_IS_BETTER, LOWER_IS_BETTER
 
 
-class GateInputError(ValueError):
+class GateInputError(PolicyError):
     """An evaluation report or policy is missing what the gate needs; the message names the field."""
+
+
+# Metric values (AUC, log loss, ECE) are non-negative; the caps only catch a misplaced decimal point.
+_SCORE = Range(0, 100)
+_SHARE = Range(0, 1)
 
 
 @dataclass(frozen=True)
 class GatePolicy:
     primary_metric: str = "roc_auc"
-    min_primary: float = 0.70
-    max_ece: float = 0.05
-    max_log_loss: float | None = None
-    max_primary_regression: float = 0.01
-    max_ece_increase: float = 0.02
-    max_slice_regression: float = 0.05
-    min_slice_primary: float | None = None
+    min_primary: Annotated[float, _SCORE] = 0.70
+    max_ece: Annotated[float, _SHARE] = 0.05
+    max_log_loss: Annotated[float | None, _SCORE] = None
+    max_primary_regression: Annotated[float, _SHARE] = 0.01
+    max_ece_increase: Annotated[float, _SHARE] = 0.02
+    max_slice_regression: Annotated[float, _SHARE] = 0.05
+    min_slice_primary: Annotated[float | None, _SCORE] = None
 
     def __post_init__(self) -> None:
         if self.primary_metric not in HIGHER_IS_BETTER | LOWER_IS_BETTER:
-            raise GateInputError(f"primary_metric: {self.primary_metric!r} is not a known metric")
+            known = ", ".join(sorted(HIGHER_IS_BETTER | LOWER_IS_BETTER))
+            raise GateInputError(f"primary_metric: {self.primary_metric!r} is not a known metric (allowed: {known})")
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> GatePolicy:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise GateInputError(f"{unknown[0]}: unknown gate policy field (allowed: {', '.join(sorted(known))})")
-        return cls(**dict(raw))
+        try:
+            return policy_from_dict(cls, raw)
+        except PolicyError as exc:
+            raise GateInputError(str(exc)) from None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -9,26 +9,37 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 from functions.shared.contract import DataContract
+from functions.shared.policy import PolicyError, Range, policy_from_dict
 from functions.shared.settings import load_settings
 
 LATEST_PROFILE_KEY = "training/latest-data-profile.json"
 
 
+_SHARE = Range(0, 1)
+
+
 @dataclass(frozen=True)
 class DataGatePolicy:
-    min_rows: int = 1000
-    max_nullable_null_rate: float = 0.5
-    min_positive_rate: float = 0.01
-    max_positive_rate: float = 0.99
+    min_rows: Annotated[int, Range(1, 10_000_000_000)] = 1000
+    max_nullable_null_rate: Annotated[float, _SHARE] = 0.5
+    min_positive_rate: Annotated[float, _SHARE] = 0.01
+    max_positive_rate: Annotated[float, _SHARE] = 0.99
     # Compared with the previous accepted snapshot.
-    max_positive_rate_shift: float = 0.15
-    max_null_rate_increase: float = 0.2
-    min_row_ratio: float = 0.5
+    max_positive_rate_shift: Annotated[float, _SHARE] = 0.15
+    max_null_rate_increase: Annotated[float, _SHARE] = 0.2
+    min_row_ratio: Annotated[float, _SHARE] = 0.5
+
+    def __post_init__(self) -> None:
+        if self.min_positive_rate > self.max_positive_rate:
+            raise PolicyError(
+                f"min_positive_rate: {self.min_positive_rate} is above max_positive_rate {self.max_positive_rate}"
+            )
 
 
 @dataclass(frozen=True)
@@ -39,7 +50,9 @@ class DataGateSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> DataGateSettings:
-        return load_settings(cls, env, policy=DataGatePolicy())
+        source = os.environ if env is None else env
+        policy = policy_from_dict(DataGatePolicy, json.loads(source.get("DATA_GATE_POLICY") or "{}"))
+        return load_settings(cls, source, policy=policy)
 
 
 @dataclass

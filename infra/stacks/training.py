@@ -8,6 +8,7 @@ that applies the cooldown and names the execution after the trigger. docs/traini
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from functools import cache
 from typing import Any
@@ -284,7 +285,11 @@ class TrainingStack(Stack):
             "CheckDataGateFunction",
             "check_data_gate",
             "Data gate over the run's snapshot: row count, null rates, label balance, change since the last one",
-            {"ARTIFACTS_BUCKET": self.lake.artifacts_bucket.bucket_name, "DATASET": self.config.dataset},
+            {
+                "ARTIFACTS_BUCKET": self.lake.artifacts_bucket.bucket_name,
+                "DATASET": self.config.dataset,
+                "DATA_GATE_POLICY": json.dumps(dataclasses.asdict(self.config.gates.data), sort_keys=True),
+            },
             timeout=Duration.minutes(10),
             memory_mb=3008,
             with_pandas=True,
@@ -313,7 +318,7 @@ class TrainingStack(Stack):
             {
                 "ARTIFACTS_BUCKET": self.lake.artifacts_bucket.bucket_name,
                 "MODEL_PACKAGE_GROUP": self.model_package_group_name,
-                "GATE_POLICY": json.dumps({}),
+                "GATE_POLICY": json.dumps(self.config.gates.promotion.to_dict(), sort_keys=True),
             },
             timeout=Duration.minutes(5),
             memory_mb=1024,

@@ -9,6 +9,9 @@ from typing import Any
 
 import pytest
 
+from functions.check_data_gate.logic import DataGateSettings
+from functions.evaluate_candidate.logic import EvaluateSettings
+from infra.config import load_stage_config, read_cdk_json_context
 from infra.constructs.platform_function import REPO_ROOT
 from infra.constructs.training_source_bundle import build_source_tarball
 from mlloop.assembly import DEFAULT_OUTDIR, load_template, synthesize
@@ -180,6 +183,23 @@ def test_start_function_applies_the_stage_cooldown_alone(templates: dict[str, di
         starter = functions_by_handler(templates[stage])["start_training"]
         assert starter["Environment"]["Variables"]["COOLDOWN_MINUTES"] == minutes
         assert starter["ReservedConcurrentExecutions"] == 1
+
+
+def test_each_gate_gets_the_stage_policy_and_reads_it_back(templates: dict[str, dict[str, Any]]) -> None:
+    context = read_cdk_json_context()
+    for stage in STAGES:
+        config = load_stage_config(context, stage)
+        fns = functions_by_handler(templates[stage])
+        data_env = fns["check_data_gate"]["Environment"]["Variables"]
+        evaluate_env = fns["evaluate_candidate"]["Environment"]["Variables"]
+        assert DataGateSettings.from_env(data_env).policy == config.gates.data
+        assert EvaluateSettings.from_env(evaluate_env).policy == config.gates.promotion
+    assert (
+        json.loads(
+            functions_by_handler(templates["prod"])["evaluate_candidate"]["Environment"]["Variables"]["GATE_POLICY"]
+        )["min_primary"]
+        == 0.75
+    )
 
 
 def test_approval_follows_the_stage_policy(templates: dict[str, dict[str, Any]]) -> None:

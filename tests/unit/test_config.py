@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from functions.check_data_gate.logic import DataGatePolicy
 from infra.config import STAGES, ConfigError, load_all_stages, load_stage_config, read_cdk_json_context
+from training.gate import GatePolicy
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,6 +41,12 @@ def test_every_stage_parses_and_stages_differ_by_config(context: dict) -> None:
         (("approval",), "sometimes", "stages.prod.approval: 'sometimes' is not allowed (allowed: one of auto, manual)"),
         (("endpoint", "instance_count"), "2", "stages.prod.endpoint.instance_count: '2' has the wrong type"),
         (("training", "use_spot"), 1, "stages.prod.training.use_spot: 1 has the wrong type (allowed: true or false)"),
+        (("gates", "data", "min_rows"), 0, "stages.prod.gates.data.min_rows: 0 is out of range (allowed: an integer"),
+        (("gates", "data", "min_row_ratio"), 1.5, "stages.prod.gates.data.min_row_ratio: 1.5 is out of range"),
+        (("gates", "data", "min_positive_rate"), 0.995, "stages.prod.gates.data.min_positive_rate: 0.995 is above"),
+        (("gates", "promotion", "max_ece"), "0.05", "stages.prod.gates.promotion.max_ece: '0.05' has the wrong type"),
+        (("gates", "promotion", "primary_metric"), "acc", "stages.prod.gates.promotion.primary_metric: 'acc' is not"),
+        (("gates", "promotion", "min_auc"), 0.8, "stages.prod.gates.promotion.min_auc: unknown key (allowed: max_ece"),
     ],
 )
 def test_a_bad_value_names_the_key_and_the_allowed_values(
@@ -54,6 +62,17 @@ def test_a_bad_value_names_the_key_and_the_allowed_values(
     message = str(err.value)
     assert message.startswith(expected)
     assert "\n" not in message
+
+
+def test_gates_are_per_stage_and_a_threshold_left_out_keeps_its_default(context: dict) -> None:
+    configs = {c.stage: c for c in load_all_stages(context)}
+    assert configs["prod"].gates.promotion.min_primary > configs["dev"].gates.promotion.min_primary
+    assert configs["prod"].gates.data.min_rows > configs["dev"].gates.data.min_rows
+    partial = copy.deepcopy(context)
+    partial["stages"]["prod"]["gates"] = {"promotion": {"min_primary": 0.8}}
+    gates = load_stage_config(partial, "prod").gates
+    assert gates.promotion.min_primary == 0.8
+    assert gates.promotion.max_ece == GatePolicy().max_ece and gates.data == DataGatePolicy()
 
 
 def test_a_missing_key_and_an_unknown_key_are_named(context: dict) -> None:

@@ -21,6 +21,7 @@ from functions.check_data_gate.logic import (
 )
 from functions.prepare_training_data.logic import PrepareSettings, prepare_training_data
 from functions.shared.contract import load_contract
+from functions.shared.policy import PolicyError
 from tests.unit.workflow_support import curated_frame, put_curated
 
 CONTRACT = load_contract("churn")
@@ -113,3 +114,11 @@ def test_a_shift_against_the_previous_snapshot_gives_every_reason() -> None:
     assert any("positive rate moved 0.300" in r for r in reasons)
     assert any("column total_charges null rate rose" in r for r in reasons)
     assert any("column plan" in r and "forbids nulls" in r for r in reasons)
+
+
+def test_the_data_gate_reads_its_stage_policy_from_the_environment() -> None:
+    env = {"ARTIFACTS_BUCKET": "artifacts", "DATASET": "churn", "DATA_GATE_POLICY": json.dumps({"min_rows": 50})}
+    assert DataGateSettings.from_env(env).policy == DataGatePolicy(min_rows=50)
+    assert DataGateSettings.from_env({**env, "DATA_GATE_POLICY": ""}).policy == DataGatePolicy()
+    with pytest.raises(PolicyError, match="min_row: unknown policy field"):
+        DataGateSettings.from_env({**env, "DATA_GATE_POLICY": json.dumps({"min_row": 50})})

@@ -36,6 +36,7 @@ from moto.awslambda.utils import get_backend as get_lambda_backend
 
 from mlloop.localcloud.dispatch import AsyncDispatcher
 from mlloop.localcloud.environment import overlay_environ
+from mlloop.localcloud.stdout import captured_stdout
 
 LOG = logging.getLogger("mlloop.localcloud")
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -348,7 +349,7 @@ class LambdaRuntime:
         loaded = self._loaded.get(key)
         modules = loaded.modules if loaded else {}
         errored = False
-        with self._function_scope(environment, package, modules), contextlib.redirect_stdout(output):
+        with self._function_scope(environment, package, modules), captured_stdout(output):
             try:
                 if loaded is None:
                     loaded = self._load(code_root, module_name, attribute, modules)

@@ -151,7 +151,8 @@ def test_less_than_threshold_alarms_fire_on_low_values(cloud: LocalCloud, ns: st
     assert _state(cloud, name)["StateValue"] == "ALARM"
 
 
-def test_a_metric_math_alarm_evaluates_its_expression(cloud: LocalCloud, ns: str) -> None:
+def _fallback_rate_alarm(cloud: LocalCloud, ns: str, rate_expression: str) -> str:
+    """An alarm on a percentage of two summed metrics, Fallbacks over Requests, above 5."""
     name = f"rate-{uuid.uuid4().hex[:6]}"
 
     def stat(metric: str) -> dict[str, Any]:
@@ -165,9 +166,14 @@ def test_a_metric_math_alarm_evaluates_its_expression(cloud: LocalCloud, ns: str
         Metrics=[
             {"Id": "fallbacks", "MetricStat": stat("Fallbacks"), "ReturnData": False},
             {"Id": "requests", "MetricStat": stat("Requests"), "ReturnData": False},
-            {"Id": "rate", "Expression": "100 * FILL(fallbacks, 0) / requests", "ReturnData": True},
+            {"Id": "rate", "Expression": rate_expression, "ReturnData": True},
         ],
     )
+    return name
+
+
+def test_a_metric_math_alarm_evaluates_its_expression(cloud: LocalCloud, ns: str) -> None:
+    name = _fallback_rate_alarm(cloud, ns, "100 * FILL(fallbacks, 0) / requests")
     _put(cloud, ns, [1.0] * 10, name="Requests")
     cloud.evaluate_alarms()
     assert _state(cloud, name)["StateValue"] == "OK"
@@ -207,22 +213,7 @@ def test_a_metrics_insights_alarm_sums_every_matching_metric(cloud: LocalCloud, 
 
 
 def test_if_expressions_guard_a_rate_against_no_traffic(cloud: LocalCloud, ns: str) -> None:
-    name = f"if-{uuid.uuid4().hex[:6]}"
-
-    def stat(metric: str) -> dict[str, Any]:
-        return {"Metric": {"Namespace": ns, "MetricName": metric}, "Period": 60, "Stat": "Sum"}
-
-    cloud.client("cloudwatch").put_metric_alarm(
-        AlarmName=name,
-        EvaluationPeriods=1,
-        Threshold=5.0,
-        ComparisonOperator="GreaterThanThreshold",
-        Metrics=[
-            {"Id": "fallbacks", "MetricStat": stat("Fallbacks"), "ReturnData": False},
-            {"Id": "requests", "MetricStat": stat("Requests"), "ReturnData": False},
-            {"Id": "rate", "Expression": "IF(requests > 0 AND fallbacks >= 0, 100 * fallbacks / requests, 0)"},
-        ],
-    )
+    name = _fallback_rate_alarm(cloud, ns, "IF(requests > 0 AND fallbacks >= 0, 100 * fallbacks / requests, 0)")
     _put(cloud, ns, [0.0], name="Requests")
     _put(cloud, ns, [0.0], name="Fallbacks")
     cloud.evaluate_alarms()

@@ -22,6 +22,7 @@ from botocore.exceptions import ClientError, ReadTimeoutError
 from mlloop.localcloud import LocalCloud
 from mlloop.localcloud import sagemaker as local_sagemaker
 from mlloop.localcloud.sagemaker_deployments import _shift_plan
+from tests.integration.serving_support import tar_files
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("localcloud")]
 
@@ -106,17 +107,6 @@ print("validation:auc=0.87")
 """
 
 
-def _tar(files: dict[str, str]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
 def _untar(data: bytes) -> dict[str, bytes]:
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
         return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
@@ -128,7 +118,7 @@ def cloud(local_cloud: LocalCloud) -> LocalCloud:
     s3, sm = local_cloud.client("s3"), local_cloud.client("sagemaker")
     s3.create_bucket(Bucket=BUCKET)
     for version, weight in (("v1", 0.1), ("v2", 0.2), ("v3", 0.3)):
-        archive = _tar(
+        archive = tar_files(
             {
                 "model.json": json.dumps({"w": weight}),
                 "code/inference.py": INFERENCE_PY,
@@ -145,7 +135,7 @@ def cloud(local_cloud: LocalCloud) -> LocalCloud:
                 "Environment": {"MODEL_VERSION": version},
             },
         )
-    s3.put_object(Bucket=BUCKET, Key="models/broken.tar.gz", Body=_tar({"model.json": "{}"}))
+    s3.put_object(Bucket=BUCKET, Key="models/broken.tar.gz", Body=tar_files({"model.json": "{}"}))
     sm.create_model(
         ModelName=f"{MODEL_PREFIX}-broken",
         ExecutionRoleArn=ROLE,
@@ -510,7 +500,7 @@ def _training_job(cloud: LocalCloud, **hyperparameters: str) -> str:
     s3.put_object(
         Bucket=BUCKET,
         Key="bundles/source.tar.gz",
-        Body=_tar(
+        Body=tar_files(
             {
                 "training/train.py": TRAIN_PY,
                 "training/serve.py": INFERENCE_PY.replace("from helpers import scale", "scale = float"),

@@ -10,11 +10,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import unittest.mock
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-from benchmarks.common import ROOT, WARMUP, BenchResult, Size, missing_modules
+from benchmarks.common import WARMUP, BenchResult, Size, missing_modules
 from benchmarks.models import json_record, trained
 from benchmarks.timing import Contender, compare, cycling, ratio_over, speedup
 
@@ -29,25 +30,17 @@ ENDPOINT = "mlloop-bench-churn"
 
 def _stage_environment(stage: str = "dev") -> dict[str, str]:
     """The front door's environment as the serving stack sets it for ``stage`` (cdk.json), stub names aside."""
-    settings = json.loads((ROOT / "cdk.json").read_text())["context"]["stages"][stage]["frontdoor"]
-    env = {
+    from infra.config import load_stage_config, read_cdk_json_context
+
+    frontdoor = load_stage_config(read_cdk_json_context(), stage).frontdoor
+    return {
         "ENDPOINT_NAME": ENDPOINT,
         "MANIFEST_BUCKET": "artifacts",
         "CAPTURE_BUCKET": "capture",
         "POWERTOOLS_SERVICE_NAME": "frontdoor",
         "POWERTOOLS_METRICS_NAMESPACE": "mlloop-bench",
+        **frontdoor.function_environment(),
     }
-    for key in (
-        "max_batch_records",
-        "endpoint_timeout_ms",
-        "endpoint_retries",
-        "circuit_failures",
-        "circuit_window_seconds",
-        "circuit_cooldown_seconds",
-        "prediction_log_sample_percent",
-    ):
-        env[key.upper()] = str(settings[key])
-    return env
 
 
 class LambdaContextStub:
@@ -119,19 +112,9 @@ def api_event(body: str, request_id: str) -> dict[str, Any]:
     }
 
 
-@contextlib.contextmanager
-def lambda_environment() -> Iterator[None]:
-    environment = _stage_environment()
-    saved = {k: os.environ.get(k) for k in environment}
-    os.environ.update(environment)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+def lambda_environment() -> Any:
+    """The stage's front-door variables for the duration, every other variable as it was."""
+    return unittest.mock.patch.dict(os.environ, _stage_environment())
 
 
 def _manifest(size: Size) -> bytes:
@@ -283,7 +266,7 @@ def run(size: Size) -> BenchResult:
             rounds=ROUNDS[size],
             calls=CALLS[size],
             # An outage's steady state is the open circuit: the failures that open it are warm-up.
-            warmup=WARMUP[size] + int(_stage_environment()["CIRCUIT_FAILURES"]),
+            warmup=WARMUP[size] + int(os.environ["CIRCUIT_FAILURES"]),
         )
     result.timings.update(timings)
     result.timings.update(fallback_timings)

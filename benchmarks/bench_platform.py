@@ -71,43 +71,34 @@ def _parse_figures(stdout: str) -> dict[str, Any]:
     return figures
 
 
-def _localcloud() -> dict[str, Any]:
+def _run_python(arguments: list[str], timeout: float) -> tuple[int | str, float, str, str | None]:
+    """The project's interpreter on `arguments`: exit code (or how it timed out), wall seconds, stdout, and the
+    end of stderr when it failed."""
     start = time.perf_counter()
-    done = subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "python"), str(LOCALCLOUD_SCRIPT)],
-        cwd=str(ROOT),
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-        check=False,
-    )
-    return {
-        "wall_seconds": time.perf_counter() - start,
-        "exit_code": done.returncode,
-        "figures": _parse_figures(done.stdout),
-        "error": done.stderr[-2000:] if done.returncode else None,
-    }
+    try:
+        done = subprocess.run(
+            [str(ROOT / ".venv" / "bin" / "python"), *arguments],
+            cwd=str(ROOT),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return f"timed out after {timeout:.0f} s", time.perf_counter() - start, "", None
+    error = done.stderr[-2000:] if done.returncode else None
+    return done.returncode, time.perf_counter() - start, done.stdout, error
+
+
+def _localcloud() -> dict[str, Any]:
+    exit_code, wall, stdout, error = _run_python([str(LOCALCLOUD_SCRIPT)], TIMEOUT_S)
+    return {"wall_seconds": wall, "exit_code": exit_code, "figures": _parse_figures(stdout), "error": error}
 
 
 def _demo() -> dict[str, Any]:
     """The demo in a run folder of its own; its run.json records the wall time of every phase."""
     with tempfile.TemporaryDirectory(prefix="bench-demo-") as out:
-        start = time.perf_counter()
-        try:
-            done = subprocess.run(
-                [str(ROOT / ".venv" / "bin" / "python"), "-m", DEMO_MODULE, "--output-dir", out],
-                cwd=str(ROOT),
-                env={**os.environ, "PYTHONPATH": str(ROOT)},
-                capture_output=True,
-                text=True,
-                timeout=DEMO_TIMEOUT_S,
-                check=False,
-            )
-            exit_code: int | str = done.returncode
-        except subprocess.TimeoutExpired:
-            exit_code = f"timed out after {DEMO_TIMEOUT_S} s"
-        wall = time.perf_counter() - start
+        exit_code, wall, _stdout, _error = _run_python(["-m", DEMO_MODULE, "--output-dir", out], DEMO_TIMEOUT_S)
         records = sorted(Path(out).glob("run-*/run.json"))
         record: dict[str, Any] = json.loads(records[-1].read_text()) if records else {}
     phases = [{"title": p.get("title"), "seconds": p.get("seconds")} for p in record.get("phases", [])]

@@ -75,6 +75,19 @@ class FrontDoorConfig:
     circuit_cooldown_seconds: Annotated[int, Range(1, 3600)]
     prediction_log_sample_percent: Annotated[int, Range(0, 100)]
 
+    def function_environment(self) -> dict[str, str]:
+        """The front-door function's tuning, as the variables its FrontDoorSettings reads."""
+        tuning = (
+            "max_batch_records",
+            "endpoint_timeout_ms",
+            "endpoint_retries",
+            "circuit_failures",
+            "circuit_window_seconds",
+            "circuit_cooldown_seconds",
+            "prediction_log_sample_percent",
+        )
+        return {name.upper(): str(getattr(self, name)) for name in tuning}
+
 
 @dataclass(frozen=True)
 class MonitoringConfig:

@@ -325,7 +325,6 @@ class ServingModel:
     """What model_fn returns: the fitted pipeline, its compiled form, the request schema and the threshold."""
 
     def __init__(self, pipeline: Any, metadata: dict[str, Any], model_version: str) -> None:
-        _limit_native_threads()
         self.pipeline = pipeline
         self.metadata = metadata
         self.model_version = model_version
@@ -702,6 +701,9 @@ def _limit_native_threads() -> None:
 
 
 def model_fn(model_dir: str) -> ServingModel:
+    # The limit holds for the whole process: right for a serving worker, so it is set here, at the container's
+    # entry point, not where a model object is built (a benchmark or a notebook builds them too).
+    _limit_native_threads()
     root = Path(model_dir)
     metadata = json.loads((root / METADATA_FILE).read_text())
     pipeline = joblib.load(root / MODEL_FILE)

@@ -53,7 +53,9 @@ class DeployState:
     model_name: str
     endpoint_config_name: str
     previous_config_name: str | None
-    mode: Literal["create", "update", "already_running"]
+    # already_running: a retried start finds its own config serving; already_serving: an earlier deploy's config
+    # serves this version, and that deploy's marks on the package stand.
+    mode: Literal["create", "update", "already_running", "already_serving"]
     deadline: float
     poll_seconds: int
     status: DeployStatus = "in_progress"
@@ -170,8 +172,10 @@ class Deployer:
         version = f"v{package['ModelPackageVersion']}"
         # Fail before touching traffic when the front door could not serve this model's contract or fallback.
         self._serving_documents(package)
+        model_name = f"{self.settings.endpoint_name}-{version}-{resource_suffix(event_id)}"
         serving = self._serving(version)
         if serving is not None:
+            own = serving["endpoint_config_name"] == model_name
             return DeployState(
                 event_id=event_id,
                 model_package_arn=model_package_arn,
@@ -180,12 +184,10 @@ class Deployer:
                 model_name=serving["model_name"],
                 endpoint_config_name=serving["endpoint_config_name"],
                 previous_config_name=serving["endpoint_config_name"],
-                mode="already_running",
+                mode="already_running" if own else "already_serving",
                 deadline=self.clock() + self.settings.max_execution_seconds + DEADLINE_MARGIN_SECONDS,
                 poll_seconds=self.settings.poll_seconds,
             )
-        suffix = resource_suffix(event_id)
-        model_name = f"{self.settings.endpoint_name}-{version}-{suffix}"
         config_name = model_name
         self._create_model(model_name, package, version)
         self._create_endpoint_config(config_name, model_name, version)
@@ -345,7 +347,7 @@ class Deployer:
     def _finish(self, state: DeployState) -> DeployState:
         if state.status == "deployed":
             self._write_manifest(state)
-            if state.mode != "already_running":
+            if state.mode != "already_serving":
                 self._mark_package(state, approval=None)
             return state
         # Rejected, so that nothing (the champion comparison, batch scoring) treats it as the live model.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol, cast
 
@@ -142,8 +143,9 @@ class RequestValidator:
             (
                 f.name,
                 f.type,
-                -math.inf if f.min is None else f.min,
-                math.inf if f.max is None else f.max,
+                # Finite open bounds: an infinite value must fail the inline check and reach the finiteness rule.
+                -sys.float_info.max if f.min is None else f.min,
+                sys.float_info.max if f.max is None else f.max,
                 frozenset(f.categories),
             )
             for f in contract.features

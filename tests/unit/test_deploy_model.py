@@ -243,6 +243,9 @@ def test_a_retried_start_reuses_its_names_and_does_not_update_twice(world: World
     assert again.endpoint_config_name == first.endpoint_config_name
     assert again.mode == "already_running"
     assert len(world.sagemaker.updates) == 1
+    assert world.deployer.check(again).status == "deployed"
+    metadata = world.sagemaker.describe_model_package(ModelPackageName=arn)["CustomerMetadataProperties"]
+    assert metadata["deployment_status"] == "deployed", "the retried deploy still marks its package"
 
 
 def test_a_redelivered_approval_event_starts_one_execution(world: World) -> None:
@@ -280,4 +283,4 @@ def test_a_state_change_of_the_package_already_serving_starts_no_new_deploy(worl
     package = ApprovedPackage(event_id="evt-9", model_package_arn=arn, model_package_group=GROUP, status="Approved")
     assert world.deployer.accept(package) == {"started": False, "reason": "the endpoint already serves this package"}
     state = world.deploy(arn, "event-9")
-    assert state.mode == "already_running" and state.status == "deployed"
+    assert state.mode == "already_serving" and state.status == "deployed"

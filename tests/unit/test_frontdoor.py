@@ -10,6 +10,8 @@ import pytest
 from functions.frontdoor import handler as frontdoor_handler
 from functions.frontdoor.circuit import CircuitBreaker
 from functions.frontdoor.logic import EndpointCallError
+from functions.frontdoor.validation import RequestRejectedError, RequestValidator
+from functions.shared.contract import parse_contract
 from tests.unit.frontdoor_support import (
     VALID_RECORD,
     LambdaContextStub,
@@ -83,6 +85,22 @@ def test_nan_and_infinity_are_rejected(token: str) -> None:
     status, body = _predict(text)
     assert status == 400
     assert "finite" in body["fields"]["monthly_charges"]
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_rejected_for_a_feature_without_bounds_too(token: str) -> None:
+    contract = manifest().contract
+    unbounded = [
+        {k: v for k, v in f.items() if k not in ("min", "max")} if f["name"] == "monthly_charges" else f
+        for f in contract["features"]
+    ]
+    validator = RequestValidator(
+        parse_contract({**contract, "features": unbounded}), max_records=10, max_body_bytes=100_000
+    )
+    text = json.dumps(VALID_RECORD).replace('"monthly_charges": 70.5', f'"monthly_charges": {token}')
+    with pytest.raises(RequestRejectedError) as rejected:
+        validator.parse(text)
+    assert "finite" in rejected.value.errors.fields["monthly_charges"]
 
 
 def test_batch_errors_name_the_record_and_the_field() -> None:

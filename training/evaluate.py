@@ -15,6 +15,7 @@ import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
 from functions.shared.contract import DataContract
+from training.calibration import expected_calibration_error
 
 MISSING_SLICE = "<missing>"
 
@@ -41,36 +42,6 @@ class ThresholdPolicy:
             "cost_false_negative": self.cost_false_negative,
             "positive_budget": self.positive_budget,
         }
-
-
-def expected_calibration_error(y: np.ndarray, p: np.ndarray, *, bins: int = 10) -> float:
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    index = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, bins - 1)
-    counts = np.bincount(index, minlength=bins)
-    mean_p = np.bincount(index, weights=p, minlength=bins)
-    mean_y = np.bincount(index, weights=y.astype(np.float64), minlength=bins)
-    filled = counts > 0
-    gaps = np.abs(mean_p[filled] - mean_y[filled])
-    return float(gaps.sum() / len(p))
-
-
-def reliability_curve(y: np.ndarray, p: np.ndarray, *, bins: int = 10) -> list[dict[str, float]]:
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    index = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, bins - 1)
-    curve = []
-    for b in range(bins):
-        members = index == b
-        if members.any():
-            curve.append(
-                {
-                    "bin_low": float(edges[b]),
-                    "bin_high": float(edges[b + 1]),
-                    "mean_probability": float(p[members].mean()),
-                    "observed_rate": float(y[members].mean()),
-                    "count": int(members.sum()),
-                }
-            )
-    return curve
 
 
 def ranking_and_calibration(y: np.ndarray, p: np.ndarray, *, bins: int = 10) -> dict[str, float]:

@@ -59,6 +59,7 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 
 from functions.shared.contract import DataContract, load_contract  # noqa: E402
 from training import inference  # noqa: E402
+from training.calibration import reliability_curve  # noqa: E402
 from training.data import (  # noqa: E402
     TimeSplit,
     check_leakage,
@@ -75,7 +76,6 @@ from training.evaluate import (  # noqa: E402
     measure_latency_ms,
     model_metrics_document,
     ranking_and_calibration,
-    reliability_curve,
     slice_report,
 )
 from training.metric_directions import HIGHER_IS_BETTER  # noqa: E402

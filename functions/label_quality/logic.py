@@ -17,6 +17,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from functions.shared.contract import DataContract
+from training.calibration import expected_calibration_error, reliability_curve
 
 CALIBRATION_BINS = 10
 REQUEST_ID = "request_id"
@@ -55,29 +56,22 @@ def precision_recall(y_true: npt.ArrayLike, decisions: npt.ArrayLike) -> tuple[f
 
 
 def calibration(y_true: npt.ArrayLike, scores: npt.ArrayLike, bins: int = CALIBRATION_BINS) -> dict[str, Any]:
-    """Expected calibration error over equal-width score bins, the Brier score, and the reliability table."""
+    """Expected calibration error over equal-width score bins (binned as training's evaluation bins them, so
+    live and offline figures compare), the Brier score, and the reliability table."""
     y = np.asarray(y_true, dtype=np.float64)
     s = np.asarray(scores, dtype=np.float64)
-    index = np.minimum((s * bins).astype(np.int64), bins - 1)
-    counts = np.bincount(index, minlength=bins).astype(np.float64)
-    filled = counts > 0
-    divisor = np.where(filled, counts, 1.0)
-    mean_score = np.bincount(index, weights=s, minlength=bins).astype(np.float64) / divisor
-    observed = np.bincount(index, weights=y, minlength=bins).astype(np.float64) / divisor
-    ece = float(np.sum(counts[filled] * np.abs(mean_score[filled] - observed[filled])) / max(s.size, 1))
     return {
-        "expected_calibration_error": ece,
+        "expected_calibration_error": expected_calibration_error(y, s, bins=bins) if s.size else 0.0,
         "brier_score": float(np.mean((s - y) ** 2)) if s.size else float("nan"),
         "bins": [
             {
-                "lower": i / bins,
-                "upper": (i + 1) / bins,
-                "count": int(counts[i]),
-                "mean_score": float(mean_score[i]),
-                "observed_rate": float(observed[i]),
+                "lower": b["bin_low"],
+                "upper": b["bin_high"],
+                "count": int(b["count"]),
+                "mean_score": b["mean_probability"],
+                "observed_rate": b["observed_rate"],
             }
-            for i in range(bins)
-            if counts[i]
+            for b in reliability_curve(y, s, bins=bins)
         ],
     }
 

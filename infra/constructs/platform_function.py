@@ -23,7 +23,8 @@ BASIC_EXECUTION_ROLE_FINDING = (
     "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]"
 )
 # The asset is the repository filtered to the function code and the contracts it loads, plus the training package's
-# promotion gate (pure Python), which the training workflow's evaluation step applies.
+# promotion gate (pure Python), which the training workflow's evaluation step applies, and the calibration
+# figures (numpy only) the live label-quality job shares with training's evaluation.
 ASSET_EXCLUDES = [
     "*",
     "!functions",
@@ -32,6 +33,7 @@ ASSET_EXCLUDES = [
     "!contracts/**",
     "!training",
     "!training/__init__.py",
+    "!training/calibration.py",
     "!training/gate.py",
     "!training/metric_directions.py",
     "**/__pycache__",

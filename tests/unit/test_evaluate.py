@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 
 from functions.shared.contract import load_contract
+from training.calibration import expected_calibration_error
 from training.evaluate import (
     ThresholdPolicy,
     auc_standard_error,
     choose_threshold,
     evaluate_scores,
-    expected_calibration_error,
     metrics_at_threshold,
     model_metrics_document,
     slice_report,

@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from functions.shared.serving_manifest import manifest_key
 from functions.shared.settings import load_settings
 
 
@@ -33,5 +34,5 @@ class FrontDoorSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> FrontDoorSettings:
         e = os.environ if env is None else env
-        derived_key = f"serving/{e.get('ENDPOINT_NAME', '')}/manifest.json"
+        derived_key = manifest_key(e.get("ENDPOINT_NAME", ""))
         return load_settings(cls, e, manifest_key=e.get("MANIFEST_KEY") or derived_key)

@@ -91,11 +91,8 @@ class FileTally:
 
 def repeated_in_order(hashes: np.ndarray) -> np.ndarray:
     """True for every value equal to an earlier one (the first occurrence is not a repeat)."""
-    order = np.argsort(hashes, kind="stable")
-    ordered = hashes[order]
-    repeat = np.zeros(len(hashes), dtype=bool)
-    repeat[order[1:]] = ordered[1:] == ordered[:-1]
-    return repeat
+    repeated: np.ndarray = pd.Series(hashes, copy=False).duplicated(keep="first").to_numpy()
+    return repeated
 
 
 @dataclass

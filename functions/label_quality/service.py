@@ -43,7 +43,10 @@ class QualitySettings:
 def _keys_since(s3: Any, bucket: str, prefix: str, partition: str, since: str) -> list[str]:
     """Object keys under `prefix/` whose `partition=YYYY-MM-DD` folder is on or after `since`."""
     keys: list[str] = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/"):
+    # Keys sort by their date folder: the listing starts at the window instead of walking all history.
+    start_after = f"{prefix}/{partition}{since}"
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/", StartAfter=start_after)
+    for page in pages:
         for item in page.get("Contents", []):
             key = str(item["Key"])
             marker = key.find(partition)

@@ -15,6 +15,7 @@ import tarfile
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -301,7 +302,6 @@ class Story:
         assert self.cloud is not None
         o = self.options
         frame = generate_churn(o.rows, seed=o.seed, months=o.months, corrupt_fraction=o.corrupt_fraction)
-        self._training_frame_rows = len(frame)
         key = f"{self.config.dataset}/demo-{datetime.now(UTC):%Y%m%dT%H%M%S}.csv"
         self.client("s3").put_object(Bucket=self._bucket("RawBucket"), Key=key, Body=frame.to_csv(index=False).encode())
         report = self._ingest_report(key, timeout=600)
@@ -386,9 +386,6 @@ class Story:
         deploy = {**finished, "label": label, "result": finished["output"].get("deploy", {})}
         self.record["deploys"].append(deploy)
         return deploy
-
-    def _deploy_executions(self) -> set[str]:
-        return {e["executionArn"] for e in self._executions("deploy-model")}
 
     def deploy_v1(self) -> None:
         assert self.cloud is not None
@@ -672,7 +669,12 @@ class Story:
         cw = self.client("cloudwatch")
         self.record["alarms_at_end"] = self._alarm_states()
         for name in self.record["alarms_at_end"]:
-            items = cw.describe_alarm_history(AlarmName=name, HistoryItemType="StateUpdate", MaxRecords=100)
+            items = cw.describe_alarm_history(
+                AlarmName=name,
+                AlarmTypes=["CompositeAlarm", "MetricAlarm"],
+                HistoryItemType="StateUpdate",
+                MaxRecords=100,
+            )
             self.record["alarm_history"][name] = [
                 {"at": self.started_seconds(i["Timestamp"]), "summary": i["HistorySummary"]}
                 for i in sorted(items.get("AlarmHistoryItems", []), key=lambda i: i["Timestamp"])
@@ -690,10 +692,7 @@ def _config_version(config_name: str) -> str:
 
 
 def _count(values: Any) -> dict[str, int]:
-    counted: dict[str, int] = {}
-    for value in values:
-        counted[str(value)] = counted.get(str(value), 0) + 1
-    return counted
+    return dict(Counter(str(value) for value in values))
 
 
 def _timeline_entry(event: dict[str, Any]) -> dict[str, Any]:

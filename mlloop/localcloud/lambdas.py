@@ -36,7 +36,7 @@ from moto.awslambda.utils import get_backend as get_lambda_backend
 
 from mlloop.localcloud.dispatch import AsyncDispatcher
 from mlloop.localcloud.environment import overlay_environ
-from mlloop.localcloud.stdout import captured_stdout
+from mlloop.localcloud.stdout import captured_stdout, release_stdout
 
 LOG = logging.getLogger("mlloop.localcloud")
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -231,6 +231,7 @@ class LambdaRuntime:
         notifications._invoke_awslambda = self._originals["s3_invoke_awslambda"]
         self._originals = {}
         self._loaded.clear()
+        release_stdout()
 
     def invoke_async(self, function: LambdaFunction, event: Any) -> None:
         """Queue an asynchronous invocation, retried like Lambda's (2 retries unless the function's

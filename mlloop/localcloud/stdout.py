@@ -67,3 +67,10 @@ def captured_stdout(buffer: io.StringIO) -> Iterator[None]:
             _captures.pop(ident, None)
         else:
             _captures[ident] = previous
+
+
+def release_stdout() -> None:
+    """Put back the stream the router wrapped, once no handler runs (the local cloud stopping)."""
+    router = sys.stdout
+    if isinstance(router, ThreadRoutedStdout) and not _captures:
+        sys.stdout = router.fallback

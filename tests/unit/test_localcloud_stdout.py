@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
+import sys
 import threading
 
 import pytest
 
-from mlloop.localcloud.stdout import captured_stdout
+from mlloop.localcloud.stdout import ThreadRoutedStdout, captured_stdout, release_stdout
 
 
 def test_only_the_invoking_threads_prints_are_captured(capsys: pytest.CaptureFixture[str]) -> None:
@@ -41,3 +42,11 @@ def test_a_nested_capture_restores_the_outer_one() -> None:
             print("inner")
         print("outer again")
     assert (outer.getvalue(), inner.getvalue()) == ("outer\nouter again\n", "inner\n")
+
+
+def test_releasing_puts_back_the_stream_that_was_there() -> None:
+    before = sys.stdout
+    with captured_stdout(io.StringIO()):
+        assert isinstance(sys.stdout, ThreadRoutedStdout)
+    release_stdout()
+    assert sys.stdout is before

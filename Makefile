@@ -9,7 +9,7 @@ STAMP := .venv/.installed
 TOOLS_STAMP := .venv-tools/.installed
 NPM_STAMP := node_modules/.installed
 
-.PHONY: help setup demo test lint synth nag checkov unit infra-tests integration e2e bench bench-tiny local-cloud clean
+.PHONY: help setup demo test lint synth checkov unit e2e bench bench-tiny local-cloud clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -29,7 +29,7 @@ $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 	touch $@
 
-setup: $(STAMP) $(NPM_STAMP)  ## create .venv with pinned packages and install the pinned CDK CLI
+setup: $(STAMP) $(NPM_STAMP) $(TOOLS_STAMP)  ## .venv with pinned packages, the pinned CDK CLI, checkov in .venv-tools
 
 demo: setup  ## the whole story on the embedded local AWS
 	$(PY) -m mlloop.demo

@@ -37,7 +37,7 @@ from benchmarks.drift_data import (
     read_frame,
 )
 from benchmarks.peer_process import PeerWorker, peer_python, peers_enabled
-from benchmarks.timing import Contender, Ratio, compare, ratio_over, speedup
+from benchmarks.timing import Contender, Ratio, compare, peak_traced_bytes, ratio_over, speedup
 
 DETECTOR_MODULES = ("functions.drift_detector.logic", "training.drift_profile")
 CAPTURE_MODULE = "functions.drift_detector.service"
@@ -143,7 +143,7 @@ class _LocalCaptureBucket:
         return {"Body": io.BytesIO(Path(request["Key"]).read_bytes())}
 
 
-def _detect_from_capture(baseline: Mapping[str, Any], paths: list[Path]) -> dict[str, Any]:
+def detect_from_capture(baseline: Mapping[str, Any], paths: list[Path]) -> dict[str, Any]:
     """What the scheduled drift check does with a window's capture objects: stream them through the detector."""
     from functions.drift_detector.capture import FeatureSpec
     from functions.drift_detector.logic import DriftDetector, DriftThresholds
@@ -178,7 +178,6 @@ def _memory_probe(size: Size) -> None:
     """Two views of the same check: resident pages added (sees every allocator, but memory freed while loading
     can be reused unseen) and tracemalloc's peak (sees numpy and Python allocations wherever they land)."""
     import gc
-    import tracemalloc
 
     files = ensure_drift_files(size)
     baseline = _baseline(read_frame(files.reference))
@@ -192,16 +191,11 @@ def _memory_probe(size: Size) -> None:
     Path("/proc/self/clear_refs").write_text("5")
     _detect(baseline, current)
     rss_extra = max(_status_kib()["VmHWM"] - before, 0) * 1024
-    gc.collect()
-    tracemalloc.start()
-    base, _ = tracemalloc.get_traced_memory()
-    _detect(baseline, current)
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
+    traced = peak_traced_bytes(lambda: _detect(baseline, current))
     figures = {
-        "peak_extra_bytes": max(rss_extra, peak - base),
+        "peak_extra_bytes": max(rss_extra, traced),
         "rss_extra_bytes": rss_extra,
-        "tracemalloc_peak_bytes": peak - base,
+        "tracemalloc_peak_bytes": traced,
         "data_bytes": data_bytes,
         "numeric_bytes": numeric_bytes,
     }
@@ -307,7 +301,7 @@ def _run_end_to_end(size: Size, baseline: Mapping[str, Any], result: BenchResult
     verdicts: dict[str, Any] = {}
 
     def end_to_end() -> None:
-        verdicts["e2e"] = _detect_from_capture(baseline, paths)
+        verdicts["e2e"] = detect_from_capture(baseline, paths)
 
     # Screen the parsers on the first file, then alternate only the fastest with the detector: the slower
     # parsers would triple the run and cannot be the floor.

@@ -10,6 +10,7 @@ import gc
 import itertools
 import statistics
 import time
+import tracemalloc
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
@@ -38,15 +39,17 @@ class Timing:
     def median(self) -> float:
         return statistics.median(self.samples)
 
+    def quantile(self, q: float) -> float:
+        ordered = sorted(self.samples)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
     @property
     def p90(self) -> float:
-        ordered = sorted(self.samples)
-        return ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
+        return self.quantile(0.9)
 
     @property
     def p99(self) -> float:
-        ordered = sorted(self.samples)
-        return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+        return self.quantile(0.99)
 
     @property
     def minimum(self) -> float:
@@ -60,6 +63,18 @@ class Timing:
             "min_s": self.minimum,
             "samples": len(self.samples),
         }
+
+
+def peak_traced_bytes(fn: Callable[[], object]) -> int:
+    """The most Python-allocated memory `fn` held above what was allocated before it (tracemalloc)."""
+    gc.collect()
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    base, _ = tracemalloc.get_traced_memory()
+    fn()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak - base
 
 
 def cycling(fn: Callable[[T], object], items: Sequence[T]) -> Contender:

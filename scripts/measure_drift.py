@@ -15,7 +15,6 @@ import resource
 import statistics
 import sys
 import time
-import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.bench_drift import detect_from_capture
 from benchmarks.drift_data import (
     CATEGORICAL,
     DRIFTED,
@@ -34,6 +34,7 @@ from benchmarks.drift_data import (
     ensure_drift_files,
     read_frame,
 )
+from benchmarks.timing import peak_traced_bytes
 from functions.drift_detector.capture import CaptureBatch, FeatureSpec, parse_capture
 from functions.drift_detector.logic import DriftDetector, DriftThresholds, detect_drift
 from training.drift_profile import build_drift_baseline
@@ -51,17 +52,6 @@ def _median_seconds(fn: Callable[[], Any], repeat: int) -> float:
     return statistics.median(times)
 
 
-def _peak_extra_bytes(fn: Callable[[], Any]) -> int:
-    gc.collect()
-    tracemalloc.start()
-    tracemalloc.reset_peak()
-    base, _ = tracemalloc.get_traced_memory()
-    fn()
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return peak - base
-
-
 def _detect_from_capture(payloads: list[bytes], baseline: dict[str, Any]) -> dict[str, Any]:
     """As the Lambda does it: one capture file at a time into the detector, so memory follows the file size."""
     spec = FeatureSpec.from_baseline(baseline)
@@ -73,25 +63,14 @@ def _detect_from_capture(payloads: list[bytes], baseline: dict[str, Any]) -> dic
 
 def streaming_probe(size: str) -> None:
     """Peak resident memory of the Lambda's path: capture files streamed in parse groups into one detector."""
-    from functions.drift_detector.service import DEFAULT_PARSE_GROUP_BYTES
-
     files = ensure_drift_files(size)  # type: ignore[arg-type]
     reference = read_frame(files.reference)
     baseline = build_drift_baseline(reference, drift_contract(), reference[SCORE_COLUMN].to_numpy())
     del reference
     gc.collect()
-    spec = FeatureSpec.from_baseline(baseline)
-    detector = DriftDetector(baseline)
     start = time.perf_counter()
-    group: list[bytes] = []
-    for path in ensure_capture_files(size):  # type: ignore[arg-type]
-        group.append(path.read_bytes())
-        if sum(len(g) for g in group) >= DEFAULT_PARSE_GROUP_BYTES:
-            parse_capture(b"".join(group), spec, CaptureBatch()).feed(detector)
-            group = []
-    if group:
-        parse_capture(b"".join(group), spec, CaptureBatch()).feed(detector)
-    report = detector.evaluate(THRESHOLDS)
+    # The scheduled check's own reading path: capture objects grouped as read_capture groups them.
+    report = detect_from_capture(baseline, ensure_capture_files(size))  # type: ignore[arg-type]
     seconds = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"streaming rows={report['sample_count']} flagged={report['drifted_features']} seconds={seconds:.1f}")
@@ -128,7 +107,7 @@ def main() -> None:
     # The file holds the numeric columns as features x rows, each column contiguous.
     sort_s = _median_seconds(lambda: np.sort(numeric, axis=1), args.repeat)
     print(f"detector_seconds={detector_s:.3f} sort_floor_seconds={sort_s:.3f} ratio={detector_s / sort_s:.2f}")
-    peak = _peak_extra_bytes(lambda: detect_drift(baseline, current, scores, THRESHOLDS))
+    peak = peak_traced_bytes(lambda: detect_drift(baseline, current, scores, THRESHOLDS))
     print(f"detector_peak_extra_bytes={peak} over_data={peak / data_bytes:.3f}")
 
     if args.skip_capture:

@@ -41,6 +41,11 @@ ASSET_EXCLUDES = [
 ]
 
 
+def removal_policy(config: StageConfig) -> RemovalPolicy:
+    """What deleting the stack does to a stateful resource: dev cleans up, the other stages keep it."""
+    return RemovalPolicy.DESTROY if config.removal_policy == "destroy" else RemovalPolicy.RETAIN
+
+
 def function_code() -> lambda_.Code:
     return lambda_.Code.from_asset(str(REPO_ROOT), exclude=ASSET_EXCLUDES)
 
@@ -83,7 +88,7 @@ class PlatformFunction(lambda_.Function):
             retention=logs.RetentionDays.ONE_MONTH
             if config.removal_policy == "destroy"
             else logs.RetentionDays.ONE_YEAR,
-            removal_policy=RemovalPolicy.DESTROY if config.removal_policy == "destroy" else RemovalPolicy.RETAIN,
+            removal_policy=removal_policy(config),
         )
         # Failed asynchronous invocations (EventBridge, S3, SNS) are kept, never dropped after the retries.
         dead_letter_queue = sqs.Queue(
@@ -92,7 +97,7 @@ class PlatformFunction(lambda_.Function):
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
             retention_period=Duration.days(14),
-            removal_policy=RemovalPolicy.DESTROY if config.removal_policy == "destroy" else RemovalPolicy.RETAIN,
+            removal_policy=removal_policy(config),
         )
         for rule in ("AwsSolutions-SQS3", "Serverless-SQSRedrivePolicy"):
             Validations.of(dead_letter_queue).acknowledge(

@@ -24,7 +24,7 @@ from functions.label_quality import metric_names as quality_names
 from functions.shared.contract import load_contract
 from infra.config import StageConfig
 from infra.constructs.canary_endpoint import lake_objects, rollback_alarm_names, wildcard_finding
-from infra.constructs.platform_function import PlatformFunction
+from infra.constructs.platform_function import PlatformFunction, removal_policy
 from infra.stacks.data_lake import PREDICTIONS_PREFIX, DataLakeStack
 from infra.stacks.serving import ServingStack
 from infra.stacks.training import TrainingStack
@@ -151,6 +151,7 @@ class MonitoringStack(Stack):
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
             retention_period=Duration.days(14),
+            removal_policy=removal_policy(self.config),
         )
         self._acknowledge(
             queue,
@@ -363,7 +364,8 @@ class MonitoringStack(Stack):
             label="Quarantined rows (% of ingested rows)",
         )
         failures = cloudwatch.MathExpression(
-            expression="failed + timed_out + aborted",
+            # Step Functions publishes each of these only when it happens: an absent one counts as none.
+            expression="FILL(failed, 0) + FILL(timed_out, 0) + FILL(aborted, 0)",
             using_metrics={
                 "failed": self.training.state_machine.metric_failed(period=hour),
                 "timed_out": self.training.state_machine.metric_timed_out(period=hour),

@@ -19,7 +19,6 @@ from aws_cdk import (
     CfnOutput,
     Duration,
     Environment,
-    RemovalPolicy,
     Stack,
     Validations,
 )
@@ -39,7 +38,7 @@ from functions.shared.contract import load_contract
 from functions.shared.platform_events import CURATED_DATA_INGESTED, INGEST_SOURCE
 from functions.start_training.logic import TRIGGER_RECORDS_PREFIX
 from infra.config import StageConfig
-from infra.constructs.platform_function import PlatformFunction
+from infra.constructs.platform_function import PlatformFunction, removal_policy
 from infra.constructs.training_source_bundle import TrainingSourceBundle
 from infra.stacks.data_lake import DataLakeStack, bucket_name
 
@@ -121,7 +120,7 @@ class TrainingStack(Stack):
                 f"{config.prefix}: {config.model_name} models trained on contract {self.contract.ref}"
             ),
         )
-        self.package_group.apply_removal_policy(RemovalPolicy.DESTROY if self._destroy else RemovalPolicy.RETAIN)
+        self.package_group.apply_removal_policy(removal_policy(self.config))
         self.source_bundle = TrainingSourceBundle(self, "TrainingSource")
         self.training_role = self._training_role()
 
@@ -487,7 +486,8 @@ class TrainingStack(Stack):
         )
         catch(create_job, "start the training job")
         wait = sfn.Wait(self, "WaitForTraining", time=sfn.WaitTime.duration(POLL_INTERVAL))
-        # Only the fields the workflow reads: the full answer carries timestamps, which state data cannot hold.
+        # Only the fields the workflow reads, and the secondary status for whoever watches the execution: the full
+        # answer carries timestamps, which state data cannot hold.
         describe = self._describe_training_job(
             "DescribeTrainingJob",
             {"name.$": "$.TrainingJobName", "status.$": "$.TrainingJobStatus", "secondary.$": "$.SecondaryStatus"},
@@ -598,7 +598,7 @@ class TrainingStack(Stack):
             "StateMachineLogs",
             log_group_name=f"/aws/vendedlogs/states/{config.prefix}-training",
             retention=logs.RetentionDays.ONE_MONTH if self._destroy else logs.RetentionDays.ONE_YEAR,
-            removal_policy=RemovalPolicy.DESTROY if self._destroy else RemovalPolicy.RETAIN,
+            removal_policy=removal_policy(self.config),
         )
         runtime = Duration.seconds(config.training.max_runtime_seconds * (2 if config.training.use_spot else 1))
         machine = sfn.StateMachine(
@@ -729,7 +729,7 @@ class TrainingStack(Stack):
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
             retention_period=Duration.days(14),
-            removal_policy=RemovalPolicy.DESTROY if self._destroy else RemovalPolicy.RETAIN,
+            removal_policy=removal_policy(self.config),
         )
         reason = "This queue is the trigger rules' dead-letter queue; it has none itself."
         _acknowledge(dead_letters, {"AwsSolutions-SQS3": reason, "Serverless-SQSRedrivePolicy": reason})

@@ -66,6 +66,20 @@ def test_every_alarm_exists_with_the_stage_threshold_and_pages_people(templates,
     assert alarms[names["live-auc"]]["ComparisonOperator"] == "LessThanThreshold"
 
 
+def test_one_failed_training_run_is_enough_for_the_failures_alarm(templates):
+    names = alarm_names(load_stage_config(read_cdk_json_context(), "dev"))
+    alarm = _alarms(templates["dev"])[names["training-failures"]]
+    (expression,) = [m["Expression"] for m in alarm["Metrics"] if "Expression" in m]
+    # Step Functions publishes ExecutionsFailed, TimedOut and Aborted only when they happen.
+    assert expression == "FILL(failed, 0) + FILL(timed_out, 0) + FILL(aborted, 0)"
+
+
+def test_prod_keeps_the_rule_dead_letter_queues_and_dev_deletes_them(templates):
+    for stage, policy in (("dev", "Delete"), ("prod", "Retain")):
+        queues = [r for r in templates[stage]["Resources"].values() if r["Type"] == "AWS::SQS::Queue"]
+        assert queues and {q["DeletionPolicy"] for q in queues} == {policy}, stage
+
+
 def test_drift_alarms_watch_the_detectors_metrics_on_this_endpoint(templates):
     alarms = _alarms(templates["dev"])
     names = alarm_names(load_stage_config(read_cdk_json_context(), "dev"))

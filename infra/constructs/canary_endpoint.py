@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Acknowledgment, ArnFormat, Aws, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_events as events
@@ -29,7 +29,7 @@ from constructs import Construct
 from functions.frontdoor import metric_names
 from functions.shared.serving_manifest import manifest_key
 from infra.config import StageConfig
-from infra.constructs.platform_function import PlatformFunction
+from infra.constructs.platform_function import PlatformFunction, acknowledge
 from infra.stacks.data_lake import bucket_name
 
 # How often the deploy loop looks at the endpoint: a canary step lasts minutes, so faster only costs transitions.
@@ -45,11 +45,6 @@ class FrontDoorMetrics:
 
     namespace: str
     service: str
-
-
-def _acknowledge(construct: Construct, findings: dict[str, str]) -> None:
-    for rule_id, reason in findings.items():
-        Validations.of(construct).acknowledge(Acknowledgment(id=rule_id, reason=reason))
 
 
 def wildcard_finding(resource: str) -> str:
@@ -190,7 +185,7 @@ class CanaryEndpoint(Construct):
             resource_name="/aws/sagemaker/Endpoints/*",
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
-        _acknowledge(
+        acknowledge(
             role,
             {
                 wildcard_finding(model_artifacts): "Model artifacts live in per-run folders training/runs/<run>/.",
@@ -401,7 +396,7 @@ class CanaryEndpoint(Construct):
         fn.add_to_role_policy(manifest_listing(artifacts, self.endpoint_name))
         # Explicit rather than topic.grant_publish, whose key grant is the wildcard kms:GenerateDataKey*.
         fn.add_to_role_policy(iam.PolicyStatement(actions=["sns:Publish"], resources=[topic.topic_arn]))
-        _acknowledge(
+        acknowledge(
             fn,
             {
                 wildcard_finding(group_packages): "Package versions are created per training run (<group>/<n>).",
@@ -495,7 +490,7 @@ class CanaryEndpoint(Construct):
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
             comment=f"{self.config.prefix}: deploy an approved model package and verify the endpoint runs it",
         )
-        _acknowledge(
+        acknowledge(
             machine,
             {
                 function_versions_finding(fn): "Step Functions' Lambda task may invoke any version of the function.",

@@ -9,7 +9,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from infra.config import StageConfig
 
@@ -39,6 +39,12 @@ ASSET_EXCLUDES = [
     "**/__pycache__",
     "**/*.pyc",
 ]
+
+
+def acknowledge(construct: IConstruct, findings: dict[str, str]) -> None:
+    """Acknowledge cdk-nag findings on `construct`, each with the reason it is accepted."""
+    for rule_id, reason in findings.items():
+        Validations.of(construct).acknowledge(Acknowledgment(id=rule_id, reason=reason))
 
 
 def removal_policy(config: StageConfig) -> RemovalPolicy:

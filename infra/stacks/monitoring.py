@@ -9,7 +9,7 @@ roll back (ServingStack); this stack adds what watches the model and the data, a
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Duration, Environment, Stack, Validations
+from aws_cdk import Duration, Environment, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_events as events
@@ -24,7 +24,7 @@ from functions.label_quality import metric_names as quality_names
 from functions.shared.contract import load_contract
 from infra.config import StageConfig
 from infra.constructs.canary_endpoint import lake_objects, rollback_alarm_names, wildcard_finding
-from infra.constructs.platform_function import PlatformFunction, removal_policy
+from infra.constructs.platform_function import PlatformFunction, acknowledge, removal_policy
 from infra.stacks.data_lake import PREDICTIONS_PREFIX, DataLakeStack
 from infra.stacks.serving import ServingStack
 from infra.stacks.training import TrainingStack
@@ -128,10 +128,6 @@ class MonitoringStack(Stack):
             using_metrics={},
         )
 
-    def _acknowledge(self, construct: Construct, findings: dict[str, str]) -> None:
-        for rule_id, reason in findings.items():
-            Validations.of(construct).acknowledge(Acknowledgment(id=rule_id, reason=reason))
-
     def _allow_job_basics(self, fn: PlatformFunction) -> None:
         fn.add_to_role_policy(
             iam.PolicyStatement(
@@ -153,7 +149,7 @@ class MonitoringStack(Stack):
             retention_period=Duration.days(14),
             removal_policy=removal_policy(self.config),
         )
-        self._acknowledge(
+        acknowledge(
             queue,
             {
                 "AwsSolutions-SQS3": "This queue is the rule target's dead-letter queue; it has none itself.",
@@ -228,7 +224,7 @@ class MonitoringStack(Stack):
         )
         fn.add_to_role_policy(iam.PolicyStatement(actions=["sagemaker:DescribeModelPackage"], resources=[packages]))
         self._allow_job_basics(fn)
-        self._acknowledge(
+        acknowledge(
             fn,
             {
                 wildcard_finding(artifacts_read): "Baselines sit under each training run's artifact prefix; the "
@@ -286,7 +282,7 @@ class MonitoringStack(Stack):
                 )
             )
         self._allow_job_basics(fn)
-        self._acknowledge(
+        acknowledge(
             fn,
             {
                 wildcard_finding(labels): "Curated label files are partitioned by event date.",

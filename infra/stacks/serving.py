@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import Acknowledgment, CfnOutput, Duration, Environment, RemovalPolicy, Stack, Validations
+from aws_cdk import CfnOutput, Duration, Environment, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -28,7 +28,7 @@ from infra.constructs.canary_endpoint import (
     manifest_listing,
     wildcard_finding,
 )
-from infra.constructs.platform_function import PlatformFunction
+from infra.constructs.platform_function import PlatformFunction, acknowledge
 from infra.stacks.data_lake import PREDICTIONS_PREFIX, DataLakeStack
 from infra.stacks.training import TrainingStack, sklearn_image_uri
 
@@ -38,14 +38,9 @@ BATCH_SCORING_SCHEDULE = events.Schedule.cron(minute="30", hour="3")
 FRONTDOOR_MEMORY_MB = 1024
 
 
-def _acknowledge(construct: Construct, findings: dict[str, str]) -> None:
-    for rule_id, reason in findings.items():
-        Validations.of(construct).acknowledge(Acknowledgment(id=rule_id, reason=reason))
-
-
 def _synchronous(function: PlatformFunction, caller: str) -> None:
     reason = f"Invoked synchronously by {caller}, which sees and handles every failure."
-    _acknowledge(
+    acknowledge(
         function,
         {"Serverless-LambdaDLQ": reason, "Serverless-LambdaAsyncFailureDestination": reason},
     )
@@ -136,7 +131,7 @@ class ServingStack(Stack):
         )
         predictions = self._grant_lake_io(fn, reads=[lake_objects(c, "artifacts", manifest_key(self.endpoint_name))])
         _synchronous(fn, "API Gateway")
-        _acknowledge(fn, {wildcard_finding(predictions): "Prediction logs are one object per request, by day."})
+        acknowledge(fn, {wildcard_finding(predictions): "Prediction logs are one object per request, by day."})
         return fn
 
     def _grant_lake_io(self, fn: PlatformFunction, *, reads: list[str]) -> str:
@@ -243,7 +238,7 @@ class ServingStack(Stack):
         )
         for path in ("health", "model"):
             api.root.add_resource(path).add_method("GET", integration, request_validator=validator)
-        _acknowledge(
+        acknowledge(
             api,
             {
                 "AwsSolutions-APIG3": (
@@ -302,7 +297,7 @@ class ServingStack(Stack):
             )
         )
         _synchronous(fn, "the batch scoring state machine")
-        _acknowledge(
+        acknowledge(
             fn,
             {
                 wildcard_finding(curated): "Curated files are read per partition: <dataset>/event_date=<day>/<file>.",
@@ -370,7 +365,7 @@ class ServingStack(Stack):
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
             comment=f"{c.prefix}: score a curated partition with the deployed model into the predictions table",
         )
-        _acknowledge(
+        acknowledge(
             machine,
             {
                 function_versions_finding(fn): "Step Functions' Lambda task may invoke any version of the function.",

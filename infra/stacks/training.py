@@ -14,13 +14,11 @@ from functools import cache
 from typing import Any
 
 from aws_cdk import (
-    Acknowledgment,
     Aws,
     CfnOutput,
     Duration,
     Environment,
     Stack,
-    Validations,
 )
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -38,7 +36,7 @@ from functions.shared.contract import load_contract
 from functions.shared.platform_events import CURATED_DATA_INGESTED, INGEST_SOURCE
 from functions.start_training.logic import TRIGGER_RECORDS_PREFIX
 from infra.config import StageConfig
-from infra.constructs.platform_function import PlatformFunction, removal_policy
+from infra.constructs.platform_function import PlatformFunction, acknowledge, removal_policy
 from infra.constructs.training_source_bundle import TrainingSourceBundle
 from infra.stacks.data_lake import DataLakeStack, bucket_name
 
@@ -66,11 +64,6 @@ def sklearn_image_uri(region: str, instance_type: str) -> str:
             framework="sklearn", region=region, version=SKLEARN_FRAMEWORK_VERSION, instance_type=instance_type
         )
     )
-
-
-def _acknowledge(construct: Construct, findings: dict[str, str]) -> None:
-    for rule_id, reason in findings.items():
-        Validations.of(construct).acknowledge(Acknowledgment(id=rule_id, reason=reason))
 
 
 def _arn(template: str) -> str:
@@ -165,7 +158,7 @@ class TrainingStack(Stack):
         if wildcards and not reason:
             raise ValueError(f"wildcard resources {wildcards} need a reason")
         construct = grantee if isinstance(grantee, Construct) else self
-        _acknowledge(construct, {f"AwsSolutions-IAM5[Resource::{_nag_resource(t)}]": reason for t in wildcards})
+        acknowledge(construct, {f"AwsSolutions-IAM5[Resource::{_nag_resource(t)}]": reason for t in wildcards})
 
     def _grant_key(self, grantee: iam.IGrantable, *actions: str) -> None:
         grantee.grant_principal.add_to_principal_policy(
@@ -639,7 +632,7 @@ class TrainingStack(Stack):
             findings[f"AwsSolutions-IAM5[Resource::<{logical}.Arn>:*]"] = (
                 "CDK's Lambda task grant covers the function's versions and aliases."
             )
-        _acknowledge(machine, findings)
+        acknowledge(machine, findings)
         return machine
 
     def _describe_training_job(
@@ -732,7 +725,7 @@ class TrainingStack(Stack):
             removal_policy=removal_policy(self.config),
         )
         reason = "This queue is the trigger rules' dead-letter queue; it has none itself."
-        _acknowledge(dead_letters, {"AwsSolutions-SQS3": reason, "Serverless-SQSRedrivePolicy": reason})
+        acknowledge(dead_letters, {"AwsSolutions-SQS3": reason, "Serverless-SQSRedrivePolicy": reason})
 
         def target() -> targets.LambdaFunction:
             return targets.LambdaFunction(

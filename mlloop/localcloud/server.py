@@ -30,6 +30,7 @@ from moto.core.config import default_user_config
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
 from mlloop.localcloud.dispatch import AsyncDispatcher, DeliveryFailure
+from mlloop.localcloud.environment import drop_added_variables
 from mlloop.localcloud.events import EventRouter
 from mlloop.localcloud.lambdas import LambdaRuntime
 from mlloop.localcloud.stepfunctions import ExecutionOutputs, StepFunctionsClock
@@ -212,6 +213,7 @@ class LocalCloud:
         config: dict[str, Any] = default_user_config  # type: ignore[assignment]
         config.clear()
         config.update(self._saved_config or {"stepfunctions": {"execute_state_machine": False}})
+        drop_added_variables()
         self._restore_env()
         for name, level in self._saved_log_levels.items():
             logging.getLogger(name).setLevel(level)

@@ -81,6 +81,18 @@ def _fill(template: str, partition: str, region: str, account: str) -> str:
     return template.replace("{partition}", partition).replace("{region}", region).replace("{account}", account)
 
 
+def _retry_with_backoff(task: sfn.TaskStateBase, errors: list[str]) -> None:
+    """Five attempts from 5 s, doubling up to 2 min, fully jittered: for throttling and other passing faults."""
+    task.add_retry(
+        errors=errors,
+        interval=Duration.seconds(5),
+        max_attempts=5,
+        backoff_rate=2,
+        max_delay=Duration.minutes(2),
+        jitter_strategy=sfn.JitterType.FULL,
+    )
+
+
 class TrainingStack(Stack):
     def __init__(
         self,
@@ -409,14 +421,7 @@ class TrainingStack(Stack):
             result_path=result_path,
         )
         task.add_retry(errors=LAMBDA_ERRORS, interval=Duration.seconds(2), max_attempts=6, backoff_rate=2)
-        task.add_retry(
-            errors=THROTTLING_ERRORS,
-            interval=Duration.seconds(5),
-            max_attempts=5,
-            backoff_rate=2,
-            max_delay=Duration.minutes(2),
-            jitter_strategy=sfn.JitterType.FULL,
-        )
+        _retry_with_backoff(task, THROTTLING_ERRORS)
         return task
 
     def _state_machine(self) -> sfn.StateMachine:
@@ -649,14 +654,7 @@ class TrainingStack(Stack):
             result_path=result_path,
         )
         # A read-only call: any failure of it is worth retrying before giving up on the run.
-        task.add_retry(
-            errors=["States.TaskFailed"],
-            interval=Duration.seconds(5),
-            max_attempts=5,
-            backoff_rate=2,
-            max_delay=Duration.minutes(2),
-            jitter_strategy=sfn.JitterType.FULL,
-        )
+        _retry_with_backoff(task, ["States.TaskFailed"])
         return task
 
     def _training_job_arn(self) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.config import STAGES, ConfigError
+from mlloop import contract_draft
 from mlloop.cli import registry, reports, serving, status, training
 from mlloop.cli.platform import OperatorError, Platform
 from mlloop.cli.render import Renderer
@@ -82,6 +83,28 @@ def cmd_report(platform: Platform, args: argparse.Namespace, out: Renderer) -> d
     return {k: str(v) for k, v in files.items()}
 
 
+def cmd_contract_draft(args: argparse.Namespace, out: Renderer) -> dict[str, Any]:
+    draft = contract_draft.draft_contract(
+        contract_draft.read_sample(args.sample),
+        dataset=args.dataset or contract_draft.snake_case(Path(args.sample).name.split(".")[0]),
+        label=args.label,
+        entity_key=args.entity_key,
+        event_time=args.event_time,
+        label_window_days=args.label_window_days,
+    )
+    target = Path(args.out or f"contracts/{draft.contract['dataset']}/v1.json")
+    if target.exists() and not args.force:
+        raise OperatorError(f"{target} exists: review it, or pass --force to overwrite it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(draft.contract, indent=2) + "\n")
+    notes = target.with_suffix(".review.md")
+    notes.write_text(draft.notes())
+    for reason in draft.reasons:
+        out.line(f"- {reason}")
+    out.line(f"draft contract: {target}; review notes: {notes}", style="green")
+    return {"contract": str(target), "notes": str(notes), "reasons": draft.reasons}
+
+
 Command = Callable[[Platform, argparse.Namespace, Renderer], Any]
 
 
@@ -126,6 +149,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("version", help="package version, e.g. 3 or v3")
     p.add_argument("--out", default="reports", help="local folder")
     p.set_defaults(func=cmd_report)
+
+    contract = sub.add_parser("contract", help="data contracts").add_subparsers(dest="contract_command", required=True)
+    p = contract.add_parser(
+        "draft", help="draft a contract from a CSV or Parquet sample, with the reason for each choice"
+    )
+    p.add_argument("sample", help="a CSV or Parquet file of the dataset")
+    p.add_argument("--dataset", default=None, help="dataset name (default: from the file name)")
+    p.add_argument("--label", default=None, help="the outcome column (default: guessed from a binary column)")
+    p.add_argument("--entity-key", default=None, help="the entity key column (default: guessed)")
+    p.add_argument("--event-time", default=None, help="the event time column (default: guessed)")
+    p.add_argument("--label-window-days", type=int, default=None, help="days until an outcome is final")
+    p.add_argument("--out", default=None, help="where to write it (default: contracts/<dataset>/v1.json)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(offline=cmd_contract_draft)
     return parser
 
 
@@ -133,14 +171,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = Renderer(json_mode=args.json)
     try:
-        platform = Platform.for_stage(args.stage, endpoint_url=args.endpoint_url, region=args.region)
-        result = args.func(platform, args, out)
-    except (OperatorError, ConfigError) as exc:
+        offline = getattr(args, "offline", None)
+        result = offline(args, out) if offline is not None else _run_on_platform(args, out)
+    except (OperatorError, ConfigError, contract_draft.DraftError) as exc:
         out.error(str(exc))
         return 2
     if args.json:
         print(json.dumps(_jsonable(result), indent=2, sort_keys=True, default=str))
     return 0
+
+
+def _run_on_platform(args: argparse.Namespace, out: Renderer) -> Any:
+    platform = Platform.for_stage(args.stage, endpoint_url=args.endpoint_url, region=args.region)
+    return args.func(platform, args, out)
 
 
 if __name__ == "__main__":

@@ -91,6 +91,11 @@ def summarise(outcome: str, run_id: str, state: Mapping[str, Any], settings: Not
         head.append(
             f"Data: {snapshot.get('object_count', 0)} files, version {snapshot.get('data_version', '')}, "
             f"window {snapshot.get('window_start', '')}..{snapshot.get('window_end', '')}"
+            + (
+                f" (curated data spans {snapshot['curated_span'] or 'nothing yet'})"
+                if not snapshot.get("object_count") and "curated_span" in snapshot
+                else ""
+            )
         )
     metrics = evaluation.get("metrics") or {}
     if metrics:

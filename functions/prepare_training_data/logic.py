@@ -54,6 +54,9 @@ class Snapshot:
     total_bytes: int
     window_start: str
     window_end: str
+    # Where the curated data actually is ("first..last" partition dates, or "" when there is none), so an empty
+    # window says where to look instead of only "0 rows".
+    curated_span: str
     manifest_key: str
     manifest_uri: str
     train_uri: str
@@ -74,28 +77,42 @@ def training_job_name(model_name: str, run_id: str) -> str:
     return _JOB_UNSAFE.sub("-", f"{model_name}-{run_id}")[:63].strip("-")
 
 
-def window_for(trigger_time: datetime, window_days: int) -> tuple[date, date]:
-    end = trigger_time.astimezone(UTC).date()
+def window_for(partition_dates: Iterable[date], *, as_of: date, window_days: int) -> tuple[date, date]:
+    """The window ends at the newest curated partition on or before `as_of`, not at the wall clock: a backfill of
+    data from years ago trains like fresh data, and a window never ends in days that hold nothing yet. With no
+    curated data on or before `as_of`, it ends at `as_of` (and holds nothing)."""
+    eligible = [day for day in partition_dates if day <= as_of]
+    end = max(eligible, default=as_of)
     return end - timedelta(days=window_days - 1), end
+
+
+def current_partition_day(version: Mapping[str, Any]) -> date | None:
+    """The partition date of a current Parquet object version; None for anything else."""
+    key = str(version["Key"])
+    match = _PARTITION.search(key)
+    if not version.get("IsLatest") or not key.endswith(".parquet") or match is None:
+        return None
+    return date.fromisoformat(match.group(1))
+
+
+def curated_span(partition_dates: Iterable[date]) -> str:
+    days = sorted(set(partition_dates))
+    return f"{days[0].isoformat()}..{days[-1].isoformat()}" if days else ""
 
 
 def select_objects(versions: Iterable[Mapping[str, Any]], start: date, end: date) -> list[SourceObject]:
     """The current version of every Parquet file whose partition date lies in [start, end], in key order."""
     chosen = []
     for v in versions:
-        key = str(v["Key"])
-        match = _PARTITION.search(key)
-        if not v.get("IsLatest") or not key.endswith(".parquet") or match is None:
-            continue
-        day = date.fromisoformat(match.group(1))
-        if start <= day <= end:
+        day = current_partition_day(v)
+        if day is not None and start <= day <= end:
             chosen.append(
                 SourceObject(
-                    key=key,
+                    key=str(v["Key"]),
                     version_id=str(v.get("VersionId") or "null"),
                     etag=str(v.get("ETag", "")).strip('"'),
                     size=int(v.get("Size", 0)),
-                    event_date=match.group(1),
+                    event_date=day.isoformat(),
                 )
             )
     return sorted(chosen, key=lambda o: o.key)
@@ -109,22 +126,25 @@ def data_version(objects: Iterable[SourceObject]) -> str:
     return f"sha256:{digest.hexdigest()[:20]}"
 
 
-def _parse_trigger_time(trigger: Mapping[str, Any], now: datetime) -> datetime:
-    raw = trigger.get("time")
+def window_as_of(trigger: Mapping[str, Any], now: datetime) -> date:
+    """The latest day a run may train on: an explicit `window_end` the run was given, else the trigger's time."""
+    detail = trigger.get("detail") if isinstance(trigger.get("detail"), Mapping) else {}
+    raw = (detail or {}).get("window_end") or trigger.get("time")
     if not isinstance(raw, str) or not raw:
-        return now
+        return now.astimezone(UTC).date()
     parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC).date()
 
 
 def prepare_training_data(
     run_id: str, trigger: Mapping[str, Any], *, s3: Any, settings: PrepareSettings, now: datetime
 ) -> Snapshot:
-    start, end = window_for(_parse_trigger_time(trigger, now), settings.window_days)
     paginator = s3.get_paginator("list_object_versions")
     versions: list[Mapping[str, Any]] = []
     for page in paginator.paginate(Bucket=settings.curated_bucket, Prefix=f"{settings.dataset}/event_date="):
         versions.extend(page.get("Versions", []))
+    days = {day for v in versions if (day := current_partition_day(v)) is not None}
+    start, end = window_for(days, as_of=window_as_of(trigger, now), window_days=settings.window_days)
     objects = select_objects(versions, start, end)
     prefix = run_prefix(run_id)
     dataset_prefix = f"{settings.dataset}/"
@@ -147,6 +167,7 @@ def prepare_training_data(
         "dataset": settings.dataset,
         "data_version": version,
         "window": {"start": start.isoformat(), "end": end.isoformat(), "days": settings.window_days},
+        "curated_span": curated_span(days),
         "source_bucket": settings.curated_bucket,
         "created_at": now.isoformat(),
         "trigger": dict(trigger),
@@ -169,6 +190,7 @@ def prepare_training_data(
         total_bytes=sum(o.size for o in objects),
         window_start=start.isoformat(),
         window_end=end.isoformat(),
+        curated_span=curated_span(days),
         manifest_key=manifest_key,
         manifest_uri=f"s3://{bucket}/{manifest_key}",
         train_uri=f"s3://{bucket}/{prefix}/data/",

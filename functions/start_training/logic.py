@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from functions.shared.platform_events import CURATED_DATA_INGESTED
@@ -95,6 +95,14 @@ def _parse_time(raw: Any, fallback: datetime) -> datetime:
     return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _parse_window_end(raw: Any) -> str:
+    """A manual run may name the last day it trains on (a backfill, a reproduction); an ISO date."""
+    try:
+        return date.fromisoformat(str(raw)[:10]).isoformat()
+    except ValueError as exc:
+        raise TriggerError(f"manual trigger: window_end {raw!r} is not an ISO date (YYYY-MM-DD)") from exc
+
+
 def parse_trigger(event: Mapping[str, Any], now: datetime) -> Trigger:
     """Recognise the trigger: an EventBridge event (schedule, curated data ingested, alarm) or a manual request."""
     detail_type = event.get("detail-type")
@@ -128,14 +136,10 @@ def parse_trigger(event: Mapping[str, Any], now: datetime) -> Trigger:
         if not requested_by:
             raise TriggerError("manual trigger: requested_by is required (who asks for this retraining)")
         request_id = str(event.get("request_id") or now.isoformat())
-        return Trigger(
-            "manual",
-            requested_by,
-            now,
-            request_id,
-            {"reason": str(event.get("reason") or "")[:500]},
-            force=event.get("force") is True,
-        )
+        detail = {"reason": str(event.get("reason") or "")[:500]}
+        if event.get("window_end"):
+            detail["window_end"] = _parse_window_end(event["window_end"])
+        return Trigger("manual", requested_by, now, request_id, detail, force=event.get("force") is True)
     raise TriggerError(
         f"unrecognised trigger (detail-type={detail_type!r}, keys={sorted(event)[:10]}); expected a schedule, "
         f"{CURATED_DATA_INGESTED!r} or CloudWatch alarm event, or {{'trigger': 'manual', 'requested_by': ...}}"

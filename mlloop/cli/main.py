@@ -64,7 +64,7 @@ def cmd_rollback(platform: Platform, args: argparse.Namespace, out: Renderer) ->
 
 
 def cmd_retrain(platform: Platform, args: argparse.Namespace, out: Renderer) -> dict[str, Any]:
-    outcome = training.request_retraining(platform, reason=args.reason, force=args.force)
+    outcome = training.request_retraining(platform, reason=args.reason, force=args.force, window_end=args.window_end)
     style = "green" if outcome.get("started") else "yellow"
     out.line(f"{'started' if outcome.get('started') else 'not started'}: {outcome.get('reason')}", style=style)
     return outcome
@@ -138,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("retrain", parents=[common], help="start the training workflow (respects the cooldown)")
     p.add_argument("--reason", required=True, help="recorded as the execution's trigger")
     p.add_argument("--force", action="store_true", help="bypass the cooldown (recorded)")
+    p.add_argument(
+        "--window-end", default=None, help="last day (YYYY-MM-DD) to train on; default: the newest curated data"
+    )
     p.set_defaults(func=cmd_retrain)
 
     p = sub.add_parser("retire", parents=[common], help="delete unreferenced endpoint configs and models")

@@ -9,7 +9,9 @@ from typing import Any
 from mlloop.cli.platform import OperatorError, Platform
 
 
-def request_retraining(platform: Platform, *, reason: str, force: bool) -> dict[str, Any]:
+def request_retraining(
+    platform: Platform, *, reason: str, force: bool, window_end: str | None = None
+) -> dict[str, Any]:
     if not reason.strip():
         raise OperatorError("a reason is required: it becomes the execution's trigger")
     payload = {
@@ -19,6 +21,8 @@ def request_retraining(platform: Platform, *, reason: str, force: bool) -> dict[
         "force": force,
         "request_id": str(uuid.uuid4()),
     }
+    if window_end:
+        payload["window_end"] = window_end
     response = platform.client("lambda").invoke(
         FunctionName=platform.find_function("start_training"),
         InvocationType="RequestResponse",

@@ -22,6 +22,7 @@ from functions.check_data_gate.logic import (
 from functions.prepare_training_data.logic import PrepareSettings, prepare_training_data
 from functions.shared.contract import load_contract
 from functions.shared.policy import PolicyError
+from mlloop.datagen import generate_churn
 from tests.unit.workflow_support import curated_frame, put_curated
 
 CONTRACT = load_contract("churn")
@@ -122,3 +123,41 @@ def test_the_data_gate_reads_its_stage_policy_from_the_environment() -> None:
     assert DataGateSettings.from_env({**env, "DATA_GATE_POLICY": ""}).policy == DataGatePolicy()
     with pytest.raises(PolicyError, match="min_row: unknown policy field"):
         DataGateSettings.from_env({**env, "DATA_GATE_POLICY": json.dumps({"min_row": 50})})
+
+
+def test_a_window_ends_at_the_newest_curated_data_so_a_decade_old_backfill_trains(s3: Any) -> None:
+    history = generate_churn(600, seed=11, start=datetime(2015, 3, 1, tzinfo=UTC), months=2)
+    keys = put_curated(s3, "curated", history)
+
+    snapshot = prepare(s3, "run-history", window_days=30)
+
+    newest = max(k.split("event_date=")[1][:10] for k in keys)
+    assert snapshot.window_end == newest
+    assert snapshot.object_count == sum(1 for k in keys if k.split("event_date=")[1][:10] >= snapshot.window_start)
+    assert snapshot.object_count > 0
+    assert snapshot.curated_span == f"{min(k.split('event_date=')[1][:10] for k in keys)}..{newest}"
+
+
+def test_a_run_may_name_its_last_day_and_never_sees_data_after_it(s3: Any) -> None:
+    keys = put_curated(s3, "curated", curated_frame())
+    days = sorted(k.split("event_date=")[1][:10] for k in keys)
+    trigger = {**TRIGGER, "kind": "manual", "detail": {"window_end": days[10]}}
+    settings = PrepareSettings("curated", "artifacts", "churn", "churn", 365)
+
+    snapshot = prepare_training_data("run-end", trigger, s3=s3, settings=settings, now=NOW)
+
+    assert snapshot.window_end == days[10]
+    assert snapshot.object_count == 11
+
+
+def test_an_empty_window_says_where_the_curated_data_is(s3: Any) -> None:
+    put_curated(s3, "curated", curated_frame())
+    trigger = {**TRIGGER, "detail": {"window_end": "2001-01-01"}}
+    settings = PrepareSettings("curated", "artifacts", "churn", "churn", 365)
+
+    snapshot = prepare_training_data("run-empty", trigger, s3=s3, settings=settings, now=NOW)
+
+    assert snapshot.object_count == 0
+    assert snapshot.window_end == "2001-01-01"
+    assert snapshot.curated_span.count("..") == 1
+    assert not snapshot.curated_span.startswith("2001")

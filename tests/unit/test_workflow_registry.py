@@ -203,3 +203,19 @@ def test_the_evaluation_step_loads_without_the_scientific_stack() -> None:
     result = subprocess.run([sys.executable, "-c", blocker], cwd=REPO_ROOT, capture_output=True, text=True, check=False)
 
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_a_rejected_empty_window_says_where_the_curated_data_is() -> None:
+    state = {
+        "snapshot": {
+            "object_count": 0,
+            "window_start": "2025-01-01",
+            "window_end": "2025-12-31",
+            "curated_span": "2014-02-01..2016-03-31",
+            "data_version": "sha256:x",
+        },
+        "data_gate": {"reasons": ["rows: 0 is below min_rows 1000"]},
+    }
+    summary = summarise("data_rejected", "run-9", state, NotifySettings("topic", GROUP, "dev"))
+
+    assert any("curated data spans 2014-02-01..2016-03-31" in line for line in summary.lines)

@@ -82,6 +82,14 @@ def test_an_unknown_event_or_anonymous_manual_request_is_refused() -> None:
         parse_trigger({"hello": "world"}, NOW)
     with pytest.raises(TriggerError, match="requested_by"):
         parse_trigger({"trigger": "manual"}, NOW)
+    with pytest.raises(TriggerError, match="window_end"):
+        parse_trigger({"trigger": "manual", "requested_by": "alice", "window_end": "last tuesday"}, NOW)
+
+
+def test_a_manual_request_may_name_the_last_day_it_trains_on() -> None:
+    trigger = parse_trigger({"trigger": "manual", "requested_by": "alice", "window_end": "2016-03-31T10:00:00Z"}, NOW)
+
+    assert trigger.to_input()["detail"]["window_end"] == "2016-03-31"
 
 
 def test_the_same_event_names_the_same_execution_and_different_events_differ() -> None:

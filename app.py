@@ -13,7 +13,8 @@ os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 from aws_cdk import App, Validations
 from cdk_nag import AwsSolutionsChecks, ServerlessChecks
 
-from infra.config import ConfigError, stage_configs_from_app
+from infra.config import ConfigError
+from infra.context import stage_configs_from_app
 from infra.platform import build_stage
 
 

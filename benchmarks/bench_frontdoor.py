@@ -30,9 +30,10 @@ ENDPOINT = "mlloop-bench-churn"
 
 def _stage_environment(stage: str = "dev") -> dict[str, str]:
     """The front door's environment as the serving stack sets it for ``stage`` (cdk.json), stub names aside."""
-    from infra.config import load_stage_config, read_cdk_json_context
+    from infra.config import load_stage_config
+    from infra.context import effective_context
 
-    frontdoor = load_stage_config(read_cdk_json_context(), stage).frontdoor
+    frontdoor = load_stage_config(effective_context(), stage).frontdoor
     return {
         "ENDPOINT_NAME": ENDPOINT,
         "MANIFEST_BUCKET": "artifacts",

@@ -22,6 +22,7 @@ from typing import Any
 
 from benchmarks import bench_drift, bench_frontdoor, bench_imports, bench_ingest, bench_platform, bench_predict
 from benchmarks.common import ROOT, SIZES, BenchResult, Size
+from infra.context import add_context_argument, use_context_arguments
 
 BENCHMARKS: dict[str, Callable[[Size], BenchResult]] = {
     "drift": bench_drift.run,
@@ -138,7 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--size", choices=SIZES, default="full")
     parser.add_argument("--only", action="append", choices=sorted(BENCHMARKS), help="run only this benchmark")
     parser.add_argument("--output", type=Path, help="write the JSON here (default: latest.json for a full run)")
+    add_context_argument(parser)
     args = parser.parse_args(argv)
+    use_context_arguments(args.context)
     names = args.only or list(BENCHMARKS)
     started = datetime.now(UTC)
     clock = time.perf_counter()

@@ -263,12 +263,3 @@ def load_all_stages(context: typing.Mapping[str, Any]) -> list[StageConfig]:
 def read_cdk_json_context(path: str | Path = CDK_JSON) -> dict[str, Any]:
     """The context block of cdk.json, for code that runs outside `cdk synth` (the local cloud, the CLI)."""
     return dict(json.loads(Path(path).read_text())["context"])
-
-
-def stage_configs_from_app(app: Any) -> list[StageConfig]:
-    """The stages a `cdk synth` builds: `-c stage=<name>` picks one, otherwise every stage in cdk.json."""
-    context = {key: app.node.try_get_context(key) for key in ("project", "model_name", "dataset", "stages")}
-    chosen = app.node.try_get_context("stage")
-    if chosen:
-        return [load_stage_config(context, str(chosen))]
-    return load_all_stages(context)

@@ -32,9 +32,22 @@ def _newest_source_mtime() -> float:
     return newest
 
 
+CONTEXT_RECORD = "mlloop-context.json"
+
+
+def _context() -> dict[str, Any]:
+    from infra.context import effective_context
+
+    return effective_context()
+
+
 def is_fresh(outdir: Path = DEFAULT_OUTDIR) -> bool:
+    """Newer than every source, and synthesized with this run's context (a `-c` override makes it stale)."""
     manifest = outdir / "manifest.json"
-    return manifest.exists() and manifest.stat().st_mtime >= _newest_source_mtime()
+    record = outdir / CONTEXT_RECORD
+    if not (manifest.exists() and manifest.stat().st_mtime >= _newest_source_mtime() and record.exists()):
+        return False
+    return bool(json.loads(record.read_text()) == _context())
 
 
 def synthesize(outdir: Path = DEFAULT_OUTDIR, *, force: bool = False) -> Path:
@@ -43,8 +56,8 @@ def synthesize(outdir: Path = DEFAULT_OUTDIR, *, force: bool = False) -> Path:
     with open(outdir.parent / f".{outdir.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if force or not is_fresh(outdir):
-            # The CDK CLI hands cdk.json's context to the app through CDK_CONTEXT_JSON; do the same.
-            context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+            # The CDK CLI hands cdk.json's context (with -c values) to the app through CDK_CONTEXT_JSON; do the same.
+            context = _context()
             env = {
                 **os.environ,
                 "CDK_OUTDIR": str(outdir),
@@ -61,6 +74,7 @@ def synthesize(outdir: Path = DEFAULT_OUTDIR, *, force: bool = False) -> Path:
             )
             if proc.returncode != 0:
                 raise RuntimeError(f"synth failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+            (outdir / CONTEXT_RECORD).write_text(json.dumps(context, sort_keys=True))
             (outdir / "manifest.json").touch()
     return outdir
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.config import STAGES, ConfigError
+from infra.context import add_context_argument, use_context_arguments
 from mlloop import contract_draft
 from mlloop.cli import registry, reports, serving, status, training
 from mlloop.cli.platform import OperatorError, Platform
@@ -117,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--endpoint-url", default=os.environ.get("AWS_ENDPOINT_URL"), help="the embedded AWS URL")
     common.add_argument("--region", default=None, help="AWS region (default: the stage's)")
     common.add_argument("--json", action="store_true", help="machine-readable output")
+    add_context_argument(common)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("status", parents=[common], help="versions, endpoint, deployment, alarms, executions, health")
@@ -185,6 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_on_platform(args: argparse.Namespace, out: Renderer) -> Any:
+    use_context_arguments(args.context)
     platform = Platform.for_stage(args.stage, endpoint_url=args.endpoint_url, region=args.region)
     return args.func(platform, args, out)
 

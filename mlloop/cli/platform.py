@@ -14,7 +14,8 @@ from typing import Any
 
 import boto3
 
-from infra.config import StageConfig, load_stage_config, read_cdk_json_context
+from infra.config import StageConfig, load_stage_config
+from infra.context import effective_context
 
 
 class OperatorError(RuntimeError):
@@ -30,7 +31,7 @@ class Platform:
 
     @classmethod
     def for_stage(cls, stage: str, *, endpoint_url: str | None = None, region: str | None = None) -> Platform:
-        config = load_stage_config(read_cdk_json_context(), stage)
+        config = load_stage_config(effective_context(), stage)
         session = boto3.session.Session(region_name=region or os.environ.get("AWS_DEFAULT_REGION") or config.region)
         return cls(config=config, session=session, endpoint_url=endpoint_url)
 

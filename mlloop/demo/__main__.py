@@ -22,6 +22,8 @@ from typing import IO, Any
 from rich.console import Console
 from rich.table import Table
 
+from infra.config import ConfigError
+from infra.context import add_context_argument, use_context_arguments
 from mlloop.assembly import REPO_ROOT
 from mlloop.demo.report import write_report
 from mlloop.demo.story import DemoOptions, Story
@@ -58,11 +60,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=defaults.rows, help="rows of training data to generate")
     parser.add_argument("--time-scale", type=float, default=defaults.time_scale, help="local seconds per AWS second")
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    add_context_argument(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    try:
+        use_context_arguments(args.context)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
     run_dir = args.output_dir / datetime.now(UTC).strftime("run-%Y%m%dT%H%M%SZ")
     run_dir.mkdir(parents=True, exist_ok=True)
     options = DemoOptions(rows=args.rows, time_scale=args.time_scale, seed=args.seed)

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from functions.shared.contract import load_contract
-from infra.config import StageConfig, load_stage_config, read_cdk_json_context
+from infra.config import StageConfig, load_stage_config
+from infra.context import effective_context
 from mlloop import assembly
 from mlloop.cli import registry
 from mlloop.cli.platform import Platform
@@ -77,7 +78,7 @@ class Story:
     def __init__(self, options: DemoOptions, *, output_dir: Path, on_fact: Callable[[str], None] | None = None) -> None:
         self.options = options
         self.output_dir = output_dir
-        self.config: StageConfig = load_stage_config(read_cdk_json_context(), STAGE)
+        self.config: StageConfig = load_stage_config(effective_context(), STAGE)
         self.contract = load_contract(self.config.dataset)
         self.started = time.monotonic()
         self.started_at = datetime.now(UTC)

@@ -20,6 +20,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from infra.config import ConfigError
+from infra.context import add_context_argument, use_context_arguments
+
 if TYPE_CHECKING:
     from mlloop.localcloud.server import LocalCloud
 
@@ -166,7 +169,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["up", "deploy", "status", "down"])
     parser.add_argument("--stage", action="append", help="stage to deploy (repeatable; default dev for up/deploy)")
     parser.add_argument("--port", type=int, default=0, help="port of the AWS endpoint for `up` (default: a free one)")
+    add_context_argument(parser)
     args = parser.parse_args(argv)
+    if args.context and args.command != "up":
+        parser.error("-c applies to `up`: the stages it deploys are synthesized with it")
+    try:
+        use_context_arguments(args.context)
+    except ConfigError as exc:
+        parser.error(str(exc))
     if args.command in ("up", "deploy") and not args.stage:
         args.stage = ["dev"]
     if args.command == "up":

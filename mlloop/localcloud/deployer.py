@@ -1070,9 +1070,9 @@ def stage_stacks(cdk_out: Path, prefix: str) -> list[str]:
 
 def _stage_settings(stage: str, default_region: str) -> tuple[str, str]:
     """(stack name prefix, region) from cdk.json; a stage not in cdk.json (test assemblies) uses the cloud's region."""
-    from infra.config import read_cdk_json_context
+    from infra.context import effective_context
 
-    context = read_cdk_json_context()
+    context = effective_context()
     settings = context.get("stages", {}).get(stage)
     region = settings["region"] if settings else default_region
     return f"{context['project']}-{stage}", region

@@ -1,0 +1,127 @@
+"""One resolution of the configuration: cdk.json's context plus `-c key=value` overrides, seen by every tool.
+
+The CDK CLI hands `cdk synth -c key=value` to the app as context. The project's own tools (the `mlloop` CLI, the
+demo, the local cloud, the benchmarks) take the same `-c key=value` arguments and publish them in the
+environment (`MLLOOP_CONTEXT`, a JSON object), so a value given once is seen by that tool, by the synthesis it
+runs and by every process it starts. A key is either top-level (`model_name=churn`) or a dotted path to one
+nested value (`stages.dev.gates.promotion.min_primary=0.75`), which CDK context alone cannot express. Values
+are JSON when they parse as JSON (`0.75`, `true`, `{"a": 1}`), else strings, as typed on a command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+from collections.abc import Iterable, Mapping, MutableMapping
+from typing import Any
+
+from infra.config import ConfigError, StageConfig, load_all_stages, load_stage_config, read_cdk_json_context
+
+CONTEXT_ENV = "MLLOOP_CONTEXT"
+
+
+def parse_context_arguments(pairs: Iterable[str]) -> dict[str, Any]:
+    """`key=value` strings, as `-c` takes them, to a mapping of decoded values."""
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"-c {pair!r}: expected key=value (e.g. stages.dev.gates.promotion.min_primary=0.75)")
+        overrides[key.strip()] = decode_value(raw)
+    return overrides
+
+
+def decode_value(raw: Any) -> Any:
+    if not isinstance(raw, str):
+        return raw
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def apply_context_overrides(context: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of `context` with each override set; a dotted path must name keys that exist up to its last part."""
+    resolved = copy.deepcopy(dict(context))
+    for key, value in overrides.items():
+        parts = key.split(".")
+        if len(parts) == 1:
+            resolved[key] = decode_value(value)
+            continue
+        node: MutableMapping[str, Any] = resolved
+        for depth, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if not isinstance(child, dict):
+                known = ", ".join(sorted(k for k in node if isinstance(node[k], dict))) or "none"
+                path = ".".join(parts[: depth + 1])
+                raise ConfigError(f"-c {key}: {path} is not a section of the configuration (sections here: {known})")
+            node = child
+        leaf = parts[-1]
+        if leaf not in node:
+            # A new key inside a known section is a typo far more often than a wish: the typed config would
+            # ignore or refuse it later, so say so here, with what the section holds.
+            raise ConfigError(f"-c {key}: {leaf} is not a key of {'.'.join(parts[:-1])} (keys: {', '.join(node)})")
+        node[leaf] = decode_value(value)
+    return resolved
+
+
+def split_dotted(context: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(plain context, dotted overrides): how `cdk synth -c a.b=1` reaches the app, as a key with dots in it."""
+    plain = {k: v for k, v in context.items() if "." not in k or k.startswith("@")}
+    dotted = {k: v for k, v in context.items() if "." in k and not k.startswith("@")}
+    return plain, dotted
+
+
+def context_overrides() -> dict[str, Any]:
+    """The overrides published for this run (by a tool's `-c` arguments, or a parent process)."""
+    raw = os.environ.get(CONTEXT_ENV, "")
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{CONTEXT_ENV}: not a JSON object ({exc})") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{CONTEXT_ENV}: not a JSON object")
+    return value
+
+
+def use_context_arguments(pairs: Iterable[str]) -> dict[str, Any]:
+    """Publish `-c` arguments for this process and its children; returns the resolved context."""
+    overrides = {**context_overrides(), **parse_context_arguments(pairs)}
+    resolved = apply_context_overrides(read_cdk_json_context(), overrides)
+    if overrides:
+        os.environ[CONTEXT_ENV] = json.dumps(overrides, sort_keys=True)
+    return resolved
+
+
+def add_context_argument(parser: argparse.ArgumentParser) -> None:
+    """The `-c KEY=VALUE` option, as the CDK CLI spells it, for every tool of the project."""
+    parser.add_argument(
+        "-c",
+        "--context",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a cdk.json context value for this run, e.g. -c stages.dev.gates.promotion.min_primary=0.75",
+    )
+
+
+def effective_context() -> dict[str, Any]:
+    """cdk.json's context with this run's overrides applied: what synth, the CLI, the demo and the cloud read."""
+    return apply_context_overrides(read_cdk_json_context(), context_overrides())
+
+
+def stage_configs_from_app(app: Any) -> list[StageConfig]:
+    """The stages a `cdk synth` builds: `-c stage=<name>` picks one, otherwise every stage in cdk.json.
+
+    Dotted `-c` keys given to the CDK CLI, and this run's published overrides, are applied as the tools apply them.
+    """
+    plain, dotted = split_dotted(app.node.get_all_context())
+    context = apply_context_overrides(plain, {**dotted, **context_overrides()})
+    chosen = context.get("stage")
+    if chosen:
+        return [load_stage_config(context, str(chosen))]
+    return load_all_stages(context)

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 
 from functions.check_data_gate.logic import DataGatePolicy
 from functions.shared.policy import PolicyError, Range
+from training.decision import ThresholdPolicy
 from training.gate import GatePolicy
 
 STAGES: tuple[str, ...] = ("dev", "staging", "prod")
@@ -44,6 +45,8 @@ class TrainingConfig:
     retrain_on_new_data: bool
     cooldown_minutes: Annotated[int, Range(0, 10_080)]
     window_days: Annotated[int, Range(1, 3650)]
+    # What a false positive and a false negative cost (or a target precision/recall): sets the served threshold.
+    decision: ThresholdPolicy = dataclasses.field(default_factory=ThresholdPolicy)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,32 +15,9 @@ from sklearn.metrics import average_precision_score, brier_score_loss, log_loss,
 
 from functions.shared.contract import DataContract
 from training.calibration import expected_calibration_error
+from training.decision import ThresholdPolicy
 
 MISSING_SLICE = "<missing>"
-
-
-@dataclass(frozen=True)
-class ThresholdPolicy:
-    """What errors cost: the threshold minimises expected cost, within the positive-rate budget if one is set."""
-
-    cost_false_positive: float = 1.0
-    cost_false_negative: float = 5.0
-    positive_budget: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.cost_false_positive < 0 or self.cost_false_negative < 0:
-            raise ValueError("threshold policy: costs must be non-negative")
-        if self.cost_false_positive == 0 and self.cost_false_negative == 0 and self.positive_budget is None:
-            raise ValueError("threshold policy: give a non-zero cost or a positive budget")
-        if self.positive_budget is not None and not 0 < self.positive_budget <= 1:
-            raise ValueError("threshold policy: positive_budget must be in (0, 1]")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "cost_false_positive": self.cost_false_positive,
-            "cost_false_negative": self.cost_false_negative,
-            "positive_budget": self.positive_budget,
-        }
 
 
 def ranking_and_calibration(y: np.ndarray, p: np.ndarray, *, bins: int = 10) -> dict[str, float]:
@@ -69,16 +45,26 @@ def choose_threshold(y: np.ndarray, p: np.ndarray, policy: ThresholdPolicy) -> f
     # A cut is only valid where the next probability differs: equal scores get one label.
     last_of_tie = np.append(sorted_p[1:] != sorted_p[:-1], True)
     cuts = np.flatnonzero(last_of_tie)
+    never_positive = float(np.nextafter(sorted_p[0], np.inf))
+    if policy.target is not None:
+        kind, value = policy.target
+        tp, fp = true_pos[cuts], false_pos[cuts]
+        met = np.flatnonzero(tp / (tp + fp) >= value if kind == "precision" else tp >= value * positives)
+        if not met.size:
+            # Unreachable: nothing is called positive, which the promotion gate refuses as one-sided.
+            return never_positive
+        # Precision: the lowest cut reaching it (the most recall); recall: the highest (the most precision).
+        return float(sorted_p[cuts[met[-1] if kind == "precision" else met[0]]])
     costs = policy.cost_false_positive * false_pos[cuts] + policy.cost_false_negative * (positives - true_pos[cuts])
     if policy.positive_budget is not None:
         within = (cuts + 1) <= policy.positive_budget * len(p)
         if not within.any():
-            return float(np.nextafter(sorted_p[0], np.inf))
+            return never_positive
         costs = np.where(within, costs, np.inf)
     no_positive_cost = policy.cost_false_negative * positives
     best = int(np.argmin(costs))
     if costs[best] >= no_positive_cost:
-        return float(np.nextafter(sorted_p[0], np.inf))
+        return never_positive
     return float(sorted_p[cuts[best]])
 
 
@@ -104,6 +90,7 @@ def metrics_at_threshold(y: np.ndarray, p: np.ndarray, threshold: float, policy:
         "false_negatives": fn,
         "true_negatives": tn,
         "expected_cost_per_row": cost / len(y),
+        "expected_cost_per_1000": 1000 * cost / len(y),
     }
 
 

@@ -126,6 +126,16 @@ def evaluate_gate(candidate: Mapping[str, Any], champion: Mapping[str, Any] | No
         GateCheck(f"floor.{metric}", floor_ok, f"{metric} {primary:.4f} must be {relation} {policy.min_primary}")
     )
     checks.append(GateCheck("floor.ece", ece <= policy.max_ece, f"ece {ece:.4f} must be <= {policy.max_ece}"))
+    # A threshold that calls every row the same way makes no decision, whatever its AUC (e.g. costs that make
+    # every positive call worth it): the served labels would be constant.
+    called = _metric(cand, "predicted_positive_rate", "candidate.metrics.test")
+    checks.append(
+        GateCheck(
+            "decision.threshold",
+            0 < called < 1,
+            f"the threshold calls {called:.1%} of test rows positive; it must label some rows each way",
+        )
+    )
     if policy.max_log_loss is not None:
         loss = _metric(cand, "log_loss", "candidate.metrics.test")
         checks.append(

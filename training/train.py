@@ -20,6 +20,8 @@ Hyperparameters (SageMaker passes each as a `--name value` string):
   label_as_of ("")                ISO time labels are known up to; empty = the latest event time
   cost_false_positive (1.0), cost_false_negative (5.0)   the threshold minimises expected cost ...
   positive_budget ("")            ... within this share of rows called positive, if set
+  target_precision, target_recall ("")   instead of costs: the most recall at this precision, or the reverse
+                                  (the stage's `training.decision` in cdk.json sets all of these)
   min_slice_rows (200)            slices (category values) with fewer test rows are not scored
   calibration_bins (10)           bins for expected calibration error and the reliability plot
   latency_samples (200)           single-record calls timed through inference.py for the report
@@ -68,9 +70,9 @@ from training.data import (  # noqa: E402
     load_curated,
     point_in_time_split,
 )
+from training.decision import ThresholdPolicy  # noqa: E402
 from training.drift_profile import build_drift_baseline  # noqa: E402
 from training.evaluate import (  # noqa: E402
-    ThresholdPolicy,
     choose_threshold,
     evaluate_scores,
     measure_latency_ms,
@@ -116,6 +118,8 @@ class TrainingConfig:
     cost_false_positive: float = 1.0
     cost_false_negative: float = 5.0
     positive_budget: float | None = None
+    target_precision: float | None = None
+    target_recall: float | None = None
     min_slice_rows: int = 200
     calibration_bins: int = 10
     latency_samples: int = 200
@@ -126,7 +130,13 @@ class TrainingConfig:
 
     @property
     def threshold_policy(self) -> ThresholdPolicy:
-        return ThresholdPolicy(self.cost_false_positive, self.cost_false_negative, self.positive_budget)
+        return ThresholdPolicy(
+            self.cost_false_positive,
+            self.cost_false_negative,
+            self.positive_budget,
+            self.target_precision,
+            self.target_recall,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -173,6 +183,8 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[
     parser.add_argument("--cost_false_positive", type=float, default=defaults.cost_false_positive)
     parser.add_argument("--cost_false_negative", type=float, default=defaults.cost_false_negative)
     parser.add_argument("--positive_budget", type=_optional_float, default=None)
+    parser.add_argument("--target_precision", type=_optional_float, default=None)
+    parser.add_argument("--target_recall", type=_optional_float, default=None)
     parser.add_argument("--min_slice_rows", type=int, default=defaults.min_slice_rows)
     parser.add_argument("--calibration_bins", type=int, default=defaults.calibration_bins)
     parser.add_argument("--latency_samples", type=int, default=defaults.latency_samples)
@@ -378,7 +390,14 @@ def _train_and_evaluate(
             "min_improvement": config.min_improvement,
             "candidate_wins": candidate_wins,
         },
-        "threshold": {**policy.to_dict(), "value": threshold, "chosen_on": "validation"},
+        "threshold": {
+            **policy.to_dict(),
+            "value": threshold,
+            "chosen_on": "validation",
+            # What the policy's costs add up to per 1,000 decisions at this threshold, on the held-out test split.
+            "expected_cost_per_1000": round(1000 * test_metrics["expected_cost_per_row"], 4),
+            "predicted_positive_rate": test_metrics["predicted_positive_rate"],
+        },
         "metrics": {"validation": models_report[chosen]["validation"], "test": test_metrics},
         "models": models_report,
         "slices": slice_report(

@@ -149,6 +149,15 @@ def test_the_training_job_uses_the_sklearn_container_and_the_stage_settings(
     assert dev["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri.$"] == "$.snapshot.train_uri"
 
 
+def test_the_stage_decision_policy_reaches_the_training_job(templates: dict[str, dict[str, Any]]) -> None:
+    context = read_cdk_json_context()
+    for stage in ("dev", "prod"):
+        hyperparameters = definition(templates[stage])["States"]["StartTrainingJob"]["Parameters"]["HyperParameters"]
+        decision = load_stage_config(context, stage).training.decision
+        assert {k: hyperparameters[k] for k in decision.hyperparameters()} == decision.hyperparameters()
+        assert float(hyperparameters["cost_false_negative"]) == decision.cost_false_negative
+
+
 def test_the_state_machine_logs_everything_traces_and_times_out(templates: dict[str, dict[str, Any]]) -> None:
     for stage in STAGES:
         props = machine_properties(templates[stage])

@@ -47,6 +47,8 @@ def test_every_stage_parses_and_stages_differ_by_config(context: dict) -> None:
         (("gates", "promotion", "max_ece"), "0.05", "stages.prod.gates.promotion.max_ece: '0.05' has the wrong type"),
         (("gates", "promotion", "primary_metric"), "acc", "stages.prod.gates.promotion.primary_metric: 'acc' is not"),
         (("gates", "promotion", "min_auc"), 0.8, "stages.prod.gates.promotion.min_auc: unknown key (allowed: max_ece"),
+        (("training", "decision", "cost_false_negative"), -1, "stages.prod.training.decision.cost_false_negative: -1"),
+        (("training", "decision", "target_recall"), 1.5, "stages.prod.training.decision.target_recall: 1.5 is out"),
     ],
 )
 def test_a_bad_value_names_the_key_and_the_allowed_values(
@@ -106,3 +108,16 @@ def test_synth_stops_with_one_line_on_a_config_typo(context: dict, tmp_path: Pat
     assert lines == [
         "config error: stages.staging.deployment.canary_percent: 150 is out of range (allowed: an integer from 1 to 50)"
     ]
+
+
+def test_a_stage_may_decide_by_a_target_precision_instead_of_costs(context: dict) -> None:
+    chosen = copy.deepcopy(context)
+    chosen["stages"]["prod"]["training"]["decision"] = {"target_precision": 0.9}
+    decision = load_stage_config(chosen, "prod").training.decision
+    assert decision.target == ("precision", 0.9)
+    assert decision.hyperparameters()["target_precision"] == "0.9"
+
+    both = copy.deepcopy(context)
+    both["stages"]["prod"]["training"]["decision"] = {"target_precision": 0.9, "target_recall": 0.5}
+    with pytest.raises(ConfigError, match=r"stages\.prod\.training\.decision\.target_recall: target_precision and"):
+        load_stage_config(both, "prod")

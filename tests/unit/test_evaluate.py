@@ -8,8 +8,8 @@ import pytest
 
 from functions.shared.contract import load_contract
 from training.calibration import expected_calibration_error
+from training.decision import ThresholdPolicy
 from training.evaluate import (
-    ThresholdPolicy,
     auc_standard_error,
     choose_threshold,
     evaluate_scores,
@@ -111,3 +111,46 @@ def test_given_test_metrics_then_the_document_has_the_sagemaker_model_quality_sh
 def test_given_a_perfect_ranker_then_the_auc_standard_error_is_zero() -> None:
     assert auc_standard_error(1.0, 50, 50) == 0.0
     assert auc_standard_error(0.8, 50, 50) > auc_standard_error(0.8, 500, 500)
+
+
+def test_a_target_precision_keeps_the_most_recall_at_that_precision() -> None:
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 2, 4000)
+    p = np.clip(y * 0.3 + rng.uniform(0, 0.7, 4000), 0, 1)
+
+    threshold = choose_threshold(y, p, ThresholdPolicy(target_precision=0.8))
+    at = metrics_at_threshold(y, p, threshold, ThresholdPolicy())
+    lower = metrics_at_threshold(y, p, float(np.max(p[p < threshold])), ThresholdPolicy())
+
+    assert at["precision"] >= 0.8
+    assert lower["precision"] < 0.8  # one cut lower would break the target: no recall was given away
+
+
+def test_a_target_recall_keeps_the_most_precision_at_that_recall() -> None:
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 2, 4000)
+    p = np.clip(y * 0.3 + rng.uniform(0, 0.7, 4000), 0, 1)
+
+    threshold = choose_threshold(y, p, ThresholdPolicy(target_recall=0.9))
+    at = metrics_at_threshold(y, p, threshold, ThresholdPolicy())
+    higher = metrics_at_threshold(y, p, float(np.min(p[p > threshold])), ThresholdPolicy())
+
+    assert at["recall"] >= 0.9
+    assert higher["recall"] < 0.9
+
+
+def test_an_unreachable_target_calls_nothing_positive_and_the_report_prices_every_decision() -> None:
+    y = np.array([0, 1, 0, 1])
+    p = np.array([0.9, 0.8, 0.7, 0.1])
+    policy = ThresholdPolicy(cost_false_positive=2.0, cost_false_negative=10.0, target_precision=1.0)
+
+    threshold = choose_threshold(y, p, policy)
+    metrics = metrics_at_threshold(y, p, threshold, policy)
+
+    assert metrics["predicted_positive_rate"] == 0.0
+    assert metrics["expected_cost_per_1000"] == 1000 * (2 * 10.0) / 4
+
+
+def test_a_policy_names_one_target_at_most() -> None:
+    with pytest.raises(ValueError, match="exclude each other"):
+        ThresholdPolicy(target_precision=0.8, target_recall=0.8)

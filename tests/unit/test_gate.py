@@ -9,9 +9,16 @@ import pytest
 from training.gate import GateInputError, GatePolicy, evaluate_gate
 
 
-def report(roc_auc: float = 0.82, ece: float = 0.02, slices: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+def report(
+    roc_auc: float = 0.82,
+    ece: float = 0.02,
+    slices: dict[str, dict[str, Any]] | None = None,
+    called_positive: float = 0.2,
+) -> dict[str, Any]:
     return {
-        "metrics": {"test": {"roc_auc": roc_auc, "ece": ece, "log_loss": 0.35}},
+        "metrics": {
+            "test": {"roc_auc": roc_auc, "ece": ece, "log_loss": 0.35, "predicted_positive_rate": called_positive}
+        },
         "slices": slices
         if slices is not None
         else {"plan": {"basic": {"roc_auc": 0.80, "ece": 0.03}, "premium": {"rows": 20, "skipped": "few rows"}}},
@@ -93,3 +100,11 @@ def test_given_the_gate_module_then_it_loads_without_numpy() -> None:
     repo = Path(__file__).resolve().parents[2]
     completed = subprocess.run([sys.executable, "-c", script], cwd=repo, capture_output=True, text=True, check=True)
     assert completed.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("called_positive", [0.0, 1.0])
+def test_a_threshold_that_labels_every_row_one_way_is_refused_whatever_its_auc(called_positive: float) -> None:
+    decision = evaluate_gate(report(roc_auc=0.9, called_positive=called_positive), None, GatePolicy())
+
+    assert not decision.approved
+    assert [r.split(":")[0] for r in decision.reasons] == ["decision.threshold"]

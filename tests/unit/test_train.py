@@ -85,6 +85,12 @@ def test_given_the_cost_policy_when_trained_then_threshold_metrics_and_slices_ar
     for key in ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "precision", "recall", "f1"):
         assert np.isfinite(test[key])
     assert evaluation["threshold"]["cost_false_negative"] == 5.0
+    # The decision is priced: the policy's costs per 1,000 decisions at the served threshold, in the card too.
+    expected = 1000 * (5.0 * test["false_negatives"] + 1.0 * test["false_positives"]) / test["rows"]
+    assert evaluation["threshold"]["expected_cost_per_1000"] == pytest.approx(expected, abs=1e-3)
+    assert trained().result.model_card["decision_threshold"]["expected_cost_per_1000"] == pytest.approx(
+        expected, abs=1e-3
+    )
     assert set(evaluation["slices"]) == {"plan", "contract_type", "region", "payment_method"}
     assert evaluation["slices"]["plan"]["basic"]["rows"] >= 100
     assert evaluation["slices"]["payment_method"]["<missing>"]["skipped"]
@@ -119,6 +125,8 @@ def test_given_sagemaker_environment_when_parsing_then_hyperparameter_strings_be
             "0.1",
             "--min_improvement",
             "0.01",
+            "--target_precision",
+            "0.8",
         ],
         environ,
     )
@@ -128,6 +136,7 @@ def test_given_sagemaker_environment_when_parsing_then_hyperparameter_strings_be
         0.1,
         0.01,
     )
+    assert config.threshold_policy.target == ("precision", 0.8)
     assert paths.train == Path("/opt/ml/input/data/train")
     assert paths.model_dir == Path("/opt/ml/model")
 

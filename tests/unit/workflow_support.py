@@ -36,7 +36,14 @@ def evaluation_report(
     roc_auc: float = 0.82, ece: float = 0.02, model_version: str = "churn-candidate"
 ) -> dict[str, Any]:
     """The parts of training's evaluation.json the gate and the registry read."""
-    test = {"roc_auc": roc_auc, "pr_auc": 0.6, "log_loss": 0.4, "ece": ece, "brier": 0.12}
+    test = {
+        "roc_auc": roc_auc,
+        "pr_auc": 0.6,
+        "log_loss": 0.4,
+        "ece": ece,
+        "brier": 0.12,
+        "predicted_positive_rate": 0.2,
+    }
     return {
         "binary_classification_metrics": {"auc": {"value": roc_auc, "standard_deviation": 0.01}},
         "model_version": model_version,

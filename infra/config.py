@@ -16,11 +16,13 @@ from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 
 from functions.check_data_gate.logic import DataGatePolicy
 from functions.shared.policy import PolicyError, Range
+from training.candidates import candidate_kinds, factory_module_file
 from training.decision import ThresholdPolicy
 from training.gate import GatePolicy
 
 STAGES: tuple[str, ...] = ("dev", "staging", "prod")
-CDK_JSON = Path(__file__).resolve().parents[1] / "cdk.json"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CDK_JSON = REPO_ROOT / "cdk.json"
 
 
 class ConfigError(ValueError):
@@ -47,6 +49,14 @@ class TrainingConfig:
     window_days: Annotated[int, Range(1, 3650)]
     # What a false positive and a false negative cost (or a target precision/recall): sets the served threshold.
     decision: ThresholdPolicy = dataclasses.field(default_factory=ThresholdPolicy)
+    # The estimator(s) the baseline must be beaten by: built-in kinds or `training.models.<module>:<function>`.
+    candidate: str = "hist_gradient_boosting"
+
+    def __post_init__(self) -> None:
+        for kind in candidate_kinds(self.candidate):
+            module = factory_module_file(kind, REPO_ROOT)
+            if module is not None and not module.is_file():
+                raise PolicyError(f"candidate: {kind} names {module.relative_to(REPO_ROOT)}, which does not exist")
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,14 @@ estimators it can carry, and the fallback model exported from its compiled form.
 
 from __future__ import annotations
 
+import importlib
+import shutil
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import is_classifier
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.impute import SimpleImputer
@@ -15,6 +19,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from functions.shared.contract import DataContract
+from training.candidates import CANDIDATE_KINDS, FACTORY_PATTERN, USER_MODELS_PACKAGE
 from training.inference import (
     CATEGORICAL_BLOCK,
     MODEL_STEP,
@@ -26,7 +31,42 @@ from training.inference import (
 )
 
 FALLBACK_FORMAT = "mlloop-logistic-fallback/1"
-CANDIDATE_KINDS: tuple[str, ...] = ("hist_gradient_boosting", "random_forest", "logistic_regression")
+
+
+def _from_factory(spec: str, *, seed: int, params: dict[str, Any]) -> Any:
+    """Call a user's factory: `make(*, seed, **params)` returning an unfitted binary classifier with predict_proba."""
+    module_name, function_name = spec.split(":")
+    factory = getattr(importlib.import_module(module_name), function_name, None)
+    if not callable(factory):
+        raise ValueError(f"candidate: {module_name} has no function {function_name!r}")
+    estimator = factory(seed=seed, **params)
+    if not is_classifier(estimator) or not hasattr(estimator, "predict_proba"):
+        raise ValueError(
+            f"candidate: {spec} returned {type(estimator).__name__}, not a scikit-learn classifier with predict_proba"
+        )
+    if hasattr(estimator, "classes_"):
+        raise ValueError(f"candidate: {spec} returned a fitted estimator; return it unfitted, training fits it")
+    return estimator
+
+
+def copy_estimator_code(pipeline: Pipeline, code_dir: Path) -> list[str]:
+    """Copy the module defining the pipeline's estimator class into `code_dir` when it is the user's own (under
+    training.models), with its package's __init__ files; returns the archive paths written."""
+    module_name = type(pipeline.named_steps[MODEL_STEP]).__module__
+    if not module_name.startswith(USER_MODELS_PACKAGE + "."):
+        return []
+    module = importlib.import_module(module_name)
+    relative = Path(*module_name.split(".")).with_suffix(".py")
+    written = []
+    package_dir = Path(module.__file__ or "").parent
+    for depth in range(1, len(relative.parts)):
+        init = Path(*relative.parts[:depth]) / "__init__.py"
+        (code_dir / init).parent.mkdir(parents=True, exist_ok=True)
+        (code_dir / init).touch()
+        written.append(f"code/{init.as_posix()}")
+    shutil.copyfile(package_dir / relative.name, code_dir / relative)
+    written.append(f"code/{relative.as_posix()}")
+    return written
 
 
 def numeric_columns(contract: DataContract) -> list[str]:
@@ -79,6 +119,8 @@ def make_candidate(kind: str, *, seed: int, params: dict[str, Any] | None = None
         )
     if kind == "logistic_regression":
         return LogisticRegression(random_state=seed, max_iter=2000, **options)
+    if FACTORY_PATTERN.match(kind):
+        return _from_factory(kind, seed=seed, params=options)
     raise ValueError(f"candidate: {kind!r} is not one of {', '.join(CANDIDATE_KINDS)}")
 
 

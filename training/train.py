@@ -10,8 +10,11 @@ Hyperparameters (SageMaker passes each as a `--name value` string):
   dataset (churn)                 contract to train against, contracts/<dataset>/v<major>.json
   contract_version ("")           pin a contract version; empty = the highest major on disk
   seed (42)                       every random choice; same data + seed = same metrics and predictions
-  candidate (hist_gradient_boosting)  hist_gradient_boosting | random_forest | logistic_regression
-  candidate_params ({})           JSON object of the candidate estimator's keyword arguments
+  candidate (hist_gradient_boosting)  hist_gradient_boosting | random_forest | logistic_regression, or your own
+                                  factory `training.models.<module>:<function>` (docs/training.md), or a
+                                  comma-separated list of these: the best on validation is the candidate
+  candidate_params ({})           JSON object of the candidate estimator's keyword arguments (with a list:
+                                  an object of such objects, keyed by candidate)
   baseline_c (1.0)                inverse regularisation of the logistic-regression baseline
   primary_metric (roc_auc)        the metric the candidate must win on, on the validation split
   min_improvement (0.005)         the candidate ships only if it beats the baseline by this margin
@@ -62,6 +65,7 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 from functions.shared.contract import DataContract, load_contract  # noqa: E402
 from training import inference  # noqa: E402
 from training.calibration import reliability_curve  # noqa: E402
+from training.candidates import candidate_kinds  # noqa: E402
 from training.data import (  # noqa: E402
     TimeSplit,
     check_leakage,
@@ -83,6 +87,7 @@ from training.evaluate import (  # noqa: E402
 from training.metric_directions import HIGHER_IS_BETTER  # noqa: E402
 from training.pipeline import (  # noqa: E402
     build_pipeline,
+    copy_estimator_code,
     export_fallback,
     make_baseline,
     make_candidate,
@@ -308,10 +313,11 @@ def _train_and_evaluate(
     fit_seconds: dict[str, float] = {}
     validation: dict[str, dict[str, Any]] = {}
     scores_val: dict[str, np.ndarray] = {}
-    estimators = {
-        "baseline": make_baseline(seed=config.seed, regularization=config.baseline_c),
-        "candidate": make_candidate(config.candidate, seed=config.seed, params=config.candidate_params),
-    }
+    kinds = candidate_kinds(config.candidate)
+    estimators = {"baseline": make_baseline(seed=config.seed, regularization=config.baseline_c)}
+    for kind in kinds:
+        params = config.candidate_params if len(kinds) == 1 else config.candidate_params.get(kind, {})
+        estimators[kind] = make_candidate(kind, seed=config.seed, params=params)
     for role, estimator in estimators.items():
         start = time.perf_counter()
         fitted[role] = build_pipeline(contract, estimator).fit(x_train, y_train)
@@ -320,6 +326,15 @@ def _train_and_evaluate(
         validation[role] = ranking_and_calibration(y_val, scores_val[role], bins=bins)
 
     metric = config.primary_metric
+    # Several candidates: the best on validation is "the candidate" the baseline must be beaten by; the others
+    # are recorded and dropped, so what follows (threshold, test report, packaging) sees two models as always.
+    best = max(kinds, key=lambda kind: validation[kind][metric] * (1 if metric in HIGHER_IS_BETTER else -1))
+    candidates_seen = {kind: validation[kind][metric] for kind in kinds}
+    tables: tuple[dict[str, Any], ...] = (fitted, fit_seconds, scores_val, validation)
+    for by_role in tables:
+        by_role["candidate"] = by_role.pop(best)
+        for kind in kinds:
+            by_role.pop(kind, None)
     candidate_wins = _beats(
         validation["candidate"][metric], validation["baseline"][metric], metric, config.min_improvement
     )
@@ -389,6 +404,8 @@ def _train_and_evaluate(
             "candidate": validation["candidate"][metric],
             "min_improvement": config.min_improvement,
             "candidate_wins": candidate_wins,
+            "candidate_kind": best,
+            "candidates": candidates_seen,
         },
         "threshold": {
             **policy.to_dict(),
@@ -502,11 +519,14 @@ def write_artifacts(result: TrainingResult, model_dir: Path, output_dir: Path | 
     code_dir = model_dir / "code"
     code_dir.mkdir(exist_ok=True)
     shutil.copyfile(Path(inference.__file__), code_dir / "inference.py")
+    # A user's estimator class must be importable where the model is unpickled: the serving container puts code/
+    # on the import path, so the class's module goes there under its own package path.
+    code_files = ["code/inference.py", *copy_estimator_code(result.pipeline, code_dir)]
     if output_dir is not None:
         output_dir.mkdir(parents=True, exist_ok=True)
         for name in (EVALUATION_FILE, MODEL_CARD_FILE):
             shutil.copyfile(model_dir / name, output_dir / name)
-    return [MODEL_FILE, *documents, *(f"plots/{p}" for p in plots), "code/inference.py"]
+    return [MODEL_FILE, *documents, *(f"plots/{p}" for p in plots), *code_files]
 
 
 def write_model_archive(model_dir: Path, archive: Path) -> Path:

@@ -22,6 +22,7 @@ from infra.constructs.platform_function import REPO_ROOT
 
 BUNDLE_GLOBS: tuple[str, ...] = (
     "training/*.py",
+    "training/models/*.py",
     "functions/__init__.py",
     "functions/shared/*.py",
     "contracts/**/*.json",

@@ -681,6 +681,7 @@ class TrainingStack(Stack):
                     "model_version.$": "$.snapshot.training_job_name",
                     "data_version.$": "$.snapshot.data_version",
                     "code_version": self.source_bundle.code_version,
+                    "candidate": training.candidate,
                     **training.decision.hyperparameters(),
                 },
                 "InputDataConfig": [

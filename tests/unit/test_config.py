@@ -121,3 +121,14 @@ def test_a_stage_may_decide_by_a_target_precision_instead_of_costs(context: dict
     both["stages"]["prod"]["training"]["decision"] = {"target_precision": 0.9, "target_recall": 0.5}
     with pytest.raises(ConfigError, match=r"stages\.prod\.training\.decision\.target_recall: target_precision and"):
         load_stage_config(both, "prod")
+
+
+def test_a_stage_may_name_its_own_estimator_factory_and_a_missing_one_is_refused(context: dict) -> None:
+    own = copy.deepcopy(context)
+    own["stages"]["dev"]["training"]["candidate"] = "hist_gradient_boosting,training.models.extra_trees:make_estimator"
+    assert load_stage_config(own, "dev").training.candidate.endswith("make_estimator")
+
+    missing = copy.deepcopy(context)
+    missing["stages"]["dev"]["training"]["candidate"] = "training.models.gone:make"
+    with pytest.raises(ConfigError, match=r"stages\.dev\.training\.candidate: .*gone\.py, which does not exist"):
+        load_stage_config(missing, "dev")

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from tests.unit.training_support import churn_frame, trained, training_config
+from training.candidates import candidate_kinds
 from training.gate import GatePolicy, evaluate_gate
 from training.pipeline import model_input, positive_probabilities
 from training.train import EVALUATION_FILE, main, parse_args, run_training
@@ -215,3 +216,69 @@ def test_given_a_local_run_when_asked_for_an_archive_then_model_tar_gz_has_the_f
     with tarfile.open(archive) as tar:
         names = set(tar.getnames())
     assert names >= ARTIFACTS
+
+
+USER_FACTORY = "training.models.extra_trees:make_estimator"
+
+
+def test_a_users_estimator_factory_is_trained_gated_and_served(tmp_path: Path) -> None:
+    from functions.shared.contract import load_contract
+    from training.inference import input_fn, model_fn, output_fn, predict_fn
+    from training.train import write_artifacts
+
+    contract = load_contract("churn")
+    frame = churn_frame()
+    result = run_training(frame, contract, training_config(candidate=USER_FACTORY, min_improvement=-1.0))
+    write_artifacts(result, tmp_path / "model")
+
+    assert result.metadata["estimator"] == "ExtraTreesClassifier"
+    assert result.evaluation["comparison"]["candidate_kind"] == USER_FACTORY
+    decision = evaluate_gate(result.evaluation, None, GatePolicy(min_primary=0.6, max_ece=0.2))
+    assert decision.approved, decision.reasons
+    serving = model_fn(str(tmp_path / "model"))
+    assert serving.linear is None and serving.trees is None  # no fast path for this estimator: the generic one
+    records = model_input(result.split.test.head(5), contract).to_dict(orient="records")
+    body = json.dumps({"instances": [{k: (None if v != v else v) for k, v in r.items()} for r in records]})
+    answer = json.loads(output_fn(predict_fn(input_fn(body, "application/json"), serving), "application/json"))
+    expected = positive_probabilities(result.pipeline, model_input(result.split.test.head(5), contract))
+    assert np.allclose([p["probability"] for p in answer["predictions"]], expected, atol=1e-9)
+
+
+def test_several_candidates_are_fitted_and_the_best_on_validation_is_the_candidate() -> None:
+    from functions.shared.contract import load_contract
+
+    spec = f"logistic_regression,{USER_FACTORY}"
+    result = run_training(churn_frame(), load_contract("churn"), training_config(candidate=spec))
+
+    seen = result.evaluation["comparison"]["candidates"]
+    assert set(seen) == {"logistic_regression", USER_FACTORY}
+    assert result.evaluation["comparison"]["candidate"] == max(seen.values())
+    assert set(result.evaluation["models"]) == {"baseline", "candidate"}
+
+
+def test_a_factory_that_is_not_a_classifier_or_not_there_is_refused() -> None:
+    from functions.shared.policy import PolicyError
+    from training.pipeline import make_candidate
+
+    with pytest.raises(PolicyError, match="neither one of"):
+        candidate_kinds("my_module:make")
+    with pytest.raises(ValueError, match="has no function 'nope'"):
+        make_candidate("training.models.extra_trees:nope", seed=1)
+
+
+def test_a_users_estimator_class_ships_with_the_model_code(tmp_path: Path) -> None:
+    from sklearn.ensemble import ExtraTreesClassifier
+    from sklearn.pipeline import Pipeline
+
+    from training.inference import MODEL_STEP
+    from training.pipeline import copy_estimator_code
+
+    users_class = type("UsersTrees", (ExtraTreesClassifier,), {"__module__": "training.models.extra_trees"})
+    written = copy_estimator_code(Pipeline([(MODEL_STEP, users_class())]), tmp_path)
+
+    assert written == [
+        "code/training/__init__.py",
+        "code/training/models/__init__.py",
+        "code/training/models/extra_trees.py",
+    ]
+    assert (tmp_path / "training" / "models" / "extra_trees.py").read_text().startswith('"""An example')

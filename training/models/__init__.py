@@ -1,0 +1,1 @@
+"""Your estimator factories, named in `training.candidate` as `training.models.<module>:<function>`."""

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from mlloop.localcloud.server import LocalCloud
 
 LOG = logging.getLogger("mlloop.localcloud")
-REPO_ROOT = Path(__file__).resolve().parents[2]
 # CloudFormation's generated physical names end in a 12-character suffix; deterministic here so reruns match.
 _SUFFIX_LENGTH = 12
 
@@ -763,16 +762,15 @@ def _function(d: StackDeployer, logical_id: str, p: dict[str, Any]) -> tuple[Any
         lambda_client.put_function_concurrency(
             FunctionName=name, ReservedConcurrentExecutions=int(p["ReservedConcurrentExecutions"])
         )
-    if p.get("Layers"):
+    assert d.cloud.lambdas is not None
+    unknown_layers = d.cloud.lambdas.register_function(name, code_root=code_root, layers=list(p.get("Layers", [])))
+    if unknown_layers:
         d.report(
             logical_id,
             "AWS::Lambda::Function",
-            "emulated differently",
-            "layers are not attached: their packages come from the local Python environment "
-            + ", ".join(layer.split(":")[6] for layer in p["Layers"]),
+            "not emulated",
+            "layers without a local package set (their imports fail): " + ", ".join(unknown_layers),
         )
-    assert d.cloud.lambdas is not None
-    d.cloud.lambdas.register_code_root(name, code_root)
     if "DeadLetterConfig" in p:
         d.cloud.lambdas.register_failure_destination(name, p["DeadLetterConfig"]["TargetArn"])
     if "LogGroup" in p.get("LoggingConfig", {}):
@@ -781,7 +779,8 @@ def _function(d: StackDeployer, logical_id: str, p: dict[str, Any]) -> tuple[Any
 
 
 def _function_code(d: StackDeployer, logical_id: str, p: dict[str, Any]) -> tuple[dict[str, Any], Path]:
-    """The Code argument for moto, and the folder the handler is imported from."""
+    """The Code argument for moto, and the folder the function's environment imports from: the asset exactly as
+    synthesized (inline code written out as Lambda does)."""
     code = p["Code"]
     module_file = Path(*p["Handler"].split(".")[:-1]).with_suffix(".py")
     if "ZipFile" in code:
@@ -795,22 +794,9 @@ def _function_code(d: StackDeployer, logical_id: str, p: dict[str, Any]) -> tupl
         raise DeployError(
             f"code s3://{code.get('S3Bucket')}/{code.get('S3Key')} is not an asset of this cloud assembly"
         )
-    repo_file = REPO_ROOT / module_file
-    asset_file = asset / module_file
-    if not asset_file.exists():
+    if not (asset / module_file).exists():
         raise DeployError(f"handler file {module_file} is not in the function's asset {asset.name}")
-    code_root = asset
-    if repo_file.exists():
-        if repo_file.read_bytes() == asset_file.read_bytes():
-            code_root = REPO_ROOT
-        else:
-            d.report(
-                logical_id,
-                "AWS::Lambda::Function",
-                "emulated differently",
-                f"{module_file} differs from the synthesized asset (cdk.out is stale): running the asset's code",
-            )
-    return {"S3Bucket": code["S3Bucket"], "S3Key": code["S3Key"]}, code_root
+    return {"S3Bucket": code["S3Bucket"], "S3Key": code["S3Key"]}, asset
 
 
 @creates("AWS::Lambda::Permission")

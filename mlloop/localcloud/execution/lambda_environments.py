@@ -124,6 +124,11 @@ class _RuntimeApi(ThreadingHTTPServer):
         self.thread = threading.Thread(target=self.serve_forever, name="lambda-runtime-api", daemon=True)
         self.thread.start()
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A worker killed mid-request (timeout, memory, shutdown) leaves its connection broken: expected, not news.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
     @property
     def address(self) -> str:
         host, port = self.server_address[:2]

@@ -36,7 +36,6 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -49,7 +48,8 @@ RUNTIME_API_PREFIX = "/2018-06-01/runtime"
 INIT_SECONDS = 10.0
 # How long an environment stays warm without invocations (Lambda keeps them for minutes; the exact time is unspecified).
 IDLE_SECONDS = 300.0
-_POLL_SECONDS = 0.01
+# How often a waiting invocation checks the worker's memory, liveness and deadline.
+_POLL_SECONDS = 0.02
 # Every interpreter the workers run is this one, without its site-packages (-S) or environment (-I).
 _BOOTSTRAP = """
 import sys
@@ -142,6 +142,8 @@ class _RuntimeApi(ThreadingHTTPServer):
 
 class _RuntimeApiHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle's algorithm the second waits for a delayed ACK (~40 ms).
+    disable_nagle_algorithm = True
     server: _RuntimeApi
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -266,9 +268,9 @@ class ExecutionEnvironment:
         self._read_offset += len(data)
         return data.decode("utf-8", errors="replace")
 
-    def _watch(self, until: Callable[[], bool], deadline: float) -> str | None:
-        """Wait until `until()`; None, or why not: "timeout", "memory" or "exit"."""
-        while not until():
+    def _watch(self, done: threading.Event, deadline: float) -> str | None:
+        """Wait until `done` is set; None, or why not: "timeout", "memory" or "exit"."""
+        while not done.wait(_POLL_SECONDS):
             rss = _rss_mb(self.process.pid)
             self.max_memory_mb = max(self.max_memory_mb, rss)
             if rss > self.spec.memory_mb:
@@ -276,10 +278,10 @@ class ExecutionEnvironment:
                 return "memory"
             if self.process.poll() is not None:
                 # The worker may have answered just before exiting.
-                return None if until() else "exit"
+                return None if done.is_set() else "exit"
             if time.monotonic() > deadline:
                 return "timeout"
-            time.sleep(_POLL_SECONDS)
+        self.max_memory_mb = max(self.max_memory_mb, _rss_mb(self.process.pid))
         return None
 
     def invoke(self, payload: bytes) -> Outcome:
@@ -288,10 +290,11 @@ class ExecutionEnvironment:
         started = time.monotonic()
         init_ms: float | None = None
         if cold:
-            failure = self._watch(self.api.init_done.is_set, started + max(INIT_SECONDS, self.spec.timeout_seconds))
+            failure = self._watch(self.api.init_done, started + max(INIT_SECONDS, self.spec.timeout_seconds))
             init_ms = (time.monotonic() - started) * 1000
             if self.api.init_error is not None or failure is not None:
-                self._watch(lambda: not self.alive, time.monotonic() + 1.0)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.process.wait(timeout=1.0)  # its last words (the init error it logged) reach the log
                 self.kill()
                 error = self.api.init_error or self._failure_payload(failure or "exit", request_id)
                 return self._outcome(request_id, error, errored=True, cold=cold, started=started, init_ms=init_ms)
@@ -304,7 +307,7 @@ class ExecutionEnvironment:
         )
         invoked = time.monotonic()
         self.api.next_invocations.put(pending)
-        failure = self._watch(pending.done.is_set, invoked + self.spec.timeout_seconds)
+        failure = self._watch(pending.done, invoked + self.spec.timeout_seconds)
         self.last_used = time.monotonic()
         if failure is not None:
             self.kill()

@@ -4,8 +4,8 @@
         s3 = cloud.client("s3")
         deployment = cloud.deploy("dev")
 
-boto3, the AWS CLI and any HTTP client reach it at `cloud.endpoint_url`. Lambda handlers run in this
-process (lambdas.py), EventBridge delivers to every target kind (events.py), Step Functions executes
+boto3, the AWS CLI and any HTTP client reach it at `cloud.endpoint_url`. Lambda functions run in their own
+execution environments (lambdas.py, execution/), EventBridge delivers to every target kind (events.py), Step Functions executes
 definitions with scaled waits (stepfunctions.py); the SageMaker and CloudWatch emulations plug in
 through `install(cloud)` / `uninstall()` when their modules exist.
 """

@@ -50,6 +50,7 @@ POWERTOOLS_CODE = """
         }
 """
 
+UNKNOWN_LAYER = "arn:aws:lambda:us-east-1:123456789012:layer:team-pandas:3"
 USES_PANDAS = """
     import pandas
 
@@ -103,6 +104,7 @@ def deployed(local_cloud: LocalCloud, tmp_path_factory: pytest.TempPathFactory) 
         ),
         "PandasWithoutLayer": python_function(USES_PANDAS),
         "PandasWithLayer": python_function(USES_PANDAS, layers=[POWERTOOLS_LAYER, PANDAS_LAYER]),
+        "PandasFromUnknownLayer": python_function(USES_PANDAS, layers=[UNKNOWN_LAYER]),
         "Introspect": python_function(INTROSPECT, environment={"ONLY_HERE": "introspect"}, Timeout=2, MemorySize=128),
         "Reserved": python_function(INTROSPECT, ReservedConcurrentExecutions=1, Timeout=10),
         "DeadLetters": {"Type": "AWS::SQS::Queue", "Properties": {}},
@@ -209,6 +211,17 @@ def test_the_same_handler_runs_with_the_layer_that_provides_the_package(
 
     assert error is None
     assert result == {"pandas": "2.3.0"}
+
+
+def test_a_layer_without_a_local_package_set_is_reported_and_its_imports_fail(
+    local_cloud: LocalCloud, deployed: Deployment
+) -> None:
+    result, _ = _invoke(local_cloud, deployed.physical_id("PandasFromUnknownLayer"), {})
+
+    (entry,) = [e for e in deployed.report.entries if e.logical_id == "PandasFromUnknownLayer"]
+    assert entry.status == "not emulated"
+    assert UNKNOWN_LAYER in entry.reason
+    assert result["errorType"] == "Runtime.ImportModuleError"
 
 
 def test_past_its_timeout_an_invocation_fails_and_the_next_gets_a_fresh_environment(

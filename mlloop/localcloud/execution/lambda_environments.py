@@ -115,8 +115,9 @@ class _RuntimeApi(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self) -> None:
+    def __init__(self, function_arn: str) -> None:
         super().__init__(("127.0.0.1", 0), _RuntimeApiHandler)
+        self.function_arn = function_arn
         self.next_invocations: queue.Queue[_Pending | None] = queue.Queue()
         self.current: _Pending | None = None
         self.init_error: bytes | None = None
@@ -179,7 +180,7 @@ class _RuntimeApiHandler(BaseHTTPRequestHandler):
             {
                 "Lambda-Runtime-Aws-Request-Id": pending.request_id,
                 "Lambda-Runtime-Deadline-Ms": str(pending.deadline_ms),
-                "Lambda-Runtime-Invoked-Function-Arn": self.server.function_arn,  # type: ignore[attr-defined]
+                "Lambda-Runtime-Invoked-Function-Arn": self.server.function_arn,
                 "Lambda-Runtime-Trace-Id": pending.trace_id,
             },
         )
@@ -233,13 +234,11 @@ class ExecutionEnvironment:
         self.spec = spec
         self.id = next(self._ids)
         self.log_stream = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"
-        self.api = _RuntimeApi()
-        self.api.function_arn = spec.arn  # type: ignore[attr-defined]
+        self.api = _RuntimeApi(spec.arn)
         self._log_path = log_dir / f"{spec.name}-{self.id}.log"
         self._log = open(self._log_path, "wb")  # noqa: SIM115 - the worker writes into it for its whole life
         self._read_offset = 0
-        self.started = time.monotonic()
-        self.last_used = self.started
+        self.last_used = time.monotonic()
         self.initialised = False
         self.max_memory_mb = 0
         environment = {

@@ -5,9 +5,9 @@
         deployment = cloud.deploy("dev")
 
 boto3, the AWS CLI and any HTTP client reach it at `cloud.endpoint_url`. Lambda functions run in their own
-execution environments (lambdas.py, execution/), EventBridge delivers to every target kind (events.py), Step Functions executes
-definitions with scaled waits (stepfunctions.py); the SageMaker and CloudWatch emulations plug in
-through `install(cloud)` / `uninstall()` when their modules exist.
+execution environments (lambdas.py, execution/), EventBridge delivers to every target kind (events.py), Step
+Functions executes definitions with scaled waits (stepfunctions.py); the SageMaker and CloudWatch emulations plug
+in through `install(cloud)` / `uninstall()` when their modules exist.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export AWS_DEFAULT_REGION ?= us-east-1
 STAMP := .venv/.installed
+LAMBDA_ENVS_STAMP := .localcloud/envs/.installed
 TOOLS_STAMP := .venv-tools/.installed
 NPM_STAMP := node_modules/.installed
 
@@ -29,7 +30,12 @@ $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 	touch $@
 
-setup: $(STAMP) $(NPM_STAMP) $(TOOLS_STAMP)  ## .venv with pinned packages, the pinned CDK CLI, checkov in .venv-tools
+# The Lambda runtime's and the managed layers' package sets the local cloud's execution environments import from.
+$(LAMBDA_ENVS_STAMP): $(STAMP) $(wildcard mlloop/localcloud/execution/packages/*.txt)
+	$(PY) -m mlloop.localcloud.execution.envs
+	touch $@
+
+setup: $(STAMP) $(NPM_STAMP) $(TOOLS_STAMP) $(LAMBDA_ENVS_STAMP)  ## .venv with pinned packages, the pinned CDK CLI, checkov in .venv-tools, the Lambda package sets
 
 demo: setup  ## the whole story on the embedded local AWS
 	$(PY) -m mlloop.demo
@@ -48,7 +54,8 @@ checkov: synth $(TOOLS_STAMP)  ## checkov's CloudFormation checks over the synth
 
 test: lint synth checkov  ## every gate: lint, synth (cdk-nag), cfn-lint, checkov, pytest
 	.venv/bin/cfn-lint --config-file .cfnlintrc.yaml -- cdk.out/*.template.json
-	# Two runs: moto's in-process mocks in unit tests would reset the embedded AWS the integration tests share.
+	# `pytest` alone runs everything in one process (tests/conftest.py runs unit and infra before the shared cloud);
+	# under xdist a worker could interleave moto's in-process mocks with that cloud, hence two parallel runs here.
 	$(PY) -m pytest -n 2 --dist loadgroup tests/unit tests/infra
 	$(PY) -m pytest -n 2 --dist loadgroup tests/integration tests/e2e
 

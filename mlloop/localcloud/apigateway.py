@@ -17,15 +17,14 @@ import time
 import uuid
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from moto.apigateway.models import apigateway_backends
 from moto.awslambda.utils import get_backend as get_lambda_backend
 
-if TYPE_CHECKING:
-    from mlloop.localcloud.deployer import StackDeployer
-    from mlloop.localcloud.server import LocalCloud
+from mlloop.localcloud.execution.lambda_environments import ThrottledError
+from mlloop.localcloud.resources import CloudServices, Creator, StackContext, generated_name
 
 _LAMBDA_URI = re.compile(r"arn:aws:apigateway:[^:]+:lambda:path/2015-03-31/functions/(?P<function>.+)/invocations")
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
@@ -35,9 +34,7 @@ def _camel(properties: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     return {key[:1].lower() + key[1:]: properties[key] for key in keys if key in properties}
 
 
-def _rest_api(d: StackDeployer, logical_id: str, p: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    from mlloop.localcloud.deployer import generated_name
-
+def _rest_api(d: StackContext, logical_id: str, p: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     kwargs: dict[str, Any] = {"name": p.get("Name") or generated_name(d.stack, logical_id)}
     kwargs |= _camel(p, ("Description", "BinaryMediaTypes", "ApiKeySourceType", "MinimumCompressionSize"))
     if "EndpointConfiguration" in p:
@@ -51,14 +48,14 @@ def _rest_api(d: StackDeployer, logical_id: str, p: dict[str, Any]) -> tuple[Any
     return api["id"], {"RootResourceId": api["rootResourceId"], "RestApiId": api["id"]}
 
 
-def _resource(d: StackDeployer, logical_id: str, p: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+def _resource(d: StackContext, logical_id: str, p: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     created = d.client("apigateway").create_resource(
         restApiId=p["RestApiId"], parentId=p["ParentId"], pathPart=p["PathPart"]
     )
     return created["id"], {"ResourceId": created["id"]}
 
 
-def _method(d: StackDeployer, logical_id: str, p: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+def _method(d: StackContext, logical_id: str, p: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     client = d.client("apigateway")
     target = {"restApiId": p["RestApiId"], "resourceId": p["ResourceId"], "httpMethod": p["HttpMethod"]}
     keys = ("AuthorizationType", "ApiKeyRequired", "RequestParameters", "RequestValidatorId", "AuthorizerId")
@@ -84,12 +81,12 @@ def _method(d: StackDeployer, logical_id: str, p: dict[str, Any]) -> tuple[Any, 
     return f"{p['ResourceId']}-{p['HttpMethod']}", {}
 
 
-def _deployment(d: StackDeployer, logical_id: str, p: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+def _deployment(d: StackContext, logical_id: str, p: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     created = d.client("apigateway").create_deployment(restApiId=p["RestApiId"], description=p.get("Description", ""))
     return created["id"], {"DeploymentId": created["id"]}
 
 
-def _stage(d: StackDeployer, logical_id: str, p: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+def _stage(d: StackContext, logical_id: str, p: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     kwargs: dict[str, Any] = {
         "restApiId": p["RestApiId"],
         "stageName": p["StageName"],
@@ -103,15 +100,15 @@ def _stage(d: StackDeployer, logical_id: str, p: dict[str, Any]) -> tuple[Any, d
     return p["StageName"], {}
 
 
-def _request_validator(d: StackDeployer, logical_id: str, p: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+def _request_validator(d: StackContext, logical_id: str, p: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     keys = ("Name", "ValidateRequestBody", "ValidateRequestParameters")
     created = d.client("apigateway").create_request_validator(restApiId=p["RestApiId"], **_camel(p, keys))
     d.report(logical_id, "AWS::ApiGateway::RequestValidator", "partly emulated", "stored; requests are not validated")
     return created["id"], {"RequestValidatorId": created["id"]}
 
 
-def _reported_only(reason: str) -> Callable[[StackDeployer, str, dict[str, Any]], tuple[Any, dict[str, Any]]]:
-    def create(d: StackDeployer, logical_id: str, p: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+def _reported_only(reason: str) -> Callable[[StackContext, str, dict[str, Any]], tuple[Any, dict[str, Any]]]:
+    def create(d: StackContext, logical_id: str, p: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         resource_type = d.definitions[logical_id]["Type"]
         d.report(logical_id, resource_type, "not emulated", reason)
         return p.get("Name") or logical_id, {}
@@ -119,7 +116,7 @@ def _reported_only(reason: str) -> Callable[[StackDeployer, str, dict[str, Any]]
     return create
 
 
-CREATORS: dict[str, Callable[[StackDeployer, str, dict[str, Any]], tuple[Any, dict[str, Any]]]] = {
+CREATORS: dict[str, Creator] = {
     "AWS::ApiGateway::RestApi": _rest_api,
     "AWS::ApiGateway::Resource": _resource,
     "AWS::ApiGateway::Method": _method,
@@ -166,7 +163,7 @@ def _specificity(path: str) -> tuple[int, int]:
 class LocalApiGateway:
     """Serves every deployed REST API of the local cloud over HTTP."""
 
-    def __init__(self, cloud: LocalCloud) -> None:
+    def __init__(self, cloud: CloudServices) -> None:
         self.cloud = cloud
         gateway = self
 
@@ -243,7 +240,12 @@ class LocalApiGateway:
         region = function_arn.split(":")[3]
         function = get_lambda_backend(self.cloud.account_id, region).get_function(function_arn)
         assert self.cloud.lambdas is not None
-        payload, errored, _ = self.cloud.lambdas.invoke(function, event)
+        try:
+            payload, errored, _ = self.cloud.lambdas.invoke(function, event)
+        except ThrottledError:
+            # A throttled Lambda integration is API Gateway's INTEGRATION_FAILURE response: 500, not 429
+            # (re:Post "API Gateway proxy integration does not forward Lambda throttling (HTTP 429) to client").
+            return _json_response(500, {"message": "Internal server error"})
         if errored:
             return _json_response(502, {"message": "Internal server error"})
         return _proxy_response(payload)

@@ -7,7 +7,6 @@ emulated is listed in the deployment report, never skipped silently.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
@@ -18,18 +17,14 @@ import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mlloop import assembly
+from mlloop.localcloud import apigateway
 from mlloop.localcloud.intrinsics import Resolver, TemplateError, references
-
-if TYPE_CHECKING:
-    from mlloop.localcloud.server import LocalCloud
+from mlloop.localcloud.resources import CloudServices, Creator, generated_name, name_suffix
 
 LOG = logging.getLogger("mlloop.localcloud")
-REPO_ROOT = Path(__file__).resolve().parents[2]
-# CloudFormation's generated physical names end in a 12-character suffix; deterministic here so reruns match.
-_SUFFIX_LENGTH = 12
 
 
 class DeployError(RuntimeError):
@@ -120,18 +115,6 @@ class Deployment:
             yield from by_id.values()
 
 
-def _suffix(*parts: str) -> str:
-    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:_SUFFIX_LENGTH].upper()
-
-
-def generated_name(stack: str, logical_id: str, max_length: int = 64, *, lower: bool = False) -> str:
-    """A CloudFormation-style physical name: stack-logicalid-SUFFIX, cut to fit the service's limit."""
-    suffix = _suffix(stack, logical_id)
-    base = f"{stack}-{logical_id}"[: max_length - len(suffix) - 1]
-    name = f"{base}-{suffix}"
-    return re.sub(r"[^a-z0-9.-]", "-", name.lower()) if lower else name
-
-
 def _lower_first(node: Any) -> Any:
     """CloudFormation's PascalCase property shapes -> the camelCase request shapes of some APIs."""
     if isinstance(node, dict):
@@ -159,7 +142,9 @@ def _attribute_text(value: Any) -> str:
 class StackDeployer:
     """Creates one stack's resources in dependency order."""
 
-    def __init__(self, cloud: LocalCloud, deployment: Deployment, stack: str, template: dict[str, Any], cdk_out: Path):
+    def __init__(
+        self, cloud: CloudServices, deployment: Deployment, stack: str, template: dict[str, Any], cdk_out: Path
+    ):
         self.cloud = cloud
         self.deployment = deployment
         self.stack = stack
@@ -170,7 +155,9 @@ class StackDeployer:
         self.deployed: dict[str, DeployedResource] = {}
         deployment.resources[stack] = self.deployed
         self.definitions: dict[str, dict[str, Any]] = template.get("Resources", {})
-        self.stack_id = f"arn:aws:cloudformation:{self.region}:{self.account}:stack/{stack}/{_suffix(stack).lower()}"
+        self.stack_id = (
+            f"arn:aws:cloudformation:{self.region}:{self.account}:stack/{stack}/{name_suffix(stack).lower()}"
+        )
         self.resolver = Resolver(
             pseudo={
                 "AWS::AccountId": self.account,
@@ -377,8 +364,7 @@ def _zip_directory(directory: Path) -> bytes:
 
 
 # ====================================================================== resource creators
-Creator = Callable[[StackDeployer, str, dict[str, Any]], tuple[Any, dict[str, Any]]]
-_CREATORS: dict[str, Creator] = {}
+_CREATORS: dict[str, Creator] = dict(apigateway.CREATORS)
 
 
 def creates(*resource_types: str) -> Callable[[Creator], Creator]:
@@ -763,16 +749,15 @@ def _function(d: StackDeployer, logical_id: str, p: dict[str, Any]) -> tuple[Any
         lambda_client.put_function_concurrency(
             FunctionName=name, ReservedConcurrentExecutions=int(p["ReservedConcurrentExecutions"])
         )
-    if p.get("Layers"):
+    assert d.cloud.lambdas is not None
+    unknown_layers = d.cloud.lambdas.register_function(name, code_root=code_root, layers=list(p.get("Layers", [])))
+    if unknown_layers:
         d.report(
             logical_id,
             "AWS::Lambda::Function",
-            "emulated differently",
-            "layers are not attached: their packages come from the local Python environment "
-            + ", ".join(layer.split(":")[6] for layer in p["Layers"]),
+            "not emulated",
+            "layers without a local package set (their imports fail): " + ", ".join(unknown_layers),
         )
-    assert d.cloud.lambdas is not None
-    d.cloud.lambdas.register_code_root(name, code_root)
     if "DeadLetterConfig" in p:
         d.cloud.lambdas.register_failure_destination(name, p["DeadLetterConfig"]["TargetArn"])
     if "LogGroup" in p.get("LoggingConfig", {}):
@@ -781,7 +766,8 @@ def _function(d: StackDeployer, logical_id: str, p: dict[str, Any]) -> tuple[Any
 
 
 def _function_code(d: StackDeployer, logical_id: str, p: dict[str, Any]) -> tuple[dict[str, Any], Path]:
-    """The Code argument for moto, and the folder the handler is imported from."""
+    """The Code argument for moto, and the folder the function's environment imports from: the asset exactly as
+    synthesized (inline code written out as Lambda does)."""
     code = p["Code"]
     module_file = Path(*p["Handler"].split(".")[:-1]).with_suffix(".py")
     if "ZipFile" in code:
@@ -795,22 +781,9 @@ def _function_code(d: StackDeployer, logical_id: str, p: dict[str, Any]) -> tupl
         raise DeployError(
             f"code s3://{code.get('S3Bucket')}/{code.get('S3Key')} is not an asset of this cloud assembly"
         )
-    repo_file = REPO_ROOT / module_file
-    asset_file = asset / module_file
-    if not asset_file.exists():
+    if not (asset / module_file).exists():
         raise DeployError(f"handler file {module_file} is not in the function's asset {asset.name}")
-    code_root = asset
-    if repo_file.exists():
-        if repo_file.read_bytes() == asset_file.read_bytes():
-            code_root = REPO_ROOT
-        else:
-            d.report(
-                logical_id,
-                "AWS::Lambda::Function",
-                "emulated differently",
-                f"{module_file} differs from the synthesized asset (cdk.out is stale): running the asset's code",
-            )
-    return {"S3Bucket": code["S3Bucket"], "S3Key": code["S3Key"]}, code_root
+    return {"S3Bucket": code["S3Bucket"], "S3Key": code["S3Key"]}, asset
 
 
 @creates("AWS::Lambda::Permission")
@@ -1035,14 +1008,6 @@ def _ssm_parameter(d: StackDeployer, logical_id: str, p: dict[str, Any]) -> tupl
     return name, {"Type": p.get("Type", "String"), "Value": p["Value"]}
 
 
-# The API Gateway resources live in apigateway.py beside the local HTTP front end that serves them.
-def _register_apigateway() -> None:
-    from mlloop.localcloud import apigateway
-
-    for resource_type, creator in apigateway.CREATORS.items():
-        _CREATORS[resource_type] = creator
-
-
 # ====================================================================== the stage
 def stage_stacks(cdk_out: Path, prefix: str) -> list[str]:
     """The stage's stacks (artifact ids starting with the prefix) in dependency order."""
@@ -1078,9 +1043,10 @@ def _stage_settings(stage: str, default_region: str) -> tuple[str, str]:
     return f"{context['project']}-{stage}", region
 
 
-def deploy_stage(cloud: LocalCloud, stage: str, *, cdk_out: Path | None = None, synthesize: bool = True) -> Deployment:
+def deploy_stage(
+    cloud: CloudServices, stage: str, *, cdk_out: Path | None = None, synthesize: bool = True
+) -> Deployment:
     started = time.perf_counter()
-    _register_apigateway()
     out = cdk_out or assembly.DEFAULT_OUTDIR
     if synthesize and cdk_out is None:
         assembly.synthesize(out)

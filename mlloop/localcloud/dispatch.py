@@ -1,7 +1,7 @@
 """Asynchronous deliveries (EventBridge, SNS and S3 to Lambda, `InvocationType=Event`) on one worker thread.
 
-AWS delivers these asynchronously; doing the same here also means a handler that writes to S3 or
-publishes an event never waits on the invocation lock it already holds.
+AWS delivers these asynchronously; doing the same here means a handler that writes to S3 or publishes an event
+returns without waiting for the functions its event triggers.
 """
 
 from __future__ import annotations

@@ -1,69 +1,61 @@
-"""Lambda code runs in-process: moto stores functions, this module runs their real handlers.
+"""Lambda invocations: moto stores functions, this module runs them in their own execution environments.
 
-Every invocation (boto3 `invoke`, Step Functions tasks, EventBridge/SNS/S3 deliveries) reaches
-`LambdaFunction._invoke_lambda`, which is patched to import the handler from the function's code root
-and call it with the function's template environment. Environment variables and `sys.modules` are
-process-wide, so invocations are serialised under one lock and each function keeps its own module
-instances: Powertools objects created at import time see that function's POWERTOOLS_* settings.
-Errors come back the way Lambda returns them (FunctionError plus {"errorType", "errorMessage"}), so
-Step Functions Retry/Catch match on the exception's class name. Powertools EMF lines printed by a
-handler become `put_metric_data` calls, and the output lands in the function's log group.
+Every invocation (boto3 `invoke`, Step Functions tasks, EventBridge/SNS/S3 deliveries) reaches the patched
+`LambdaFunction.invoke` / `_invoke_lambda`, which runs it in an execution environment of the function
+(`mlloop.localcloud.execution.lambda_environments`: a worker process with the function's code asset, its layers and
+the runtime's packages, its own environment variables and role credentials). Errors come back the way Lambda returns
+them (FunctionError plus {"errorType", "errorMessage", "stackTrace"}), so Step Functions Retry/Catch match on the
+error type. A synchronous call past the function's reserved concurrency is answered 429 TooManyRequestsException;
+asynchronous ones wait and retry, as Lambda's event queue does. Powertools EMF lines printed by a handler become
+`put_metric_data` calls, and the output lands in the function's log group.
 """
 
 from __future__ import annotations
 
 import base64
-import collections
 import contextlib
-import importlib
-import io
+import hashlib
 import json
 import logging
 import sys
-import threading
 import time
-import traceback
-import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from moto.awslambda import models as lambda_models
 from moto.awslambda.models import LambdaFunction
 from moto.awslambda.utils import get_backend as get_lambda_backend
+from moto.core.exceptions import JsonRESTError
 
 from mlloop.localcloud.dispatch import AsyncDispatcher
-from mlloop.localcloud.environment import overlay_environ
-from mlloop.localcloud.stdout import captured_stdout, release_stdout
+from mlloop.localcloud.execution import envs
+from mlloop.localcloud.execution.lambda_environments import FunctionSpec, LambdaEnvironments, Outcome, ThrottledError
+from mlloop.localcloud.identity import role_credentials
 
 LOG = logging.getLogger("mlloop.localcloud")
-REPO_ROOT = Path(__file__).resolve().parents[2]
+# Lambda keeps throttled asynchronous events and retries them for up to 6 hours (Lambda Developer Guide,
+# "How Lambda handles errors and retries with asynchronous invocation"); locally an event waits this long.
+THROTTLED_EVENT_WAIT_SECONDS = 120.0
 
 
-@dataclass
-class LambdaContext:
-    """The attributes of Lambda's context object that handlers and Powertools read."""
+class TooManyRequestsError(JsonRESTError):
+    """Lambda's answer to a synchronous invocation past the function's reserved concurrency (Invoke API reference:
+    TooManyRequestsException, HTTP 429, Reason ReservedFunctionConcurrentInvocationLimitExceeded)."""
 
-    function_name: str
-    function_version: str
-    invoked_function_arn: str
-    memory_limit_in_mb: int
-    log_group_name: str
-    log_stream_name: str
-    timeout_seconds: float
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    started: float = field(default_factory=time.monotonic)
+    code = 429
 
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.timeout_seconds - (time.monotonic() - self.started)) * 1000))
-
-
-@dataclass
-class _LoadedFunction:
-    handler: Callable[[Any, Any], Any]
-    modules: dict[str, ModuleType]
+    def __init__(self, function_name: str) -> None:
+        super().__init__("TooManyRequestsException", "Rate Exceeded.")
+        self.description = json.dumps(
+            {
+                "__type": "TooManyRequestsException",
+                "Type": "User",
+                "message": "Rate Exceeded.",
+                "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded",
+            }
+        )
+        self.function_name = function_name
 
 
 def emf_to_metric_data(line: str) -> list[tuple[str, list[dict[str, Any]]]]:
@@ -101,36 +93,8 @@ def emf_to_metric_data(line: str) -> list[tuple[str, list[dict[str, Any]]]]:
     return result
 
 
-class FairLock:
-    """A lock granted in request order: a burst of queued asynchronous invocations cannot starve a
-    synchronous caller (a Step Functions task, an API request) the way threading.Lock may."""
-
-    def __init__(self) -> None:
-        self._condition = threading.Condition()
-        self._waiting: collections.deque[object] = collections.deque()
-        self._held = False
-
-    def acquire(self, timeout: float) -> bool:
-        ticket = object()
-        with self._condition:
-            self._waiting.append(ticket)
-            granted = self._condition.wait_for(lambda: not self._held and self._waiting[0] is ticket, timeout)
-            if not granted:
-                self._waiting.remove(ticket)
-                self._condition.notify_all()
-                return False
-            self._waiting.popleft()
-            self._held = True
-            return True
-
-    def release(self) -> None:
-        with self._condition:
-            self._held = False
-            self._condition.notify_all()
-
-
 class LambdaRuntime:
-    """Runs deployed functions' handlers in this process; one per running local cloud."""
+    """Runs deployed functions in their execution environments; one per running local cloud."""
 
     def __init__(
         self,
@@ -144,18 +108,20 @@ class LambdaRuntime:
         self.region = region
         self.dispatcher = dispatcher
         self._put_metric_data = put_metric_data
-        self._lock = FairLock()
+        self.environments = LambdaEnvironments()
         self._code_roots: dict[str, Path] = {}
+        self._layers: dict[str, list[str]] = {}
         self._failure_destinations: dict[str, str] = {}
         self._retry_attempts: dict[str, int] = {}
         self._log_groups: dict[str, str] = {}
-        self._loaded: dict[tuple[str, str], _LoadedFunction] = {}
         self._originals: dict[str, Any] = {}
 
-    def register_code_root(self, function_name: str, code_root: Path) -> None:
-        """Where `function_name`'s handler module is imported from (the repository root unless told)."""
+    def register_function(self, function_name: str, *, code_root: Path, layers: list[str]) -> list[str]:
+        """Where the function's code asset is unpacked and which layers it has; returns the layers no package set
+        emulates (their imports fail, as a missing layer's would)."""
         self._code_roots[function_name] = code_root
-        self._loaded = {key: value for key, value in self._loaded.items() if key[0] != function_name}
+        self._layers[function_name] = list(layers)
+        return [layer for layer in layers if envs.layer_set(layer) is None]
 
     def register_failure_destination(self, function: str, target_arn: str) -> None:
         """Where a failed asynchronous invocation goes (dead-letter queue/topic or on-failure destination)."""
@@ -175,15 +141,20 @@ class LambdaRuntime:
         runtime = self
 
         def _invoke_lambda(function: LambdaFunction, event: Any = None) -> tuple[str, bool, str]:
-            return runtime.invoke(function, event)
+            result: tuple[str, bool, str] = runtime._when_not_throttled(
+                function, lambda: runtime.invoke(function, event)
+            )
+            return result
 
         def invoke(function: LambdaFunction, body: str, request_headers: Any, response_headers: Any) -> str | bytes:
-            event = json.loads(body) if body else {}
             headers = {str(k).lower(): v for k, v in dict(request_headers or {}).items()}
             if headers.get("x-amz-invocation-type") == "Event":
-                runtime.invoke_async(function, event)
+                runtime.invoke_async(function, body or "{}")
                 return b""
-            payload, errored, logs = runtime.invoke(function, event)
+            try:
+                payload, errored, logs = runtime.invoke(function, body or "{}")
+            except ThrottledError as exc:
+                raise TooManyRequestsError(function.function_name) from exc
             if errored:
                 response_headers["x-amz-function-error"] = "Unhandled"
             response_headers["x-amz-log-result"] = base64.b64encode(logs[-4096:].encode()).decode()
@@ -194,7 +165,10 @@ class LambdaRuntime:
         ) -> None:
             original = runtime._originals["send_sns_message"]
             runtime.dispatcher.submit(
-                f"SNS -> lambda {function_name}", lambda: original(backend, function_name, message, subject, qualifier)
+                f"SNS -> lambda {function_name}",
+                lambda: runtime._when_not_throttled(
+                    function_name, lambda: original(backend, function_name, message, subject, qualifier)
+                ),
             )
 
         self._originals = {
@@ -215,7 +189,8 @@ class LambdaRuntime:
 
         def _invoke_awslambda(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
             self.dispatcher.submit(
-                f"S3 -> lambda {fn_arn}", lambda: original(account_id, event_body, fn_arn, region_name)
+                f"S3 -> lambda {fn_arn}",
+                lambda: self._when_not_throttled(fn_arn, lambda: original(account_id, event_body, fn_arn, region_name)),
             )
 
         notifications._invoke_awslambda = _invoke_awslambda
@@ -230,8 +205,21 @@ class LambdaRuntime:
         lambda_models.LambdaBackend.send_sns_message = self._originals["send_sns_message"]  # type: ignore[method-assign]
         notifications._invoke_awslambda = self._originals["s3_invoke_awslambda"]
         self._originals = {}
-        self._loaded.clear()
-        release_stdout()
+        self.environments.stop()
+
+    @staticmethod
+    def _when_not_throttled(function: Any, call: Callable[[], Any]) -> Any:
+        """Run an asynchronous delivery, waiting while the function is throttled as Lambda's event queue does."""
+        deadline = time.monotonic() + THROTTLED_EVENT_WAIT_SECONDS
+        pause = 0.05
+        while True:
+            try:
+                return call()
+            except (ThrottledError, TooManyRequestsError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
 
     def invoke_async(self, function: LambdaFunction, event: Any) -> None:
         """Queue an asynchronous invocation, retried like Lambda's (2 retries unless the function's
@@ -241,7 +229,7 @@ class LambdaRuntime:
         def run() -> None:
             attempts = 1 + self._retry_attempts.get(function.function_name, 2)
             for _ in range(attempts):
-                payload, errored, _ = self.invoke(function, event)
+                payload, errored, _ = self._when_not_throttled(function, lambda: self.invoke(function, event))
                 if not errored:
                     return
             destination = self._failure_destinations.get(function.function_name)
@@ -254,7 +242,7 @@ class LambdaRuntime:
     def _send_failure(self, function: LambdaFunction, destination: str, event: Any, payload: str) -> None:
         record = {
             "requestContext": {"functionArn": function.function_arn, "condition": "RetriesExhausted"},
-            "requestPayload": event,
+            "requestPayload": _decoded(event),
             "responsePayload": json.loads(payload),
         }
         parts = destination.split(":")
@@ -276,113 +264,88 @@ class LambdaRuntime:
         self.invoke_async(function, event)
 
     def invoke(self, function: LambdaFunction, event: Any) -> tuple[str, bool, str]:
-        """Run the handler: (JSON payload, whether it failed, captured output)."""
-        if isinstance(event, (str, bytes)):
-            with contextlib.suppress(ValueError):
-                event = json.loads(event)
-        timeout = float(function.timeout or 3)
-        if not self._lock.acquire(timeout=max(timeout, 30.0)):
-            # A handler that synchronously invokes another function while holding the lock would deadlock.
-            return (
-                self._error("Sandbox.Timedout", "local cloud: another invocation held the runtime too long"),
-                True,
-                "",
-            )
-        try:
-            return self._invoke_locked(function, event)
-        finally:
-            self._lock.release()
+        """Run one invocation in an execution environment: (JSON payload, whether it failed, the log lines).
 
-    def _environment(self, function: LambdaFunction, code_root: Path) -> dict[str, str]:
+        Raises ThrottledError when the function's reserved concurrency is in use."""
+        payload = event if isinstance(event, bytes) else (event if isinstance(event, str) else json.dumps(event))
+        outcome = self.environments.invoke(
+            self.spec(function), payload.encode() if isinstance(payload, str) else payload
+        )
+        self._publish_output(function, outcome)
+        return outcome.payload.decode("utf-8", errors="replace"), outcome.function_error is not None, outcome.logs
+
+    def spec(self, function: LambdaFunction) -> FunctionSpec:
+        """The execution environment `function` gets, from its deployed configuration."""
+        name = function.function_name
+        code_root = self._code_roots.get(name)
+        if code_root is None:
+            raise RuntimeError(f"function {name} was not deployed through the local cloud's deployer: no code asset")
+        runtime_dir = envs.runtime_set().build()
+        layer_dirs = [
+            package_set.build() for layer in self._layers.get(name, []) if (package_set := envs.layer_set(layer))
+        ]
+        credentials = role_credentials(function.role, name, region=function.region)
+        tracing_active = (function.tracing_config or {}).get("Mode") == "Active"
         environment = {
+            **{k: str(v) for k, v in (function.environment_vars or {}).items()},
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "LANG": "en_US.UTF-8",
+            "TZ": ":UTC",
+            "LAMBDA_TASK_ROOT": str(code_root),
+            "LAMBDA_RUNTIME_DIR": str(runtime_dir),
             "AWS_REGION": function.region,
             "AWS_DEFAULT_REGION": function.region,
-            "AWS_ACCESS_KEY_ID": "localcloud",
-            "AWS_SECRET_ACCESS_KEY": "localcloud",
-            "AWS_SESSION_TOKEN": "localcloud",
-            "AWS_ENDPOINT_URL": self.endpoint_url,
             "AWS_EXECUTION_ENV": f"AWS_Lambda_{function.run_time}",
-            "AWS_LAMBDA_FUNCTION_NAME": function.function_name,
+            "AWS_LAMBDA_FUNCTION_NAME": name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_size),
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
             "AWS_LAMBDA_LOG_GROUP_NAME": self.log_group(function),
-            "LAMBDA_TASK_ROOT": str(code_root),
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
             "_HANDLER": function.handler or "",
-            # No X-Ray daemon locally: Powertools' Tracer would otherwise look for a segment.
-            "POWERTOOLS_TRACE_DISABLED": "true",
+            "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            **credentials.environment(),
         }
-        environment.update({k: str(v) for k, v in (function.environment_vars or {}).items()})
-        return environment
-
-    @contextlib.contextmanager
-    def _function_scope(
-        self, environment: dict[str, str], package: str, modules: dict[str, ModuleType]
-    ) -> Iterator[None]:
-        """Overlay the function's environment and module instances; restore the process's afterwards."""
-        with overlay_environ(environment):
-            saved_modules = {name: sys.modules.pop(name) for name in list(sys.modules) if _in_package(name, package)}
-            sys.modules.update(modules)
-            try:
-                yield
-            finally:
-                modules.update(
-                    {name: sys.modules.pop(name) for name in list(sys.modules) if _in_package(name, package)}
-                )
-                sys.modules.update(saved_modules)
-
-    def _invoke_locked(self, function: LambdaFunction, event: Any) -> tuple[str, bool, str]:
-        handler_path = function.handler or ""
-        module_name, _, attribute = handler_path.rpartition(".")
-        package = module_name.split(".")[0]
-        code_root = self._code_roots.get(function.function_name, REPO_ROOT)
-        environment = self._environment(function, code_root)
-        key = (function.function_name, function.code_sha_256 or "")
-        context = LambdaContext(
-            function_name=function.function_name,
-            function_version="$LATEST",
-            invoked_function_arn=function.function_arn,
-            memory_limit_in_mb=int(function.memory_size or 128),
-            log_group_name=self.log_group(function),
-            log_stream_name=f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}",
+        if tracing_active:
+            host, port = self.environments.xray.address.split(":")
+            environment |= {
+                "AWS_XRAY_DAEMON_ADDRESS": self.environments.xray.address,
+                "_AWS_XRAY_DAEMON_ADDRESS": host,
+                "_AWS_XRAY_DAEMON_PORT": port,
+            }
+        reserved = function.reserved_concurrency
+        import_path = (code_root, *reversed(layer_dirs), runtime_dir)
+        revision = hashlib.sha256(
+            json.dumps(
+                [
+                    function.code_sha_256,
+                    function.handler,
+                    function.memory_size,
+                    function.timeout,
+                    sorted(environment.items()),
+                    [str(p) for p in import_path],
+                ],
+                default=str,
+            ).encode()
+        ).hexdigest()
+        return FunctionSpec(
+            name=name,
+            arn=function.function_arn,
+            handler=function.handler or "",
+            code_root=code_root,
+            import_path=import_path,
+            environment=environment,
+            memory_mb=int(function.memory_size or 128),
             timeout_seconds=float(function.timeout or 3),
+            reserved_concurrency=None if reserved in (None, "") else int(reserved),
+            tracing_active=tracing_active,
+            log_group=self.log_group(function),
+            revision=revision,
         )
-        output = io.StringIO()
-        loaded = self._loaded.get(key)
-        modules = loaded.modules if loaded else {}
-        errored = False
-        with self._function_scope(environment, package, modules), captured_stdout(output):
-            try:
-                if loaded is None:
-                    loaded = self._load(code_root, module_name, attribute, modules)
-                    self._loaded[key] = loaded
-                result = loaded.handler(event, context)
-                payload = json.dumps(result, default=str)
-            except Exception as exc:
-                errored = True
-                traceback.print_exc(file=output)
-                payload = self._error(type(exc).__name__, str(exc), traceback.format_tb(exc.__traceback__))
-        logs = output.getvalue()
-        self._publish_output(function, context, logs)
-        return payload, errored, logs
 
-    @staticmethod
-    def _load(code_root: Path, module_name: str, attribute: str, modules: dict[str, ModuleType]) -> _LoadedFunction:
-        sys.path.insert(0, str(code_root))
-        try:
-            importlib.invalidate_caches()
-            module = importlib.import_module(module_name)
-        finally:
-            sys.path.remove(str(code_root))
-        handler = getattr(module, attribute)
-        return _LoadedFunction(handler=handler, modules=modules)
-
-    @staticmethod
-    def _error(error_type: str, message: str, stack: list[str] | None = None) -> str:
-        return json.dumps({"errorType": error_type, "errorMessage": message, "stackTrace": stack or []})
-
-    def _publish_output(self, function: LambdaFunction, context: LambdaContext, logs: str) -> None:
+    def _publish_output(self, function: LambdaFunction, outcome: Outcome) -> None:
         echoed: list[str] = []
-        for line in logs.splitlines():
+        for line in outcome.logs.splitlines():
             metric_data = emf_to_metric_data(line)
             if not metric_data:
                 echoed.append(line)
@@ -391,25 +354,31 @@ class LambdaRuntime:
                     self._put_metric_data(namespace, data)
                 except Exception as exc:
                     LOG.warning("could not publish EMF metrics of %s: %r", function.function_name, exc)
-        if echoed:
-            sys.stdout.write("\n".join(echoed) + "\n")
-            try:
-                backend = function.logs_backend
-                backend.ensure_log_group(context.log_group_name)
-                backend.create_log_stream(context.log_group_name, context.log_stream_name)
-                now = int(time.time() * 1000)
-                backend.put_log_events(
-                    context.log_group_name,
-                    context.log_stream_name,
-                    [{"timestamp": now, "message": line} for line in logs.splitlines() if line],
-                )
-            except Exception as exc:
-                LOG.debug("could not store logs of %s: %r", function.function_name, exc)
+        handler_lines = [line for line in echoed if not line.startswith(("START ", "END ", "REPORT "))]
+        if handler_lines:
+            sys.stdout.write("\n".join(handler_lines) + "\n")
+        log_group = self.log_group(function)
+        try:
+            backend = function.logs_backend
+            backend.ensure_log_group(log_group)
+            with contextlib.suppress(Exception):
+                backend.create_log_stream(log_group, outcome.log_stream)
+            now = int(time.time() * 1000)
+            backend.put_log_events(
+                log_group,
+                outcome.log_stream,
+                [{"timestamp": now, "message": line} for line in outcome.logs.splitlines() if line],
+            )
+        except Exception as exc:
+            LOG.debug("could not store logs of %s: %r", function.function_name, exc)
+
+
+def _decoded(event: Any) -> Any:
+    if isinstance(event, (str, bytes)):
+        with contextlib.suppress(ValueError):
+            return json.loads(event)
+    return event
 
 
 def _function_name(function: str) -> str:
     return function.split(":")[6] if function.startswith("arn:") else function
-
-
-def _in_package(module_name: str, package: str) -> bool:
-    return module_name == package or module_name.startswith(package + ".")

@@ -4,10 +4,10 @@
         s3 = cloud.client("s3")
         deployment = cloud.deploy("dev")
 
-boto3, the AWS CLI and any HTTP client reach it at `cloud.endpoint_url`. Lambda handlers run in this
-process (lambdas.py), EventBridge delivers to every target kind (events.py), Step Functions executes
-definitions with scaled waits (stepfunctions.py); the SageMaker and CloudWatch emulations plug in
-through `install(cloud)` / `uninstall()` when their modules exist.
+boto3, the AWS CLI and any HTTP client reach it at `cloud.endpoint_url`. Lambda functions run in their own
+execution environments (lambdas.py, execution/), EventBridge delivers to every target kind (events.py), Step
+Functions executes definitions with scaled waits (stepfunctions.py); the SageMaker and CloudWatch emulations plug
+in through `install(cloud)` / `uninstall()` when their modules exist.
 """
 
 from __future__ import annotations
@@ -22,22 +22,20 @@ import urllib.request
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import boto3
 from botocore.config import Config
 from moto.core.config import default_user_config
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
+from mlloop.localcloud.apigateway import LocalApiGateway
+from mlloop.localcloud.deployer import Deployment, deploy_stage
 from mlloop.localcloud.dispatch import AsyncDispatcher, DeliveryFailure
 from mlloop.localcloud.environment import drop_added_variables
 from mlloop.localcloud.events import EventRouter
 from mlloop.localcloud.lambdas import LambdaRuntime
 from mlloop.localcloud.stepfunctions import ExecutionOutputs, StepFunctionsClock
-
-if TYPE_CHECKING:
-    from mlloop.localcloud.apigateway import LocalApiGateway
-    from mlloop.localcloud.deployer import Deployment
 
 LOG = logging.getLogger("mlloop.localcloud")
 ACCOUNT_ID = "123456789012"
@@ -296,8 +294,6 @@ class LocalCloud:
         A stage already deployed here is returned as it is, unless its resources vanished (something
         reset moto's state, e.g. a `mock_aws` in the same process): then it is deployed again.
         """
-        from mlloop.localcloud.deployer import deploy_stage
-
         with self._deploy_lock:
             existing = self.deployments.get(stage)
             if existing is not None and self._is_intact(existing):
@@ -321,8 +317,6 @@ class LocalCloud:
     def api_url(self, rest_api_id: str, stage: str) -> str:
         """Base URL of a deployed REST API stage, served over HTTP by the local API Gateway."""
         if self._api_gateway is None:
-            from mlloop.localcloud.apigateway import LocalApiGateway
-
             self._api_gateway = LocalApiGateway(self)
         return self._api_gateway.url(rest_api_id, stage)
 

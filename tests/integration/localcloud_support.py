@@ -21,13 +21,23 @@ ROLE = {
 }
 
 
+# The managed layers the stacks use (infra/constructs/platform_function.py); the local cloud emulates each by a
+# package set (mlloop/localcloud/execution/packages/).
+POWERTOOLS_LAYER = "arn:aws:lambda:us-east-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-x86_64:18"
+PANDAS_LAYER = "arn:aws:lambda:us-east-1:336392948345:layer:AWSSDKPandas-Python311:22"
+
+
 def unique_stage() -> str:
     """A stage name no other test uses, so physical names never collide in the shared cloud."""
     return f"t{uuid.uuid4().hex[:8]}"
 
 
-def python_function(code: str, *, environment: dict[str, Any] | None = None, **properties: Any) -> dict[str, Any]:
-    """An inline-code Python Lambda (handler `index.handler`) using the template's `Role`."""
+def python_function(
+    code: str, *, environment: dict[str, Any] | None = None, layers: list[str] | None = None, **properties: Any
+) -> dict[str, Any]:
+    """An inline-code Python Lambda (handler `index.handler`) using the template's `Role` and the given layers."""
+    if layers:
+        properties["Layers"] = layers
     return {
         "Type": "AWS::Lambda::Function",
         "Properties": {

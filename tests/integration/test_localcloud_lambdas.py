@@ -1,21 +1,32 @@
-"""Lambda handlers run in-process on the local cloud, each with its own template environment.
+"""Lambda functions run in their own execution environments on the local cloud.
 
-Given functions deployed from a template, when they are invoked through boto3, then the real code
-runs with the function's environment, Powertools settings and metrics, and errors come back the way
-Lambda returns them.
+Given functions deployed from a template, when they are invoked through boto3, then the real code runs in a
+worker process of its own, with the function's environment, its layers' packages and nothing from the host, within
+its timeout, memory and concurrency, and errors come back the way Lambda returns them.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from mlloop.localcloud import LocalCloud
 from mlloop.localcloud.deployer import Deployment
-from tests.integration.localcloud_support import ROLE, python_function, unique_stage, write_assembly
+from tests.integration.localcloud_support import (
+    PANDAS_LAYER,
+    POWERTOOLS_LAYER,
+    ROLE,
+    python_function,
+    unique_stage,
+    write_assembly,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("localcloud")]
 
@@ -39,6 +50,28 @@ POWERTOOLS_CODE = """
         }
 """
 
+UNKNOWN_LAYER = "arn:aws:lambda:us-east-1:123456789012:layer:team-pandas:3"
+USES_PANDAS = """
+    import pandas
+
+    def handler(event, context):
+        return {"pandas": pandas.__version__}
+"""
+
+# What the environment looks like from inside: its variables, its process, and when it ran.
+INTROSPECT = """
+    import os
+    import time
+
+    def handler(event, context):
+        started = time.time()
+        time.sleep(event.get("sleep", 0))
+        if event.get("allocate_mb"):
+            hoard = bytearray(event["allocate_mb"] * 1024 * 1024)
+            hoard[::4096] = b"x" * len(hoard[::4096])
+        return {"pid": os.getpid(), "environ": dict(os.environ), "started": started, "ended": time.time()}
+"""
+
 ALWAYS_FAILS = """
     def handler(event, context):
         print("attempt for", event["id"])
@@ -53,6 +86,7 @@ def deployed(local_cloud: LocalCloud, tmp_path_factory: pytest.TempPathFactory) 
         "Role": ROLE,
         "First": python_function(
             POWERTOOLS_CODE,
+            layers=[POWERTOOLS_LAYER],
             environment={
                 "GREETING": "hello from first",
                 "POWERTOOLS_SERVICE_NAME": "first-service",
@@ -61,12 +95,18 @@ def deployed(local_cloud: LocalCloud, tmp_path_factory: pytest.TempPathFactory) 
         ),
         "Second": python_function(
             POWERTOOLS_CODE,
+            layers=[POWERTOOLS_LAYER],
             environment={
                 "GREETING": "hello from second",
                 "POWERTOOLS_SERVICE_NAME": "second-service",
                 "POWERTOOLS_METRICS_NAMESPACE": f"{stage}/Second",
             },
         ),
+        "PandasWithoutLayer": python_function(USES_PANDAS),
+        "PandasWithLayer": python_function(USES_PANDAS, layers=[POWERTOOLS_LAYER, PANDAS_LAYER]),
+        "PandasFromUnknownLayer": python_function(USES_PANDAS, layers=[UNKNOWN_LAYER]),
+        "Introspect": python_function(INTROSPECT, environment={"ONLY_HERE": "introspect"}, Timeout=2, MemorySize=128),
+        "Reserved": python_function(INTROSPECT, ReservedConcurrentExecutions=1, Timeout=10),
         "DeadLetters": {"Type": "AWS::SQS::Queue", "Properties": {}},
         "FailingLogs": {"Type": "AWS::Logs::LogGroup", "Properties": {"RetentionInDays": 7}},
         "Failing": python_function(
@@ -152,3 +192,130 @@ def test_handler_code_comes_from_the_template(tmp_path: Path, local_cloud: Local
 
     result, _ = _invoke(local_cloud, deployment.physical_id("Echo"), {"x": 1})
     assert result == ["v2", {"x": 1}]
+
+
+def test_a_handler_importing_a_package_no_layer_provides_fails_as_lambda_does(
+    local_cloud: LocalCloud, deployed: Deployment
+) -> None:
+    result, error = _invoke(local_cloud, deployed.physical_id("PandasWithoutLayer"), {})
+
+    assert error == "Unhandled"
+    assert result["errorType"] == "Runtime.ImportModuleError"
+    assert result["errorMessage"] == "Unable to import module 'index': No module named 'pandas'"
+
+
+def test_the_same_handler_runs_with_the_layer_that_provides_the_package(
+    local_cloud: LocalCloud, deployed: Deployment
+) -> None:
+    result, error = _invoke(local_cloud, deployed.physical_id("PandasWithLayer"), {})
+
+    assert error is None
+    assert result == {"pandas": "2.3.0"}
+
+
+def test_a_layer_without_a_local_package_set_is_reported_and_its_imports_fail(
+    local_cloud: LocalCloud, deployed: Deployment
+) -> None:
+    result, _ = _invoke(local_cloud, deployed.physical_id("PandasFromUnknownLayer"), {})
+
+    (entry,) = [e for e in deployed.report.entries if e.logical_id == "PandasFromUnknownLayer"]
+    assert entry.status == "not emulated"
+    assert UNKNOWN_LAYER in entry.reason
+    assert result["errorType"] == "Runtime.ImportModuleError"
+
+
+def test_past_its_timeout_an_invocation_fails_and_the_next_gets_a_fresh_environment(
+    local_cloud: LocalCloud, deployed: Deployment
+) -> None:
+    function = deployed.physical_id("Introspect")
+    warm, _ = _invoke(local_cloud, function, {})
+
+    timed_out, error = _invoke(local_cloud, function, {"sleep": 5})
+    after, _ = _invoke(local_cloud, function, {})
+
+    assert error == "Unhandled"
+    assert timed_out["errorType"] == "Sandbox.Timedout"
+    assert timed_out["errorMessage"].endswith("Task timed out after 2.00 seconds")
+    assert after["pid"] != warm["pid"]
+
+
+def test_an_environment_is_reused_between_invocations(local_cloud: LocalCloud, deployed: Deployment) -> None:
+    first, _ = _invoke(local_cloud, deployed.physical_id("Introspect"), {})
+    second, _ = _invoke(local_cloud, deployed.physical_id("Introspect"), {})
+
+    assert first["pid"] == second["pid"] != os.getpid()
+
+
+def test_past_its_memory_size_the_worker_is_killed_and_the_error_says_so(
+    local_cloud: LocalCloud, deployed: Deployment
+) -> None:
+    result, error = _invoke(local_cloud, deployed.physical_id("Introspect"), {"allocate_mb": 300})
+
+    assert error == "Unhandled"
+    assert result["errorType"] == "Runtime.OutOfMemory"
+
+
+def test_a_function_sees_only_its_own_variables_and_lambdas(
+    local_cloud: LocalCloud, deployed: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLLOOP_HOST_ONLY", "the test process")
+
+    result, _ = _invoke(local_cloud, deployed.physical_id("Introspect"), {})
+
+    environ = result["environ"]
+    assert environ["ONLY_HERE"] == "introspect"
+    assert "GREETING" not in environ  # First's variable
+    assert "MLLOOP_HOST_ONLY" not in environ
+    assert environ["AWS_LAMBDA_FUNCTION_NAME"] == deployed.physical_id("Introspect")
+    assert environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "128"
+    assert environ["AWS_ACCESS_KEY_ID"] != "localcloud"  # the role's temporary credentials
+    assert environ["AWS_SESSION_TOKEN"]
+    assert "ONLY_HERE" not in os.environ
+
+
+def _invoke_together(cloud: LocalCloud, function: str, event: dict[str, Any], client: Any = None) -> list[Any]:
+    client = client or cloud.client("lambda")
+    results: list[Any] = [None, None]
+    barrier = threading.Barrier(2)
+
+    def call(index: int) -> None:
+        barrier.wait()
+        try:
+            answer = client.invoke(FunctionName=function, Payload=json.dumps(event))
+            results[index] = json.loads(answer["Payload"].read())
+        except ClientError as exc:
+            results[index] = exc
+
+    threads = [threading.Thread(target=call, args=(index,)) for index in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def test_two_concurrent_invocations_run_in_parallel_environments(local_cloud: LocalCloud, deployed: Deployment) -> None:
+    first, second = _invoke_together(local_cloud, deployed.physical_id("PandasWithLayer"), {})
+    one, other = _invoke_together(local_cloud, deployed.physical_id("Introspect"), {"sleep": 1})
+
+    assert first == second == {"pandas": "2.3.0"}
+    assert one["pid"] != other["pid"]
+    assert one["started"] < other["ended"] and other["started"] < one["ended"]
+
+
+def test_reserved_concurrency_one_throttles_the_second_of_two_overlapping_calls(
+    local_cloud: LocalCloud, deployed: Deployment
+) -> None:
+    without_retries = local_cloud.session.client(
+        "lambda", endpoint_url=local_cloud.endpoint_url, config=Config(retries={"max_attempts": 1})
+    )
+
+    results = _invoke_together(local_cloud, deployed.physical_id("Reserved"), {"sleep": 2}, without_retries)
+
+    throttled = [r for r in results if isinstance(r, ClientError)]
+    answered = [r for r in results if isinstance(r, dict)]
+    assert len(throttled) == 1 and len(answered) == 1
+    error = throttled[0].response
+    assert error["Error"]["Code"] == "TooManyRequestsException"
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 429
+    assert error["Reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded"

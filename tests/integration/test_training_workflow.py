@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import numpy as np
 import pandas as pd
 import pytest
-from botocore.exceptions import ClientError
+from moto.core.exceptions import JsonRESTError
+from moto.sagemaker.responses import SageMakerResponse
 
 from mlloop.datagen import generate_churn
 from mlloop.localcloud import LocalCloud
@@ -90,25 +91,28 @@ def year_trigger(year: int, kind: str = "manual", source: str = "integration-tes
 
 @contextlib.contextmanager
 def throttled(operation: str, run_id: str, times: int) -> Iterator[list[int]]:
-    """The first `times` calls to SageMaker `operation` for `run_id` from a Lambda handler fail with
-    ThrottlingException, as a call does once botocore has spent its own retries. Handlers share the process's
-    default boto3 session; other runs in flight are left alone."""
+    """The first `times` calls to SageMaker `operation` for `run_id` are answered ThrottlingException on every attempt
+    botocore makes, as a call fails once botocore has spent its own retries. The handlers run in their own processes,
+    so the fault is the server's: a call is counted at its first attempt (botocore's `amz-sdk-request: attempt=1`
+    header). Other runs in flight are left alone."""
     calls: list[int] = []
+    method = re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower()
+    original = getattr(SageMakerResponse, method)
 
-    def throttle(params: dict[str, Any], **_: Any) -> None:
-        if params.get("CustomerMetadataProperties", {}).get("run_id") != run_id:
-            return
-        calls.append(1)
-        if len(calls) <= times:
-            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, operation)
+    def throttle(response: SageMakerResponse) -> Any:
+        params = json.loads(response.body or "{}")
+        if params.get("CustomerMetadataProperties", {}).get("run_id") == run_id:
+            if re.match(r"attempt=1\b", str(response.headers.get("amz-sdk-request", ""))):
+                calls.append(1)
+            if len(calls) <= times:
+                raise JsonRESTError("ThrottlingException", "Rate exceeded")
+        return original(response)
 
-    events = boto3._get_default_session().events
-    event_name = f"before-parameter-build.sagemaker.{operation}"
-    events.register(event_name, throttle)
+    setattr(SageMakerResponse, method, throttle)
     try:
         yield calls
     finally:
-        events.unregister(event_name, throttle)
+        setattr(SageMakerResponse, method, original)
 
 
 def shuffled_labels(frame: pd.DataFrame) -> pd.DataFrame:

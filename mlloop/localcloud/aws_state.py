@@ -20,6 +20,7 @@ EventEmitter = Callable[..., Any]
 _bind_lock = threading.Lock()
 _emitter: EventEmitter | None = None
 _time_scale: float | None = None
+_endpoint_url: str = ""
 
 
 def time_scale() -> float:
@@ -44,18 +45,26 @@ def iso_millis(moment: datetime) -> str:
 
 
 def bind(cloud: Any) -> None:
-    """Take the cloud's time scale and send service events through its EventBridge delivery (cloud.emit_event)."""
-    global _emitter, _time_scale  # noqa: PLW0603
+    """Take the cloud's time scale and endpoint, and send service events through its EventBridge delivery."""
+    global _emitter, _time_scale, _endpoint_url  # noqa: PLW0603
     with _bind_lock:
         _emitter = cloud.emit_event
         _time_scale = getattr(cloud, "time_scale", None)
+        _endpoint_url = str(getattr(cloud, "endpoint_url", "") or "")
 
 
 def unbind() -> None:
-    global _emitter, _time_scale  # noqa: PLW0603
+    global _emitter, _time_scale, _endpoint_url  # noqa: PLW0603
     with _bind_lock:
         _emitter = None
         _time_scale = None
+        _endpoint_url = ""
+
+
+def endpoint_url() -> str:
+    """Where processes the cloud starts (training jobs, serving containers) reach its API; empty when unbound."""
+    with _bind_lock:
+        return _endpoint_url
 
 
 def emit(source: str, detail_type: str, detail: dict[str, Any], resources: list[str]) -> None:

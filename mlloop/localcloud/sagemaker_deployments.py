@@ -24,6 +24,7 @@ import math
 import re
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from mlloop.localcloud import aws_state, cloudwatch
@@ -84,10 +85,20 @@ def _variant_summaries(config: Any) -> list[dict[str, Any]]:
 
 
 def _start_fleets(account_id: str, backend: Any, config: Any, host: EndpointHost) -> list[Fleet]:
-    return [
-        start_fleet(account_id, backend, v, config.data_capture_config, host.workdir)
-        for v in config.production_variants
-    ]
+    """Every variant's serving container, started side by side as SageMaker provisions variants in parallel."""
+    variants = list(config.production_variants)
+    with ThreadPoolExecutor(max_workers=max(1, len(variants))) as pool:
+        started = [
+            pool.submit(start_fleet, account_id, backend, v, config.data_capture_config, host.workdir) for v in variants
+        ]
+        outcomes = [future.exception() or future.result() for future in started]
+    failures = [o for o in outcomes if isinstance(o, BaseException)]
+    if failures:
+        for fleet in outcomes:
+            if isinstance(fleet, Fleet):
+                fleet.server.close()
+        raise failures[0]
+    return [o for o in outcomes if isinstance(o, Fleet)]
 
 
 def create_endpoint(original: Any, backend: Any, endpoint_name: str, endpoint_config_name: str, tags: Any) -> Any:
@@ -256,7 +267,7 @@ class BlueGreenUpdate:
 
     def _complete(self) -> None:
         with self.host.lock:
-            self.host.retired.extend(self.host.fleets)
+            self.host.retire(self.host.fleets)
             self.host.fleets = self.deployment.fleets
             self.host.green = None
             self.host.flush_capture()
@@ -273,7 +284,7 @@ class BlueGreenUpdate:
     def _roll_back(self, reason: str) -> None:
         with self.host.lock:
             self.deployment.share = 0.0
-            self.host.retired.extend(self.deployment.fleets)
+            self.host.retire(self.deployment.fleets)
             self.host.green = None
         self.host.flush_capture()
         endpoint = self.endpoint

@@ -116,3 +116,18 @@ def write_s3(account_id: str, uri: str, body: bytes, *, kms_key_id: str | None =
     bucket, key = split_s3_uri(uri)
     encryption = "aws:kms" if kms_key_id else None
     _s3_backend(account_id).put_object(bucket, key, body, encryption=encryption, kms_key_id=kms_key_id)
+
+
+def put_log_lines(account_id: str, region: str, group: str, stream: str, lines: list[str]) -> None:
+    """Append lines to a CloudWatch Logs stream (created with its group when missing), as a container's output."""
+    from moto.logs.models import logs_backends
+
+    logs = logs_backends[account_id][region]
+    if group not in logs.groups:
+        logs.create_log_group(group, {})
+    if stream not in logs.groups[group].streams:
+        logs.create_log_stream(group, stream)
+    now = int(datetime.now(UTC).timestamp() * 1000)
+    events = [{"timestamp": now, "message": line} for line in lines if line.strip()]
+    if events:
+        logs.put_log_events(group, stream, events)

@@ -29,6 +29,7 @@ from typing import Any
 
 from mlloop.localcloud import aws_state, cloudwatch
 from mlloop.localcloud.sagemaker_endpoints import (
+    ContainerStartError,
     EndpointHost,
     Fleet,
     _Deployment,
@@ -84,13 +85,11 @@ def _variant_summaries(config: Any) -> list[dict[str, Any]]:
     ]
 
 
-def _start_fleets(account_id: str, backend: Any, config: Any, host: EndpointHost) -> list[Fleet]:
+def _start_fleets(backend: Any, config: Any, host: EndpointHost) -> list[Fleet]:
     """Every variant's serving container, started side by side as SageMaker provisions variants in parallel."""
     variants = list(config.production_variants)
     with ThreadPoolExecutor(max_workers=max(1, len(variants))) as pool:
-        started = [
-            pool.submit(start_fleet, account_id, backend, v, config.data_capture_config, host.workdir) for v in variants
-        ]
+        started = [pool.submit(start_fleet, backend, v, config.data_capture_config, host) for v in variants]
         outcomes = [future.exception() or future.result() for future in started]
     failures = [o for o in outcomes if isinstance(o, BaseException)]
     if failures:
@@ -115,7 +114,10 @@ def create_endpoint(original: Any, backend: Any, endpoint_name: str, endpoint_co
     host = EndpointHost(backend.account_id, backend.region_name, endpoint_name, new_workdir(endpoint_name))
     # Loading during the call keeps `Creating` unobservable but lets boto3 waiters (30 s polls) return at once.
     try:
-        host.fleets = _start_fleets(backend.account_id, backend, config, host)
+        host.fleets = _start_fleets(backend, config, host)
+    except ContainerStartError as exc:
+        endpoint.endpoint_status = "Failed"
+        endpoint.failure_reason = str(exc)
     except Exception as exc:
         endpoint.endpoint_status = "Failed"
         endpoint.failure_reason = f"Failed to start the model container: {type(exc).__name__}: {exc}"
@@ -236,7 +238,7 @@ class BlueGreenUpdate:
     def run(self) -> None:
         try:
             try:
-                fleets = _start_fleets(self.backend.account_id, self.backend, self.config, self.host)
+                fleets = _start_fleets(self.backend, self.config, self.host)
             except Exception as exc:
                 raise _RollbackError(f"Failed to start the new fleet: {type(exc).__name__}: {exc}") from exc
             with self.host.lock:

@@ -34,6 +34,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,6 @@ _SERVING_SCRIPT = Path(images.__file__).resolve().parent / "sklearn_serving.py"
 # SageMaker fails CreateEndpoint when the container does not answer /ping; its model-server timeout is 60 s.
 _START_TIMEOUT_SECONDS = 120.0
 _INVOCATION_TIMEOUT_SECONDS = 60.0
-_FAILURE_LINES = 15
 # A retired fleet keeps serving requests already routed to it for this long before its process stops.
 _RETIRE_GRACE_SECONDS = 2.0
 _CAPTURE_FLUSH_RECORDS = 1000
@@ -150,6 +150,17 @@ def _take_fault(endpoint_name: str, variant_name: str | None, kinds: tuple[str, 
 # ---------------------------------------------------------------- the model container
 
 
+class ContainerStartError(RuntimeError):
+    """A serving container that never answered /ping; its output is in the endpoint's log group."""
+
+    def __init__(self, variant: str):
+        # SageMaker's FailureReason for a container that fails its health check.
+        super().__init__(
+            f"The primary container for production variant {variant} did not pass the ping health check. "
+            "Please check CloudWatch logs for this endpoint."
+        )
+
+
 class VariantServer:
     """One production variant's serving container: the image's Python running its serving stack in a process.
 
@@ -159,9 +170,10 @@ class VariantServer:
     does the server.
     """
 
-    def __init__(self, root: Path, process: subprocess.Popen[str]):
+    def __init__(self, root: Path, process: subprocess.Popen[str], log: Callable[[str], None]):
         self.root = root
         self.process = process
+        self.log = log
         self.port = 0
         self.output: collections.deque[str] = collections.deque(maxlen=200)
         self._ready = threading.Event()
@@ -176,10 +188,20 @@ class VariantServer:
                 self._ready.set()
                 continue
             self.output.append(line.rstrip("\n"))
+            with contextlib.suppress(Exception):
+                self.log(line.rstrip("\n"))
         self._ready.set()
 
     @classmethod
-    def start(cls, image: images.ImageEnvironment, environment: dict[str, str], root: Path) -> VariantServer:
+    def start(
+        cls,
+        image: images.ImageEnvironment,
+        environment: dict[str, str],
+        root: Path,
+        *,
+        variant: str,
+        log: Callable[[str], None],
+    ) -> VariantServer:
         python = image.require().python()
         env = {
             **images.at_root(image.container_environment, root),
@@ -197,13 +219,12 @@ class VariantServer:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        server = cls(root, process)
+        server = cls(root, process, log)
         _live_servers.add(server)
         server._ready.wait(_START_TIMEOUT_SECONDS)
         if not server.port:
             server.close()
-            tail = "\n".join(list(server.output)[-_FAILURE_LINES:])
-            raise RuntimeError(f"the serving container exited before answering /ping:\n{tail}")
+            raise ContainerStartError(variant)
         return server
 
     def invoke(self, body: bytes, content_type: str, accept: str, custom_attributes: str | None) -> tuple[bytes, str]:
@@ -277,10 +298,9 @@ def _extract(archive: bytes, target: Path) -> None:
         tar.extractall(target, filter="data")
 
 
-def start_fleet(
-    account_id: str, backend: Any, variant: dict[str, Any], capture: dict[str, Any], workdir: Path
-) -> Fleet:
+def start_fleet(backend: Any, variant: dict[str, Any], capture: dict[str, Any], host: EndpointHost) -> Fleet:
     """Download and extract one variant's model (SageMaker's part), then start its serving container."""
+    account_id, workdir, endpoint = host.account_id, host.workdir, host.name
     model, container = _model(backend, variant["ModelName"])
     image = images.for_image(str(container.get("Image", "")))
     root = workdir / f"{variant['VariantName']}-{uuid.uuid4().hex[:8]}"
@@ -299,13 +319,19 @@ def start_fleet(
     }
     if aws_state.endpoint_url():
         environment["AWS_ENDPOINT_URL"] = aws_state.endpoint_url()
+    # SageMaker's log stream per instance: <variant>/<instance id>.
+    stream = f"{variant['VariantName']}/i-{uuid.uuid4().hex[:17]}"
+
+    def log(line: str) -> None:
+        aws_state.put_log_lines(account_id, region, f"/aws/sagemaker/Endpoints/{endpoint}", stream, [line])
+
     return Fleet(
         variant_name=variant["VariantName"],
         model_name=variant["ModelName"],
         instance_type=variant.get("InstanceType"),
         instance_count=int(variant.get("InitialInstanceCount") or 1),
         weight=float(variant.get("InitialVariantWeight", 1.0)),
-        server=VariantServer.start(image, environment, root),
+        server=VariantServer.start(image, environment, root, variant=variant["VariantName"], log=log),
         capture=capture,
     )
 

@@ -289,17 +289,8 @@ class TrainingRun:
 
     def _write_logs(self, text: str) -> None:
         """The process output in CloudWatch Logs, where SageMaker puts a training container's."""
-        from moto.logs.models import logs_backends
-
-        logs = logs_backends[self.account_id][self.region]
-        group, stream = "/aws/sagemaker/TrainingJobs", f"{self.job.training_job_name}/algo-1-{int(time.time())}"
-        if group not in logs.groups:
-            logs.create_log_group(group, {})
-        logs.create_log_stream(group, stream)
-        now = int(time.time() * 1000)
-        events = [{"timestamp": now, "message": line} for line in text.splitlines() if line.strip()]
-        if events:
-            logs.put_log_events(group, stream, events)
+        stream = f"{self.job.training_job_name}/algo-1-{int(time.time())}"
+        aws_state.put_log_lines(self.account_id, self.region, "/aws/sagemaker/TrainingJobs", stream, text.splitlines())
 
     def stop(self) -> None:
         self.stop_requested.set()

@@ -28,10 +28,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("localcloud")]
 
 BUCKET = "sagemaker-emulation-test"
 ROLE = "arn:aws:iam::123456789012:role/sagemaker"
+IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.9-0-cpu-py3"
+# What the SageMaker SDK sets for a model whose archive carries code/inference.py.
+SERVING_ENV = {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"}
 # Names unique to this module: the cloud is shared by every integration test of the process.
 MODEL_PREFIX = f"emu-{uuid.uuid4().hex[:6]}"
 
-# A minimal model honouring the agreed serving contract: client errors carry status_code 400.
+# A minimal model for the scikit-learn serving container; its stack hands input_fn JSON and CSV bodies as str.
 INFERENCE_PY = """
 import dataclasses
 import json
@@ -57,7 +60,7 @@ def model_fn(model_dir):
 
 def input_fn(body, content_type):
     if content_type == "text/csv":
-        return [{"x": float(row)} for row in body.decode().splitlines()]
+        return [{"x": float(row)} for row in body.splitlines()]
     record = json.loads(body)
     records = record["instances"] if "instances" in record else [record]
     bad = {i: "missing" for i, r in enumerate(records) if "x" not in r}
@@ -83,7 +86,7 @@ TRAIN_PY = """
 import argparse, json, os, pathlib, sys
 
 parser = argparse.ArgumentParser()
-parser.add_argument("--w", type=float)
+parser.add_argument("--weight", type=float)
 parser.add_argument("--fail", default="no")
 parser.add_argument("--params", default="")
 parser.add_argument("--sleep", type=float, default=0)
@@ -98,7 +101,7 @@ rows = sorted(str(p.relative_to(train)) for p in train.rglob("*") if p.is_file()
 listed = pathlib.Path(os.environ["SM_CHANNEL_LISTED"])
 rows += sorted("listed/" + str(p.relative_to(listed)) for p in listed.rglob("*") if p.is_file())
 model = pathlib.Path(os.environ["SM_MODEL_DIR"])
-(model / "model.json").write_text(json.dumps({"w": args.w, "rows": rows, "params": args.params}))
+(model / "model.json").write_text(json.dumps({"w": args.weight, "rows": rows, "params": args.params}))
 (model / "code").mkdir()
 (model / "code" / "inference.py").write_text(open(os.path.join(os.path.dirname(__file__), "serve.py")).read())
 out = pathlib.Path(os.environ["SM_OUTPUT_DATA_DIR"])
@@ -130,16 +133,20 @@ def cloud(local_cloud: LocalCloud) -> LocalCloud:
             ModelName=f"{MODEL_PREFIX}-{version}",
             ExecutionRoleArn=ROLE,
             PrimaryContainer={
-                "Image": "sklearn",
+                "Image": IMAGE,
                 "ModelDataUrl": f"s3://{BUCKET}/models/{version}.tar.gz",
-                "Environment": {"MODEL_VERSION": version},
+                "Environment": {**SERVING_ENV, "MODEL_VERSION": version},
             },
         )
     s3.put_object(Bucket=BUCKET, Key="models/broken.tar.gz", Body=tar_files({"model.json": "{}"}))
     sm.create_model(
         ModelName=f"{MODEL_PREFIX}-broken",
         ExecutionRoleArn=ROLE,
-        PrimaryContainer={"Image": "sklearn", "ModelDataUrl": f"s3://{BUCKET}/models/broken.tar.gz"},
+        PrimaryContainer={
+            "Image": IMAGE,
+            "ModelDataUrl": f"s3://{BUCKET}/models/broken.tar.gz",
+            "Environment": SERVING_ENV,
+        },
     )
     return local_cloud
 
@@ -232,15 +239,26 @@ def test_traffic_is_split_by_variant_weight_and_a_target_variant_is_honoured(clo
     assert (variant, body["model_version"]) == ("v1", "v1")
 
 
-def test_client_errors_from_the_model_are_model_errors_with_the_original_400(cloud: LocalCloud) -> None:
+def test_an_exception_in_the_model_code_is_the_serving_containers_500_with_the_traceback_in_its_log(
+    cloud: LocalCloud,
+) -> None:
+    # The scikit-learn container serves through sagemaker-containers' Flask worker: an exception from input_fn
+    # (here one carrying status_code 400, which only sagemaker-inference-toolkit containers honour) is a 500.
     endpoint = _endpoint(cloud, _config(cloud, {"v1": 1.0}))
     with pytest.raises(ClientError) as raised:
         _invoke(cloud, endpoint, {"y": 1.0})
     error = raised.value.response
     assert error["Error"]["Code"] == "ModelError"
-    assert error["OriginalStatusCode"] == 400
-    assert json.loads(error["OriginalMessage"]) == {"error": "invalid request", "fields": {"x": "missing"}}
-    assert _metric_sum(cloud, endpoint, "v1", "Invocation4XXErrors") == 1.0
+    assert error["OriginalStatusCode"] == 500
+    assert "Internal Server Error" in error["OriginalMessage"]
+    assert _metric_sum(cloud, endpoint, "v1", "Invocation5XXErrors") == 1.0
+    logs, group = cloud.client("logs"), f"/aws/sagemaker/Endpoints/{endpoint}"
+    [stream] = logs.describe_log_streams(logGroupName=group)["logStreams"]
+    assert stream["logStreamName"].startswith("v1/i-")
+    logged = [
+        e["message"] for e in logs.get_log_events(logGroupName=group, logStreamName=stream["logStreamName"])["events"]
+    ]
+    assert any("invalid request" in line for line in logged)
 
 
 def test_a_missing_endpoint_is_a_validation_error(cloud: LocalCloud) -> None:
@@ -258,7 +276,14 @@ def test_an_endpoint_whose_model_cannot_load_is_failed_with_the_reason(cloud: Lo
     endpoint = _endpoint(cloud, f"{MODEL_PREFIX}-broken")
     described = cloud.client("sagemaker").describe_endpoint(EndpointName=endpoint)
     assert described["EndpointStatus"] == "Failed"
-    assert "code/inference.py" in described["FailureReason"]
+    assert described["FailureReason"] == (
+        "The primary container for production variant b did not pass the ping health check. "
+        "Please check CloudWatch logs for this endpoint."
+    )
+    logs, group = cloud.client("logs"), f"/aws/sagemaker/Endpoints/{endpoint}"
+    [stream] = logs.describe_log_streams(logGroupName=group)["logStreams"]
+    logged = logs.get_log_events(logGroupName=group, logStreamName=stream["logStreamName"])["events"]
+    assert any("No such file or directory" in e["message"] and "model/code" in e["message"] for e in logged)
 
 
 def test_invocations_are_recorded_as_aws_sagemaker_metrics(cloud: LocalCloud) -> None:
@@ -515,7 +540,7 @@ def _training_job(cloud: LocalCloud, **hyperparameters: str) -> str:
     cloud.client("sagemaker").create_training_job(
         TrainingJobName=name,
         AlgorithmSpecification={
-            "TrainingImage": "sklearn",
+            "TrainingImage": IMAGE,
             "TrainingInputMode": "File",
             "MetricDefinitions": [{"Name": "validation:auc", "Regex": "validation:auc=([0-9.]+)"}],
         },
@@ -555,7 +580,7 @@ def _finished(cloud: LocalCloud, name: str) -> dict[str, Any]:
 
 
 def test_a_training_job_runs_the_entry_point_and_uploads_its_model(cloud: LocalCloud) -> None:
-    name = _training_job(cloud, w="0.5", params='{"C": 1.0, "a": "b"}')
+    name = _training_job(cloud, weight="0.5", params='{"C": 1.0, "a": "b"}')
     assert cloud.client("sagemaker").describe_training_job(TrainingJobName=name)["TrainingJobStatus"] == "InProgress"
 
     job = _finished(cloud, name)
@@ -586,18 +611,22 @@ def test_a_training_job_runs_the_entry_point_and_uploads_its_model(cloud: LocalC
     env = json.loads(
         _untar(s3.get_object(Bucket=BUCKET, Key=f"jobs/{name}/output/output.tar.gz")["Body"].read())["env.json"]
     )
-    assert json.loads(env["SM_HPS"]) == {"w": 0.5, "params": {"C": 1.0, "a": "b"}}
+    assert json.loads(env["SM_HPS"]) == {"weight": 0.5, "params": {"C": 1.0, "a": "b"}}
     assert json.loads(env["SM_CHANNELS"]) == ["listed", "train"]
 
 
 def test_a_trained_model_can_be_hosted(cloud: LocalCloud) -> None:
-    name = _training_job(cloud, w="2.0")
+    name = _training_job(cloud, weight="2.0")
     artifact = _finished(cloud, name)["ModelArtifacts"]["S3ModelArtifacts"]
     sm = cloud.client("sagemaker")
     sm.create_model(
         ModelName=f"model-{name}",
         ExecutionRoleArn=ROLE,
-        PrimaryContainer={"Image": "sklearn", "ModelDataUrl": artifact, "Environment": {"MODEL_VERSION": name}},
+        PrimaryContainer={
+            "Image": IMAGE,
+            "ModelDataUrl": artifact,
+            "Environment": {**SERVING_ENV, "MODEL_VERSION": name},
+        },
     )
     sm.create_endpoint_config(
         EndpointConfigName=name,
@@ -608,7 +637,7 @@ def test_a_trained_model_can_be_hosted(cloud: LocalCloud) -> None:
 
 
 def test_a_failing_script_fails_the_job_with_its_error(cloud: LocalCloud) -> None:
-    job = _finished(cloud, _training_job(cloud, w="1", fail="yes"))
+    job = _finished(cloud, _training_job(cloud, weight="1", fail="yes"))
     assert job["TrainingJobStatus"] == "Failed"
     assert "ExitCode 3" in job["FailureReason"]
     assert "training blew up: no rows" in job["FailureReason"]
@@ -623,7 +652,7 @@ def test_a_failing_script_fails_the_job_with_its_error(cloud: LocalCloud) -> Non
 
 def test_a_stopped_training_job_ends_stopped(cloud: LocalCloud) -> None:
     sm = cloud.client("sagemaker")
-    name = _training_job(cloud, w="1", sleep="30")
+    name = _training_job(cloud, weight="1", sleep="30")
     _wait_until(lambda: sm.describe_training_job(TrainingJobName=name)["SecondaryStatus"] == "Training")
     sm.stop_training_job(TrainingJobName=name)
     job = _finished(cloud, name)
@@ -653,7 +682,7 @@ def test_the_model_registry_defaults_keeps_fields_deletes_and_emits_state_change
         ModelPackageDescription="candidate",
         CustomerMetadataProperties={"model_version": "v7"},
         InferenceSpecification={
-            "Containers": [{"Image": "sklearn", "ModelDataUrl": f"s3://{BUCKET}/models/v1.tar.gz"}],
+            "Containers": [{"Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/models/v1.tar.gz"}],
             "SupportedContentTypes": ["application/json"],
             "SupportedResponseMIMETypes": ["application/json"],
         },

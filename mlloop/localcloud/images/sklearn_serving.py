@@ -21,6 +21,7 @@ import importlib
 import json
 import os
 import sys
+import threading
 from typing import Any
 
 import numpy as np
@@ -57,7 +58,14 @@ def user_transformer(module: Any) -> Any:
     )
 
 
+def _exit_with_parent() -> None:
+    """The local cloud holds this process's stdin: end of file means it has gone, and so does this server."""
+    sys.stdin.read()
+    os._exit(0)
+
+
 def main() -> None:
+    threading.Thread(target=_exit_with_parent, daemon=True).start()
     serving = env.ServingEnv()
     code_dir = os.path.join(os.environ["SAGEMAKER_BASE_DIR"], "code")
     files.download_and_extract(serving.module_dir, code_dir)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import tarfile
 import time
 import uuid
@@ -90,7 +91,10 @@ parser.add_argument("--weight", type=float)
 parser.add_argument("--fail", default="no")
 parser.add_argument("--params", default="")
 parser.add_argument("--sleep", type=float, default=0)
+parser.add_argument("--plot", default="no")
 args = parser.parse_args()
+if args.plot == "yes":
+    import matplotlib
 if args.fail == "yes":
     print("training blew up: no rows", file=sys.stderr)
     sys.exit(3)
@@ -105,7 +109,7 @@ model = pathlib.Path(os.environ["SM_MODEL_DIR"])
 (model / "code").mkdir()
 (model / "code" / "inference.py").write_text(open(os.path.join(os.path.dirname(__file__), "serve.py")).read())
 out = pathlib.Path(os.environ["SM_OUTPUT_DATA_DIR"])
-(out / "env.json").write_text(json.dumps({k: v for k, v in os.environ.items() if k.startswith("SM_")}))
+(out / "env.json").write_text(json.dumps({**os.environ, "python": sys.version, "executable": sys.executable}))
 print("validation:auc=0.87")
 """
 
@@ -229,6 +233,48 @@ def test_an_endpoint_serves_the_real_model_with_its_container_environment(cloud:
     }
     csv = cloud.client("sagemaker-runtime").invoke_endpoint(EndpointName=endpoint, Body=b"3\n", ContentType="text/csv")
     assert json.loads(csv["Body"].read())["predictions"] == [{"probability": 0.6, "label": 1}]
+
+
+PROBE_PY = """
+import json, os, sys
+
+def model_fn(model_dir):
+    return None
+
+def input_fn(body, content_type):
+    return body
+
+def predict_fn(data, model):
+    return data
+
+def output_fn(prediction, accept):
+    keys = sorted(os.environ)
+    return json.dumps({"pid": os.getpid(), "python": sys.version, "keys": keys, "version": os.environ["MODEL_VERSION"]})
+"""
+
+
+def test_each_variant_serves_from_its_own_process_in_the_image_environment(cloud: LocalCloud) -> None:
+    s3, sm = cloud.client("s3"), cloud.client("sagemaker")
+    s3.put_object(Bucket=BUCKET, Key="models/probe.tar.gz", Body=tar_files({"code/inference.py": PROBE_PY}))
+    for version in ("p1", "p2"):
+        sm.create_model(
+            ModelName=f"{MODEL_PREFIX}-{version}",
+            ExecutionRoleArn=ROLE,
+            PrimaryContainer={
+                "Image": IMAGE,
+                "ModelDataUrl": f"s3://{BUCKET}/models/probe.tar.gz",
+                "Environment": {**SERVING_ENV, "MODEL_VERSION": version},
+            },
+        )
+    endpoint = _endpoint(cloud, _config(cloud, {"p1": 1.0, "p2": 1.0}))
+
+    answers = {variant: _invoke(cloud, endpoint, {}, TargetVariant=variant)[0] for variant in ("p1", "p2")}
+
+    assert {a["version"] for a in answers.values()} == {"p1", "p2"}
+    assert len({answers["p1"]["pid"], answers["p2"]["pid"], os.getpid()}) == 3
+    assert all(a["python"].startswith("3.12.") for a in answers.values())
+    assert "PYTEST_CURRENT_TEST" not in answers["p1"]["keys"]
+    assert "MODEL_VERSION" not in os.environ
 
 
 def test_traffic_is_split_by_variant_weight_and_a_target_variant_is_honoured(cloud: LocalCloud) -> None:
@@ -636,18 +682,58 @@ def test_a_trained_model_can_be_hosted(cloud: LocalCloud) -> None:
     assert _invoke(cloud, endpoint, {"x": 0.25})[0]["predictions"] == [{"probability": 0.5, "label": 1}]
 
 
-def test_a_failing_script_fails_the_job_with_its_error(cloud: LocalCloud) -> None:
-    job = _finished(cloud, _training_job(cloud, weight="1", fail="yes"))
-    assert job["TrainingJobStatus"] == "Failed"
-    assert "ExitCode 3" in job["FailureReason"]
-    assert "training blew up: no rows" in job["FailureReason"]
-    assert "ModelArtifacts" not in job
+def _job_log(cloud: LocalCloud, job_name: str) -> list[str]:
     logs = cloud.client("logs")
     [stream] = logs.describe_log_streams(
-        logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix=f"{job['TrainingJobName']}/"
+        logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix=f"{job_name}/"
     )["logStreams"]
     logged = logs.get_log_events(logGroupName="/aws/sagemaker/TrainingJobs", logStreamName=stream["logStreamName"])
-    assert "training blew up: no rows" in [e["message"] for e in logged["events"]]
+    return [e["message"] for e in logged["events"]]
+
+
+def test_a_failing_script_fails_the_job_as_the_training_toolkit_reports_it(cloud: LocalCloud) -> None:
+    job = _finished(cloud, _training_job(cloud, weight="1", fail="yes"))
+    assert job["TrainingJobStatus"] == "Failed"
+    # The scikit-learn container runs the script without capturing stderr: the toolkit's report has an empty
+    # ErrorMessage, and the script's own words are in the job's log.
+    assert job["FailureReason"].startswith('AlgorithmError: ExecuteUserScriptError:\nExitCode 3\nErrorMessage ""')
+    assert job["FailureReason"].endswith('training/train.py --fail yes --weight 1"')
+    assert "ModelArtifacts" not in job
+    assert "training blew up: no rows" in _job_log(cloud, job["TrainingJobName"])
+
+
+def test_a_script_importing_a_package_the_image_lacks_fails_its_job_with_that_error(cloud: LocalCloud) -> None:
+    # The project's virtualenv has matplotlib; the scikit-learn 1.9-0 image does not.
+    job = _finished(cloud, _training_job(cloud, weight="1", plot="yes"))
+    assert job["TrainingJobStatus"] == "Failed"
+    assert "ExitCode 1" in job["FailureReason"]
+    assert "ModuleNotFoundError: No module named 'matplotlib'" in _job_log(cloud, job["TrainingJobName"])
+
+
+def test_a_training_job_sees_only_its_container_environment(cloud: LocalCloud) -> None:
+    name = _training_job(cloud, weight="1")
+    job = _finished(cloud, name)
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    env = json.loads(
+        _untar(cloud.client("s3").get_object(Bucket=BUCKET, Key=f"jobs/{name}/output/output.tar.gz")["Body"].read())[
+            "env.json"
+        ]
+    )
+    assert env["python"].startswith("3.12.")
+    assert ".localcloud" not in env["executable"] and "/.venv/" not in env["executable"]
+    assert "PYTEST_CURRENT_TEST" not in env and "VIRTUAL_ENV" not in env
+    assert (env["STAGE"], env["TRAINING_JOB_NAME"], env["AWS_REGION"]) == ("test", name, "us-east-1")
+    assert env["AWS_ENDPOINT_URL"] == cloud.endpoint_url
+    assert env["AWS_ACCESS_KEY_ID"] != "localcloud" and env["AWS_SESSION_TOKEN"]
+    as_job = cloud.session.client(
+        "sts",
+        endpoint_url=cloud.endpoint_url,
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=env["AWS_SESSION_TOKEN"],
+    )
+    assert as_job.get_caller_identity()["Arn"] == f"arn:aws:sts::123456789012:assumed-role/sagemaker/{name}"
+    assert json.loads(env["SM_HOSTS"]) == ["localhost"]
 
 
 def test_a_stopped_training_job_ends_stopped(cloud: LocalCloud) -> None:

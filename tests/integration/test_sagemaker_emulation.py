@@ -20,6 +20,10 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ReadTimeoutError
 
+from functions.shared.contract import load_contract
+from infra.constructs.platform_function import REPO_ROOT
+from infra.constructs.training_source_bundle import ENTRY_POINT, build_source_tarball
+from mlloop.datagen import generate_churn
 from mlloop.localcloud import LocalCloud
 from mlloop.localcloud import sagemaker as local_sagemaker
 from mlloop.localcloud.sagemaker_deployments import _shift_plan
@@ -743,6 +747,69 @@ def test_a_stopped_training_job_ends_stopped(cloud: LocalCloud) -> None:
     sm.stop_training_job(TrainingJobName=name)
     job = _finished(cloud, name)
     assert (job["TrainingJobStatus"], job["SecondaryStatus"]) == ("Stopped", "Stopped")
+
+
+def test_the_projects_training_bundle_trains_in_the_image_environment_and_its_model_serves_there(
+    cloud: LocalCloud,
+) -> None:
+    contract = load_contract("churn")
+    frame = generate_churn(3000, seed=5, start=datetime(2025, 1, 1, tzinfo=UTC), months=6)
+    s3, sm = cloud.client("s3"), cloud.client("sagemaker")
+    parquet = io.BytesIO()
+    frame.to_parquet(parquet, index=False)
+    s3.put_object(Bucket=BUCKET, Key="bundle-run/curated/part-0.parquet", Body=parquet.getvalue())
+    s3.put_object(Bucket=BUCKET, Key="bundle-run/sourcedir.tar.gz", Body=build_source_tarball(REPO_ROOT))
+    name = f"bundle-{uuid.uuid4().hex[:8]}"
+    sm.create_training_job(
+        TrainingJobName=name,
+        AlgorithmSpecification={"TrainingImage": IMAGE, "TrainingInputMode": "File"},
+        RoleArn=ROLE,
+        HyperParameters={
+            "sagemaker_program": ENTRY_POINT,
+            "sagemaker_submit_directory": f"s3://{BUCKET}/bundle-run/sourcedir.tar.gz",
+            "dataset": "churn",
+            "min_slice_rows": "50",
+            "latency_samples": "10",
+        },
+        InputDataConfig=[
+            {
+                "ChannelName": "train",
+                "DataSource": {
+                    "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/bundle-run/curated/"}
+                },
+            }
+        ],
+        OutputDataConfig={"S3OutputPath": f"s3://{BUCKET}/bundle-run/output"},
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
+        StoppingCondition={"MaxRuntimeInSeconds": 600},
+    )
+    job = _finished(cloud, name)
+    assert job["TrainingJobStatus"] == "Completed", "\n".join(_job_log(cloud, name)[-30:])
+    model = _untar(s3.get_object(Bucket=BUCKET, Key=f"bundle-run/output/{name}/output/model.tar.gz")["Body"].read())
+    assert {"model.joblib", "code/inference.py", "plots/roc.svg"} <= set(model)
+    assert json.loads(model["model_metadata.json"])["packages"]["scikit-learn"] == "1.9.0"
+
+    sm.create_model(
+        ModelName=f"model-{name}",
+        ExecutionRoleArn=ROLE,
+        PrimaryContainer={
+            "Image": IMAGE,
+            "ModelDataUrl": job["ModelArtifacts"]["S3ModelArtifacts"],
+            "Environment": {**SERVING_ENV, "MODEL_VERSION": name},
+        },
+    )
+    sm.create_endpoint_config(
+        EndpointConfigName=name,
+        ProductionVariants=[{"VariantName": "trained", "ModelName": f"model-{name}", "InstanceType": "ml.m5.large"}],
+    )
+    record = {feature: _json_value(frame.iloc[0][feature]) for feature in contract.feature_names}
+    answer, _ = _invoke(cloud, _endpoint(cloud, name), record)
+    assert answer["model_version"] == name
+    assert 0.0 <= answer["predictions"][0]["probability"] <= 1.0
+
+
+def _json_value(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
 
 
 # ---------------------------------------------------------------- registry

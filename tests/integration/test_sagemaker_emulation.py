@@ -753,7 +753,7 @@ def test_the_projects_training_bundle_trains_in_the_image_environment_and_its_mo
     cloud: LocalCloud,
 ) -> None:
     contract = load_contract("churn")
-    frame = generate_churn(3000, seed=5, start=datetime(2025, 1, 1, tzinfo=UTC), months=6)
+    frame = generate_churn(4000, seed=5, start=datetime(2025, 1, 1, tzinfo=UTC), months=12)
     s3, sm = cloud.client("s3"), cloud.client("sagemaker")
     parquet = io.BytesIO()
     frame.to_parquet(parquet, index=False)

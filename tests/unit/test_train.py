@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tarfile
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 import pytest
@@ -27,10 +28,10 @@ ARTIFACTS = {
     "fallback_model.json",
     "drift_baseline.json",
     "model_card.json",
-    "plots/roc.png",
-    "plots/precision_recall.png",
-    "plots/calibration.png",
-    "plots/confusion_matrix.png",
+    "plots/roc.svg",
+    "plots/precision_recall.svg",
+    "plots/calibration.svg",
+    "plots/confusion_matrix.svg",
     "code/inference.py",
 }
 
@@ -42,7 +43,9 @@ def _files(root: Path) -> set[str]:
 def test_given_generated_data_when_trained_then_the_model_dir_holds_every_artifact() -> None:
     model = trained()
     assert _files(model.model_dir) >= ARTIFACTS
-    assert (model.model_dir / "plots" / "roc.png").read_bytes()[:4] == b"\x89PNG"
+    roc = ElementTree.parse(model.model_dir / "plots" / "roc.svg").getroot()
+    assert roc.tag == "{http://www.w3.org/2000/svg}svg"
+    assert len(roc.findall("{http://www.w3.org/2000/svg}polyline")) == 2  # baseline and candidate
 
 
 def test_given_generated_data_when_trained_then_the_model_passes_the_default_gate() -> None:

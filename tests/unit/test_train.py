@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from tests.unit.training_support import churn_frame, trained, training_config
+from training.data import TrainingDataError
 from training.gate import GatePolicy, evaluate_gate
 from training.pipeline import model_input, positive_probabilities
 from training.train import EVALUATION_FILE, main, parse_args, run_training
@@ -179,6 +180,20 @@ def test_given_curated_parquet_when_run_as_a_script_then_the_sagemaker_contract_
     assert summary["files"] == 12
     assert _files(tmp_path / "model") >= ARTIFACTS
     assert (tmp_path / "output" / "evaluation.json").exists()
+
+
+def test_given_a_channel_without_data_when_run_then_the_reason_is_left_in_sm_output_dir_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "train").mkdir()
+    monkeypatch.setenv("SM_CHANNEL_TRAIN", str(tmp_path / "train"))
+    monkeypatch.setenv("SM_MODEL_DIR", str(tmp_path / "model"))
+    monkeypatch.setenv("SM_OUTPUT_DIR", str(tmp_path / "output"))
+    with pytest.raises(TrainingDataError):
+        main([])
+    assert (
+        tmp_path / "output" / "failure"
+    ).read_text() == f"TrainingDataError: no Parquet files under {tmp_path / 'train'}"
 
 
 def test_given_a_local_run_when_asked_for_an_archive_then_model_tar_gz_has_the_files_at_its_root(

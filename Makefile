@@ -8,6 +8,8 @@ export AWS_DEFAULT_REGION ?= us-east-1
 STAMP := .venv/.installed
 TOOLS_STAMP := .venv-tools/.installed
 NPM_STAMP := node_modules/.installed
+# The SageMaker framework images' Python environments the local cloud runs training jobs and endpoints in.
+IMAGE_ENVS_STAMP := .localcloud/envs/.installed
 
 .PHONY: help setup demo test lint synth checkov unit e2e bench bench-tiny local-cloud clean
 
@@ -29,7 +31,11 @@ $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 	touch $@
 
-setup: $(STAMP) $(NPM_STAMP) $(TOOLS_STAMP)  ## .venv with pinned packages, the pinned CDK CLI, checkov in .venv-tools
+$(IMAGE_ENVS_STAMP): $(STAMP) $(wildcard mlloop/localcloud/images/*.txt)
+	$(PY) -m mlloop.localcloud.images build
+	touch $@
+
+setup: $(STAMP) $(NPM_STAMP) $(TOOLS_STAMP) $(IMAGE_ENVS_STAMP)  ## .venv, the CDK CLI, checkov, SageMaker image envs
 
 demo: setup  ## the whole story on the embedded local AWS
 	$(PY) -m mlloop.demo

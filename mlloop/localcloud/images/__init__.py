@@ -254,6 +254,17 @@ def build_all(*, force: bool = False) -> list[str]:
     return notes
 
 
+def report_for(uri: str) -> str | None:
+    """What the deployment report says about an image a template names, or None when it runs as on AWS."""
+    try:
+        image = for_image(uri)
+    except ImageNotEmulatedError as missing:
+        return f"training jobs and endpoints on it fail locally: {missing}"
+    if not image.is_built():
+        return f"image {image.repository}:{image.tag_prefix}: local environment not built (make setup)"
+    return image.substitution_note()
+
+
 def deployment_notes() -> list[str]:
     """What the deployment report says about the image environments (substituted Pythons, missing builds)."""
     notes = []
@@ -280,4 +291,5 @@ __all__ = [
     "deployment_notes",
     "find_python",
     "for_image",
+    "report_for",
 ]

@@ -6,9 +6,11 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export AWS_DEFAULT_REGION ?= us-east-1
 STAMP := .venv/.installed
-LAMBDA_ENVS_STAMP := .localcloud/envs/.installed
+LAMBDA_ENVS_STAMP := .localcloud/envs/.lambda-installed
 TOOLS_STAMP := .venv-tools/.installed
 NPM_STAMP := node_modules/.installed
+# The SageMaker framework images' Python environments the local cloud runs training jobs and endpoints in.
+IMAGE_ENVS_STAMP := .localcloud/envs/.images-installed
 
 .PHONY: help setup demo test lint synth checkov unit e2e bench bench-tiny local-cloud clean
 
@@ -35,7 +37,11 @@ $(LAMBDA_ENVS_STAMP): $(STAMP) $(wildcard mlloop/localcloud/execution/packages/*
 	$(PY) -m mlloop.localcloud.execution.envs
 	touch $@
 
-setup: $(STAMP) $(NPM_STAMP) $(TOOLS_STAMP) $(LAMBDA_ENVS_STAMP)  ## .venv with pinned packages, the pinned CDK CLI, checkov in .venv-tools, the Lambda package sets
+$(IMAGE_ENVS_STAMP): $(STAMP) $(wildcard mlloop/localcloud/images/*.txt)
+	$(PY) -m mlloop.localcloud.images build
+	touch $@
+
+setup: $(STAMP) $(NPM_STAMP) $(TOOLS_STAMP) $(LAMBDA_ENVS_STAMP) $(IMAGE_ENVS_STAMP)  ## .venv, the CDK CLI, checkov, the Lambda package sets and SageMaker image envs
 
 demo: setup  ## the whole story on the embedded local AWS
 	$(PY) -m mlloop.demo

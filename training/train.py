@@ -538,7 +538,28 @@ def write_model_archive(model_dir: Path, archive: Path) -> Path:
     return archive
 
 
+def write_failure_reason(error: BaseException, environ: Mapping[str, str]) -> None:
+    """SageMaker's way for a script to say why it failed: SM_OUTPUT_DIR/failure becomes the job's FailureReason.
+
+    The training toolkit writes that file only if the script has not (sagemaker_training.files.write_failure_file),
+    and the scikit-learn container does not capture the script's stderr, so without it the reason would say
+    nothing but the exit code.
+    """
+    output_dir = environ.get("SM_OUTPUT_DIR")
+    if output_dir:
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        (Path(output_dir) / "failure").write_text(f"{type(error).__name__}: {error}"[:1024])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _train(argv)
+    except Exception as error:
+        write_failure_reason(error, os.environ)
+        raise
+
+
+def _train(argv: Sequence[str] | None) -> int:
     config, paths = parse_args(argv, os.environ)
     contract = load_contract(config.dataset, config.contract_version or None)
     loaded = load_curated(paths.train, contract)

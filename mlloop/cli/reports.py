@@ -43,7 +43,7 @@ def fetch_reports(platform: Platform, version: str, out_dir: Path) -> dict[str, 
                         fetched[member] = path
                     break
         for name in sorted(names):
-            if name.lstrip("./").startswith("plots/") and name.endswith(".png"):
+            if name.lstrip("./").startswith("plots/") and name.endswith(".svg"):
                 extracted = archive.extractfile(name)
                 if extracted is not None:
                     path = target / name.lstrip("./")

@@ -34,7 +34,8 @@ def _png(figure: Any) -> str:
 
 
 def _img(data: str, alt: str) -> str:
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+    media = "image/svg+xml" if alt.endswith(".svg") else "image/png"
+    return f'<img alt="{html.escape(alt)}" src="data:{media};base64,{data}">'
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:

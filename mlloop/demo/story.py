@@ -652,7 +652,7 @@ class Story:
             for member in tar.getmembers():
                 name = member.name.removeprefix("./")
                 extracted = tar.extractfile(member) if member.isfile() else None
-                if name.startswith("plots/") and name.endswith(".png") and extracted is not None:
+                if name.startswith("plots/") and name.endswith(".svg") and extracted is not None:
                     target = f"{promoted[-1]['label']}-{name.rsplit('/', 1)[-1]}"
                     (self.output_dir / target).write_bytes(extracted.read())
                     saved.append(target)

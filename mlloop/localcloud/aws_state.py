@@ -20,6 +20,7 @@ EventEmitter = Callable[..., Any]
 _bind_lock = threading.Lock()
 _emitter: EventEmitter | None = None
 _time_scale: float | None = None
+_endpoint_url: str = ""
 
 
 def time_scale() -> float:
@@ -44,18 +45,26 @@ def iso_millis(moment: datetime) -> str:
 
 
 def bind(cloud: Any) -> None:
-    """Take the cloud's time scale and send service events through its EventBridge delivery (cloud.emit_event)."""
-    global _emitter, _time_scale  # noqa: PLW0603
+    """Take the cloud's time scale and endpoint, and send service events through its EventBridge delivery."""
+    global _emitter, _time_scale, _endpoint_url  # noqa: PLW0603
     with _bind_lock:
         _emitter = cloud.emit_event
         _time_scale = getattr(cloud, "time_scale", None)
+        _endpoint_url = str(getattr(cloud, "endpoint_url", "") or "")
 
 
 def unbind() -> None:
-    global _emitter, _time_scale  # noqa: PLW0603
+    global _emitter, _time_scale, _endpoint_url  # noqa: PLW0603
     with _bind_lock:
         _emitter = None
         _time_scale = None
+        _endpoint_url = ""
+
+
+def endpoint_url() -> str:
+    """Where processes the cloud starts (training jobs, serving containers) reach its API; empty when unbound."""
+    with _bind_lock:
+        return _endpoint_url
 
 
 def emit(source: str, detail_type: str, detail: dict[str, Any], resources: list[str]) -> None:
@@ -107,3 +116,18 @@ def write_s3(account_id: str, uri: str, body: bytes, *, kms_key_id: str | None =
     bucket, key = split_s3_uri(uri)
     encryption = "aws:kms" if kms_key_id else None
     _s3_backend(account_id).put_object(bucket, key, body, encryption=encryption, kms_key_id=kms_key_id)
+
+
+def put_log_lines(account_id: str, region: str, group: str, stream: str, lines: list[str]) -> None:
+    """Append lines to a CloudWatch Logs stream (created with its group when missing), as a container's output."""
+    from moto.logs.models import logs_backends
+
+    logs = logs_backends[account_id][region]
+    if group not in logs.groups:
+        logs.create_log_group(group, {})
+    if stream not in logs.groups[group].streams:
+        logs.create_log_stream(group, stream)
+    now = int(datetime.now(UTC).timestamp() * 1000)
+    events = [{"timestamp": now, "message": line} for line in lines if line.strip()]
+    if events:
+        logs.put_log_events(group, stream, events)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mlloop import assembly
-from mlloop.localcloud import apigateway
+from mlloop.localcloud import apigateway, images
 from mlloop.localcloud.intrinsics import Resolver, TemplateError, references
 from mlloop.localcloud.resources import CloudServices, Creator, generated_name, name_suffix
 
@@ -873,6 +873,10 @@ def _state_machine(d: StackDeployer, logical_id: str, p: dict[str, Any]) -> tupl
     for pattern, reason in _INTERPRETER_GAPS:
         if re.search(pattern, definition):
             d.report(logical_id, "AWS::StepFunctions::StateMachine", "partly emulated", reason)
+    for image_uri in sorted(set(re.findall(r'"TrainingImage"\s*:\s*"([^"]+)"', definition))):
+        note = images.report_for(image_uri)
+        if note:
+            d.report(logical_id, "AWS::StepFunctions::StateMachine", "partly emulated", note)
     return arn, {"Arn": arn, "Name": name}
 
 

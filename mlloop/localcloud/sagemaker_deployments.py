@@ -24,10 +24,12 @@ import math
 import re
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from mlloop.localcloud import aws_state, cloudwatch
 from mlloop.localcloud.sagemaker_endpoints import (
+    ContainerStartError,
     EndpointHost,
     Fleet,
     _Deployment,
@@ -83,11 +85,19 @@ def _variant_summaries(config: Any) -> list[dict[str, Any]]:
     ]
 
 
-def _start_fleets(account_id: str, backend: Any, config: Any, host: EndpointHost) -> list[Fleet]:
-    return [
-        start_fleet(account_id, backend, v, config.data_capture_config, host.workdir)
-        for v in config.production_variants
-    ]
+def _start_fleets(backend: Any, config: Any, host: EndpointHost) -> list[Fleet]:
+    """Every variant's serving container, started side by side as SageMaker provisions variants in parallel."""
+    variants = list(config.production_variants)
+    with ThreadPoolExecutor(max_workers=max(1, len(variants))) as pool:
+        started = [pool.submit(start_fleet, backend, v, config.data_capture_config, host) for v in variants]
+        outcomes = [future.exception() or future.result() for future in started]
+    failures = [o for o in outcomes if isinstance(o, BaseException)]
+    if failures:
+        for fleet in outcomes:
+            if isinstance(fleet, Fleet):
+                fleet.server.close()
+        raise failures[0]
+    return [o for o in outcomes if isinstance(o, Fleet)]
 
 
 def create_endpoint(original: Any, backend: Any, endpoint_name: str, endpoint_config_name: str, tags: Any) -> Any:
@@ -104,7 +114,10 @@ def create_endpoint(original: Any, backend: Any, endpoint_name: str, endpoint_co
     host = EndpointHost(backend.account_id, backend.region_name, endpoint_name, new_workdir(endpoint_name))
     # Loading during the call keeps `Creating` unobservable but lets boto3 waiters (30 s polls) return at once.
     try:
-        host.fleets = _start_fleets(backend.account_id, backend, config, host)
+        host.fleets = _start_fleets(backend, config, host)
+    except ContainerStartError as exc:
+        endpoint.endpoint_status = "Failed"
+        endpoint.failure_reason = str(exc)
     except Exception as exc:
         endpoint.endpoint_status = "Failed"
         endpoint.failure_reason = f"Failed to start the model container: {type(exc).__name__}: {exc}"
@@ -225,7 +238,7 @@ class BlueGreenUpdate:
     def run(self) -> None:
         try:
             try:
-                fleets = _start_fleets(self.backend.account_id, self.backend, self.config, self.host)
+                fleets = _start_fleets(self.backend, self.config, self.host)
             except Exception as exc:
                 raise _RollbackError(f"Failed to start the new fleet: {type(exc).__name__}: {exc}") from exc
             with self.host.lock:
@@ -256,7 +269,7 @@ class BlueGreenUpdate:
 
     def _complete(self) -> None:
         with self.host.lock:
-            self.host.retired.extend(self.host.fleets)
+            self.host.retire(self.host.fleets)
             self.host.fleets = self.deployment.fleets
             self.host.green = None
             self.host.flush_capture()
@@ -273,7 +286,7 @@ class BlueGreenUpdate:
     def _roll_back(self, reason: str) -> None:
         with self.host.lock:
             self.deployment.share = 0.0
-            self.host.retired.extend(self.deployment.fleets)
+            self.host.retire(self.deployment.fleets)
             self.host.green = None
         self.host.flush_capture()
         endpoint = self.endpoint

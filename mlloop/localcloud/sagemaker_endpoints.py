@@ -19,34 +19,40 @@ share of traffic).
 
 from __future__ import annotations
 
+import atexit
 import base64
+import collections
 import contextlib
-import importlib.util
+import http.client
 import io
 import json
 import random
 import shutil
-import sys
+import subprocess
 import tarfile
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from moto.core.exceptions import ServiceException
 
-from mlloop.localcloud import aws_state
-from mlloop.localcloud.environment import overlay_environ
+from mlloop.localcloud import aws_state, images
+from mlloop.localcloud.identity import role_credentials
 
 _registry_lock = threading.RLock()
 _hosts: dict[tuple[str, str, str], EndpointHost] = {}
-# The container environment is process-wide here (os.environ), so model code runs one call at a time.
-_container_lock = threading.RLock()
+_live_servers: set[VariantServer] = set()
+_SERVING_SCRIPT = Path(images.__file__).resolve().parent / "sklearn_serving.py"
+# SageMaker fails CreateEndpoint when the container does not answer /ping; its model-server timeout is 60 s.
+_START_TIMEOUT_SECONDS = 120.0
+_INVOCATION_TIMEOUT_SECONDS = 60.0
+# A retired fleet keeps serving requests already routed to it for this long before its process stops.
+_RETIRE_GRACE_SECONDS = 2.0
 _CAPTURE_FLUSH_RECORDS = 1000
 # SageMaker delivers capture files within minutes; a buffer older than this (scaled) is written out.
 _CAPTURE_FLUSH_SECONDS = 60.0
@@ -144,50 +150,122 @@ def _take_fault(endpoint_name: str, variant_name: str | None, kinds: tuple[str, 
 # ---------------------------------------------------------------- the model container
 
 
-@contextlib.contextmanager
-def _container_env(environment: dict[str, str], code_dir: Path) -> Iterator[None]:
-    with _container_lock, overlay_environ(environment):
-        sys.path.insert(0, str(code_dir))
-        try:
-            yield
-        finally:
-            with contextlib.suppress(ValueError):
-                sys.path.remove(str(code_dir))
+class ContainerStartError(RuntimeError):
+    """A serving container that never answered /ping; its output is in the endpoint's log group."""
+
+    def __init__(self, variant: str):
+        # SageMaker's FailureReason for a container that fails its health check.
+        super().__init__(
+            f"The primary container for production variant {variant} did not pass the ping health check. "
+            "Please check CloudWatch logs for this endpoint."
+        )
 
 
-def _default_input_fn(body: bytes | str, content_type: str) -> Any:
-    text = body.decode("utf-8") if isinstance(body, bytes) else body
-    if content_type.startswith("application/json"):
-        return json.loads(text)
-    if content_type.startswith("text/csv"):
-        return [[float(v) for v in line.split(",")] for line in text.splitlines() if line.strip()]
-    raise ContainerError(415, f"Content type {content_type} is not supported by this framework.")
+class VariantServer:
+    """One production variant's serving container: the image's Python running its serving stack in a process.
 
-
-def _default_output_fn(prediction: Any, accept: str) -> Any:
-    values = prediction.tolist() if hasattr(prediction, "tolist") else prediction
-    return json.dumps(values)
-
-
-def _error_answer(exc: Exception) -> ContainerError:
-    """Map an exception from inference.py to the status the serving container would answer.
-
-    As with sagemaker-inference-toolkit's GenericInferenceToolkitError, an exception carrying an
-    integer `status_code` answers with that status and its message as the body; any other
-    exception is a 500.
+    The process gets only what SageMaker gives a serving container: the image's variables, the Model's
+    Environment, the model's execution-role credentials, AWS_REGION and the local cloud's endpoint URL, with
+    SAGEMAKER_BASE_DIR standing for /opt/ml. Its stdin is a pipe it watches: when this process goes away, so
+    does the server.
     """
-    if isinstance(exc, ContainerError):
-        return exc
-    status = getattr(exc, "status_code", None)
-    body = getattr(exc, "body", None) or getattr(exc, "message", None) or str(exc)
-    if not isinstance(body, str):
-        body = json.dumps(body)
-    if isinstance(status, int) and 400 <= status < 600:
-        return ContainerError(status, body)
-    return ContainerError(500, json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
+
+    def __init__(self, root: Path, process: subprocess.Popen[str], log: Callable[[str], None]):
+        self.root = root
+        self.process = process
+        self.log = log
+        self.port = 0
+        self.output: collections.deque[str] = collections.deque(maxlen=200)
+        self._ready = threading.Event()
+        self._reader = threading.Thread(target=self._read, name="localcloud-variant-output", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if not self._ready.is_set() and line.startswith('{"port":'):
+                self.port = int(json.loads(line)["port"])
+                self._ready.set()
+                continue
+            self.output.append(line.rstrip("\n"))
+            with contextlib.suppress(Exception):
+                self.log(line.rstrip("\n"))
+        self._ready.set()
+
+    @classmethod
+    def start(
+        cls,
+        image: images.ImageEnvironment,
+        environment: dict[str, str],
+        root: Path,
+        *,
+        variant: str,
+        log: Callable[[str], None],
+    ) -> VariantServer:
+        python = image.require().python()
+        env = {
+            **images.at_root(image.container_environment, root),
+            **environment,
+            "SAGEMAKER_BASE_DIR": str(root),
+            "PATH": images.container_path(python),
+            "HOME": str(root),
+        }
+        process = subprocess.Popen(
+            [str(python), "-P", str(_SERVING_SCRIPT)],
+            cwd=root,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        server = cls(root, process, log)
+        _live_servers.add(server)
+        server._ready.wait(_START_TIMEOUT_SECONDS)
+        if not server.port:
+            server.close()
+            raise ContainerStartError(variant)
+        return server
+
+    def invoke(self, body: bytes, content_type: str, accept: str, custom_attributes: str | None) -> tuple[bytes, str]:
+        headers = {"Content-Type": content_type, "Accept": accept}
+        if custom_attributes:
+            headers["X-Amzn-SageMaker-Custom-Attributes"] = custom_attributes
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=_INVOCATION_TIMEOUT_SECONDS)
+        try:
+            connection.request("POST", "/invocations", body=body, headers=headers)
+            response = connection.getresponse()
+            payload = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            raise ContainerError(500, json.dumps({"error": f"the model container did not answer: {exc}"})) from exc
+        finally:
+            connection.close()
+        if response.status != 200:
+            raise ContainerError(response.status, payload.decode("utf-8", errors="replace"))
+        return payload, response.getheader("Content-Type") or accept
+
+    def close(self) -> None:
+        _live_servers.discard(self)
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
 
 
-@dataclass
+@atexit.register
+def _stop_live_servers() -> None:
+    for server in list(_live_servers):
+        server.close()
+
+
+@dataclass(eq=False)
 class Fleet:
     """One production variant serving its model."""
 
@@ -196,38 +274,23 @@ class Fleet:
     instance_type: str | None
     instance_count: int
     weight: float
-    environment: dict[str, str]
-    model_dir: Path
-    module: ModuleType
-    model: Any
+    server: VariantServer
     capture: dict[str, Any]
 
-    def invoke(self, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
-        module = self.module
-        with _container_env(self.environment, self.model_dir / "code"):
-            try:
-                input_fn = getattr(module, "input_fn", _default_input_fn)
-                predict_fn = getattr(module, "predict_fn", None)
-                output_fn = getattr(module, "output_fn", _default_output_fn)
-                data = input_fn(body, content_type)
-                prediction = predict_fn(data, self.model) if predict_fn else self.model.predict(data)
-                answer = output_fn(prediction, accept)
-            except Exception as exc:
-                raise _error_answer(exc) from exc
-        if isinstance(answer, tuple):
-            answer, accept = answer[0], answer[1]
-        payload = answer.encode("utf-8") if isinstance(answer, str) else bytes(answer)
-        return payload, accept
+    def invoke(
+        self, body: bytes, content_type: str, accept: str, custom_attributes: str | None = None
+    ) -> tuple[bytes, str]:
+        return self.server.invoke(body, content_type, accept, custom_attributes)
 
 
-def _model_container(backend: Any, model_name: str) -> dict[str, Any]:
+def _model(backend: Any, model_name: str) -> tuple[Any, dict[str, Any]]:
     model = backend._models.get(model_name)
     if model is None:
         raise ValueError(f"Could not find model '{model_name}'.")
     container = model.primary_container or (model.containers[0] if model.containers else None)
     if not container:
         raise ValueError(f"Model '{model_name}' has no container.")
-    return dict(container)
+    return model, dict(container)
 
 
 def _extract(archive: bytes, target: Path) -> None:
@@ -235,50 +298,40 @@ def _extract(archive: bytes, target: Path) -> None:
         tar.extractall(target, filter="data")
 
 
-def start_fleet(
-    account_id: str, backend: Any, variant: dict[str, Any], capture: dict[str, Any], workdir: Path
-) -> Fleet:
-    """Download, extract and load one variant's model, calling model_fn as the container does at start."""
-    container = _model_container(backend, variant["ModelName"])
-    environment = {str(k): str(v) for k, v in (container.get("Environment") or {}).items()}
-    model_dir = workdir / f"{variant['VariantName']}-{uuid.uuid4().hex[:8]}"
-    model_dir.mkdir(parents=True)
+def start_fleet(backend: Any, variant: dict[str, Any], capture: dict[str, Any], host: EndpointHost) -> Fleet:
+    """Download and extract one variant's model (SageMaker's part), then start its serving container."""
+    account_id, workdir, endpoint = host.account_id, host.workdir, host.name
+    model, container = _model(backend, variant["ModelName"])
+    image = images.for_image(str(container.get("Image", "")))
+    root = workdir / f"{variant['VariantName']}-{uuid.uuid4().hex[:8]}"
+    (root / "model").mkdir(parents=True)
     if container.get("ModelDataUrl"):
-        _extract(aws_state.read_s3(account_id, container["ModelDataUrl"]), model_dir)
-    submit = environment.get("SAGEMAKER_SUBMIT_DIRECTORY", "")
-    if submit.startswith("s3://"):
-        _extract(aws_state.read_s3(account_id, submit), model_dir / "code")
-    program = environment.get("SAGEMAKER_PROGRAM", "inference.py")
-    script = model_dir / "code" / program
-    if not script.is_file():
-        raise FileNotFoundError(f"the model archive has no code/{program} (SageMaker scikit-learn serving contract)")
-    # A unique module name keeps each variant's inference.py (and its globals) apart from every other's.
-    module_name = f"_localcloud_inference_{uuid.uuid4().hex}"
-    spec = importlib.util.spec_from_file_location(module_name, script)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    # Registered like any imported module: dataclasses and pickle look their module up in sys.modules.
-    sys.modules[module_name] = module
-    try:
-        with _container_env(environment, model_dir / "code"):
-            spec.loader.exec_module(module)
-            model_fn = getattr(module, "model_fn", None)
-            if model_fn is None:
-                raise AttributeError(f"code/{program} defines no model_fn(model_dir)")
-            model = model_fn(str(model_dir))
-    except BaseException:
-        sys.modules.pop(module_name, None)
-        raise
+        _extract(aws_state.read_s3(account_id, container["ModelDataUrl"]), root / "model")
+    model_environment = {str(k): str(v) for k, v in (container.get("Environment") or {}).items()}
+    region = backend.region_name
+    environment = {
+        **images.at_root(model_environment, root),
+        **role_credentials(
+            model.execution_role_arn, f"{variant['VariantName']}-{uuid.uuid4().hex[:8]}", region=region
+        ).environment(),
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+    }
+    if aws_state.endpoint_url():
+        environment["AWS_ENDPOINT_URL"] = aws_state.endpoint_url()
+    # SageMaker's log stream per instance: <variant>/<instance id>.
+    stream = f"{variant['VariantName']}/i-{uuid.uuid4().hex[:17]}"
+
+    def log(line: str) -> None:
+        aws_state.put_log_lines(account_id, region, f"/aws/sagemaker/Endpoints/{endpoint}", stream, [line])
+
     return Fleet(
         variant_name=variant["VariantName"],
         model_name=variant["ModelName"],
         instance_type=variant.get("InstanceType"),
         instance_count=int(variant.get("InitialInstanceCount") or 1),
         weight=float(variant.get("InitialVariantWeight", 1.0)),
-        environment=environment,
-        model_dir=model_dir,
-        module=module,
-        model=model,
+        server=VariantServer.start(image, environment, root, variant=variant["VariantName"], log=log),
         capture=capture,
     )
 
@@ -327,7 +380,7 @@ class EndpointHost:
         self.name = name
         self.workdir = workdir
         self.fleets: list[Fleet] = []
-        # Fleets replaced or rolled back: their modules stay registered until the endpoint goes away.
+        # Fleets replaced or rolled back, whose serving processes stop after a grace period.
         self.retired: list[Fleet] = []
         self.green: _Deployment | None = None
         self.lock = threading.RLock()
@@ -414,15 +467,29 @@ class EndpointHost:
             aws_state.write_s3(self.account_id, uri, ("\n".join(lines) + "\n").encode("utf-8"), kms_key_id=kms)
         return len(records)
 
+    def retire(self, fleets: list[Fleet]) -> None:
+        """Take fleets out of service: requests already routed to them finish, then their processes stop."""
+        with self.lock:
+            self.retired.extend(fleets)
+        timer = threading.Timer(_RETIRE_GRACE_SECONDS, _close_servers, args=(list(fleets),))
+        timer.daemon = True
+        timer.start()
+
     def close(self) -> None:
         if self.green is not None:
             self.green.cancel.set()
         if self.thread is not None and self.thread is not threading.current_thread():
             self.thread.join(timeout=10)
         self.flush_capture()
-        for fleet in self.retired + self.fleets:
-            sys.modules.pop(fleet.module.__name__, None)
+        green = self.green.fleets if self.green is not None else []
+        for fleet in self.retired + self.fleets + green:
+            fleet.server.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _close_servers(fleets: list[Fleet]) -> None:
+    for fleet in fleets:
+        fleet.server.close()
 
 
 def host_for(account_id: str, region: str, name: str) -> EndpointHost | None:
@@ -493,6 +560,7 @@ def invoke(
     content_type: str,
     accept: str,
     target_variant: str | None = None,
+    custom_attributes: str | None = None,
 ) -> tuple[bytes, str, str]:
     """InvokeEndpoint: (body, content type, invoked variant), or the error SageMaker raises."""
     not_found = RuntimeValidationError(f"Endpoint {endpoint_name} of account {account_id} not found.")
@@ -514,7 +582,7 @@ def invoke(
         error = ContainerError(injected.status_code, json.dumps({"error": injected.message}))
     else:
         try:
-            answer = fleet.invoke(body, content_type, accept)
+            answer = fleet.invoke(body, content_type, accept, custom_attributes)
         except ContainerError as exc:
             error = exc
     model_us = (time.perf_counter() - model_started) * 1e6
@@ -566,6 +634,7 @@ def response_invoke_endpoint(self: Any) -> Any:
         content_type=content_type,
         accept=accept,
         target_variant=self.headers.get("X-Amzn-SageMaker-Target-Variant"),
+        custom_attributes=self.headers.get("X-Amzn-SageMaker-Custom-Attributes"),
     )
     headers = {"Content-Type": answer_type, "x-Amzn-Invoked-Production-Variant": variant}
     custom = self.headers.get("X-Amzn-SageMaker-Custom-Attributes")

@@ -1,36 +1,46 @@
-"""SageMaker training jobs that really train: the script-mode entry point as a subprocess.
+"""SageMaker training jobs that really train: the image's environment, launched as the image's entry point does.
 
 moto marks every training job Completed at once and runs nothing (notes/moto-5.2.5.md). Here
-CreateTrainingJob prepares what the SageMaker training toolkit prepares inside the container and
-runs the entry point as a real process:
+CreateTrainingJob does what SageMaker and the training container do, in a per-job root that stands for
+/opt/ml (SAGEMAKER_BASE_DIR):
 
-- the source bundle (HyperParameters sagemaker_submit_directory, a tar.gz on S3) is extracted into
-  the job's code directory and `sagemaker_program` runs from there (so a bundle holding training/,
-  functions/shared/ and contracts/ at its root imports them as packages);
-- every InputDataConfig channel is downloaded from S3 (S3Prefix or ManifestFile) into
-  input/data/<channel> and named by SM_CHANNEL_<CHANNEL>;
-- SM_MODEL_DIR, SM_OUTPUT_DATA_DIR, SM_OUTPUT_DIR, SM_HPS, SM_HP_<NAME>, SM_CHANNELS, SM_HOSTS,
-  SM_CURRENT_HOST, SM_NUM_CPUS, SM_NUM_GPUS, SM_USER_ARGS and the job's Environment are set, and the
-  hyperparameters (JSON-decoded, without the sagemaker_* ones) are passed as `--name value` arguments;
+- SageMaker's part: input/config/hyperparameters.json (the job's HyperParameters as given),
+  inputdataconfig.json, resourceconfig.json (one host, "localhost": the toolkit waits until every host
+  resolves, and algo-1 never does here), and every InputDataConfig channel downloaded from S3 (S3Prefix or
+  ManifestFile) into input/data/<channel>;
+- the container's part: the TrainingImage's environment (mlloop.localcloud.images, e.g. the scikit-learn
+  1.9-0 image's packages and Python) runs the real sagemaker-training toolkit's `train` entry point
+  (`python -m sagemaker_training.cli.train`), which downloads sagemaker_submit_directory from S3 with the
+  job's credentials, installs a requirements.txt found there with pip, sets SM_* and runs
+  sagemaker_program with the hyperparameters as arguments, exactly as in the container;
+- the process environment holds only what SageMaker gives a container: the image's variables, the job's
+  Environment, TRAINING_JOB_NAME/ARN, the job role's credentials (identity.role_credentials), AWS_REGION
+  and AWS_ENDPOINT_URL pointing at the local cloud. Nothing comes from this process's environment.
 - on exit 0, model/ becomes model.tar.gz and output/data/ becomes output.tar.gz under
-  S3OutputPath/<job>/output/; otherwise the job is Failed with the script's error as FailureReason
-  (the text of output/failure if the script wrote one, else the tail of stderr).
+  S3OutputPath/<job>/output/; otherwise the job is Failed with FailureReason "AlgorithmError: " plus the
+  failure file the toolkit wrote (for a failed script the scikit-learn container's toolkit leaves its
+  ErrorMessage empty: the traceback is in the job's log, as on SageMaker).
+
+The scikit-learn image sets SAGEMAKER_TRAINING_MODULE=sagemaker_sklearn_container.training:main, a wheel AWS
+builds in its CI and does not publish; its main() is `entry_point.run(...)` with the process runner, which is
+what the toolkit runs itself when no framework module is set, so the local job leaves the variable unset.
 
 describe_training_job shows InProgress (SecondaryStatus Starting, Downloading, Training, Uploading)
 then Completed, Failed or Stopped, and each change is emitted as "SageMaker Training Job State Change".
 The process output goes to CloudWatch Logs, group /aws/sagemaker/TrainingJobs, stream <job>/algo-1-<epoch>.
-StopTrainingJob kills the process; MaxRuntimeInSeconds (not scaled: training time is real) stops it.
+StopTrainingJob kills the job's processes; MaxRuntimeInSeconds (not scaled: training time is real) stops them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
-import sys
 import tarfile
 import tempfile
 import threading
@@ -38,33 +48,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mlloop.localcloud import aws_state
+from mlloop.localcloud import aws_state, images
+from mlloop.localcloud.identity import role_credentials
 
 _jobs_lock = threading.Lock()
 _runs: dict[str, TrainingRun] = {}
-_STDERR_TAIL = 1500
-
-
-def _hp_value(raw: Any) -> Any:
-    """The SageMaker SDK JSON-encodes hyperparameter values ('"train.py"', '100'); plain strings pass through."""
-    if not isinstance(raw, str):
-        return raw
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw
-
-
-def _cli_value(value: Any) -> str:
-    """How sagemaker-training-toolkit renders a hyperparameter on the command line (mapping.to_cmd_args)."""
-    if isinstance(value, dict):
-        return ",".join(f"{k}={v}" for k, v in sorted(value.items()))
-    return str(value)
-
-
-def _env_value(value: Any) -> str:
-    """How the toolkit renders a hyperparameter in SM_HP_<NAME> (mapping.to_env_vars)."""
-    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(",", ":"))
+# DescribeTrainingJob's FailureReason is at most 1024 characters (botocore service model).
+_FAILURE_REASON_MAX = 1024
+_LOCAL_HOST = "localhost"
 
 
 def _tar_directory(directory: Path) -> bytes:
@@ -154,56 +145,60 @@ class TrainingRun:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(aws_state.read_s3(self.account_id, uri))
 
-    def _command(self, code_dir: Path, hyperparameters: dict[str, Any]) -> list[str]:
-        program = hyperparameters.get("sagemaker_program")
-        if not program:
-            raise ValueError(
-                "the local cloud runs script-mode jobs only: HyperParameters sagemaker_program and "
-                "sagemaker_submit_directory are required"
-            )
-        args = [
-            item
-            for name, value in sorted(hyperparameters.items())
-            if not name.startswith("sagemaker_")
-            for item in (f"--{name}", _cli_value(value))
-        ]
-        if not (code_dir / str(program)).is_file():
-            raise FileNotFoundError(f"sagemaker_program {program} is not in the source bundle")
-        return [sys.executable, str(code_dir / str(program)), *args]
-
-    def _environment(self, dirs: dict[str, Path], channels: dict[str, Path], hps: dict[str, Any]) -> dict[str, str]:
-        user_hps = {k: v for k, v in hps.items() if not k.startswith("sagemaker_")}
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SM_")}
-        env.update(self.environment)
-        resources = self.job.resource_config or {}
-        env.update(
-            {
-                "SM_MODEL_DIR": str(dirs["model"]),
-                "SM_OUTPUT_DATA_DIR": str(dirs["output_data"]),
-                "SM_OUTPUT_DIR": str(dirs["output"]),
-                "SM_INPUT_DIR": str(dirs["input"]),
-                "SM_INPUT_CONFIG_DIR": str(dirs["input"] / "config"),
-                "SM_MODULE_DIR": str(hps.get("sagemaker_submit_directory", "")),
-                "SM_USER_ENTRY_POINT": str(hps.get("sagemaker_program", "")),
-                "SM_CHANNELS": json.dumps(sorted(channels)),
-                "SM_HPS": json.dumps(user_hps),
-                "SM_USER_ARGS": json.dumps(self._command(dirs["code"], hps)[2:]),
-                "SM_HOSTS": json.dumps(["algo-1"]),
-                "SM_CURRENT_HOST": "algo-1",
-                "SM_CURRENT_INSTANCE_TYPE": str(resources.get("InstanceType", "local")),
-                "SM_NUM_CPUS": str(os.cpu_count() or 1),
-                "SM_NUM_GPUS": "0",
-                "SM_TRAINING_ENV": json.dumps({"job_name": self.job.training_job_name, "hyperparameters": user_hps}),
-                "TRAINING_JOB_NAME": self.job.training_job_name,
-                "TRAINING_JOB_ARN": self.job.arn,
-                "PYTHONPATH": os.pathsep.join([str(dirs["code"]), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-                "PYTHONUNBUFFERED": "1",
+    def _write_config(self, config_dir: Path, channels: dict[str, Path]) -> None:
+        """The files SageMaker writes into /opt/ml/input/config before the container starts."""
+        config_dir.mkdir(parents=True, exist_ok=True)
+        (config_dir / "hyperparameters.json").write_text(json.dumps(self.job.hyper_parameters or {}))
+        data_config = {}
+        for channel in self.job.input_data_config or []:
+            source = (channel.get("DataSource") or {}).get("S3DataSource") or {}
+            described = {
+                "TrainingInputMode": channel.get("InputMode")
+                or (self.job.algorithm_specification or {}).get("TrainingInputMode", "File"),
+                "S3DistributionType": source.get("S3DataDistributionType", "FullyReplicated"),
+                "RecordWrapperType": channel.get("RecordWrapperType", "None"),
             }
+            if channel.get("ContentType"):
+                described["ContentType"] = channel["ContentType"]
+            data_config[channel["ChannelName"]] = described
+        (config_dir / "inputdataconfig.json").write_text(json.dumps(data_config))
+        instance_type = str((self.job.resource_config or {}).get("InstanceType", "local"))
+        (config_dir / "resourceconfig.json").write_text(
+            json.dumps(
+                {
+                    "current_host": _LOCAL_HOST,
+                    "current_instance_type": instance_type,
+                    "current_group_name": "homogeneousCluster",
+                    "hosts": [_LOCAL_HOST],
+                    "instance_groups": [
+                        {
+                            "instance_group_name": "homogeneousCluster",
+                            "instance_type": instance_type,
+                            "hosts": [_LOCAL_HOST],
+                        }
+                    ],
+                    "network_interface_name": "eth0",
+                }
+            )
         )
-        for name, path in channels.items():
-            env[f"SM_CHANNEL_{name.upper()}"] = str(path)
-        for name, value in user_hps.items():
-            env[f"SM_HP_{name.upper()}"] = _env_value(value)
+
+    def _environment(self, image: images.ImageEnvironment, base_dir: Path, python: Path) -> dict[str, str]:
+        """What a training container's process sees; nothing from this process's environment."""
+        job = self.job
+        env = {
+            **images.at_root(image.container_environment, base_dir),
+            **self.environment,
+            "SAGEMAKER_BASE_DIR": str(base_dir),
+            "PATH": images.container_path(python),
+            "HOME": str(self.workdir / "home"),
+            "TRAINING_JOB_NAME": job.training_job_name,
+            "TRAINING_JOB_ARN": job.arn,
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            **role_credentials(job.role_arn, job.training_job_name, region=self.region).environment(),
+        }
+        if aws_state.endpoint_url():
+            env["AWS_ENDPOINT_URL"] = aws_state.endpoint_url()
         return env
 
     def _metrics(self, text: str) -> list[dict[str, Any]]:
@@ -224,90 +219,84 @@ class TrainingRun:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _run_job(self) -> None:
-        root = self.workdir
-        dirs = {
-            "input": root / "input",
-            "model": root / "model",
-            "output": root / "output",
-            "output_data": root / "output" / "data",
-            "code": root / "code",
-        }
-        for path in dirs.values():
-            path.mkdir(parents=True, exist_ok=True)
-        hps = {k: _hp_value(v) for k, v in (self.job.hyper_parameters or {}).items()}
-        (dirs["input"] / "config").mkdir(exist_ok=True)
-        (dirs["input"] / "config" / "hyperparameters.json").write_text(json.dumps(self.job.hyper_parameters or {}))
+        image = images.for_image(str((self.job.algorithm_specification or {}).get("TrainingImage", "")))
+        image.require()
+        base_dir = self.workdir / "opt-ml"
+        for name in ("model", "output/data", "code"):
+            (base_dir / name).mkdir(parents=True, exist_ok=True)
+        (self.workdir / "home").mkdir()
         self._secondary("Downloading", "Downloading input data")
         self._emit()
-        submit = str(hps.get("sagemaker_submit_directory", ""))
-        if submit.startswith("s3://"):
-            with tarfile.open(fileobj=io.BytesIO(aws_state.read_s3(self.account_id, submit)), mode="r:gz") as tar:
-                tar.extractall(dirs["code"], filter="data")
-        channels = self._download_channels(dirs["input"])
-        command = self._command(dirs["code"], hps)
-        env = self._environment(dirs, channels, hps)
+        channels = self._download_channels(base_dir / "input")
+        self._write_config(base_dir / "input" / "config", channels)
+        python = image.overlay(self.workdir / "container-venv")
+        env = self._environment(image, base_dir, python)
         if self.stop_requested.is_set():
             self._finish("Stopped", "Stopped", "Training job stopped")
             return
         self._secondary("Training", "Training image download completed. Training in progress.")
         self._emit()
         max_runtime = (self.job.stopping_condition or {}).get("MaxRuntimeInSeconds")
+        # Its own process group: the toolkit runs the script as a child, and Stop or MaxRuntime ends both.
         self.process = subprocess.Popen(
-            command, cwd=dirs["code"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            [str(python), "-m", "sagemaker_training.cli.train"],
+            cwd=base_dir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
         )
         try:
-            stdout, stderr = self.process.communicate(timeout=float(max_runtime) if max_runtime else None)
+            output, _ = self.process.communicate(timeout=float(max_runtime) if max_runtime else None)
         except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.communicate()
+            self._kill()
+            output, _ = self.process.communicate()
+            self.logs = output
+            self._write_logs(self.logs)
             self._finish("Stopped", "MaxRuntimeExceeded", "Training job stopped: MaxRuntimeInSeconds exceeded")
             return
-        self.logs = stdout + stderr
+        self.logs = output
         self._write_logs(self.logs)
         if self.stop_requested.is_set():
             self._finish("Stopped", "Stopped", "Training job stopped")
             return
         if self.process.returncode != 0:
-            failure_file = dirs["output"] / "failure"
-            message = failure_file.read_text().strip() if failure_file.is_file() else stderr.strip()[-_STDERR_TAIL:]
-            reason = (
-                f"AlgorithmError: ExecuteUserScriptError:\nExitCode {self.process.returncode}\n"
-                f'ErrorMessage "{message}"\nCommand "{" ".join(command[1:])}"'
-            )
-            self._finish("Failed", "Failed", "Training job failed", reason)
+            failure_file = base_dir / "output" / "failure"
+            message = failure_file.read_text().strip() if failure_file.is_file() else ""
+            reason = f"AlgorithmError: {message or 'See job logs for more information'}"
+            self._finish("Failed", "Failed", "Training job failed", reason[:_FAILURE_REASON_MAX])
             return
         self._secondary("Uploading", "Uploading generated training model")
         self._emit()
         prefix = f"{self.job.output_data_config['S3OutputPath'].rstrip('/')}/{self.job.training_job_name}/output"
         kms = self.job.output_data_config.get("KmsKeyId")
-        aws_state.write_s3(self.account_id, f"{prefix}/model.tar.gz", _tar_directory(dirs["model"]), kms_key_id=kms)
         aws_state.write_s3(
-            self.account_id, f"{prefix}/output.tar.gz", _tar_directory(dirs["output_data"]), kms_key_id=kms
+            self.account_id, f"{prefix}/model.tar.gz", _tar_directory(base_dir / "model"), kms_key_id=kms
+        )
+        aws_state.write_s3(
+            self.account_id, f"{prefix}/output.tar.gz", _tar_directory(base_dir / "output" / "data"), kms_key_id=kms
         )
         self.job.model_artifacts = {"S3ModelArtifacts": f"{prefix}/model.tar.gz"}
         self.job.final_metric_data_list = self._metrics(self.logs) or None
         self._finish("Completed", "Completed", "Training job completed")
 
+    def _kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+
     def _write_logs(self, text: str) -> None:
         """The process output in CloudWatch Logs, where SageMaker puts a training container's."""
-        from moto.logs.models import logs_backends
-
-        logs = logs_backends[self.account_id][self.region]
-        group, stream = "/aws/sagemaker/TrainingJobs", f"{self.job.training_job_name}/algo-1-{int(time.time())}"
-        if group not in logs.groups:
-            logs.create_log_group(group, {})
-        logs.create_log_stream(group, stream)
-        now = int(time.time() * 1000)
-        events = [{"timestamp": now, "message": line} for line in text.splitlines() if line.strip()]
-        if events:
-            logs.put_log_events(group, stream, events)
+        stream = f"{self.job.training_job_name}/algo-1-{int(time.time())}"
+        aws_state.put_log_lines(self.account_id, self.region, "/aws/sagemaker/TrainingJobs", stream, text.splitlines())
 
     def stop(self) -> None:
         self.stop_requested.set()
         self.job.training_job_status = "Stopping"
         self.job.secondary_status = "Stopping"
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
+        self._kill()
 
 
 def start_training(account_id: str, region: str, job: Any, params: dict[str, Any]) -> None:

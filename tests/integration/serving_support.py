@@ -17,6 +17,9 @@ from tests.unit.frontdoor_support import FALLBACK_DOC
 ENDPOINT = "mlloop-dev-churn"
 GROUP = "mlloop-dev-churn"
 DEPLOY_MACHINE = "mlloop-dev-deploy-model"
+SKLEARN_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.9-0-cpu-py3"
+# What register_model puts in a package's container: the serving container finds code/inference.py by it.
+SERVING_ENVIRONMENT = {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"}
 
 # The agreed wire format; MODEL_VERSION comes from the deploy function; BROKEN makes every call fail.
 INFERENCE_PY = """
@@ -82,7 +85,13 @@ def register_package(cloud: LocalCloud, *, broken: bool) -> str:
         ModelPackageGroupName=GROUP,
         ModelApprovalStatus="Approved",
         InferenceSpecification={
-            "Containers": [{"Image": "sklearn", "ModelDataUrl": f"s3://{artifacts}/{run}/model.tar.gz"}],
+            "Containers": [
+                {
+                    "Image": SKLEARN_IMAGE,
+                    "ModelDataUrl": f"s3://{artifacts}/{run}/model.tar.gz",
+                    "Environment": SERVING_ENVIRONMENT,
+                }
+            ],
             "SupportedContentTypes": ["application/json"],
             "SupportedResponseMIMETypes": ["application/json"],
         },

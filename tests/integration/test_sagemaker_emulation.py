@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import tarfile
 import time
 import uuid
@@ -19,6 +20,10 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ReadTimeoutError
 
+from functions.shared.contract import load_contract
+from infra.constructs.platform_function import REPO_ROOT
+from infra.constructs.training_source_bundle import ENTRY_POINT, build_source_tarball
+from mlloop.datagen import generate_churn
 from mlloop.localcloud import LocalCloud
 from mlloop.localcloud import sagemaker as local_sagemaker
 from mlloop.localcloud.sagemaker_deployments import _shift_plan
@@ -28,10 +33,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("localcloud")]
 
 BUCKET = "sagemaker-emulation-test"
 ROLE = "arn:aws:iam::123456789012:role/sagemaker"
+IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.9-0-cpu-py3"
+# What the SageMaker SDK sets for a model whose archive carries code/inference.py.
+SERVING_ENV = {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"}
 # Names unique to this module: the cloud is shared by every integration test of the process.
 MODEL_PREFIX = f"emu-{uuid.uuid4().hex[:6]}"
 
-# A minimal model honouring the agreed serving contract: client errors carry status_code 400.
+# A minimal model for the scikit-learn serving container; its stack hands input_fn JSON and CSV bodies as str.
 INFERENCE_PY = """
 import dataclasses
 import json
@@ -57,7 +65,7 @@ def model_fn(model_dir):
 
 def input_fn(body, content_type):
     if content_type == "text/csv":
-        return [{"x": float(row)} for row in body.decode().splitlines()]
+        return [{"x": float(row)} for row in body.splitlines()]
     record = json.loads(body)
     records = record["instances"] if "instances" in record else [record]
     bad = {i: "missing" for i, r in enumerate(records) if "x" not in r}
@@ -83,11 +91,14 @@ TRAIN_PY = """
 import argparse, json, os, pathlib, sys
 
 parser = argparse.ArgumentParser()
-parser.add_argument("--w", type=float)
+parser.add_argument("--weight", type=float)
 parser.add_argument("--fail", default="no")
 parser.add_argument("--params", default="")
 parser.add_argument("--sleep", type=float, default=0)
+parser.add_argument("--plot", default="no")
 args = parser.parse_args()
+if args.plot == "yes":
+    import matplotlib
 if args.fail == "yes":
     print("training blew up: no rows", file=sys.stderr)
     sys.exit(3)
@@ -98,11 +109,11 @@ rows = sorted(str(p.relative_to(train)) for p in train.rglob("*") if p.is_file()
 listed = pathlib.Path(os.environ["SM_CHANNEL_LISTED"])
 rows += sorted("listed/" + str(p.relative_to(listed)) for p in listed.rglob("*") if p.is_file())
 model = pathlib.Path(os.environ["SM_MODEL_DIR"])
-(model / "model.json").write_text(json.dumps({"w": args.w, "rows": rows, "params": args.params}))
+(model / "model.json").write_text(json.dumps({"w": args.weight, "rows": rows, "params": args.params}))
 (model / "code").mkdir()
 (model / "code" / "inference.py").write_text(open(os.path.join(os.path.dirname(__file__), "serve.py")).read())
 out = pathlib.Path(os.environ["SM_OUTPUT_DATA_DIR"])
-(out / "env.json").write_text(json.dumps({k: v for k, v in os.environ.items() if k.startswith("SM_")}))
+(out / "env.json").write_text(json.dumps({**os.environ, "python": sys.version, "executable": sys.executable}))
 print("validation:auc=0.87")
 """
 
@@ -130,16 +141,20 @@ def cloud(local_cloud: LocalCloud) -> LocalCloud:
             ModelName=f"{MODEL_PREFIX}-{version}",
             ExecutionRoleArn=ROLE,
             PrimaryContainer={
-                "Image": "sklearn",
+                "Image": IMAGE,
                 "ModelDataUrl": f"s3://{BUCKET}/models/{version}.tar.gz",
-                "Environment": {"MODEL_VERSION": version},
+                "Environment": {**SERVING_ENV, "MODEL_VERSION": version},
             },
         )
     s3.put_object(Bucket=BUCKET, Key="models/broken.tar.gz", Body=tar_files({"model.json": "{}"}))
     sm.create_model(
         ModelName=f"{MODEL_PREFIX}-broken",
         ExecutionRoleArn=ROLE,
-        PrimaryContainer={"Image": "sklearn", "ModelDataUrl": f"s3://{BUCKET}/models/broken.tar.gz"},
+        PrimaryContainer={
+            "Image": IMAGE,
+            "ModelDataUrl": f"s3://{BUCKET}/models/broken.tar.gz",
+            "Environment": SERVING_ENV,
+        },
     )
     return local_cloud
 
@@ -224,6 +239,48 @@ def test_an_endpoint_serves_the_real_model_with_its_container_environment(cloud:
     assert json.loads(csv["Body"].read())["predictions"] == [{"probability": 0.6, "label": 1}]
 
 
+PROBE_PY = """
+import json, os, sys
+
+def model_fn(model_dir):
+    return None
+
+def input_fn(body, content_type):
+    return body
+
+def predict_fn(data, model):
+    return data
+
+def output_fn(prediction, accept):
+    keys = sorted(os.environ)
+    return json.dumps({"pid": os.getpid(), "python": sys.version, "keys": keys, "version": os.environ["MODEL_VERSION"]})
+"""
+
+
+def test_each_variant_serves_from_its_own_process_in_the_image_environment(cloud: LocalCloud) -> None:
+    s3, sm = cloud.client("s3"), cloud.client("sagemaker")
+    s3.put_object(Bucket=BUCKET, Key="models/probe.tar.gz", Body=tar_files({"code/inference.py": PROBE_PY}))
+    for version in ("p1", "p2"):
+        sm.create_model(
+            ModelName=f"{MODEL_PREFIX}-{version}",
+            ExecutionRoleArn=ROLE,
+            PrimaryContainer={
+                "Image": IMAGE,
+                "ModelDataUrl": f"s3://{BUCKET}/models/probe.tar.gz",
+                "Environment": {**SERVING_ENV, "MODEL_VERSION": version},
+            },
+        )
+    endpoint = _endpoint(cloud, _config(cloud, {"p1": 1.0, "p2": 1.0}))
+
+    answers = {variant: _invoke(cloud, endpoint, {}, TargetVariant=variant)[0] for variant in ("p1", "p2")}
+
+    assert {a["version"] for a in answers.values()} == {"p1", "p2"}
+    assert len({answers["p1"]["pid"], answers["p2"]["pid"], os.getpid()}) == 3
+    assert all(a["python"].startswith("3.12.") for a in answers.values())
+    assert "PYTEST_CURRENT_TEST" not in answers["p1"]["keys"]
+    assert "MODEL_VERSION" not in os.environ
+
+
 def test_traffic_is_split_by_variant_weight_and_a_target_variant_is_honoured(cloud: LocalCloud) -> None:
     endpoint = _endpoint(cloud, _config(cloud, {"v1": 1.0, "v3": 3.0}))
     seen = [_invoke(cloud, endpoint, {"x": 1.0})[1] for _ in range(80)]
@@ -232,15 +289,26 @@ def test_traffic_is_split_by_variant_weight_and_a_target_variant_is_honoured(clo
     assert (variant, body["model_version"]) == ("v1", "v1")
 
 
-def test_client_errors_from_the_model_are_model_errors_with_the_original_400(cloud: LocalCloud) -> None:
+def test_an_exception_in_the_model_code_is_the_serving_containers_500_with_the_traceback_in_its_log(
+    cloud: LocalCloud,
+) -> None:
+    # The scikit-learn container serves through sagemaker-containers' Flask worker: an exception from input_fn
+    # (here one carrying status_code 400, which only sagemaker-inference-toolkit containers honour) is a 500.
     endpoint = _endpoint(cloud, _config(cloud, {"v1": 1.0}))
     with pytest.raises(ClientError) as raised:
         _invoke(cloud, endpoint, {"y": 1.0})
     error = raised.value.response
     assert error["Error"]["Code"] == "ModelError"
-    assert error["OriginalStatusCode"] == 400
-    assert json.loads(error["OriginalMessage"]) == {"error": "invalid request", "fields": {"x": "missing"}}
-    assert _metric_sum(cloud, endpoint, "v1", "Invocation4XXErrors") == 1.0
+    assert error["OriginalStatusCode"] == 500
+    assert "Internal Server Error" in error["OriginalMessage"]
+    assert _metric_sum(cloud, endpoint, "v1", "Invocation5XXErrors") == 1.0
+    logs, group = cloud.client("logs"), f"/aws/sagemaker/Endpoints/{endpoint}"
+    [stream] = logs.describe_log_streams(logGroupName=group)["logStreams"]
+    assert stream["logStreamName"].startswith("v1/i-")
+    logged = [
+        e["message"] for e in logs.get_log_events(logGroupName=group, logStreamName=stream["logStreamName"])["events"]
+    ]
+    assert any("invalid request" in line for line in logged)
 
 
 def test_a_missing_endpoint_is_a_validation_error(cloud: LocalCloud) -> None:
@@ -258,7 +326,14 @@ def test_an_endpoint_whose_model_cannot_load_is_failed_with_the_reason(cloud: Lo
     endpoint = _endpoint(cloud, f"{MODEL_PREFIX}-broken")
     described = cloud.client("sagemaker").describe_endpoint(EndpointName=endpoint)
     assert described["EndpointStatus"] == "Failed"
-    assert "code/inference.py" in described["FailureReason"]
+    assert described["FailureReason"] == (
+        "The primary container for production variant b did not pass the ping health check. "
+        "Please check CloudWatch logs for this endpoint."
+    )
+    logs, group = cloud.client("logs"), f"/aws/sagemaker/Endpoints/{endpoint}"
+    [stream] = logs.describe_log_streams(logGroupName=group)["logStreams"]
+    logged = logs.get_log_events(logGroupName=group, logStreamName=stream["logStreamName"])["events"]
+    assert any("No such file or directory" in e["message"] and "model/code" in e["message"] for e in logged)
 
 
 def test_invocations_are_recorded_as_aws_sagemaker_metrics(cloud: LocalCloud) -> None:
@@ -515,7 +590,7 @@ def _training_job(cloud: LocalCloud, **hyperparameters: str) -> str:
     cloud.client("sagemaker").create_training_job(
         TrainingJobName=name,
         AlgorithmSpecification={
-            "TrainingImage": "sklearn",
+            "TrainingImage": IMAGE,
             "TrainingInputMode": "File",
             "MetricDefinitions": [{"Name": "validation:auc", "Regex": "validation:auc=([0-9.]+)"}],
         },
@@ -555,7 +630,7 @@ def _finished(cloud: LocalCloud, name: str) -> dict[str, Any]:
 
 
 def test_a_training_job_runs_the_entry_point_and_uploads_its_model(cloud: LocalCloud) -> None:
-    name = _training_job(cloud, w="0.5", params='{"C": 1.0, "a": "b"}')
+    name = _training_job(cloud, weight="0.5", params='{"C": 1.0, "a": "b"}')
     assert cloud.client("sagemaker").describe_training_job(TrainingJobName=name)["TrainingJobStatus"] == "InProgress"
 
     job = _finished(cloud, name)
@@ -586,18 +661,22 @@ def test_a_training_job_runs_the_entry_point_and_uploads_its_model(cloud: LocalC
     env = json.loads(
         _untar(s3.get_object(Bucket=BUCKET, Key=f"jobs/{name}/output/output.tar.gz")["Body"].read())["env.json"]
     )
-    assert json.loads(env["SM_HPS"]) == {"w": 0.5, "params": {"C": 1.0, "a": "b"}}
+    assert json.loads(env["SM_HPS"]) == {"weight": 0.5, "params": {"C": 1.0, "a": "b"}}
     assert json.loads(env["SM_CHANNELS"]) == ["listed", "train"]
 
 
 def test_a_trained_model_can_be_hosted(cloud: LocalCloud) -> None:
-    name = _training_job(cloud, w="2.0")
+    name = _training_job(cloud, weight="2.0")
     artifact = _finished(cloud, name)["ModelArtifacts"]["S3ModelArtifacts"]
     sm = cloud.client("sagemaker")
     sm.create_model(
         ModelName=f"model-{name}",
         ExecutionRoleArn=ROLE,
-        PrimaryContainer={"Image": "sklearn", "ModelDataUrl": artifact, "Environment": {"MODEL_VERSION": name}},
+        PrimaryContainer={
+            "Image": IMAGE,
+            "ModelDataUrl": artifact,
+            "Environment": {**SERVING_ENV, "MODEL_VERSION": name},
+        },
     )
     sm.create_endpoint_config(
         EndpointConfigName=name,
@@ -607,27 +686,130 @@ def test_a_trained_model_can_be_hosted(cloud: LocalCloud) -> None:
     assert _invoke(cloud, endpoint, {"x": 0.25})[0]["predictions"] == [{"probability": 0.5, "label": 1}]
 
 
-def test_a_failing_script_fails_the_job_with_its_error(cloud: LocalCloud) -> None:
-    job = _finished(cloud, _training_job(cloud, w="1", fail="yes"))
-    assert job["TrainingJobStatus"] == "Failed"
-    assert "ExitCode 3" in job["FailureReason"]
-    assert "training blew up: no rows" in job["FailureReason"]
-    assert "ModelArtifacts" not in job
+def _job_log(cloud: LocalCloud, job_name: str) -> list[str]:
     logs = cloud.client("logs")
     [stream] = logs.describe_log_streams(
-        logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix=f"{job['TrainingJobName']}/"
+        logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix=f"{job_name}/"
     )["logStreams"]
     logged = logs.get_log_events(logGroupName="/aws/sagemaker/TrainingJobs", logStreamName=stream["logStreamName"])
-    assert "training blew up: no rows" in [e["message"] for e in logged["events"]]
+    return [e["message"] for e in logged["events"]]
+
+
+def test_a_failing_script_fails_the_job_as_the_training_toolkit_reports_it(cloud: LocalCloud) -> None:
+    job = _finished(cloud, _training_job(cloud, weight="1", fail="yes"))
+    assert job["TrainingJobStatus"] == "Failed"
+    # The scikit-learn container runs the script without capturing stderr: the toolkit's report has an empty
+    # ErrorMessage, and the script's own words are in the job's log.
+    assert job["FailureReason"].startswith('AlgorithmError: ExecuteUserScriptError:\nExitCode 3\nErrorMessage ""')
+    assert job["FailureReason"].endswith('training/train.py --fail yes --weight 1"')
+    assert "ModelArtifacts" not in job
+    assert "training blew up: no rows" in _job_log(cloud, job["TrainingJobName"])
+
+
+def test_a_script_importing_a_package_the_image_lacks_fails_its_job_with_that_error(cloud: LocalCloud) -> None:
+    # The project's virtualenv has matplotlib; the scikit-learn 1.9-0 image does not.
+    job = _finished(cloud, _training_job(cloud, weight="1", plot="yes"))
+    assert job["TrainingJobStatus"] == "Failed"
+    assert "ExitCode 1" in job["FailureReason"]
+    assert "ModuleNotFoundError: No module named 'matplotlib'" in _job_log(cloud, job["TrainingJobName"])
+
+
+def test_a_training_job_sees_only_its_container_environment(cloud: LocalCloud) -> None:
+    name = _training_job(cloud, weight="1")
+    job = _finished(cloud, name)
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    env = json.loads(
+        _untar(cloud.client("s3").get_object(Bucket=BUCKET, Key=f"jobs/{name}/output/output.tar.gz")["Body"].read())[
+            "env.json"
+        ]
+    )
+    assert env["python"].startswith("3.12.")
+    assert ".localcloud" not in env["executable"] and "/.venv/" not in env["executable"]
+    assert "PYTEST_CURRENT_TEST" not in env and "VIRTUAL_ENV" not in env
+    assert (env["STAGE"], env["TRAINING_JOB_NAME"], env["AWS_REGION"]) == ("test", name, "us-east-1")
+    assert env["AWS_ENDPOINT_URL"] == cloud.endpoint_url
+    assert env["AWS_ACCESS_KEY_ID"] != "localcloud" and env["AWS_SESSION_TOKEN"]
+    as_job = cloud.session.client(
+        "sts",
+        endpoint_url=cloud.endpoint_url,
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=env["AWS_SESSION_TOKEN"],
+    )
+    assert as_job.get_caller_identity()["Arn"] == f"arn:aws:sts::123456789012:assumed-role/sagemaker/{name}"
+    assert json.loads(env["SM_HOSTS"]) == ["localhost"]
 
 
 def test_a_stopped_training_job_ends_stopped(cloud: LocalCloud) -> None:
     sm = cloud.client("sagemaker")
-    name = _training_job(cloud, w="1", sleep="30")
+    name = _training_job(cloud, weight="1", sleep="30")
     _wait_until(lambda: sm.describe_training_job(TrainingJobName=name)["SecondaryStatus"] == "Training")
     sm.stop_training_job(TrainingJobName=name)
     job = _finished(cloud, name)
     assert (job["TrainingJobStatus"], job["SecondaryStatus"]) == ("Stopped", "Stopped")
+
+
+def test_the_projects_training_bundle_trains_in_the_image_environment_and_its_model_serves_there(
+    cloud: LocalCloud,
+) -> None:
+    contract = load_contract("churn")
+    frame = generate_churn(4000, seed=5, start=datetime(2025, 1, 1, tzinfo=UTC), months=12)
+    s3, sm = cloud.client("s3"), cloud.client("sagemaker")
+    parquet = io.BytesIO()
+    frame.to_parquet(parquet, index=False)
+    s3.put_object(Bucket=BUCKET, Key="bundle-run/curated/part-0.parquet", Body=parquet.getvalue())
+    s3.put_object(Bucket=BUCKET, Key="bundle-run/sourcedir.tar.gz", Body=build_source_tarball(REPO_ROOT))
+    name = f"bundle-{uuid.uuid4().hex[:8]}"
+    sm.create_training_job(
+        TrainingJobName=name,
+        AlgorithmSpecification={"TrainingImage": IMAGE, "TrainingInputMode": "File"},
+        RoleArn=ROLE,
+        HyperParameters={
+            "sagemaker_program": ENTRY_POINT,
+            "sagemaker_submit_directory": f"s3://{BUCKET}/bundle-run/sourcedir.tar.gz",
+            "dataset": "churn",
+            "min_slice_rows": "50",
+            "latency_samples": "10",
+        },
+        InputDataConfig=[
+            {
+                "ChannelName": "train",
+                "DataSource": {
+                    "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/bundle-run/curated/"}
+                },
+            }
+        ],
+        OutputDataConfig={"S3OutputPath": f"s3://{BUCKET}/bundle-run/output"},
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
+        StoppingCondition={"MaxRuntimeInSeconds": 600},
+    )
+    job = _finished(cloud, name)
+    assert job["TrainingJobStatus"] == "Completed", "\n".join(_job_log(cloud, name)[-30:])
+    model = _untar(s3.get_object(Bucket=BUCKET, Key=f"bundle-run/output/{name}/output/model.tar.gz")["Body"].read())
+    assert {"model.joblib", "code/inference.py", "plots/roc.svg"} <= set(model)
+    assert json.loads(model["model_metadata.json"])["packages"]["scikit-learn"] == "1.9.0"
+
+    sm.create_model(
+        ModelName=f"model-{name}",
+        ExecutionRoleArn=ROLE,
+        PrimaryContainer={
+            "Image": IMAGE,
+            "ModelDataUrl": job["ModelArtifacts"]["S3ModelArtifacts"],
+            "Environment": {**SERVING_ENV, "MODEL_VERSION": name},
+        },
+    )
+    sm.create_endpoint_config(
+        EndpointConfigName=name,
+        ProductionVariants=[{"VariantName": "trained", "ModelName": f"model-{name}", "InstanceType": "ml.m5.large"}],
+    )
+    record = {feature: _json_value(frame.iloc[0][feature]) for feature in contract.feature_names}
+    answer, _ = _invoke(cloud, _endpoint(cloud, name), record)
+    assert answer["model_version"] == name
+    assert 0.0 <= answer["predictions"][0]["probability"] <= 1.0
+
+
+def _json_value(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
 
 
 # ---------------------------------------------------------------- registry
@@ -653,7 +835,7 @@ def test_the_model_registry_defaults_keeps_fields_deletes_and_emits_state_change
         ModelPackageDescription="candidate",
         CustomerMetadataProperties={"model_version": "v7"},
         InferenceSpecification={
-            "Containers": [{"Image": "sklearn", "ModelDataUrl": f"s3://{BUCKET}/models/v1.tar.gz"}],
+            "Containers": [{"Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/models/v1.tar.gz"}],
             "SupportedContentTypes": ["application/json"],
             "SupportedResponseMIMETypes": ["application/json"],
         },

@@ -8,12 +8,14 @@ import subprocess
 import sys
 import tarfile
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 import pytest
 
 from tests.unit.training_support import churn_frame, trained, training_config
 from training.candidates import candidate_kinds
+from training.data import TrainingDataError
 from training.gate import GatePolicy, evaluate_gate
 from training.pipeline import model_input, positive_probabilities
 from training.train import EVALUATION_FILE, main, parse_args, run_training
@@ -28,10 +30,10 @@ ARTIFACTS = {
     "fallback_model.json",
     "drift_baseline.json",
     "model_card.json",
-    "plots/roc.png",
-    "plots/precision_recall.png",
-    "plots/calibration.png",
-    "plots/confusion_matrix.png",
+    "plots/roc.svg",
+    "plots/precision_recall.svg",
+    "plots/calibration.svg",
+    "plots/confusion_matrix.svg",
     "code/inference.py",
 }
 
@@ -43,7 +45,9 @@ def _files(root: Path) -> set[str]:
 def test_given_generated_data_when_trained_then_the_model_dir_holds_every_artifact() -> None:
     model = trained()
     assert _files(model.model_dir) >= ARTIFACTS
-    assert (model.model_dir / "plots" / "roc.png").read_bytes()[:4] == b"\x89PNG"
+    roc = ElementTree.parse(model.model_dir / "plots" / "roc.svg").getroot()
+    assert roc.tag == "{http://www.w3.org/2000/svg}svg"
+    assert len(roc.findall("{http://www.w3.org/2000/svg}polyline")) == 2  # baseline and candidate
 
 
 def test_given_generated_data_when_trained_then_the_model_passes_the_default_gate() -> None:
@@ -186,6 +190,20 @@ def test_given_curated_parquet_when_run_as_a_script_then_the_sagemaker_contract_
     assert summary["files"] == 12
     assert _files(tmp_path / "model") >= ARTIFACTS
     assert (tmp_path / "output" / "evaluation.json").exists()
+
+
+def test_given_a_channel_without_data_when_run_then_the_reason_is_left_in_sm_output_dir_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "train").mkdir()
+    monkeypatch.setenv("SM_CHANNEL_TRAIN", str(tmp_path / "train"))
+    monkeypatch.setenv("SM_MODEL_DIR", str(tmp_path / "model"))
+    monkeypatch.setenv("SM_OUTPUT_DIR", str(tmp_path / "output"))
+    with pytest.raises(TrainingDataError):
+        main([])
+    assert (
+        tmp_path / "output" / "failure"
+    ).read_text() == f"TrainingDataError: no Parquet files under {tmp_path / 'train'}"
 
 
 def test_given_a_local_run_when_asked_for_an_archive_then_model_tar_gz_has_the_files_at_its_root(

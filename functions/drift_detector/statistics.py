@@ -66,6 +66,46 @@ class GridCells:
         return cell
 
 
+# The Kolmogorov distribution, the null limit of sqrt(n) * KS: mean sqrt(pi / 2) * ln 2, sd sqrt(pi^2 / 12 - mean^2).
+KOLMOGOROV_MEAN = 0.8687
+KOLMOGOROV_SD = 0.2603
+# Grid intervals the Wasserstein null moments are computed on: the covariance is quadratic in them.
+NULL_MOMENT_POINTS = 200
+
+
+def effective_size(current: int, reference: int) -> float:
+    """n * N / (n + N): the sample size that gives a two-sample statistic its null spread (both samples are noisy)."""
+    if current <= 0:
+        return 0.0
+    if reference <= 0:
+        return float(current)
+    return current * reference / (current + reference)
+
+
+def wasserstein_null_coefficients(grid: FloatArray, reference_cdf: FloatArray) -> tuple[float, float]:
+    """(mean, sd) of sqrt(n) * W1 between a sample of n and the distribution it was drawn from, for large n.
+
+    sqrt(n) * (F_n - F) tends to B(F(x)), B a Brownian bridge, so sqrt(n) * W1 tends to the integral of |B(F(x))|:
+    its mean is sqrt(2 / pi) * integral of sqrt(F (1 - F)), its variance the double integral of the covariance of
+    |B(s)| and |B(t)| (for a centred normal pair of correlation r: (2 / pi) sd_s sd_t (sqrt(1 - r^2) + r asin r - 1)).
+    Computed on at most NULL_MOMENT_POINTS intervals of the reference's grid.
+    """
+    if grid.size < 2:
+        return 0.0, 0.0
+    index = np.unique(np.linspace(0, grid.size - 1, min(grid.size, NULL_MOMENT_POINTS + 1)).astype(np.int64))
+    widths = np.diff(grid[index])
+    level = (reference_cdf[index[:-1]] + reference_cdf[index[1:]]) / 2.0
+    spread = np.sqrt(level * (1.0 - level))
+    mean = float(np.sqrt(2.0 / np.pi) * np.sum(widths * spread))
+    outer = np.outer(spread, spread)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.where(outer > 0, (np.minimum.outer(level, level) - np.multiply.outer(level, level)) / outer, 0.0)
+    r = np.clip(r, -1.0, 1.0)
+    covariance = (2.0 / np.pi) * outer * (np.sqrt(1.0 - r * r) + r * np.arcsin(r) - 1.0)
+    variance = float(widths @ covariance @ widths)
+    return mean, float(np.sqrt(max(variance, 0.0)))
+
+
 def population_stability_index(expected: npt.ArrayLike, actual: npt.ArrayLike) -> float:
     """PSI between two share vectors over the same bins: sum((a - e) * ln(a / e)), shares floored at 0.01 %."""
     e = np.maximum(np.asarray(expected, dtype=np.float64), PSI_EPSILON)
@@ -111,20 +151,30 @@ def wasserstein_on_grid(
     *,
     mass_below: float = 0.0,
     mass_above: float = 0.0,
-    continuous: bool = True,
+    cell_slack: FloatArray | None = None,
 ) -> float:
-    """W1 from ECDFs on the grid (step functions between grid values) plus the current sample's tails.
+    """W1 from ECDFs on the grid plus the current sample's tails beyond the grid's ends.
 
     ``mass_below``/``mass_above`` are the current sample's mean excess beyond the grid's ends, i.e.
     sum(grid[0] - x for x < grid[0]) / n and sum(x - grid[-1] for x > grid[-1]) / n: the reference
-    has no mass there, so that area counts in full. Between grid values a discrete feature's ECDFs are flat
-    (its grid holds its support), while a continuous feature's rise about linearly: trapezoids fit it better.
+    has no mass there, so that area counts in full.
+
+    Without ``cell_slack`` (a continuous feature) both ECDFs are taken to rise linearly between grid values:
+    trapezoids. With it (a discrete feature, whose grid holds its support, so the reference ECDF is flat between
+    grid values) the current ECDF's area over each grid interval is exact: ``cell_slack[j]`` is
+    sum(grid[j + 1] - x) / n over the current values in (grid[j], grid[j + 1]], so live values between the support's
+    points (an integer feature sent 2.5) count where they are, not at the interval's start. That is exact unless the
+    current ECDF crosses the reference inside an interval, where it is a lower bound (the signed areas cancel).
     """
     if grid.size == 0:
         return 0.0
-    gap = np.abs(current_cdf - reference_cdf)
-    heights = (gap[:-1] + gap[1:]) / 2.0 if continuous else gap[:-1]
-    return float(np.sum(heights * np.diff(grid))) + mass_below + mass_above
+    widths = np.diff(grid)
+    if cell_slack is None:
+        gap = np.abs(current_cdf - reference_cdf)
+        return float(np.sum((gap[:-1] + gap[1:]) / 2.0 * widths)) + mass_below + mass_above
+    # Over (g_j, g_j+1) the current ECDF's integral is C_j * width + slack_j; the reference is R_j throughout.
+    signed = (current_cdf[:-1] - reference_cdf[:-1]) * widths + cell_slack
+    return float(np.sum(np.abs(signed))) + mass_below + mass_above
 
 
 def shares_from_grid_counts(counts: IntArray, edge_positions: IntArray) -> FloatArray:

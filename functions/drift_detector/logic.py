@@ -61,7 +61,7 @@ class DriftThresholds:
     out_of_range_rate: float = 0.01
     # Importance-weighted share of drift: sum of importance * min(severity, 1) over the features.
     weighted_severity: float = 0.3
-    prediction_wasserstein: float = 0.1
+    prediction_wasserstein: float = 0.075
 
 
 @dataclass

@@ -8,7 +8,7 @@ on a feature that rotates with the window so every feature family is hit:
 | scenario | what changes |
 |---|---|
 | `clean` | nothing: any alarm is a false alarm |
-| `mean_shift_0.25sd` | one numeric feature + 0.25 reference sd (integer features: stochastic rounding, still integers) |
+| `mean_shift_0.25sd` | one numeric feature + 0.25 reference sd (integers stay integers: stochastic rounding) |
 | `variance_x1.5` | one numeric feature spread about the reference mean so its variance is x1.5 |
 | `past_max_2pct` | 2 % of one numeric feature's values moved past the reference maximum (by 0.1 to 1 sd) |
 | `new_category_5pct` | an unseen category in 5 % of one categorical feature's rows |
@@ -24,6 +24,7 @@ often on a larger window than on a smaller one).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -163,7 +164,7 @@ class SuiteResult:
             if name == "clean":
                 continue
             ordered = [by_size[size] for size in sorted(by_size)]
-            if any(later < earlier for earlier, later in zip(ordered, ordered[1:], strict=False)):
+            if any(later < earlier for earlier, later in itertools.pairwise(ordered)):
                 return False
         return True
 

@@ -27,6 +27,7 @@ from functions.shared.drift_schema import (
     BASELINE_KIND,
     REPORT_KIND,
     SCHEMA_VERSION,
+    importance_shares,
     normalize_category,
 )
 
@@ -385,18 +386,17 @@ class DriftDetector:
         self.prediction.add(scores)
 
     @staticmethod
-    def _evaluate_feature(acc: _NumericAccumulator | _CategoricalAccumulator, thresholds: DriftThresholds) -> FeatureDrift:
+    def _evaluate_feature(
+        acc: _NumericAccumulator | _CategoricalAccumulator, thresholds: DriftThresholds
+    ) -> FeatureDrift:
         result = acc.evaluate(thresholds)
         result.judge_missing_rate(thresholds, _reference_rows(acc.profile))
         return result
 
     def _importances(self) -> dict[str, float]:
         """Each feature's share of the model's importance (the baseline's, else equal shares)."""
-        raw = {p["name"]: max(float(p.get("importance") or 0.0), 0.0) for p in self.baseline["features"]}
-        total = sum(raw.values())
-        if total <= 0:
-            return {name: 1.0 / len(raw) for name in raw}
-        return {name: value / total for name, value in raw.items()}
+        features = self.baseline["features"]
+        return importance_shares([p["name"] for p in features], {p["name"]: p.get("importance") for p in features})
 
     def evaluate(self, thresholds: DriftThresholds, **context: Any) -> dict[str, Any]:
         """The drift report (JSON-serialisable); ``context`` (endpoint, model version, window) is copied in."""

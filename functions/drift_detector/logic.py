@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from functions.drift_detector import statistics as st
 from functions.shared.drift_schema import (
@@ -192,10 +193,12 @@ class _NumericAccumulator:
             raise BaselineError(f"{profile['name']}: bin edges must be grid values")
         self.reference_shares = np.asarray(profile["bin_proportions"], dtype=np.float64)
         self.cells = st.GridCells(self.grid) if self.grid.size else None
-        # A discrete feature's grid is its support: the sum of live values per cell places off-support values exactly.
-        self.discrete = profile.get("type") == "integer"
         self.counts = np.zeros(self.grid.size + 1, dtype=np.int64)
-        self.cell_sums = np.zeros(self.grid.size + 1, dtype=np.float64) if self.discrete else None
+        # A discrete feature's grid is its support: live values off it (count and sum per cell) are placed exactly.
+        self.off_grid: tuple[st.IntArray, st.FloatArray] | None = None
+        if profile.get("type") == "integer":
+            slots = (self.grid.size + 1) * st.OFF_GRID_SLOTS
+            self.off_grid = (np.zeros(slots, dtype=np.int64), np.zeros(slots))
         self.total = 0
         self.missing = 0
         self.value_sum = 0.0
@@ -216,9 +219,8 @@ class _NumericAccumulator:
             counts = np.bincount(cells, minlength=self.counts.size)
             counts[0] -= n_missing
             self.counts += counts
-            if self.cell_sums is not None:
-                # NaN lands in cell 0, which the slack never reads.
-                self.cell_sums += np.bincount(cells, weights=chunk, minlength=self.counts.size)
+            if self.off_grid is not None and self.cells is not None:
+                self._add_off_grid(chunk, cells, missing)
             self.value_sum += float(np.sum(chunk, where=~missing) if n_missing else np.sum(chunk))
             low, high = self.grid[0], self.grid[-1]
             below = chunk < low
@@ -229,11 +231,30 @@ class _NumericAccumulator:
             if counts[-1]:
                 self.excess_above += float(np.sum(chunk[chunk > high] - high))
 
-    def _cell_slack(self, present: int) -> st.FloatArray | None:
-        if self.cell_sums is None:
+    def _add_off_grid(self, chunk: st.FloatArray, cells: npt.NDArray[np.intp], missing: npt.NDArray[np.bool_]) -> None:
+        """Count and sum the values strictly inside a grid interval, per slot of the interval (integer data off its
+        support: usually none, so this costs one comparison)."""
+        assert self.off_grid is not None and self.cells is not None
+        off = self.cells.padded.take(cells) != chunk
+        off &= ~missing
+        off &= cells > 0
+        off &= cells < self.grid.size
+        if not off.any():
+            return
+        cell, value = cells[off], chunk[off]
+        start, end = self.grid[cell - 1], self.grid[cell]
+        slot = np.minimum(((value - start) / (end - start) * st.OFF_GRID_SLOTS).astype(np.intp), st.OFF_GRID_SLOTS - 1)
+        index = cell * st.OFF_GRID_SLOTS + slot
+        counts, sums = self.off_grid
+        counts += np.bincount(index, minlength=counts.size)
+        sums += np.bincount(index, weights=value, minlength=sums.size)
+
+    def _inside(self, present: int) -> tuple[st.FloatArray, st.FloatArray] | None:
+        """(share of the sample, mean) per slot of each grid interval (cells 1 .. size - 1), shaped (intervals, slots)."""
+        if self.off_grid is None:
             return None
-        inner = slice(1, self.grid.size)
-        return (self.counts[inner] * self.grid[1:] - self.cell_sums[inner]) / present
+        counts, sums = (a.reshape(-1, st.OFF_GRID_SLOTS)[1 : self.grid.size] for a in self.off_grid)
+        return counts / present, sums / np.maximum(counts, 1)
 
     def evaluate(self, thresholds: DriftThresholds, *, scores: bool = False) -> FeatureDrift:
         """Statistics and severities. Model scores are judged on PSI and Wasserstein only, by their own thresholds."""
@@ -260,7 +281,7 @@ class _NumericAccumulator:
             current_cdf,
             mass_below=self.excess_below / present,
             mass_above=self.excess_above / present,
-            cell_slack=self._cell_slack(present),
+            inside=self._inside(present),
         )
         result.out_of_range_rate = (self.below + int(self.counts[-1])) / present
         result.mean = self.value_sum / present

@@ -250,7 +250,7 @@ class _NumericAccumulator:
         sums += np.bincount(index, weights=value, minlength=sums.size)
 
     def _inside(self, present: int) -> tuple[st.FloatArray, st.FloatArray] | None:
-        """(share of the sample, mean) per slot of each grid interval (cells 1 .. size - 1), shaped (intervals, slots)."""
+        """(share of the sample, mean) per slot of each grid interval (cells 1 .. size - 1): (intervals, slots)."""
         if self.off_grid is None:
             return None
         counts, sums = (a.reshape(-1, st.OFF_GRID_SLOTS)[1 : self.grid.size] for a in self.off_grid)

@@ -26,6 +26,10 @@ KEYS = {
         "drift_speedup_vs_alibi",
         "drift_peak_mem_over_data",
         "drift_e2e_over_parse_floor",
+        "drift_time_over_read_floor",
+        "drift_power_min_2000",
+        "drift_false_alarm_rate",
+        "drift_power_monotone",
     },
     "predict": {
         "predict_single_over_bare",

@@ -40,7 +40,7 @@ WINDOW_SIZES = (500, 2_000, 20_000)
 # Windows per (scenario, size): enough at full size that one false alarm in 100 clean windows shows.
 WINDOWS: dict[Size, dict[int, int]] = {
     "full": {500: 300, 2_000: 200, 20_000: 100},
-    "tiny": {500: 8, 2_000: 8, 20_000: 4},
+    "tiny": {500: 5, 2_000: 5, 20_000: 2},
 }
 POWER_FROM_ROWS = 2_000
 UNSEEN_CATEGORY = "never_seen_in_training"

@@ -47,7 +47,15 @@ def _numeric_profile(name: str, ftype: str, values: FloatArray) -> dict[str, Any
     }
     if count == 0:
         profile.update(
-            mean=None, std=None, min=None, max=None, bin_edges=[], bin_proportions=[1.0], grid=[], grid_cdf=[]
+            mean=None,
+            std=None,
+            min=None,
+            max=None,
+            bin_edges=[],
+            bin_proportions=[1.0],
+            grid=[],
+            grid_cdf=[],
+            grid_holds_support=True,
         )
         return profile
     # inverted_cdf returns observed values, so a discrete feature's grid holds its exact support.
@@ -59,6 +67,9 @@ def _numeric_profile(name: str, ftype: str, values: FloatArray) -> dict[str, Any
     below_or_at = np.searchsorted(present, edges, side="right")
     bin_counts = np.diff(np.concatenate(([0], below_or_at, [count])))
     grid_cdf = np.searchsorted(present, grid, side="right") / count
+    # When every distinct value is a grid value, the reference ECDF is flat between grid values: the detector
+    # then places live values between them exactly (an integer feature sent 2.5).
+    distinct = 1 + int(np.count_nonzero(np.diff(present)))
     profile.update(
         mean=float(present.mean()),
         std=float(present.std()),
@@ -68,6 +79,7 @@ def _numeric_profile(name: str, ftype: str, values: FloatArray) -> dict[str, Any
         bin_proportions=[float(c) / count for c in bin_counts],
         grid=[float(v) for v in grid],
         grid_cdf=[float(p) for p in grid_cdf],
+        grid_holds_support=distinct == grid.size,
     )
     return profile
 

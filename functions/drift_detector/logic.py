@@ -194,9 +194,11 @@ class _NumericAccumulator:
         self.reference_shares = np.asarray(profile["bin_proportions"], dtype=np.float64)
         self.cells = st.GridCells(self.grid) if self.grid.size else None
         self.counts = np.zeros(self.grid.size + 1, dtype=np.int64)
-        # A discrete feature's grid is its support: live values off it (count and sum per cell) are placed exactly.
+        # Where the grid holds the reference's support (its ECDF is flat between grid values), live values off the
+        # grid are counted and summed per slot of their interval and placed exactly. Baselines from before the flag
+        # existed assumed it of integer features.
         self.off_grid: tuple[st.IntArray, st.FloatArray] | None = None
-        if profile.get("type") == "integer":
+        if profile.get("grid_holds_support", profile.get("type") == "integer"):
             slots = (self.grid.size + 1) * st.OFF_GRID_SLOTS
             self.off_grid = (np.zeros(slots, dtype=np.int64), np.zeros(slots))
         self.total = 0

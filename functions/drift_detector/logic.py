@@ -16,6 +16,7 @@ larger window. The window alarms when one feature is severe (severity >= 1) or t
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -175,6 +176,12 @@ def _category_counts(values: Any) -> tuple[dict[Any, int], int]:
     return counted, missing
 
 
+@functools.lru_cache(maxsize=512)
+def _wasserstein_null(grid: bytes, reference_cdf: bytes) -> tuple[float, float]:
+    """The baseline's no-drift Wasserstein moments, once per process and profile (scheduled checks reuse it)."""
+    return st.wasserstein_null_coefficients(np.frombuffer(grid), np.frombuffer(reference_cdf))
+
+
 def _reference_rows(profile: Mapping[str, Any]) -> int:
     """Rows the baseline's profile was built on, missing ones included."""
     count = int(profile.get("count") or 0)
@@ -310,7 +317,7 @@ class _NumericAccumulator:
 
     def _wasserstein_null(self) -> tuple[float, float]:
         if self._null is None:
-            self._null = st.wasserstein_null_coefficients(self.grid, self.reference_cdf)
+            self._null = _wasserstein_null(self.grid.tobytes(), self.reference_cdf.tobytes())
         return self._null
 
 

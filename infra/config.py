@@ -110,6 +110,11 @@ class MonitoringConfig:
     psi_threshold: Annotated[float, Range(0.01, 10)]
     drifted_share_threshold: Annotated[float, Range(0.01, 1)]
     prediction_psi_threshold: Annotated[float, Range(0.01, 10)]
+    # Drift thresholds beyond PSI (functions/drift_detector/logic.DriftThresholds says what each measures).
+    wasserstein_threshold: Annotated[float, Range(0.01, 10)]
+    out_of_range_threshold: Annotated[float, Range(0.001, 1)]
+    weighted_drift_threshold: Annotated[float, Range(0.01, 1)]
+    prediction_wasserstein_threshold: Annotated[float, Range(0.01, 10)]
     latency_p99_ms: Annotated[int, Range(1, 60_000)]
     errors_5xx: Annotated[int, Range(1, 100_000)]
     fallback_rate_percent: Annotated[float, Range(0.1, 100)]

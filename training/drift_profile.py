@@ -8,6 +8,7 @@ docs/monitoring.md; bump SCHEMA_VERSION on any incompatible change.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ from functions.shared.drift_schema import (
     BOOLEAN_CATEGORIES,
     PREDICTION_NAME,
     SCHEMA_VERSION,
+    importance_shares,
     normalize_category,
 )
 
@@ -45,7 +47,15 @@ def _numeric_profile(name: str, ftype: str, values: FloatArray) -> dict[str, Any
     }
     if count == 0:
         profile.update(
-            mean=None, std=None, min=None, max=None, bin_edges=[], bin_proportions=[1.0], grid=[], grid_cdf=[]
+            mean=None,
+            std=None,
+            min=None,
+            max=None,
+            bin_edges=[],
+            bin_proportions=[1.0],
+            grid=[],
+            grid_cdf=[],
+            grid_holds_support=True,
         )
         return profile
     # inverted_cdf returns observed values, so a discrete feature's grid holds its exact support.
@@ -57,6 +67,9 @@ def _numeric_profile(name: str, ftype: str, values: FloatArray) -> dict[str, Any
     below_or_at = np.searchsorted(present, edges, side="right")
     bin_counts = np.diff(np.concatenate(([0], below_or_at, [count])))
     grid_cdf = np.searchsorted(present, grid, side="right") / count
+    # When every distinct value is a grid value, the reference ECDF is flat between grid values: the detector
+    # then places live values between them exactly (an integer feature sent 2.5).
+    distinct = 1 + int(np.count_nonzero(np.diff(present)))
     profile.update(
         mean=float(present.mean()),
         std=float(present.std()),
@@ -66,6 +79,7 @@ def _numeric_profile(name: str, ftype: str, values: FloatArray) -> dict[str, Any
         bin_proportions=[float(c) / count for c in bin_counts],
         grid=[float(v) for v in grid],
         grid_cdf=[float(p) for p in grid_cdf],
+        grid_holds_support=distinct == grid.size,
     )
     return profile
 
@@ -99,12 +113,19 @@ def _as_float(series: pd.Series) -> FloatArray:
 
 
 def build_drift_baseline(
-    frame: pd.DataFrame, contract: DataContract, scores: npt.ArrayLike, *, created_at: datetime | None = None
+    frame: pd.DataFrame,
+    contract: DataContract,
+    scores: npt.ArrayLike,
+    *,
+    created_at: datetime | None = None,
+    importances: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """Profile the training features and the model's scores on them; the result is JSON-serialisable.
 
     ``frame`` holds at least the contract's features; ``scores`` are the positive-class probabilities the
-    model gives those rows (or a held-out subset of them: only their distribution is kept).
+    model gives those rows (or a held-out subset of them: only their distribution is kept). ``importances``
+    (e.g. permutation importances on the validation split) become each feature's ``importance`` share, which
+    weighs its drift in the detector's window verdict.
     """
     missing = [f.name for f in contract.features if f.name not in frame.columns]
     if missing:
@@ -112,12 +133,14 @@ def build_drift_baseline(
     score_values = np.asarray(scores, dtype=np.float64).ravel()
     if score_values.size == 0:
         raise ValueError("scores: need at least one prediction score")
+    shares = importance_shares(contract.feature_names, importances)
     features: list[dict[str, Any]] = []
     for feature in contract.features:
         if feature.is_numeric:
-            features.append(_numeric_profile(feature.name, feature.type, _as_float(frame[feature.name])))
+            profile = _numeric_profile(feature.name, feature.type, _as_float(frame[feature.name]))
         else:
-            features.append(_categorical_profile(feature, frame[feature.name]))
+            profile = _categorical_profile(feature, frame[feature.name])
+        features.append({**profile, "importance": shares[feature.name]})
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": BASELINE_KIND,

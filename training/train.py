@@ -81,6 +81,7 @@ from training.evaluate import (  # noqa: E402
     evaluate_scores,
     measure_latency_ms,
     model_metrics_document,
+    permutation_importances,
     ranking_and_calibration,
     slice_report,
 )
@@ -385,8 +386,14 @@ def _train_and_evaluate(
     # The held-out splits stand in for live traffic: the model never fitted them, so its scores there are
     # distributed as serving will see them (training-split scores of a boosted model are overconfident).
     held_out = pd.concat([split.validation, split.test], ignore_index=True)
+    # How much each feature matters to the chosen model weighs its drift in the detector's window verdict.
+    importances = permutation_importances(pipeline, x_val, y_val, seed=config.seed)
     drift_baseline = build_drift_baseline(
-        held_out, contract, np.concatenate([scores_val[chosen], scores_test[chosen]]), created_at=None
+        held_out,
+        contract,
+        np.concatenate([scores_val[chosen], scores_test[chosen]]),
+        created_at=None,
+        importances=importances,
     )
     fallback = export_fallback(
         fitted["baseline"], threshold=thresholds["baseline"], model_version=model_version, contract=contract
@@ -428,6 +435,7 @@ def _train_and_evaluate(
             bins=bins,
         ),
         "calibration": {"bins": bins, "reliability": reliability_curve(y_test, scores_test[chosen], bins=bins)},
+        "feature_importance": {"method": "permutation, ROC AUC drop on the validation split", "values": importances},
         "leakage": {"max_single_feature_auc": config.max_single_feature_auc, "single_feature_auc": single_feature_auc},
         "split": split.summary(),
         "seed": config.seed,

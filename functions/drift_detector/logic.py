@@ -2,29 +2,44 @@
 
 Traffic is folded into fixed-size sufficient statistics (counts on the baseline's quantile grid, category
 counts, missing counts), chunk by chunk, so memory does not grow with the window and capture files can be
-streamed. At a million rows every p-value is tiny, so a feature is flagged on how much it moved (PSI, KS,
-Jensen-Shannon, missing-rate change, share of unseen categories), never on significance.
+streamed. At a million rows every p-value is tiny, so a feature is judged on how much it moved (PSI, KS,
+normalised Wasserstein, out-of-reference-range rate, Jensen-Shannon, missing-rate change, share of unseen
+categories), never on significance alone.
+
+Each test's severity is the part of its effect size that sampling noise of a window this size cannot explain
+(the statistic's mean under no drift plus NOISE_Z of its standard deviations removed), in units of the test's
+threshold; a feature's severity is its worst test's. Removing the small-sample bias makes the decision consistent
+across window sizes: a plug-in effect size is inflated on a small window, so a shift just under a threshold would
+be caught on small windows and missed on large ones. Here a fixed true shift is detected at least as often on a
+larger window. The window alarms when one feature is severe (severity >= 1) or the importance-weighted drift is.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from functions.drift_detector import statistics as st
 from functions.shared.drift_schema import (
     BASELINE_KIND,
     REPORT_KIND,
     SCHEMA_VERSION,
+    importance_shares,
     normalize_category,
 )
 
 # Rows per numeric chunk: a chunk and its scratch arrays stay in cache, and scratch memory under 4 MB.
 CHUNK_ROWS = 1 << 16
 TOP_NEW_CATEGORIES = 10
+# Null standard deviations an effect must clear before it counts: with ~100 tests a window, z = 3 keeps sampling
+# noise alone from ever reaching a threshold (they sit several such margins above the noise at min_samples).
+NOISE_Z = 3.0
+_JS_NULL_SCALE = 1.0 / (8.0 * np.log(2.0))
 
 
 class BaselineError(ValueError):
@@ -43,6 +58,13 @@ class DriftThresholds:
     js: float = 0.1
     missing_rate_delta: float = 0.05
     new_category_rate: float = 0.01
+    # W1 over the reference's standard deviation: a mean shift of d sd gives d, a variance x1.5 about 0.18.
+    wasserstein: float = 0.08
+    # Share of live values outside [reference min, reference max]; a sample of N puts 2 / (N + 1) there by chance.
+    out_of_range_rate: float = 0.01
+    # Importance-weighted share of drift: sum of importance * min(severity, 1) over the features.
+    weighted_severity: float = 0.3
+    prediction_wasserstein: float = 0.075
 
 
 @dataclass
@@ -59,8 +81,12 @@ class FeatureDrift:
     js: float | None = None
     new_category_rate: float | None = None
     new_categories: list[str] = field(default_factory=list)
+    out_of_range_rate: float | None = None
     mean: float | None = None
     baseline_mean: float | None = None
+    importance: float | None = None
+    severity: float = 0.0
+    severities: dict[str, float] = field(default_factory=dict)
     drifted: bool = False
     reasons: list[str] = field(default_factory=list)
 
@@ -72,9 +98,24 @@ class FeatureDrift:
         # A shallow copy: dataclasses.asdict deep-copies and costs more than the statistics on small windows.
         out = dict(vars(self))
         out["new_categories"] = list(self.new_categories)
+        out["severities"] = dict(self.severities)
         out["reasons"] = list(self.reasons)
         out["missing_rate_delta"] = self.missing_rate_delta
         return out
+
+    def judge(self, test: str, value: float, threshold: float, null_mean: float = 0.0, null_sd: float = 0.0) -> None:
+        """Record a test's severity: its effect beyond the noise of a no-drift window this size, in thresholds."""
+        severity = float(max(value - null_mean - NOISE_Z * null_sd, 0.0) / threshold)
+        self.severities[test] = severity
+        if severity >= 1.0:
+            self.reasons.append(test)
+        self.severity = max(self.severity, severity)
+        self.drifted = bool(self.reasons)
+
+    def judge_missing_rate(self, thresholds: DriftThresholds, reference_rows: int) -> None:
+        p = self.baseline_missing_rate
+        spread = float(np.sqrt(p * (1.0 - p) * (1.0 / self.count + 1.0 / max(reference_rows, 1))))
+        self.judge("missing_rate", abs(self.missing_rate_delta), thresholds.missing_rate_delta, null_sd=spread)
 
 
 def _to_float_chunks(values: Any) -> Iterable[st.FloatArray]:
@@ -135,6 +176,19 @@ def _category_counts(values: Any) -> tuple[dict[Any, int], int]:
     return counted, missing
 
 
+@functools.lru_cache(maxsize=512)
+def _wasserstein_null(grid: bytes, reference_cdf: bytes) -> tuple[float, float]:
+    """The baseline's no-drift Wasserstein moments, once per process and profile (scheduled checks reuse it)."""
+    return st.wasserstein_null_coefficients(np.frombuffer(grid), np.frombuffer(reference_cdf))
+
+
+def _reference_rows(profile: Mapping[str, Any]) -> int:
+    """Rows the baseline's profile was built on, missing ones included."""
+    count = int(profile.get("count") or 0)
+    missing_rate = float(profile.get("missing_rate") or 0.0)
+    return round(count / (1.0 - missing_rate)) if missing_rate < 1.0 else count
+
+
 class _NumericAccumulator:
     def __init__(self, profile: Mapping[str, Any]) -> None:
         self.profile = profile
@@ -147,9 +201,18 @@ class _NumericAccumulator:
         self.reference_shares = np.asarray(profile["bin_proportions"], dtype=np.float64)
         self.cells = st.GridCells(self.grid) if self.grid.size else None
         self.counts = np.zeros(self.grid.size + 1, dtype=np.int64)
+        # Where the grid holds the reference's support (its ECDF is flat between grid values), live values off the
+        # grid are counted and summed per slot of their interval and placed exactly. Baselines from before the flag
+        # existed assumed it of integer features.
+        self.off_grid: tuple[st.IntArray, st.FloatArray] | None = None
+        if profile.get("grid_holds_support", profile.get("type") == "integer"):
+            slots = (self.grid.size + 1) * st.OFF_GRID_SLOTS
+            self.off_grid = (np.zeros(slots, dtype=np.int64), np.zeros(slots))
         self.total = 0
         self.missing = 0
         self.value_sum = 0.0
+        self.below = 0
+        self._null: tuple[float, float] | None = None
         self.excess_below = 0.0
         self.excess_above = 0.0
 
@@ -161,14 +224,49 @@ class _NumericAccumulator:
             self.missing += n_missing
             if self.cells is None or n_missing == chunk.size:
                 continue
-            counts = np.bincount(self.cells.cells(chunk), minlength=self.counts.size)
+            cells = self.cells.cells(chunk)
+            counts = np.bincount(cells, minlength=self.counts.size)
             counts[0] -= n_missing
             self.counts += counts
+            if self.off_grid is not None and self.cells is not None:
+                self._add_off_grid(chunk, cells, missing)
             self.value_sum += float(np.sum(chunk, where=~missing) if n_missing else np.sum(chunk))
-            self.excess_below += float(np.sum(self.grid[0] - chunk[chunk < self.grid[0]]))
-            self.excess_above += float(np.sum(chunk[chunk > self.grid[-1]] - self.grid[-1]))
+            low, high = self.grid[0], self.grid[-1]
+            below = chunk < low
+            n_below = int(np.count_nonzero(below))
+            if n_below:
+                self.below += n_below
+                self.excess_below += float(np.sum(low - chunk[below]))
+            if counts[-1]:
+                self.excess_above += float(np.sum(chunk[chunk > high] - high))
 
-    def evaluate(self, thresholds: DriftThresholds) -> FeatureDrift:
+    def _add_off_grid(self, chunk: st.FloatArray, cells: npt.NDArray[np.intp], missing: npt.NDArray[np.bool_]) -> None:
+        """Count and sum the values strictly inside a grid interval, per slot of the interval (integer data off its
+        support: usually none, so this costs one comparison)."""
+        assert self.off_grid is not None and self.cells is not None
+        off = self.cells.padded.take(cells) != chunk
+        off &= ~missing
+        off &= cells > 0
+        off &= cells < self.grid.size
+        if not off.any():
+            return
+        cell, value = cells[off], chunk[off]
+        start, end = self.grid[cell - 1], self.grid[cell]
+        slot = np.minimum(((value - start) / (end - start) * st.OFF_GRID_SLOTS).astype(np.intp), st.OFF_GRID_SLOTS - 1)
+        index = cell * st.OFF_GRID_SLOTS + slot
+        counts, sums = self.off_grid
+        counts += np.bincount(index, minlength=counts.size)
+        sums += np.bincount(index, weights=value, minlength=sums.size)
+
+    def _inside(self, present: int) -> tuple[st.FloatArray, st.FloatArray] | None:
+        """(share of the sample, mean) per slot of each grid interval (cells 1 .. size - 1): (intervals, slots)."""
+        if self.off_grid is None:
+            return None
+        counts, sums = (a.reshape(-1, st.OFF_GRID_SLOTS)[1 : self.grid.size] for a in self.off_grid)
+        return counts / present, sums / np.maximum(counts, 1)
+
+    def evaluate(self, thresholds: DriftThresholds, *, scores: bool = False) -> FeatureDrift:
+        """Statistics and severities. Model scores are judged on PSI and Wasserstein only, by their own thresholds."""
         present = self.total - self.missing
         result = FeatureDrift(
             name=str(self.profile["name"]),
@@ -181,6 +279,7 @@ class _NumericAccumulator:
         )
         if present == 0 or self.grid.size == 0:
             return result
+        n_eff = st.effective_size(present, int(self.profile.get("count") or 0))
         current_cdf = st.grid_cdf(self.counts)
         shares = st.shares_from_grid_counts(self.counts, self.edge_positions)
         result.psi = st.population_stability_index(self.reference_shares, shares)
@@ -191,16 +290,35 @@ class _NumericAccumulator:
             current_cdf,
             mass_below=self.excess_below / present,
             mass_above=self.excess_above / present,
-            continuous=self.profile.get("type") != "integer",
+            inside=self._inside(present),
         )
-        std = self.profile.get("std") or 0.0
-        result.wasserstein_norm = result.wasserstein / std if std > 0 else None
+        result.out_of_range_rate = (self.below + int(self.counts[-1])) / present
         result.mean = self.value_sum / present
-        if result.psi >= thresholds.psi:
-            result.reasons.append("psi")
-        if result.ks >= thresholds.ks:
-            result.reasons.append("ks")
+        free = max(int(np.count_nonzero(self.reference_shares)) - 1, 0)
+        psi = thresholds.prediction_psi if scores else thresholds.psi
+        result.judge("psi", result.psi, psi, free / n_eff, np.sqrt(2.0 * free) / n_eff)
+        std = self.profile.get("std") or 0.0
+        if std > 0:
+            result.wasserstein_norm = result.wasserstein / std
+            mean, sd = self._wasserstein_null()
+            scale = 1.0 / (std * np.sqrt(n_eff))
+            wasserstein = thresholds.prediction_wasserstein if scores else thresholds.wasserstein
+            result.judge("wasserstein", result.wasserstein_norm, wasserstein, mean * scale, sd * scale)
+        if scores:
+            return result
+        ks_scale = 1.0 / np.sqrt(n_eff)
+        result.judge("ks", result.ks, thresholds.ks, st.KOLMOGOROV_MEAN * ks_scale, st.KOLMOGOROV_SD * ks_scale)
+        # A new value falls outside the range of N reference values with chance 2 / (N + 1) at most.
+        chance = 2.0 / (int(self.profile.get("count") or 0) + 1)
+        result.judge(
+            "out_of_range", result.out_of_range_rate, thresholds.out_of_range_rate, chance, np.sqrt(chance / present)
+        )
         return result
+
+    def _wasserstein_null(self) -> tuple[float, float]:
+        if self._null is None:
+            self._null = _wasserstein_null(self.grid.tobytes(), self.reference_cdf.tobytes())
+        return self._null
 
 
 class _CategoricalAccumulator:
@@ -246,12 +364,14 @@ class _CategoricalAccumulator:
         result.js = st.jensen_shannon_distance(reference, current_shares) if reference.sum() > 0 else 0.0
         result.new_category_rate = float(current_shares[-1])
         result.new_categories = sorted(unseen, key=lambda k: -unseen[k])[:TOP_NEW_CATEGORIES]
-        if result.psi >= thresholds.psi:
-            result.reasons.append("psi")
-        if result.js >= thresholds.js:
-            result.reasons.append("js")
-        if result.new_category_rate >= thresholds.new_category_rate:
-            result.reasons.append("new_categories")
+        n_eff = st.effective_size(present, int(self.profile.get("count") or 0))
+        free = max(int(np.count_nonzero(self.reference_shares)) - 1, 0)
+        result.judge("psi", result.psi, thresholds.psi, free / n_eff, np.sqrt(2.0 * free) / n_eff)
+        # JS divergence (the distance squared) under no drift is about chi-square(k - 1) / (8 ln 2 n): judged there.
+        js_mean, js_sd = free * _JS_NULL_SCALE / n_eff, np.sqrt(2.0 * free) * _JS_NULL_SCALE / n_eff
+        excess = max(result.js**2 - js_mean - NOISE_Z * js_sd, 0.0)
+        result.judge("js", float(np.sqrt(excess)), thresholds.js)
+        result.judge("new_categories", result.new_category_rate, thresholds.new_category_rate)
         return result
 
 
@@ -295,6 +415,19 @@ class DriftDetector:
     def add_scores(self, scores: Any) -> None:
         self.prediction.add(scores)
 
+    @staticmethod
+    def _evaluate_feature(
+        acc: _NumericAccumulator | _CategoricalAccumulator, thresholds: DriftThresholds
+    ) -> FeatureDrift:
+        result = acc.evaluate(thresholds)
+        result.judge_missing_rate(thresholds, _reference_rows(acc.profile))
+        return result
+
+    def _importances(self) -> dict[str, float]:
+        """Each feature's share of the model's importance (the baseline's, else equal shares)."""
+        features = self.baseline["features"]
+        return importance_shares([p["name"] for p in features], {p["name"]: p.get("importance") for p in features})
+
     def evaluate(self, thresholds: DriftThresholds, **context: Any) -> dict[str, Any]:
         """The drift report (JSON-serialisable); ``context`` (endpoint, model version, window) is copied in."""
         report: dict[str, Any] = {
@@ -314,25 +447,27 @@ class DriftDetector:
                 prediction=None,
             )
             return report
-        results = [acc.evaluate(thresholds) for acc in self.features.values()]
+        results = [self._evaluate_feature(acc, thresholds) for acc in self.features.values()]
+        weights = self._importances()
         for r in results:
-            if abs(r.missing_rate_delta) >= thresholds.missing_rate_delta:
-                r.reasons.append("missing_rate")
-            r.drifted = bool(r.reasons)
-        prediction = self.prediction.evaluate(thresholds)
+            r.importance = weights[r.name]
+        prediction = self.prediction.evaluate(thresholds, scores=True)
         has_scores = self.prediction.total > self.prediction.missing
-        prediction.reasons = ["psi"] if has_scores and prediction.psi >= thresholds.prediction_psi else []
-        prediction.drifted = bool(prediction.reasons)
         drifted = [r.name for r in results if r.drifted]
         share = len(drifted) / len(results)
         top = max(results, key=lambda r: r.psi)
-        drift_detected = share >= thresholds.drifted_share
+        worst = max(results, key=lambda r: r.severity)
+        weighted = float(sum(weights[r.name] * min(r.severity, 1.0) for r in results))
+        drift_detected = worst.severity >= 1.0 or weighted >= thresholds.weighted_severity
         report.update(
             verdict="drift" if drift_detected or prediction.drifted else "no_drift",
             drift_detected=drift_detected,
             prediction_drift_detected=prediction.drifted,
             drifted_features=drifted,
             drifted_share=share,
+            max_severity=worst.severity,
+            max_severity_feature=worst.name,
+            weighted_severity=weighted,
             max_psi=top.psi,
             max_psi_feature=top.name,
             features=[r.to_dict() for r in results],

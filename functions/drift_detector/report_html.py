@@ -60,9 +60,12 @@ def render_html(report: dict[str, Any]) -> str:
                 "name",
                 "kind",
                 "count",
+                "importance",
+                "severity",
                 "psi",
                 "ks",
                 "wasserstein_norm",
+                "out_of_range_rate",
                 "js",
                 "missing_rate_delta",
                 "new_category_rate",
@@ -76,11 +79,29 @@ def render_html(report: dict[str, Any]) -> str:
         f"<p><b>Verdict:</b> {escape(str(report.get('verdict')))}; samples {report.get('sample_count')} "
         f"(minimum {thresholds.get('min_samples')}); model version {escape(str(report.get('model_version', '-')))}; "
         f"drifted features {escape(', '.join(report.get('drifted_features') or [])) or 'none'} "
-        f"(share {_fmt(report.get('drifted_share'), 3)}); prediction PSI {_fmt(prediction.get('psi'))}.</p>"
+        f"(share {_fmt(report.get('drifted_share'), 3)}); worst feature "
+        f"{escape(str(report.get('max_severity_feature', '-')))} at severity {_fmt(report.get('max_severity'), 2)} "
+        f"(1 = drifted); importance-weighted drift {_fmt(report.get('weighted_severity'), 3)}; prediction PSI "
+        f"{_fmt(prediction.get('psi'))}, W1 / sd {_fmt(prediction.get('wasserstein_norm'))}, severity "
+        f"{_fmt(prediction.get('severity'), 2)}.</p>"
     )
     header = "".join(
         f"<th>{h}</th>"
-        for h in ("feature", "kind", "rows", "PSI", "KS", "W1 / sd", "JS", "missing delta", "new categories", "flags")
+        for h in (
+            "feature",
+            "kind",
+            "rows",
+            "importance",
+            "severity",
+            "PSI",
+            "KS",
+            "W1 / sd",
+            "out of range",
+            "JS",
+            "missing delta",
+            "new categories",
+            "flags",
+        )
     )
     return (
         "<!doctype html><html><head><meta charset='utf-8'>"

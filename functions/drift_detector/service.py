@@ -54,6 +54,10 @@ class DriftSettings:
                 drifted_share=float(source["DRIFTED_SHARE_THRESHOLD"]),
                 prediction_psi=float(source["PREDICTION_PSI_THRESHOLD"]),
                 min_samples=int(source["MIN_DRIFT_SAMPLES"]),
+                wasserstein=float(source["WASSERSTEIN_THRESHOLD"]),
+                out_of_range_rate=float(source["OUT_OF_RANGE_THRESHOLD"]),
+                weighted_severity=float(source["WEIGHTED_DRIFT_THRESHOLD"]),
+                prediction_wasserstein=float(source["PREDICTION_WASSERSTEIN_THRESHOLD"]),
             ),
         )
 
@@ -184,12 +188,16 @@ def drift_metrics(report: Mapping[str, Any], endpoint_name: str) -> list[dict[st
         datum(names.DRIFTED_SHARE, report["drifted_share"]),
         datum(names.DRIFTED_COUNT, len(report["drifted_features"]), "Count"),
         datum(names.MAX_PSI, report["max_psi"]),
+        datum(names.MAX_FEATURE_SEVERITY, report["max_severity"]),
+        datum(names.WEIGHTED_SEVERITY, report["weighted_severity"]),
     ]
     if report.get("prediction"):
         data.append(datum(names.PREDICTION_PSI, report["prediction"]["psi"]))
+        data.append(datum(names.PREDICTION_SEVERITY, report["prediction"]["severity"]))
     for feature in report["features"]:
         dim = [{"Name": names.FEATURE_DIMENSION, "Value": feature["name"]}]
         data.append(datum(names.FEATURE_PSI, feature["psi"], extra=dim))
+        data.append(datum(names.FEATURE_SEVERITY, feature["severity"], extra=dim))
         data.append(datum(names.FEATURE_DRIFTED, 1 if feature["drifted"] else 0, extra=dim))
     return data
 
@@ -252,5 +260,6 @@ def run_drift_check(
         "model_version": manifest.model_version,
         "sample_count": report["sample_count"],
         "drifted_features": report.get("drifted_features", []),
+        "max_severity_feature": report.get("max_severity_feature"),
         "report": f"s3://{settings.artifacts_bucket}/{keys['json']}",
     }

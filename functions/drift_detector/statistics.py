@@ -66,6 +66,54 @@ class GridCells:
         return cell
 
 
+# The Kolmogorov distribution, the null limit of sqrt(n) * KS: mean sqrt(pi / 2) * ln 2, sd sqrt(pi^2 / 12 - mean^2).
+KOLMOGOROV_MEAN = 0.8687
+KOLMOGOROV_SD = 0.2603
+# Slots per grid interval in which a discrete feature's off-support live values are counted.
+OFF_GRID_SLOTS = 16
+# Grid intervals the Wasserstein null sd is computed on (its covariance is quadratic in them); the mean uses all.
+NULL_SD_POINTS = 64
+
+
+def effective_size(current: int, reference: int) -> float:
+    """n * N / (n + N): the sample size that gives a two-sample statistic its null spread (both samples are noisy)."""
+    if current <= 0:
+        return 0.0
+    if reference <= 0:
+        return float(current)
+    return current * reference / (current + reference)
+
+
+def wasserstein_null_coefficients(grid: FloatArray, reference_cdf: FloatArray) -> tuple[float, float]:
+    """(mean, sd) of sqrt(n) * W1 between a sample of n and the distribution it was drawn from, for large n.
+
+    sqrt(n) * (F_n - F) tends to B(F(x)), B a Brownian bridge, so sqrt(n) * W1 tends to the integral of |B(F(x))|:
+    its mean is sqrt(2 / pi) * integral of sqrt(F (1 - F)), its variance the double integral of the covariance of
+    |B(s)| and |B(t)| (for a centred normal pair of correlation r: (2 / pi) sd_s sd_t (sqrt(1 - r^2) + r asin r - 1)).
+    The mean is summed over every grid interval; the sd on at most NULL_SD_POINTS coarser intervals, rescaled by
+    the ratio of the full to the coarse mean (coarse intervals overstate the tails' spread about equally in both).
+    """
+    if grid.size < 2:
+        return 0.0, 0.0
+
+    def level_and_mean(index: npt.NDArray[np.int64]) -> tuple[FloatArray, FloatArray, FloatArray, float]:
+        widths = np.diff(grid[index])
+        level = (reference_cdf[index[:-1]] + reference_cdf[index[1:]]) / 2.0
+        spread = np.sqrt(level * (1.0 - level))
+        return widths, level, spread, float(np.sqrt(2.0 / np.pi) * np.sum(widths * spread))
+
+    *_, mean = level_and_mean(np.arange(grid.size))
+    coarse = np.unique(np.linspace(0, grid.size - 1, min(grid.size, NULL_SD_POINTS + 1)).astype(np.int64))
+    widths, level, spread, coarse_mean = level_and_mean(coarse)
+    outer = np.outer(spread, spread)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.where(outer > 0, (np.minimum.outer(level, level) - np.multiply.outer(level, level)) / outer, 0.0)
+    r = np.clip(r, -1.0, 1.0)
+    covariance = (2.0 / np.pi) * outer * (np.sqrt(1.0 - r * r) + r * np.arcsin(r) - 1.0)
+    sd = float(np.sqrt(max(float(widths @ covariance @ widths), 0.0)))
+    return mean, sd * mean / coarse_mean if coarse_mean > 0 else sd
+
+
 def population_stability_index(expected: npt.ArrayLike, actual: npt.ArrayLike) -> float:
     """PSI between two share vectors over the same bins: sum((a - e) * ln(a / e)), shares floored at 0.01 %."""
     e = np.maximum(np.asarray(expected, dtype=np.float64), PSI_EPSILON)
@@ -111,20 +159,37 @@ def wasserstein_on_grid(
     *,
     mass_below: float = 0.0,
     mass_above: float = 0.0,
-    continuous: bool = True,
+    inside: tuple[FloatArray, FloatArray] | None = None,
 ) -> float:
-    """W1 from ECDFs on the grid (step functions between grid values) plus the current sample's tails.
+    """W1 from ECDFs on the grid plus the current sample's tails beyond the grid's ends.
 
     ``mass_below``/``mass_above`` are the current sample's mean excess beyond the grid's ends, i.e.
     sum(grid[0] - x for x < grid[0]) / n and sum(x - grid[-1] for x > grid[-1]) / n: the reference
-    has no mass there, so that area counts in full. Between grid values a discrete feature's ECDFs are flat
-    (its grid holds its support), while a continuous feature's rise about linearly: trapezoids fit it better.
+    has no mass there, so that area counts in full.
+
+    Without ``inside`` (a continuous feature) both ECDFs are taken to rise linearly between grid values:
+    trapezoids. With it (a discrete feature: its grid holds its support, so the reference ECDF is flat between grid
+    values) live values off the support (an integer feature sent 2.5) count where they are, not at the interval's
+    start: ``inside`` is (share of the sample, mean) of the current values strictly inside each of OFF_GRID_SLOTS
+    equal slots of each grid interval, shaped (intervals, slots). A slot's values are placed at their mean: exact
+    when they share one value or the ECDFs do not cross inside the slot, within a slot's width times its share else.
     """
     if grid.size == 0:
         return 0.0
-    gap = np.abs(current_cdf - reference_cdf)
-    heights = (gap[:-1] + gap[1:]) / 2.0 if continuous else gap[:-1]
-    return float(np.sum(heights * np.diff(grid))) + mass_below + mass_above
+    widths = np.diff(grid)
+    if inside is None:
+        gap = np.abs(current_cdf - reference_cdf)
+        return float(np.sum((gap[:-1] + gap[1:]) / 2.0 * widths)) + mass_below + mass_above
+    share, mean = inside
+    slots = share.shape[1]
+    slot_width = (widths / slots)[:, None]
+    slot_end = grid[:-1, None] + slot_width * np.arange(1, slots + 1)
+    # The gap between the ECDFs before and after each slot's values; their mean's distance to the slot's end.
+    after = (current_cdf[:-1] - reference_cdf[:-1])[:, None] + np.cumsum(share, axis=1)
+    before = after - share
+    to_end = np.where(share > 0, slot_end - mean, 0.0)
+    area = np.abs(before) * (slot_width - to_end) + np.abs(after) * to_end
+    return float(np.sum(area)) + mass_below + mass_above
 
 
 def shares_from_grid_counts(counts: IntArray, edge_positions: IntArray) -> FloatArray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 SCHEMA_VERSION = 1
@@ -30,3 +31,13 @@ def normalize_category(value: Any, *, boolean: bool = False) -> str | None:
     if boolean:
         return _BOOLEAN_WORDS.get(text.lower(), text)
     return text
+
+
+def importance_shares(names: Iterable[str], importances: Mapping[str, Any] | None) -> dict[str, float]:
+    """Each feature's share of the model's importance, summing to 1: negative importances (noise) count as none;
+    equal shares when nothing was measured or nothing mattered."""
+    raw = {name: max(float((importances or {}).get(name) or 0.0), 0.0) for name in names}
+    total = sum(raw.values())
+    if total <= 0:
+        return {name: 1.0 / len(raw) for name in raw} if raw else {}
+    return {name: value / total for name, value in raw.items()}

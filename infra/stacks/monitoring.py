@@ -45,6 +45,8 @@ def alarm_names(config: StageConfig) -> dict[str, str]:
     """Physical names of this stack's alarms; the local cloud, the CLI and people find them by these."""
     kinds = (
         "drift",
+        "feature-drift",
+        "weighted-drift",
         "prediction-drift",
         "drift-traffic",
         "retraining-needed",
@@ -197,6 +199,10 @@ class MonitoringStack(Stack):
                 "PSI_THRESHOLD": str(m.psi_threshold),
                 "DRIFTED_SHARE_THRESHOLD": str(m.drifted_share_threshold),
                 "PREDICTION_PSI_THRESHOLD": str(m.prediction_psi_threshold),
+                "WASSERSTEIN_THRESHOLD": str(m.wasserstein_threshold),
+                "OUT_OF_RANGE_THRESHOLD": str(m.out_of_range_threshold),
+                "WEIGHTED_DRIFT_THRESHOLD": str(m.weighted_drift_threshold),
+                "PREDICTION_WASSERSTEIN_THRESHOLD": str(m.prediction_wasserstein_threshold),
             },
         )
         artifacts_read = lake_objects(self.config, "artifacts", "*")
@@ -379,12 +385,26 @@ class MonitoringStack(Stack):
                 threshold=m.drifted_share_threshold,
                 what="share of features whose drift effect size crossed its threshold",
             ),
+            "feature-drift": self._alarm(
+                "FeatureDriftAlarm",
+                "feature-drift",
+                metric=self._metric(drift_names.MAX_FEATURE_SEVERITY),
+                threshold=1,
+                what="the worst feature's drift severity (effect beyond the window's noise, in thresholds)",
+            ),
+            "weighted-drift": self._alarm(
+                "WeightedDriftAlarm",
+                "weighted-drift",
+                metric=self._metric(drift_names.WEIGHTED_SEVERITY),
+                threshold=m.weighted_drift_threshold,
+                what="drift weighted by the model's feature importances: sum of importance x min(severity, 1)",
+            ),
             "prediction-drift": self._alarm(
                 "PredictionDriftAlarm",
                 "prediction-drift",
-                metric=self._metric(drift_names.PREDICTION_PSI),
-                threshold=m.prediction_psi_threshold,
-                what="PSI of the model's scores on live traffic against its training scores",
+                metric=self._metric(drift_names.PREDICTION_SEVERITY),
+                threshold=1,
+                what="drift severity of the model's scores (PSI and Wasserstein / sd against its held-out scores)",
             ),
             "drift-traffic": self._alarm(
                 "DriftTrafficAlarm",
@@ -435,8 +455,10 @@ class MonitoringStack(Stack):
 
     def _retraining_alarm(self) -> cloudwatch.CompositeAlarm:
         drifted = cloudwatch.AlarmRule.any_of(
-            cloudwatch.AlarmRule.from_alarm(self.alarms["drift"], cloudwatch.AlarmState.ALARM),
-            cloudwatch.AlarmRule.from_alarm(self.alarms["prediction-drift"], cloudwatch.AlarmState.ALARM),
+            *(
+                cloudwatch.AlarmRule.from_alarm(self.alarms[kind], cloudwatch.AlarmState.ALARM)
+                for kind in ("drift", "feature-drift", "weighted-drift", "prediction-drift")
+            )
         )
         composite = cloudwatch.CompositeAlarm(
             self,
@@ -575,6 +597,9 @@ class MonitoringStack(Stack):
                     self._metric(drift_names.DRIFTED_SHARE, label="drifted feature share"),
                     self._metric(drift_names.MAX_PSI, label="largest feature PSI"),
                     self._metric(drift_names.PREDICTION_PSI, label="prediction score PSI"),
+                    self._metric(drift_names.MAX_FEATURE_SEVERITY, label="worst feature severity (1 = drifted)"),
+                    self._metric(drift_names.WEIGHTED_SEVERITY, label="importance-weighted drift"),
+                    self._metric(drift_names.PREDICTION_SEVERITY, label="prediction score severity"),
                 ],
                 right=[
                     self._metric(drift_names.SAMPLE_COUNT, label="captured rows in window"),

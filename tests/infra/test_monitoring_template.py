@@ -47,7 +47,9 @@ def test_every_alarm_exists_with_the_stage_threshold_and_pages_people(templates,
     names = alarm_names(config)
     expected = {
         "drift": m.drifted_share_threshold,
-        "prediction-drift": m.prediction_psi_threshold,
+        "feature-drift": 1,
+        "weighted-drift": m.weighted_drift_threshold,
+        "prediction-drift": 1,
         "drift-traffic": m.min_drift_samples,
         "model-errors": m.errors_5xx,
         "validation-error-rate": m.validation_error_rate_percent,
@@ -87,7 +89,9 @@ def test_drift_alarms_watch_the_detectors_metrics_on_this_endpoint(templates):
 
     for kind, metric in (
         ("drift", drift_names.DRIFTED_SHARE),
-        ("prediction-drift", drift_names.PREDICTION_PSI),
+        ("feature-drift", drift_names.MAX_FEATURE_SEVERITY),
+        ("weighted-drift", drift_names.WEIGHTED_SEVERITY),
+        ("prediction-drift", drift_names.PREDICTION_SEVERITY),
         ("drift-traffic", drift_names.SAMPLE_COUNT),
     ):
         alarm = alarms[names[kind]]
@@ -110,12 +114,14 @@ def test_retraining_needs_drift_and_enough_traffic(templates, stage):
     rule = json.dumps(composite["AlarmRule"])
     ids = {
         kind: _logical_id(template, "AWS::CloudWatch::Alarm", AlarmName=f"mlloop-{stage}-monitoring-{kind}")
-        for kind in ("drift", "prediction-drift", "drift-traffic")
+        for kind in ("drift", "feature-drift", "weighted-drift", "prediction-drift", "drift-traffic")
     }
 
     assert composite["AlarmName"] == f"mlloop-{stage}-monitoring-retraining-needed"
-    assert rule.index(ids["drift"]) < rule.index(" OR ") < rule.index(ids["prediction-drift"])
-    assert rule.index(ids["prediction-drift"]) < rule.index(" AND ") < rule.index(ids["drift-traffic"])
+    # (drift OR feature-drift OR weighted-drift OR prediction-drift) AND drift-traffic: one severe feature suffices.
+    drifted = [rule.index(ids[k]) for k in ("drift", "feature-drift", "weighted-drift", "prediction-drift")]
+    assert drifted == sorted(drifted) and rule.count(" OR ") == 3
+    assert drifted[-1] < rule.index(" AND ") < rule.index(ids["drift-traffic"])
     assert composite["AlarmActions"]
 
 
@@ -160,6 +166,9 @@ def test_drift_and_quality_jobs_run_on_the_stage_schedule(templates, stage):
     assert env["ENDPOINT_NAME"] == config.endpoint_name
     assert env["MIN_DRIFT_SAMPLES"] == str(config.monitoring.min_drift_samples)
     assert env["DRIFT_WINDOW_HOURS"] == str(config.monitoring.drift_window_hours)
+    assert env["WASSERSTEIN_THRESHOLD"] == str(config.monitoring.wasserstein_threshold)
+    assert env["OUT_OF_RANGE_THRESHOLD"] == str(config.monitoring.out_of_range_threshold)
+    assert env["WEIGHTED_DRIFT_THRESHOLD"] == str(config.monitoring.weighted_drift_threshold)
     assert drift["MemorySize"] == 3008 and drift["Timeout"] == 900
     assert quality["Environment"]["Variables"]["LABELS_DATASET"] == "churn_labels"
     assert len(schedules) == 2

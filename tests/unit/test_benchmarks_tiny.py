@@ -26,6 +26,10 @@ KEYS = {
         "drift_speedup_vs_alibi",
         "drift_peak_mem_over_data",
         "drift_e2e_over_parse_floor",
+        "drift_time_over_read_floor",
+        "drift_power_min_2000",
+        "drift_false_alarm_rate",
+        "drift_power_monotone",
     },
     "predict": {
         "predict_single_over_bare",
@@ -71,6 +75,9 @@ def test_benchmark_runs_at_tiny_size(name: str) -> None:
         assert result.facts["detector_flags_exactly_injected"], result.facts["detector_flagged"]
         if "detector_from_capture_flagged" in result.facts:
             assert sorted(result.facts["detector_from_capture_flagged"]) == sorted(result.facts["injected"])
+        rates = result.facts["scenarios"]["detection_rate"]
+        assert set(rates["clean"].values()) == {0.0}, rates
+        assert all(by_size[20_000] == 1.0 for by_size in rates.values() if by_size is not rates["clean"]), rates
     if name == "frontdoor":
         assert all(codes == [200] for codes in result.facts["status_codes"].values()), result.facts
     if name == "imports":

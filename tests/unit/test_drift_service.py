@@ -130,6 +130,9 @@ def test_drifted_window_publishes_verdict_metrics_and_reports(aws):
     assert published[names.DRIFTED_SHARE] >= 0.1
     assert published[names.DEPLOYED_MODEL_VERSION] == 3
     assert published[f"{names.FEATURE_PSI}/monthly_charges"] >= 0.2
+    assert published[names.MAX_FEATURE_SEVERITY] >= 1
+    assert published[f"{names.FEATURE_SEVERITY}/monthly_charges"] >= 1
+    assert names.WEIGHTED_SEVERITY in published
     report = json.loads(
         s3.get_object(Bucket="artifacts", Key="drift-reports/mlloop-dev-churn/2026/11/22/09/drift_report.json")[
             "Body"
@@ -153,6 +156,7 @@ def test_too_little_traffic_publishes_no_drift_values(aws):
     assert published[names.SAMPLE_COUNT] == 50
     assert names.DRIFTED_SHARE not in published
     assert names.PREDICTION_PSI not in published
+    assert names.MAX_FEATURE_SEVERITY not in published
 
 
 def test_no_deployed_model_means_nothing_to_check(aws):
@@ -176,10 +180,16 @@ def test_on_demand_window_and_settings_from_environment():
         "PSI_THRESHOLD": "0.2",
         "DRIFTED_SHARE_THRESHOLD": "0.1",
         "PREDICTION_PSI_THRESHOLD": "0.25",
+        "WASSERSTEIN_THRESHOLD": "0.08",
+        "OUT_OF_RANGE_THRESHOLD": "0.01",
+        "WEIGHTED_DRIFT_THRESHOLD": "0.3",
+        "PREDICTION_WASSERSTEIN_THRESHOLD": "0.075",
     }
 
     assert [f"{h:%H}" for h in window.hours()] == ["07", "08"]
-    assert DriftSettings.from_env(env).thresholds.prediction_psi == 0.25
+    thresholds = DriftSettings.from_env(env).thresholds
+    assert (thresholds.prediction_psi, thresholds.wasserstein, thresholds.out_of_range_rate) == (0.25, 0.08, 0.01)
+    assert (thresholds.weighted_severity, thresholds.prediction_wasserstein) == (0.3, 0.075)
     assert drift_metrics({"verdict": "insufficient_data", "sample_count": 3}, ENDPOINT)[0]["Value"] == 3.0
 
 

@@ -124,3 +124,23 @@ def test_grid_psi_equals_psi_over_the_baseline_bins():
     got = _grid_stats(baseline, current)
 
     assert got["psi"] == pytest.approx(st.population_stability_index(profile["bin_proportions"], shares), rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "offsets",
+    [
+        lambda rng, n: np.full(n, 0.5),
+        lambda rng, n: rng.uniform(0.0, 1.0, n),
+        lambda rng, n: rng.choice([0.25, 0.5], n),
+    ],
+    ids=["half", "uniform_fraction", "quarters"],
+)
+def test_integer_feature_wasserstein_matches_scipy_for_non_integer_live_values(offsets):
+    rng = np.random.default_rng(3)
+    # Every value carries more than 1/1000 of the mass, so the baseline's grid holds the whole support.
+    reference = rng.integers(0, 10, 30_000).astype(float)
+    current = rng.binomial(9, 0.55, 5_000) + offsets(rng, 5_000)
+
+    got = _grid_stats(_one_feature_baseline(reference, "integer"), current)
+
+    assert got["wasserstein"] == pytest.approx(stats.wasserstein_distance(reference, current), rel=1e-3)

@@ -22,18 +22,27 @@ from functions.shared.jsonenc import compact_json
 from functions.shared.observability import logger
 from functions.shared.serving_manifest import ServingManifest
 
-FallbackReason = Literal["model_error", "throttling", "timeout", "endpoint_missing", "circuit_open"]
-RETRYABLE: frozenset[str] = frozenset({"throttling", "timeout"})
+# Why the fallback answered: the caller sees it in `fallback_reason`, the metrics count by it. Every exception the
+# endpoint call can raise maps to one of these (adapters.classify_endpoint_fault; "unknown" for the rest).
+FallbackReason = Literal[
+    "model_error", "throttling", "timeout", "connection", "unavailable", "endpoint_missing", "unknown", "circuit_open"
+]
+RETRYABLE: frozenset[str] = frozenset({"throttling", "timeout", "connection", "unavailable"})
 FALLBACK_VARIANT = "fallback"
 
 
 class EndpointCallError(Exception):
-    """The endpoint could not answer; `reason` is what the caller and the metrics see."""
+    """The endpoint could not answer; `reason` is what the caller and the metrics see.
 
-    def __init__(self, reason: FallbackReason, detail: str) -> None:
+    `answered` marks a refusal by the model itself (its container's 4xx): the endpoint is healthy, so the circuit
+    breaker counts it as an answer, not a failure.
+    """
+
+    def __init__(self, reason: FallbackReason, detail: str, *, answered: bool = False) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason: FallbackReason = reason
         self.detail = detail
+        self.answered = answered
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,8 @@ class Telemetry(Protocol):
     ) -> None: ...
 
     def request_rejected(self, *, fields: set[str]) -> None: ...
+
+    def circuit_moved(self, old: str, new: str) -> None: ...
 
 
 class PredictionLog(Protocol):
@@ -105,10 +116,15 @@ class FrontDoor:
     _deployed: _Deployed | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
+        s = self.settings
         self.breaker = CircuitBreaker(
-            failures=self.settings.circuit_failures,
-            window_seconds=self.settings.circuit_window_seconds,
-            cooldown_seconds=self.settings.circuit_cooldown_seconds,
+            failure_rate_percent=s.circuit_failure_rate_percent,
+            minimum_calls=s.circuit_minimum_calls,
+            window_seconds=s.circuit_window_seconds,
+            cooldown_seconds=s.circuit_cooldown_seconds,
+            probes=s.circuit_half_open_probes,
+            probe_timeout_seconds=s.call_budget_seconds,
+            on_transition=self.telemetry.circuit_moved,
         )
 
     # --- routes -------------------------------------------------------------------------------------------
@@ -230,28 +246,39 @@ class FrontDoor:
 
     def _call_endpoint(self, manifest: ServingManifest, payload: bytes, count: int) -> tuple[dict[str, Any], float]:
         """The endpoint's answer and the latency of the attempt that produced it."""
-        if not self.breaker.allow():
+        permit = self.breaker.acquire()
+        if permit is None:
             raise EndpointCallError("circuit_open", "the endpoint failed repeatedly; calls are paused")
+        failed = True
+        try:
+            result, latency_ms = self._attempts(payload, count)
+            failed = False
+        except EndpointCallError as fault:
+            failed = not fault.answered
+            raise
+        finally:
+            # Whatever ended the call, the breaker hears of it: a probe can never stay out.
+            self.breaker.record(permit, failed=failed)
+        if result["model_version"] != manifest.model_version:
+            # A deploy is landing (canary traffic or a finished update): re-read the manifest soon.
+            self.manifests.refresh_soon()
+        return result, latency_ms
+
+    def _attempts(self, payload: bytes, count: int) -> tuple[dict[str, Any], float]:
         attempts = 1 + self.settings.endpoint_retries
         for attempt in range(1, attempts + 1):
             started = self.clock()
             try:
                 answer = self.invoker.invoke(self.settings.endpoint_name, payload)
-                result = _read_endpoint_answer(answer, expected=count)
+                return _read_endpoint_answer(answer, expected=count), self._ms(started)
             except EndpointCallError as fault:
-                if fault.reason in RETRYABLE and attempt < attempts:
-                    # Small, bounded backoff: the whole call must stay far inside the API's 29 s limit.
-                    self.sleep(0.02 * attempt)
-                    continue
-                self.breaker.record_failure()
-                raise
-            latency_ms = self._ms(started)
-            self.breaker.record_success()
-            if result["model_version"] != manifest.model_version:
-                # A deploy is landing (canary traffic or a finished update): re-read the manifest soon.
-                self.manifests.refresh_soon()
-            return result, latency_ms
-        raise EndpointCallError("model_error", "no attempt was made")
+                if fault.reason not in RETRYABLE or attempt == attempts:
+                    raise
+            except Exception as exc:  # an invoker that does not classify its faults: still a fallback answer
+                raise EndpointCallError("unknown", type(exc).__name__) from None
+            # Small, bounded backoff: the whole call must stay far inside the API's 29 s limit.
+            self.sleep(0.02 * attempt)
+        raise EndpointCallError("unknown", "no attempt was made")
 
     def _fall_back(
         self, deployed: _Deployed, records: list[dict[str, Any]], fault: EndpointCallError, request_id: str

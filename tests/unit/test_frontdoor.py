@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from functions.frontdoor import handler as frontdoor_handler
-from functions.frontdoor.circuit import CircuitBreaker
 from functions.frontdoor.logic import EndpointCallError
 from functions.frontdoor.validation import RequestRejectedError, RequestValidator
 from functions.shared.contract import parse_contract
@@ -212,71 +211,6 @@ def test_a_new_manifest_swaps_the_contract_used_for_validation() -> None:
         door.predict(json.dumps({**VALID_RECORD, "tenure_months": 300}), request_id="r", correlation_id="c").status
         == 200
     )
-
-
-# --- circuit breaker -----------------------------------------------------------------------------------------
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_circuit_opens_after_n_failures_in_the_window_and_probes_half_open() -> None:
-    clock = Clock()
-    breaker = CircuitBreaker(failures=3, window_seconds=30, cooldown_seconds=20, clock=clock)
-    for _ in range(3):
-        assert breaker.allow()
-        breaker.record_failure()
-    assert breaker.state == "open" and not breaker.allow()
-    clock.now += 20
-    assert breaker.state == "half_open"
-    assert breaker.allow()
-    assert not breaker.allow(), "only one probe at a time"
-    breaker.record_failure()
-    assert breaker.state == "open"
-    clock.now += 20
-    assert breaker.allow()
-    breaker.record_success()
-    assert breaker.state == "closed"
-    assert breaker.transitions == [
-        ("closed", "open"),
-        ("open", "half_open"),
-        ("half_open", "open"),
-        ("open", "half_open"),
-        ("half_open", "closed"),
-    ]
-
-
-def test_failures_spread_wider_than_the_window_do_not_open_the_circuit() -> None:
-    clock = Clock()
-    breaker = CircuitBreaker(failures=3, window_seconds=30, cooldown_seconds=20, clock=clock)
-    for _ in range(5):
-        breaker.record_failure()
-        clock.now += 16
-    assert breaker.state == "closed"
-
-
-def test_an_open_circuit_answers_from_the_fallback_without_calling_the_endpoint() -> None:
-    endpoint = ScriptedEndpoint(faults=[EndpointCallError("timeout", "slow") for _ in range(6)])
-    door = make_front_door(endpoint=endpoint)
-    reasons = []
-    for i in range(4):
-        answer = door.predict(json.dumps(VALID_RECORD), request_id=f"r{i}", correlation_id="c")
-        reasons.append(answer.body["fallback_reason"])
-    assert reasons == ["timeout", "timeout", "timeout", "circuit_open"]
-    assert endpoint.calls == 6
-    assert door.health(request_id="h").body == {
-        "status": "degraded",
-        "endpoint_name": "mlloop-dev-churn",
-        "model_version": "v3",
-        "circuit": "open",
-        "fallback_available": True,
-        "request_id": "h",
-    }
 
 
 # --- routes through the Lambda handler ----------------------------------------------------------------------

@@ -10,7 +10,6 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
 from botocore.exceptions import (
-    BotoCoreError,
     ClientError,
     ConnectTimeoutError,
     HTTPClientError,
@@ -127,8 +126,7 @@ class S3ManifestSource:
         except (ValueError, KeyError, TypeError) as exc:
             logger.error("serving manifest is malformed", extra={"error": str(exc)[:300]})
             return self._manifest
-        except (BotoCoreError, OSError) as exc:
-            # Connection, timeout, credentials or a broken stream: the last good manifest keeps serving.
+        except Exception as exc:  # connection, timeout, credentials, a broken stream: the last good one serves on
             logger.warning("serving manifest could not be read", extra={"error": type(exc).__name__})
             return self._manifest
         self._manifest = manifest

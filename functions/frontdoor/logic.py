@@ -16,7 +16,7 @@ from typing import Any, Literal, NamedTuple, Protocol
 
 from functions.frontdoor.circuit import CircuitBreaker
 from functions.frontdoor.settings import FrontDoorSettings
-from functions.frontdoor.validation import RequestRejectedError, RequestValidator
+from functions.frontdoor.validation import RequestRejectedError, RequestValidator, echo
 from functions.shared.contract import ContractError, parse_contract
 from functions.shared.jsonenc import compact_json
 from functions.shared.observability import logger
@@ -129,8 +129,18 @@ class FrontDoor:
 
     # --- routes -------------------------------------------------------------------------------------------
 
-    def predict(self, body: str | None, *, request_id: str, correlation_id: str) -> Answer:
+    def predict(
+        self, body: str | bytes | None, *, request_id: str, correlation_id: str, content_type: str | None = None
+    ) -> Answer:
         started = self.clock()
+        if not is_json_media_type(content_type):
+            return Answer(
+                415,
+                {
+                    "error": f"unsupported content type {echo(content_type or '')!r}: send application/json",
+                    "request_id": request_id,
+                },
+            )
         deployed = self._current()
         if deployed is None:
             answer = Answer(503, {"error": self._no_model_message(), "request_id": request_id})
@@ -143,10 +153,12 @@ class FrontDoor:
         except RequestRejectedError as rejected:
             self.telemetry.request_rejected(fields=rejected.errors.metric_fields)
             return Answer(400, {"error": rejected.message, "fields": rejected.errors.fields, "request_id": request_id})
-        records = parsed.records if parsed.exact else [deployed.validator.features_only(r) for r in parsed.records]
+        # Re-serialised from the validated values: the caller's text (its duplicate keys, its spelling of numbers)
+        # never reaches the model or the lake.
+        records = [deployed.validator.features_only(r) for r in parsed.records]
         endpoint_latency_ms: float | None = None
         try:
-            payload = parsed.endpoint_payload or compact_json({"instances": records}).encode()
+            payload = compact_json({"instances": records}).encode()
             result, endpoint_latency_ms = self._call_endpoint(deployed.manifest, payload, len(records))
             answer = Answer(200, {**result, "request_id": request_id, "fallback": False})
             reason: str | None = None
@@ -160,7 +172,7 @@ class FrontDoor:
             unavailable=answer.status == 503,
         )
         if answer.status == 200 and self.prediction_log.sampled(request_id):
-            features_json = parsed.features_json or [compact_json(r) for r in records]
+            features_json = [compact_json(r) for r in records]
             self.prediction_log.write(
                 request_id,
                 prediction_rows(deployed, parsed.records, features_json, answer.body, correlation_id=correlation_id),
@@ -317,6 +329,26 @@ class FrontDoor:
                 "fallback_reason": fault.reason,
             },
         )
+
+
+def is_json_media_type(content_type: str | None) -> bool:
+    """application/json, optionally with charset=utf-8; a request without a Content-Type is taken as JSON, as API
+    Gateway does (https://docs.aws.amazon.com/apigateway/latest/developerguide/integration-passthrough-behaviors.html).
+
+    Anything else must be refused here: API Gateway validates a body against the method's model only when the
+    Content-Type matches the model's ("If no matching content type is found, request validation is not
+    performed": api-gateway-method-request-validation.html).
+    """
+    if content_type is None or not content_type.strip():
+        return True
+    media_type, _, parameters = content_type.partition(";")
+    if media_type.strip().lower() != "application/json":
+        return False
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            return False
+    return True
 
 
 def prediction_rows(

@@ -377,13 +377,15 @@ def test_the_endpoint_and_the_log_get_values_reserialised_from_the_validated_rec
             return super().invoke(endpoint_name, body)
 
     door = make_front_door(endpoint=Recording())
-    # The caller's spelling: whitespace, key order, an exponent, an escaped letter.
-    reordered = dict(reversed(list({**VALID_RECORD, "customer_id": "c-1"}.items())))
-    text = json.dumps(reordered, indent=3).replace('"standard"', '"st\\u0061ndard"').replace("846.0", "8.46e2")
-    assert door.predict(text, request_id="r", correlation_id="c").status == 200
+    # The caller's spelling: whitespace, key order, an exponent, an escaped letter; with and without the entity key
+    # (a record of exactly the contract's keys was once forwarded as the caller's text).
+    for extra in ({}, {"customer_id": "c-1"}):
+        reordered = dict(reversed(list({**VALID_RECORD, **extra}.items())))
+        text = json.dumps(reordered, indent=3).replace('"standard"', '"st\\u0061ndard"').replace("846.0", "8.46e2")
+        assert door.predict(text, request_id="r", correlation_id="c").status == 200
     canonical = json.dumps({"instances": [VALID_RECORD]}, separators=(",", ":")).encode()
-    assert seen == [canonical]
+    assert seen == [canonical, canonical]
     assert isinstance(door.prediction_log, RecordingLog)
-    (row,) = door.prediction_log.entries
-    assert row["features"] == json.dumps(VALID_RECORD, separators=(",", ":"))
-    assert row["customer_id"] == "c-1"
+    rows = door.prediction_log.entries
+    assert [row["features"] for row in rows] == [json.dumps(VALID_RECORD, separators=(",", ":"))] * 2
+    assert [row["customer_id"] for row in rows] == [None, "c-1"]

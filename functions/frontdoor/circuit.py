@@ -7,8 +7,9 @@ The semantics are resilience4j's time-based breaker (https://resilience4j.readme
 failureRateThreshold, minimumNumberOfCalls, slidingWindowType TIME_BASED, waitDurationInOpenState,
 permittedNumberOfCallsInHalfOpenState, maxWaitDurationInHalfOpenState), reduced to what one container needs:
 
-- closed: every call goes through. Each finished call's outcome is kept for `window_seconds`; once the window
-  holds at least `minimum_calls` outcomes and `failure_rate_percent` of them or more are failures, it opens.
+- closed: every call goes through. Each finished call's outcome is counted in the bucket of its second; the
+  window is the last `window_seconds` whole seconds. Once it holds at least `minimum_calls` outcomes and
+  `failure_rate_percent` of them or more are failures, it opens.
   A success does not erase earlier failures: the rate decides.
 - open: no call goes through; after `cooldown_seconds` it is half-open.
 - half-open: at most `probes` calls go through (each holds a permit). The first probe that fails re-opens it;
@@ -24,16 +25,14 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Literal, NamedTuple
+from typing import Literal
 
 CircuitState = Literal["closed", "open", "half_open"]
 
 
-class Permit(NamedTuple):
-    """Leave to make one call, handed out by `acquire` and given back with the call's outcome."""
-
-    generation: int
-    started: float
+# Leave to make one call, handed out by `acquire` and given back with the call's outcome: (generation, started).
+# A plain tuple: it is built on every request.
+Permit = tuple[int, float]
 
 
 def _no_listener(old: CircuitState, new: CircuitState) -> None:
@@ -63,8 +62,10 @@ class CircuitBreaker:
         self.probe_timeout_seconds = probe_timeout_seconds
         self._clock = clock
         self._on_transition = on_transition
-        # (finished at, failed) for the closed state's window, with a running count of the failures in it.
-        self._outcomes: deque[tuple[float, bool]] = deque()
+        # The closed state's window as one bucket per second, [second, calls, failures], with running totals: the
+        # partial aggregation resilience4j's time-based window uses, so a call costs an increment, not an entry.
+        self._buckets: deque[list[int]] = deque()
+        self._calls_in_window = 0
         self._failed_in_window = 0
         self._state: CircuitState = "closed"
         # Bumped on every transition: a permit from an earlier generation reports into nothing.
@@ -92,24 +93,27 @@ class CircuitBreaker:
     def acquire(self) -> Permit | None:
         """Leave to call the endpoint now, or None when the breaker is open (or half-open with every probe out)."""
         now = self._clock()
+        if self._state == "closed":
+            return (self._generation, now)
         self._advance(now)
-        state = self._state
-        if state == "closed":
-            return Permit(self._generation, now)
-        if state == "half_open" and len(self._probe_starts) + self._probe_successes < self.probes:
+        if self._state == "closed":
+            return (self._generation, now)
+        if self._state == "half_open" and len(self._probe_starts) + self._probe_successes < self.probes:
             self._probe_starts.append(now)
-            return Permit(self._generation, now)
+            return (self._generation, now)
         return None
 
     def record(self, permit: Permit, *, failed: bool) -> None:
         """The outcome of the call `permit` allowed: failed, or answered (a container 4xx is an answer)."""
         now = self._clock()
-        self._advance(now)
-        if permit.generation != self._generation:
+        if self._state != "closed":
+            self._advance(now)
+        generation, started = permit
+        if generation != self._generation:
             return
         if self._state == "half_open":
-            if permit.started in self._probe_starts:
-                self._probe_starts.remove(permit.started)
+            if started in self._probe_starts:
+                self._probe_starts.remove(started)
             if failed:
                 self._open(now)
                 return
@@ -119,16 +123,25 @@ class CircuitBreaker:
             return
         if self._state != "closed":
             return
-        self._outcomes.append((now, failed))
+        second = int(now)
+        buckets = self._buckets
+        if buckets and buckets[-1][0] == second:
+            bucket = buckets[-1]
+            bucket[1] += 1
+            bucket[2] += failed
+        else:
+            buckets.append([second, 1, int(failed)])
+            horizon = second - self.window_seconds
+            while buckets[0][0] <= horizon:
+                _, calls, failures = buckets.popleft()
+                self._calls_in_window -= calls
+                self._failed_in_window -= failures
+        self._calls_in_window += 1
         self._failed_in_window += failed
-        horizon = now - self.window_seconds
-        outcomes = self._outcomes
-        while outcomes and outcomes[0][0] < horizon:
-            self._failed_in_window -= outcomes.popleft()[1]
         if (
             failed
-            and len(outcomes) >= self.minimum_calls
-            and self._failed_in_window * 100 >= self.failure_rate_percent * len(outcomes)
+            and self._calls_in_window >= self.minimum_calls
+            and self._failed_in_window * 100 >= self.failure_rate_percent * self._calls_in_window
         ):
             self._open(now)
 
@@ -140,7 +153,8 @@ class CircuitBreaker:
         old = self._state
         self._state = new
         self._generation += 1
-        self._outcomes.clear()
+        self._buckets.clear()
+        self._calls_in_window = 0
         self._failed_in_window = 0
         self._probe_starts = []
         self._probe_successes = 0

@@ -156,9 +156,10 @@ class FrontDoor:
         # Re-serialised from the validated values: the caller's text (its duplicate keys, its spelling of numbers)
         # never reaches the model or the lake.
         records = [deployed.validator.features_only(r) for r in parsed.records]
+        features_json = [compact_json(r) for r in records]
         endpoint_latency_ms: float | None = None
         try:
-            payload = compact_json({"instances": records}).encode()
+            payload = ('{"instances":[' + ",".join(features_json) + "]}").encode()
             result, endpoint_latency_ms = self._call_endpoint(deployed.manifest, payload, len(records))
             answer = Answer(200, {**result, "request_id": request_id, "fallback": False})
             reason: str | None = None
@@ -172,7 +173,6 @@ class FrontDoor:
             unavailable=answer.status == 503,
         )
         if answer.status == 200 and self.prediction_log.sampled(request_id):
-            features_json = [compact_json(r) for r in records]
             self.prediction_log.write(
                 request_id,
                 prediction_rows(deployed, parsed.records, features_json, answer.body, correlation_id=correlation_id),
@@ -339,7 +339,7 @@ def is_json_media_type(content_type: str | None) -> bool:
     Content-Type matches the model's ("If no matching content type is found, request validation is not
     performed": api-gateway-method-request-validation.html).
     """
-    if content_type is None or not content_type.strip():
+    if content_type is None or content_type == "application/json" or not content_type.strip():
         return True
     media_type, _, parameters = content_type.partition(";")
     if media_type.strip().lower() != "application/json":

@@ -132,22 +132,22 @@ def _lone_surrogate(value: Any) -> str | None:
     return None
 
 
-def decode_body(body: str | bytes) -> str:
-    """The body as text, refusing what is not UTF-8 (bytes from a base64 body, or a str with lone surrogates)."""
+def decode_body(body: str | bytes) -> tuple[str, int]:
+    """The body as text and its size in bytes, refusing what is not UTF-8 (bytes from a base64 body, or a str
+    with lone surrogates)."""
     if isinstance(body, bytes):
         try:
-            return body.decode("utf-8")
+            return body.decode("utf-8"), len(body)
         except UnicodeDecodeError as exc:
             raise _body_rejected(
                 "invalid request", f"the request body is not valid UTF-8 (byte {exc.start} cannot be decoded)"
             ) from None
     try:
-        body.encode("utf-8")
+        return body, len(body.encode("utf-8"))
     except UnicodeEncodeError as exc:
         raise _body_rejected(
             "invalid request", f"the request body is not valid UTF-8 (a lone surrogate at character {exc.start})"
         ) from None
-    return body
 
 
 def _describe(value: Any) -> str:
@@ -243,8 +243,8 @@ class RequestValidator:
             )
         if len(body) > self.max_body_bytes:
             raise _body_rejected("request too large", f"the request body is larger than {self.max_body_bytes} bytes")
-        text = decode_body(body)
-        if len(text.encode("utf-8")) > self.max_body_bytes:
+        text, size = decode_body(body)
+        if size > self.max_body_bytes:
             raise _body_rejected("request too large", f"the request body is larger than {self.max_body_bytes} bytes")
         try:
             decoded = _STRICT_JSON.decode(text)

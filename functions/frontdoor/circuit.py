@@ -96,8 +96,6 @@ class CircuitBreaker:
         if self._state == "closed":
             return (self._generation, now)
         self._advance(now)
-        if self._state == "closed":
-            return (self._generation, now)
         if self._state == "half_open" and len(self._probe_starts) + self._probe_successes < self.probes:
             self._probe_starts.append(now)
             return (self._generation, now)

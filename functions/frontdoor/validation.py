@@ -218,6 +218,7 @@ class RequestValidator:
         self.max_records = max_records
         self.max_body_bytes = max_body_bytes
         self._features = {f.name: f for f in contract.features}
+        self._names = tuple(self._features)
         # The entity key and event time may ride along (they are logged with the prediction), the label may not.
         self._passthrough = {contract.entity_key, contract.event_timestamp}
         self._allowed = frozenset(self._features) | self._passthrough
@@ -343,5 +344,8 @@ class RequestValidator:
                 errors.add(f"{prefix}{name}", problem, name)
 
     def features_only(self, record: dict[str, Any]) -> dict[str, Any]:
-        """The record as the model takes it: every feature, omitted nullable ones as null."""
-        return {name: record.get(name) for name in self._features}
+        """The record as the model takes it: every feature in contract order, omitted nullable ones as null."""
+        if tuple(record) == self._names:
+            # Validated, and already exactly the features in contract order: the same dict, not a copy.
+            return record
+        return {name: record.get(name) for name in self._names}

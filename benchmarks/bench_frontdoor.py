@@ -267,7 +267,7 @@ def run(size: Size) -> BenchResult:
             rounds=ROUNDS[size],
             calls=CALLS[size],
             # An outage's steady state is the open circuit: the failures that open it are warm-up.
-            warmup=WARMUP[size] + int(os.environ["CIRCUIT_FAILURES"]),
+            warmup=WARMUP[size] + int(os.environ["CIRCUIT_MINIMUM_CALLS"]),
         )
     result.timings.update(timings)
     result.timings.update(fallback_timings)

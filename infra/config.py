@@ -83,10 +83,16 @@ class FrontDoorConfig:
     throttle_burst: Annotated[int, Range(1, 5000)]
     endpoint_timeout_ms: Annotated[int, Range(50, 60_000)]
     endpoint_retries: Annotated[int, Range(0, 5)]
-    circuit_failures: Annotated[int, Range(1, 1000)]
+    # The circuit breaker (functions/frontdoor/circuit.py): failure rate over a time window, resilience4j-style.
+    circuit_minimum_calls: Annotated[int, Range(1, 1000)]
+    circuit_failure_rate_percent: Annotated[int, Range(1, 100)]
+    circuit_half_open_probes: Annotated[int, Range(1, 100)]
     circuit_window_seconds: Annotated[int, Range(1, 3600)]
     circuit_cooldown_seconds: Annotated[int, Range(1, 3600)]
     prediction_log_sample_percent: Annotated[int, Range(0, 100)]
+    # Requests one client IP may send in 5 minutes before the API's WAF web ACL blocks it; absent = no web ACL.
+    # AWS WAF allows 10 to 2,000,000,000 (RateBasedStatement.Limit, 300 s evaluation window).
+    waf_rate_limit_per_ip: Annotated[int | None, Range(10, 2_000_000_000)] = None
 
     def function_environment(self) -> dict[str, str]:
         """The front-door function's tuning, as the variables its FrontDoorSettings reads."""
@@ -94,7 +100,9 @@ class FrontDoorConfig:
             "max_batch_records",
             "endpoint_timeout_ms",
             "endpoint_retries",
-            "circuit_failures",
+            "circuit_minimum_calls",
+            "circuit_failure_rate_percent",
+            "circuit_half_open_probes",
             "circuit_window_seconds",
             "circuit_cooldown_seconds",
             "prediction_log_sample_percent",

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from aws_cdk import App, Environment, Stack, Tags
+from aws_cdk import App, Aspects, Environment, Stack, Tags
 
 from infra.config import StageConfig
+from infra.constructs.encrypted_logs import EncryptLogGroups
 from infra.stacks.data_lake import DataLakeStack
 from infra.stacks.monitoring import MonitoringStack
 from infra.stacks.serving import ServingStack
@@ -24,3 +25,4 @@ def build_stage(app: App, config: StageConfig) -> None:
     for stack in stacks:
         Tags.of(stack).add("project", config.project)
         Tags.of(stack).add("stage", config.stage)
+        Aspects.of(stack).add(EncryptLogGroups(lake.key))

@@ -17,7 +17,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from functions.frontdoor.logic import EndpointCallError, EndpointInvoker
+from functions.frontdoor.logic import RETRYABLE, EndpointCallError, EndpointInvoker
 from functions.shared.contract import DataContract, parse_contract
 from functions.shared.serving_manifest import ServingManifest
 from functions.shared.transient import TransientError
@@ -131,7 +131,7 @@ class BatchScorer:
         try:
             answer = self.invoker.invoke(self.settings.endpoint_name, payload)
         except EndpointCallError as fault:
-            if fault.reason in ("throttling", "timeout"):
+            if fault.reason in RETRYABLE:
                 raise TransientError(f"{fault.reason}: {fault.detail}") from None
             raise
         reply = json.loads(answer.body)

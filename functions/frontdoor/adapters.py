@@ -12,9 +12,11 @@ from botocore.config import Config
 from botocore.exceptions import (
     ClientError,
     ConnectTimeoutError,
-    EndpointConnectionError,
+    HTTPClientError,
+    IncompleteReadError,
     ReadTimeoutError,
 )
+from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
 from functions.frontdoor import metric_names as names
 from functions.frontdoor.logic import EndpointAnswer, EndpointCallError
@@ -23,7 +25,14 @@ from functions.shared.jsonenc import compact_json
 from functions.shared.observability import logger
 from functions.shared.serving_manifest import ServingManifest
 
-_THROTTLING_CODES = frozenset({"ThrottlingException", "TooManyRequestsException", "ServiceUnavailable", "Throttling"})
+# InvokeEndpoint's modeled errors (botocore's sagemaker-runtime service model) and the throttling codes any AWS
+# front end may answer with.
+_THROTTLING_CODES = frozenset({"ThrottlingException", "TooManyRequestsException", "Throttling"})
+# ModelNotReadyException: a serverless variant still provisioning, or a multi-model endpoint still loading.
+_UNAVAILABLE_CODES = frozenset(
+    {"ServiceUnavailable", "InternalFailure", "InternalDependencyException", "ModelNotReadyException"}
+)
+_MODEL_CODES = frozenset({"ModelError", "ModelStreamError", "InternalStreamFailure"})
 
 
 def runtime_client_config(timeout_ms: int) -> Config:
@@ -35,15 +44,36 @@ def runtime_client_config(timeout_ms: int) -> Config:
 def classify_client_error(exc: ClientError) -> EndpointCallError:
     error = exc.response.get("Error", {})
     code = str(error.get("Code", ""))
-    message = str(error.get("Message", ""))
+    message = str(error.get("Message", ""))[:300]
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-    if code in _THROTTLING_CODES or status == 429:
+    if code in _THROTTLING_CODES or (status == 429 and code not in _UNAVAILABLE_CODES):
         return EndpointCallError("throttling", message or code)
+    if code in _UNAVAILABLE_CODES or status >= 500:
+        return EndpointCallError("unavailable", f"{code}: {message}")
     # SageMaker Runtime answers a missing endpoint with ValidationError ("Endpoint ... not found.").
     missing = "not found" in message.lower() or "could not find" in message.lower()
     if code in ("ValidationError", "ValidationException") and missing:
         return EndpointCallError("endpoint_missing", message)
-    return EndpointCallError("model_error", f"{code}: {message}")
+    if code in _MODEL_CODES:
+        # ModelError carries the container's own status: a 4xx is the model refusing this request, an answer
+        # from a healthy endpoint (InvokeEndpoint API reference, ModelError.OriginalStatusCode).
+        original = exc.response.get("OriginalStatusCode")
+        refused = isinstance(original, int) and 400 <= original < 500
+        return EndpointCallError("model_error", f"{code}: {message}", answered=refused)
+    return EndpointCallError("unknown", f"{code or status}: {message}")
+
+
+def classify_endpoint_fault(exc: Exception) -> EndpointCallError:
+    """Any exception from InvokeEndpoint or reading its reply, as the reason the fallback answers with."""
+    if isinstance(exc, ClientError):
+        return classify_client_error(exc)
+    if isinstance(exc, (ReadTimeoutError, ConnectTimeoutError)):
+        return EndpointCallError("timeout", str(exc)[:300])
+    # Connection refused or reset, DNS, proxy, TLS, a connection closed mid-reply, a truncated or broken stream.
+    if isinstance(exc, (BotocoreConnectionError, HTTPClientError, IncompleteReadError, OSError)):
+        return EndpointCallError("connection", f"{type(exc).__name__}: {str(exc)[:300]}")
+    # Credentials, parameters, anything else botocore or the HTTP stack raises: the fallback still answers.
+    return EndpointCallError("unknown", f"{type(exc).__name__}: {str(exc)[:300]}")
 
 
 @dataclass
@@ -56,10 +86,8 @@ class SageMakerInvoker:
                 EndpointName=endpoint_name, ContentType="application/json", Accept="application/json", Body=body
             )
             payload = response["Body"].read()
-        except (ReadTimeoutError, ConnectTimeoutError, EndpointConnectionError) as exc:
-            raise EndpointCallError("timeout", str(exc)) from None
-        except ClientError as exc:
-            raise classify_client_error(exc) from None
+        except Exception as exc:  # every fault of the call is classified, none escapes as a 5xx
+            raise classify_endpoint_fault(exc) from None
         return EndpointAnswer(body=payload, variant=str(response.get("InvokedProductionVariant") or "unknown"))
 
 
@@ -88,15 +116,21 @@ class S3ManifestSource:
         try:
             response = self.client.get_object(**kwargs)
             text = response["Body"].read()
-            self._manifest = ServingManifest.from_json(text)
-            self._etag = str(response.get("ETag") or "") or None
+            manifest = ServingManifest.from_json(text)
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if code not in ("304", "NotModified", "NoSuchKey", "404"):
                 # Keep answering with the manifest we have; the next check may succeed.
                 logger.warning("serving manifest could not be read", extra={"error": code})
+            return self._manifest
         except (ValueError, KeyError, TypeError) as exc:
-            logger.error("serving manifest is malformed", extra={"error": str(exc)})
+            logger.error("serving manifest is malformed", extra={"error": str(exc)[:300]})
+            return self._manifest
+        except Exception as exc:  # connection, timeout, credentials, a broken stream: the last good one serves on
+            logger.warning("serving manifest could not be read", extra={"error": type(exc).__name__})
+            return self._manifest
+        self._manifest = manifest
+        self._etag = str(response.get("ETag") or "") or None
         return self._manifest
 
     def refresh_soon(self) -> None:
@@ -156,6 +190,9 @@ class EmfTelemetry:
     def prediction_log_failed(self) -> None:
         self.emf.emit(_LOG_FAILURE, (1,))
 
+    def circuit_moved(self, old: str, new: str) -> None:
+        self._count_by(names.CIRCUIT_TRANSITIONS, names.CIRCUIT_TRANSITION_DIMENSION, f"{old}_to_{new}")
+
     def _count_by(self, metric: str, dimension: str, value: str) -> None:
         self.emf.document(((metric, _COUNT),), ((dimension, value),)).emit(1)
 
@@ -185,6 +222,8 @@ class S3PredictionLog:
         body = "".join([compact_json(row) + "\n" for row in rows])
         try:
             self.client.put_object(Bucket=self.bucket, Key=key, Body=body.encode(), ContentType="application/x-ndjson")
-        except (ClientError, ReadTimeoutError, ConnectTimeoutError, EndpointConnectionError) as exc:
-            logger.warning("prediction log write failed", extra={"error": str(exc), "key": key})
+        except Exception as exc:  # the answer is already made: a lost log line is counted, never a failed request
+            # Dropped, not retried: a retry would hold the caller's answer for another S3 round trip. The count
+            # (PredictionLogFailures) says how many lines the predictions table lacks.
+            logger.warning("prediction log write failed", extra={"error": type(exc).__name__, "key": key})
             self.telemetry.prediction_log_failed()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Callable
 from typing import Any
 
@@ -80,10 +82,37 @@ def _ids() -> tuple[str, str]:
     return request_ids(app.current_event.raw_event)
 
 
+def request_body(event: dict[str, Any]) -> str | bytes | None:
+    """The body as API Gateway delivered it: bytes when it arrived base64-encoded, so UTF-8 is checked on them."""
+    body = event.get("body")
+    if body is not None and event.get("isBase64Encoded"):
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            return b"\xff"  # not base64 either: refused as not UTF-8
+    return body if isinstance(body, str) or body is None else str(body)
+
+
+def content_type(event: dict[str, Any]) -> str | None:
+    headers = event.get("headers") or {}
+    for name, value in headers.items():
+        if name.lower() == "content-type":
+            return str(value)
+    return None
+
+
 @app.post("/predict")
 def predict() -> Response[str]:
     request_id, correlation_id = _ids()
-    return _respond(front_door().predict(app.current_event.body, request_id=request_id, correlation_id=correlation_id))
+    event = app.current_event.raw_event
+    return _respond(
+        front_door().predict(
+            request_body(event),
+            request_id=request_id,
+            correlation_id=correlation_id,
+            content_type=content_type(event),
+        )
+    )
 
 
 @app.get("/health")

@@ -16,24 +16,33 @@ from typing import Any, Literal, NamedTuple, Protocol
 
 from functions.frontdoor.circuit import CircuitBreaker
 from functions.frontdoor.settings import FrontDoorSettings
-from functions.frontdoor.validation import RequestRejectedError, RequestValidator
+from functions.frontdoor.validation import RequestRejectedError, RequestValidator, echo
 from functions.shared.contract import ContractError, parse_contract
 from functions.shared.jsonenc import compact_json
 from functions.shared.observability import logger
 from functions.shared.serving_manifest import ServingManifest
 
-FallbackReason = Literal["model_error", "throttling", "timeout", "endpoint_missing", "circuit_open"]
-RETRYABLE: frozenset[str] = frozenset({"throttling", "timeout"})
+# Why the fallback answered: the caller sees it in `fallback_reason`, the metrics count by it. Every exception the
+# endpoint call can raise maps to one of these (adapters.classify_endpoint_fault; "unknown" for the rest).
+FallbackReason = Literal[
+    "model_error", "throttling", "timeout", "connection", "unavailable", "endpoint_missing", "unknown", "circuit_open"
+]
+RETRYABLE: frozenset[str] = frozenset({"throttling", "timeout", "connection", "unavailable"})
 FALLBACK_VARIANT = "fallback"
 
 
 class EndpointCallError(Exception):
-    """The endpoint could not answer; `reason` is what the caller and the metrics see."""
+    """The endpoint could not answer; `reason` is what the caller and the metrics see.
 
-    def __init__(self, reason: FallbackReason, detail: str) -> None:
+    `answered` marks a refusal by the model itself (its container's 4xx): the endpoint is healthy, so the circuit
+    breaker counts it as an answer, not a failure.
+    """
+
+    def __init__(self, reason: FallbackReason, detail: str, *, answered: bool = False) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason: FallbackReason = reason
         self.detail = detail
+        self.answered = answered
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,8 @@ class Telemetry(Protocol):
     ) -> None: ...
 
     def request_rejected(self, *, fields: set[str]) -> None: ...
+
+    def circuit_moved(self, old: str, new: str) -> None: ...
 
 
 class PredictionLog(Protocol):
@@ -105,16 +116,31 @@ class FrontDoor:
     _deployed: _Deployed | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
+        s = self.settings
         self.breaker = CircuitBreaker(
-            failures=self.settings.circuit_failures,
-            window_seconds=self.settings.circuit_window_seconds,
-            cooldown_seconds=self.settings.circuit_cooldown_seconds,
+            failure_rate_percent=s.circuit_failure_rate_percent,
+            minimum_calls=s.circuit_minimum_calls,
+            window_seconds=s.circuit_window_seconds,
+            cooldown_seconds=s.circuit_cooldown_seconds,
+            probes=s.circuit_half_open_probes,
+            probe_timeout_seconds=s.call_budget_seconds,
+            on_transition=self.telemetry.circuit_moved,
         )
 
     # --- routes -------------------------------------------------------------------------------------------
 
-    def predict(self, body: str | None, *, request_id: str, correlation_id: str) -> Answer:
+    def predict(
+        self, body: str | bytes | None, *, request_id: str, correlation_id: str, content_type: str | None = None
+    ) -> Answer:
         started = self.clock()
+        if not is_json_media_type(content_type):
+            return Answer(
+                415,
+                {
+                    "error": f"unsupported content type {echo(content_type or '')!r}: send application/json",
+                    "request_id": request_id,
+                },
+            )
         deployed = self._current()
         if deployed is None:
             answer = Answer(503, {"error": self._no_model_message(), "request_id": request_id})
@@ -127,10 +153,13 @@ class FrontDoor:
         except RequestRejectedError as rejected:
             self.telemetry.request_rejected(fields=rejected.errors.metric_fields)
             return Answer(400, {"error": rejected.message, "fields": rejected.errors.fields, "request_id": request_id})
-        records = parsed.records if parsed.exact else [deployed.validator.features_only(r) for r in parsed.records]
+        # Re-serialised from the validated values: the caller's text (its duplicate keys, its spelling of numbers)
+        # never reaches the model or the lake.
+        records = [deployed.validator.features_only(r) for r in parsed.records]
+        features_json = [compact_json(r) for r in records]
         endpoint_latency_ms: float | None = None
         try:
-            payload = parsed.endpoint_payload or compact_json({"instances": records}).encode()
+            payload = ('{"instances":[' + ",".join(features_json) + "]}").encode()
             result, endpoint_latency_ms = self._call_endpoint(deployed.manifest, payload, len(records))
             answer = Answer(200, {**result, "request_id": request_id, "fallback": False})
             reason: str | None = None
@@ -144,7 +173,6 @@ class FrontDoor:
             unavailable=answer.status == 503,
         )
         if answer.status == 200 and self.prediction_log.sampled(request_id):
-            features_json = parsed.features_json or [compact_json(r) for r in records]
             self.prediction_log.write(
                 request_id,
                 prediction_rows(deployed, parsed.records, features_json, answer.body, correlation_id=correlation_id),
@@ -230,28 +258,39 @@ class FrontDoor:
 
     def _call_endpoint(self, manifest: ServingManifest, payload: bytes, count: int) -> tuple[dict[str, Any], float]:
         """The endpoint's answer and the latency of the attempt that produced it."""
-        if not self.breaker.allow():
+        permit = self.breaker.acquire()
+        if permit is None:
             raise EndpointCallError("circuit_open", "the endpoint failed repeatedly; calls are paused")
+        failed = True
+        try:
+            result, latency_ms = self._attempts(payload, count)
+            failed = False
+        except EndpointCallError as fault:
+            failed = not fault.answered
+            raise
+        finally:
+            # Whatever ended the call, the breaker hears of it: a probe can never stay out.
+            self.breaker.record(permit, failed=failed)
+        if result["model_version"] != manifest.model_version:
+            # A deploy is landing (canary traffic or a finished update): re-read the manifest soon.
+            self.manifests.refresh_soon()
+        return result, latency_ms
+
+    def _attempts(self, payload: bytes, count: int) -> tuple[dict[str, Any], float]:
         attempts = 1 + self.settings.endpoint_retries
         for attempt in range(1, attempts + 1):
             started = self.clock()
             try:
                 answer = self.invoker.invoke(self.settings.endpoint_name, payload)
-                result = _read_endpoint_answer(answer, expected=count)
+                return _read_endpoint_answer(answer, expected=count), self._ms(started)
             except EndpointCallError as fault:
-                if fault.reason in RETRYABLE and attempt < attempts:
-                    # Small, bounded backoff: the whole call must stay far inside the API's 29 s limit.
-                    self.sleep(0.02 * attempt)
-                    continue
-                self.breaker.record_failure()
-                raise
-            latency_ms = self._ms(started)
-            self.breaker.record_success()
-            if result["model_version"] != manifest.model_version:
-                # A deploy is landing (canary traffic or a finished update): re-read the manifest soon.
-                self.manifests.refresh_soon()
-            return result, latency_ms
-        raise EndpointCallError("model_error", "no attempt was made")
+                if fault.reason not in RETRYABLE or attempt == attempts:
+                    raise
+            except Exception as exc:  # an invoker that does not classify its faults: still a fallback answer
+                raise EndpointCallError("unknown", type(exc).__name__) from None
+            # Small, bounded backoff: the whole call must stay far inside the API's 29 s limit.
+            self.sleep(0.02 * attempt)
+        raise EndpointCallError("unknown", "no attempt was made")
 
     def _fall_back(
         self, deployed: _Deployed, records: list[dict[str, Any]], fault: EndpointCallError, request_id: str
@@ -290,6 +329,26 @@ class FrontDoor:
                 "fallback_reason": fault.reason,
             },
         )
+
+
+def is_json_media_type(content_type: str | None) -> bool:
+    """application/json, optionally with charset=utf-8; a request without a Content-Type is taken as JSON, as API
+    Gateway does (https://docs.aws.amazon.com/apigateway/latest/developerguide/integration-passthrough-behaviors.html).
+
+    Anything else must be refused here: API Gateway validates a body against the method's model only when the
+    Content-Type matches the model's ("If no matching content type is found, request validation is not
+    performed": api-gateway-method-request-validation.html).
+    """
+    if content_type is None or content_type == "application/json" or not content_type.strip():
+        return True
+    media_type, _, parameters = content_type.partition(";")
+    if media_type.strip().lower() != "application/json":
+        return False
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            return False
+    return True
 
 
 def prediction_rows(

@@ -18,3 +18,6 @@ VALIDATION_ERRORS = "ValidationErrors"
 VALIDATION_ERRORS_BY_FIELD = "ValidationErrorsByField"
 VALIDATION_FIELD_DIMENSION = "field"
 PREDICTION_LOG_FAILURES = "PredictionLogFailures"
+# One count per circuit-breaker state change in one execution environment, e.g. transition=closed_to_open.
+CIRCUIT_TRANSITIONS = "CircuitTransitions"
+CIRCUIT_TRANSITION_DIMENSION = "transition"

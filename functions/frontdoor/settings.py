@@ -19,13 +19,21 @@ class FrontDoorSettings:
     max_batch_records: int
     endpoint_timeout_ms: int
     endpoint_retries: int
-    circuit_failures: int
+    circuit_minimum_calls: int
+    circuit_failure_rate_percent: int
+    circuit_half_open_probes: int
     circuit_window_seconds: int
     circuit_cooldown_seconds: int
     prediction_log_sample_percent: int = 0
     manifest_refresh_seconds: int = 60
     # A record of the contract is a few hundred bytes; this bounds the work one request can ask for.
     max_record_bytes: int = 4096
+
+    @property
+    def call_budget_seconds(self) -> float:
+        """The longest one endpoint call may take with its retries: past it, a half-open probe counts as failed."""
+        attempts = 1 + self.endpoint_retries
+        return attempts * self.endpoint_timeout_ms / 1000.0 + 0.02 * attempts + 1.0
 
     @property
     def max_body_bytes(self) -> int:

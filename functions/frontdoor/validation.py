@@ -47,22 +47,21 @@ class RequestErrors:
     metric_fields: set[str] = field(default_factory=set)
 
     def add(self, path: str, message: str, metric_field: str) -> None:
-        self.fields.setdefault(path, message)
         self.metric_fields.add(metric_field)
+        if len(self.fields) < MAX_FIELD_ERRORS:
+            self.fields.setdefault(path, message)
+        else:
+            self.fields.setdefault("more", f"more fields are at fault; the first {MAX_FIELD_ERRORS} are named")
 
     def __bool__(self) -> bool:
         return bool(self.fields)
 
 
 class ParsedRequest(NamedTuple):
+    """The validated records, as Python values: nothing of the caller's text goes further than the parser."""
+
     records: list[dict[str, Any]]
     batch: bool
-    # Every record holds exactly the contract's features (nothing omitted, nothing passed through).
-    exact: bool = False
-    # The endpoint payload, when the body already is exactly that (features only): saves re-encoding it.
-    endpoint_payload: bytes | None = None
-    # Each record's features as JSON text, when the body is one record of exactly the contract's features.
-    features_json: list[str] | None = None
 
 
 class RequestRejectedError(Exception):
@@ -76,6 +75,79 @@ def _body_rejected(summary: str, message: str) -> RequestRejectedError:
     errors = RequestErrors()
     errors.add("body", message, "body")
     return RequestRejectedError(summary, errors)
+
+
+# Longest caller-chosen text (a field name, a value) echoed back in a 400.
+ECHO_CHARS = 40
+# At most this many fields are named in one 400: a body of a thousand unknown keys gets a bounded answer.
+MAX_FIELD_ERRORS = 25
+# The entity key is logged with each prediction; a key longer than this is not an identifier.
+MAX_ENTITY_KEY_CHARS = 128
+
+
+def echo(text: str) -> str:
+    """Caller-chosen text as a 400 may show it: truncated, and with anything unprintable escaped."""
+    shown = text if len(text) <= ECHO_CHARS else text[:ECHO_CHARS] + "..."
+    return shown if shown.isprintable() else shown.encode("unicode_escape", errors="backslashreplace").decode("ascii")
+
+
+class StrictJsonError(ValueError):
+    """JSON that Python's parser accepts but a strict reader must refuse (RFC 8259 sections 4 and 6)."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        seen: set[str] = set()
+        duplicate = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        # Python keeps the last copy silently; which one the caller meant is unknowable.
+        raise StrictJsonError(f"duplicate key {echo(duplicate)!r} in one object")
+    return record
+
+
+# NaN, Infinity and -Infinity are not JSON (RFC 8259 section 6) but Python reads them as floats: they are left to
+# the per-field check, which refuses every non-finite number under the field's name; nowhere else can one hide
+# (unknown fields and envelope keys are refused, the entity key must be a string or an integer).
+_STRICT_JSON = json.JSONDecoder(object_pairs_hook=_unique_keys)
+
+
+def _lone_surrogate(value: Any) -> str | None:
+    """A string inside the decoded body that holds a lone surrogate (a \\uD800-\\uDFFF escape not in a pair)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _lone_surrogate(key) or _lone_surrogate(item)
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for item in value:
+            found = _lone_surrogate(item)
+            if found is not None:
+                return found
+    return None
+
+
+def decode_body(body: str | bytes) -> tuple[str, int]:
+    """The body as text and its size in bytes, refusing what is not UTF-8 (bytes from a base64 body, or a str
+    with lone surrogates)."""
+    if isinstance(body, bytes):
+        try:
+            return body.decode("utf-8"), len(body)
+        except UnicodeDecodeError as exc:
+            raise _body_rejected(
+                "invalid request", f"the request body is not valid UTF-8 (byte {exc.start} cannot be decoded)"
+            ) from None
+    try:
+        return body, len(body.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise _body_rejected(
+            "invalid request", f"the request body is not valid UTF-8 (a lone surrogate at character {exc.start})"
+        ) from None
 
 
 def _describe(value: Any) -> str:
@@ -108,8 +180,7 @@ def _check_value(feature: Feature, value: Any) -> str | None:
         if not isinstance(value, str):
             return f"expected a string, got {_describe(value)}"
         if value not in feature.categories:
-            shown = value if len(value) <= 40 else value[:40] + "..."
-            return f"unknown category {shown!r} (allowed: {', '.join(feature.categories)})"
+            return f"unknown category {echo(value)!r} (allowed: {', '.join(feature.categories)})"
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         kind = "an integer" if feature.type == "integer" else "a number"
@@ -117,13 +188,26 @@ def _check_value(feature: Feature, value: Any) -> str | None:
     if isinstance(value, float) and not math.isfinite(value):
         return "must be a finite number (NaN and infinity are not allowed)"
     if feature.type == "integer" and isinstance(value, float) and not value.is_integer():
-        return f"expected an integer, got {value!r}"
+        return f"expected an integer, got {echo(repr(value))}"
     lo, hi = feature.min, feature.max
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         low = _fmt(lo) if lo is not None else "-inf"
         high = _fmt(hi) if hi is not None else "inf"
-        return f"{value!r} is out of range (allowed: {low} to {high})"
+        return f"{echo(repr(value))} is out of range (allowed: {low} to {high})"
     return None
+
+
+def _check_passthrough(value: Any) -> str | None:
+    """The entity key and event time ride along to the prediction log: an identifier, not arbitrary data."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if not value or len(value) > MAX_ENTITY_KEY_CHARS or not value.isprintable():
+            return f"expected 1 to {MAX_ENTITY_KEY_CHARS} printable characters"
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
+        return None
+    return f"expected a string or an integer, got {_describe(value)}"
 
 
 class RequestValidator:
@@ -134,6 +218,7 @@ class RequestValidator:
         self.max_records = max_records
         self.max_body_bytes = max_body_bytes
         self._features = {f.name: f for f in contract.features}
+        self._names = tuple(self._features)
         # The entity key and event time may ride along (they are logged with the prediction), the label may not.
         self._passthrough = {contract.entity_key, contract.event_timestamp}
         self._allowed = frozenset(self._features) | self._passthrough
@@ -151,18 +236,29 @@ class RequestValidator:
             for f in contract.features
         ]
 
-    def parse(self, body: str | None) -> ParsedRequest:
+    def parse(self, body: str | bytes | None) -> ParsedRequest:
         """Decode and validate a request body; raises RequestRejectedError naming every bad field."""
         if body is None or not body.strip():
             raise _body_rejected(
                 "invalid request", 'the request body is empty: send one JSON record or {"instances": [...]}'
             )
-        if len(body.encode("utf-8", errors="surrogatepass")) > self.max_body_bytes:
+        if len(body) > self.max_body_bytes:
+            raise _body_rejected("request too large", f"the request body is larger than {self.max_body_bytes} bytes")
+        text, size = decode_body(body)
+        if size > self.max_body_bytes:
             raise _body_rejected("request too large", f"the request body is larger than {self.max_body_bytes} bytes")
         try:
-            decoded = json.loads(body)
+            decoded = _STRICT_JSON.decode(text)
+        except StrictJsonError as exc:
+            raise _body_rejected("invalid request", f"the request body is not strict JSON: {exc}") from None
         except (ValueError, RecursionError) as exc:
             raise _body_rejected("invalid request", f"the request body is not valid JSON ({str(exc)[:120]})") from None
+        # Only a \uD800-\uDFFF escape can put a lone surrogate into decoded text that encoded cleanly.
+        if ("\\ud" in text or "\\uD" in text) and (bad := _lone_surrogate(decoded)) is not None:
+            raise _body_rejected(
+                "invalid request",
+                f"the request body is not valid UTF-8: {echo(bad)!r} holds a lone surrogate escape",
+            )
         if isinstance(decoded, dict) and "instances" in decoded:
             records = self._parse_batch(decoded)
             batch = True
@@ -178,13 +274,7 @@ class RequestValidator:
                 self._check_record(record, f"instances[{index}]." if batch else "", errors)
         if errors:
             raise RequestRejectedError("invalid request", errors)
-        features = self._features
-        if not all(len(record) == len(features) and record.keys() <= features.keys() for record in records):
-            return ParsedRequest(records, batch)
-        if batch:
-            return ParsedRequest(records, batch, True, body.encode() if len(decoded) == 1 else None)
-        text = body.strip()
-        return ParsedRequest(records, batch, True, b'{"instances":[' + text.encode() + b"]}", [text])
+        return ParsedRequest(records, batch)
 
     def _parse_batch(self, decoded: dict[str, Any]) -> list[Any]:
         errors = RequestErrors()
@@ -206,6 +296,10 @@ class RequestValidator:
 
     def _valid_fast(self, record: dict[str, Any]) -> bool:
         if not record.keys() <= self._allowed:
+            return False
+        if len(record) > len(self._fast) and any(
+            name in record and _check_passthrough(record[name]) for name in self._passthrough
+        ):
             return False
         for name, kind, lo, hi, categories in self._fast:
             value = record.get(name)
@@ -233,8 +327,13 @@ class RequestValidator:
         for name in record:
             if name not in self._features and name not in self._passthrough:
                 errors.add(
-                    f"{prefix}{name}", "unknown field: the model's contract has no such feature", UNKNOWN_FIELD_METRIC
+                    f"{prefix}{echo(name)}",
+                    "unknown field: the model's contract has no such feature",
+                    UNKNOWN_FIELD_METRIC,
                 )
+        for name in self._passthrough:
+            if name in record and (problem := _check_passthrough(record[name])):
+                errors.add(f"{prefix}{name}", problem, name)
         for name, feature in self._features.items():
             if name not in record:
                 if not feature.nullable:
@@ -245,5 +344,8 @@ class RequestValidator:
                 errors.add(f"{prefix}{name}", problem, name)
 
     def features_only(self, record: dict[str, Any]) -> dict[str, Any]:
-        """The record as the model takes it: every feature, omitted nullable ones as null."""
-        return {name: record.get(name) for name in self._features}
+        """The record as the model takes it: every feature in contract order, omitted nullable ones as null."""
+        if tuple(record) == self._names:
+            # Validated, and already exactly the features in contract order: the same dict, not a copy.
+            return record
+        return {name: record.get(name) for name in self._names}

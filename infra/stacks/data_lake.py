@@ -80,6 +80,25 @@ class DataLakeStack(Stack):
             )
         )
 
+        # CloudWatch Logs encrypts the stage's log groups with this key (infra/constructs/encrypted_logs.py), as
+        # the documented key policy allows it: the regional logs principal, bound by the encryption context to
+        # this account's log groups (https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html).
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchLogsToEncryptTheStagesLogGroups",
+                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                principals=[iam.ServicePrincipal(f"logs.{Aws.REGION}.amazonaws.com")],
+                resources=["*"],
+                conditions={
+                    "ArnLike": {
+                        "kms:EncryptionContext:aws:logs:arn": (
+                            f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:*"
+                        )
+                    }
+                },
+            )
+        )
+
         self.access_logs_bucket = s3.Bucket(
             self,
             "AccessLogsBucket",

@@ -411,7 +411,10 @@ class MonitoringStack(Stack):
                 "drift-traffic",
                 metric=self._metric(drift_names.SAMPLE_COUNT),
                 threshold=m.min_drift_samples,
-                what="the drift window held enough captured requests for a verdict (in ALARM = enough traffic)",
+                what=(
+                    "the drift window held enough captured requests for a verdict (in ALARM = enough traffic); "
+                    "no action: it only feeds the retraining-needed composite alarm, which notifies"
+                ),
                 notify=False,
             ),
             "model-errors": self._alarm(

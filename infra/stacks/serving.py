@@ -16,6 +16,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
+from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
 from functions.shared.serving_manifest import manifest_key
@@ -238,14 +239,18 @@ class ServingStack(Stack):
         )
         for path in ("health", "model"):
             api.root.add_resource(path).add_method("GET", integration, request_validator=validator)
+        findings: dict[str, str] = {}
+        if fd.waf_rate_limit_per_ip is None:
+            findings["AwsSolutions-APIG3"] = (
+                "No web ACL on this stage by stage config (waf_rate_limit_per_ip absent; prod has one): every method "
+                "requires SigV4 (IAM), the stage is throttled per stage config and bodies are bounded."
+            )
+        else:
+            self._web_acl(api, fd.waf_rate_limit_per_ip)
         acknowledge(
             api,
             {
-                "AwsSolutions-APIG3": (
-                    "Every method requires SigV4 (IAM); anonymous traffic never reaches it, the stage is "
-                    "throttled per stage config and request bodies are bounded by the request model. A WAF web "
-                    "ACL is an organisation-level choice attached outside this stack."
-                ),
+                **findings,
                 "AwsSolutions-COG4": "The API authenticates callers with IAM (SigV4), not Cognito user pools.",
                 "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
                 "AmazonAPIGatewayPushToCloudWatchLogs]": (
@@ -256,7 +261,98 @@ class ServingStack(Stack):
         )
         return api
 
+    def _web_acl(self, api: apigateway.RestApi, rate_limit: int) -> wafv2.CfnWebACL:
+        """AWS WAF in front of the API stage: AWS's common and known-bad-inputs rule sets, and a per-IP rate rule."""
+        prefix = self.config.prefix
+
+        def visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
+            return wafv2.CfnWebACL.VisibilityConfigProperty(
+                cloud_watch_metrics_enabled=True, metric_name=f"{prefix}-{name}", sampled_requests_enabled=True
+            )
+
+        def managed(priority: int, name: str, overrides: list[str]) -> wafv2.CfnWebACL.RuleProperty:
+            return wafv2.CfnWebACL.RuleProperty(
+                name=name,
+                priority=priority,
+                override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
+                statement=wafv2.CfnWebACL.StatementProperty(
+                    managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
+                        vendor_name="AWS",
+                        name=name,
+                        rule_action_overrides=[
+                            wafv2.CfnWebACL.RuleActionOverrideProperty(
+                                name=rule, action_to_use=wafv2.CfnWebACL.RuleActionProperty(count={})
+                            )
+                            for rule in overrides
+                        ]
+                        or None,
+                    )
+                ),
+                visibility_config=visibility(name),
+            )
+
+        acl = wafv2.CfnWebACL(
+            self,
+            "ApiWebAcl",
+            name=f"{prefix}-serving-api",
+            description=f"{prefix}: web ACL of the prediction API",
+            scope="REGIONAL",
+            default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
+            visibility_config=visibility("serving-api"),
+            rules=[
+                wafv2.CfnWebACL.RuleProperty(
+                    name="RatePerIp",
+                    priority=0,
+                    action=wafv2.CfnWebACL.RuleActionProperty(block={}),
+                    # Requests per client IP over the last 300 s (AWS WAF's default evaluation window).
+                    statement=wafv2.CfnWebACL.StatementProperty(
+                        rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
+                            limit=rate_limit, aggregate_key_type="IP", evaluation_window_sec=300
+                        )
+                    ),
+                    visibility_config=visibility("rate-per-ip"),
+                ),
+                # SizeRestrictions_BODY blocks bodies over 8 KB; a full batch is larger, and the front door bounds
+                # the body itself (max_batch_records x max_record_bytes): counted, not blocked.
+                managed(1, "AWSManagedRulesCommonRuleSet", ["SizeRestrictions_BODY"]),
+                managed(2, "AWSManagedRulesKnownBadInputsRuleSet", []),
+            ],
+        )
+        wafv2.CfnWebACLAssociation(
+            self, "ApiWebAclAssociation", resource_arn=api.deployment_stage.stage_arn, web_acl_arn=acl.attr_arn
+        )
+        return acl
+
     # ----------------------------------------------------------------------------------------------- batch scoring
+    def _batch_scoring_failed(self) -> sfn.Chain:
+        """Tell people which run failed and why, then end the run FAILED with the caught error as its cause."""
+        c = self.config
+        notify = tasks.SnsPublish(
+            self,
+            "NotifyBatchScoringFailed",
+            topic=self.lake.notifications_topic,
+            subject=f"{c.prefix}: batch scoring failed",
+            message=sfn.TaskInput.from_object(
+                {
+                    "event": "batch_scoring_failed",
+                    "execution": sfn.JsonPath.execution_name,
+                    "input": sfn.JsonPath.json_to_string(sfn.JsonPath.object_at("$$.Execution.Input")),
+                    "error": sfn.JsonPath.string_at("$.failure.Error"),
+                    "cause": sfn.JsonPath.string_at("$.failure.Cause"),
+                }
+            ),
+            result_path=sfn.JsonPath.DISCARD,
+            comment="A failed run is never silent: the stage's notification topic hears of it",
+        )
+        fail = sfn.Fail(
+            self,
+            "BatchScoringFailed",
+            error="BatchScoringFailed",
+            cause_path="$.failure.Cause",
+            comment="The run is marked FAILED (ExecutionsFailed counts it), with the caught cause",
+        )
+        return notify.next(fail)
+
     def _batch_scoring(self) -> tuple[PlatformFunction, sfn.StateMachine]:
         c = self.config
         fn = PlatformFunction(
@@ -342,6 +438,10 @@ class ServingStack(Stack):
             result_path="$.scored",
         )
         each_file.item_processor(score)
+        failed = self._batch_scoring_failed()
+        for step in (plan, each_file):
+            # Past its retries, any failure is caught: people are told, and the run ends marked FAILED.
+            step.add_catch(failed, errors=[sfn.Errors.ALL], result_path="$.failure")
         nothing = sfn.Succeed(self, "NothingToScore", comment="No deployed model yet, or an empty partition")
         definition = plan.next(
             sfn.Choice(self, "AnythingToScore")
@@ -364,6 +464,10 @@ class ServingStack(Stack):
             tracing_enabled=True,
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
             comment=f"{c.prefix}: score a curated partition with the deployed model into the predictions table",
+        )
+        # The notification topic is encrypted with the lake key: publishing needs a data key from it.
+        machine.add_to_role_policy(
+            iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[self.lake.key.key_arn])
         )
         acknowledge(
             machine,

@@ -690,6 +690,24 @@ def _managed_policy(d: StackDeployer, logical_id: str, p: dict[str, Any]) -> tup
     return arn, {"PolicyArn": arn}
 
 
+_WAF_NOT_ENFORCED = "web ACL not enforced: the local API filters no request by rule or rate"
+
+
+@creates("AWS::WAFv2::WebACL")
+def _web_acl(d: StackDeployer, logical_id: str, p: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    d.report(logical_id, "AWS::WAFv2::WebACL", "not emulated", _WAF_NOT_ENFORCED)
+    name = p.get("Name") or generated_name(d.stack, logical_id, 128)
+    web_acl_id = _suffix(d.stack, logical_id).lower()
+    arn = f"arn:aws:wafv2:{d.region}:{d.account}:regional/webacl/{name}/{web_acl_id}"
+    return f"{name}|{web_acl_id}|REGIONAL", {"Arn": arn, "Id": web_acl_id}
+
+
+@creates("AWS::WAFv2::WebACLAssociation")
+def _web_acl_association(d: StackDeployer, logical_id: str, p: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    d.report(logical_id, "AWS::WAFv2::WebACLAssociation", "not emulated", _WAF_NOT_ENFORCED)
+    return f"{p.get('ResourceArn')}|{p.get('WebACLArn')}", {}
+
+
 @creates("AWS::Logs::LogGroup")
 def _log_group(d: StackDeployer, logical_id: str, p: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     logs = d.client("logs")

@@ -161,7 +161,7 @@ def test_the_front_door_gets_its_limits_and_may_only_invoke_this_endpoint(
     env = function(template, "frontdoor")["Environment"]["Variables"]
     assert env["ENDPOINT_TIMEOUT_MS"] == str(config.frontdoor.endpoint_timeout_ms)
     assert env["MAX_BATCH_RECORDS"] == str(config.frontdoor.max_batch_records)
-    assert env["CIRCUIT_FAILURES"] == str(config.frontdoor.circuit_failures)
+    assert env["CIRCUIT_MINIMUM_CALLS"] == str(config.frontdoor.circuit_minimum_calls)
     assert env["PREDICTION_LOG_SAMPLE_PERCENT"] == str(config.frontdoor.prediction_log_sample_percent)
     invoke = [
         s

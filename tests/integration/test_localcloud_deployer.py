@@ -164,6 +164,27 @@ def test_what_cannot_be_emulated_is_reported(tmp_path: Path, local_cloud: LocalC
                     "RoleArn": {"Fn::GetAtt": ["Role", "Arn"]},
                 },
             },
+            "WebAcl": {
+                "Type": "AWS::WAFv2::WebACL",
+                "Properties": {
+                    "Name": "api",
+                    "Scope": "REGIONAL",
+                    "DefaultAction": {"Allow": {}},
+                    "Rules": [],
+                    "VisibilityConfig": {
+                        "CloudWatchMetricsEnabled": True,
+                        "MetricName": "api",
+                        "SampledRequestsEnabled": True,
+                    },
+                },
+            },
+            "WebAclAssociation": {
+                "Type": "AWS::WAFv2::WebACLAssociation",
+                "Properties": {
+                    "ResourceArn": "arn:aws:apigateway:us-east-1::/restapis/abc/stages/prod",
+                    "WebACLArn": {"Fn::GetAtt": ["WebAcl", "Arn"]},
+                },
+            },
         }
     }
     out = write_assembly(tmp_path, {f"mlloop-{stage}-misc": template})
@@ -174,6 +195,9 @@ def test_what_cannot_be_emulated_is_reported(tmp_path: Path, local_cloud: LocalC
     assert ("SslOnly", "not emulated") in reported
     assert ("Cluster", "not emulated") in reported
     assert ("Train", "partly emulated") in reported
+    assert {("WebAcl", "not emulated"), ("WebAclAssociation", "not emulated")} <= reported
+    assert "web ACL not enforced" in str(deployment.report)
+    assert deployment.attribute("WebAcl", "Arn").startswith("arn:aws:wafv2:")
     local_cloud.client("s3").put_object(Bucket=deployment.physical_id("Logs"), Key="k", Body=b"still writable")
     assert "SslOnly" in str(deployment.report)
 

@@ -50,7 +50,9 @@ SETTINGS = FrontDoorSettings(
     max_batch_records=10,
     endpoint_timeout_ms=300,
     endpoint_retries=1,
-    circuit_failures=3,
+    circuit_minimum_calls=3,
+    circuit_failure_rate_percent=50,
+    circuit_half_open_probes=1,
     circuit_window_seconds=30,
     circuit_cooldown_seconds=20,
     prediction_log_sample_percent=100,
@@ -108,6 +110,7 @@ class ScriptedEndpoint:
 class RecordingTelemetry:
     answered: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[set[str]] = field(default_factory=list)
+    transitions: list[tuple[str, str]] = field(default_factory=list)
     endpoint_latencies: list[float] = field(default_factory=list)
 
     def request_answered(
@@ -119,6 +122,9 @@ class RecordingTelemetry:
 
     def request_rejected(self, *, fields: set[str]) -> None:
         self.rejected.append(set(fields))
+
+    def circuit_moved(self, old: str, new: str) -> None:
+        self.transitions.append((old, new))
 
 
 @dataclass

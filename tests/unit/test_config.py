@@ -79,8 +79,8 @@ def test_gates_are_per_stage_and_a_threshold_left_out_keeps_its_default(context:
 
 def test_a_missing_key_and_an_unknown_key_are_named(context: dict) -> None:
     missing = copy.deepcopy(context)
-    del missing["stages"]["dev"]["frontdoor"]["circuit_failures"]
-    with pytest.raises(ConfigError, match=r"^stages\.dev\.frontdoor\.circuit_failures: missing key"):
+    del missing["stages"]["dev"]["frontdoor"]["circuit_minimum_calls"]
+    with pytest.raises(ConfigError, match=r"^stages\.dev\.frontdoor\.circuit_minimum_calls: missing key"):
         load_stage_config(missing, "dev")
     typo = copy.deepcopy(context)
     typo["stages"]["dev"]["deployment"]["canary_percnt"] = 10

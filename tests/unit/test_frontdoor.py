@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 
 from functions.frontdoor import handler as frontdoor_handler
-from functions.frontdoor.circuit import CircuitBreaker
 from functions.frontdoor.logic import EndpointCallError
 from functions.frontdoor.validation import RequestRejectedError, RequestValidator
 from functions.shared.contract import parse_contract
 from tests.unit.frontdoor_support import (
+    SETTINGS,
     VALID_RECORD,
     LambdaContextStub,
     RecordingLog,
@@ -214,71 +214,6 @@ def test_a_new_manifest_swaps_the_contract_used_for_validation() -> None:
     )
 
 
-# --- circuit breaker -----------------------------------------------------------------------------------------
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_circuit_opens_after_n_failures_in_the_window_and_probes_half_open() -> None:
-    clock = Clock()
-    breaker = CircuitBreaker(failures=3, window_seconds=30, cooldown_seconds=20, clock=clock)
-    for _ in range(3):
-        assert breaker.allow()
-        breaker.record_failure()
-    assert breaker.state == "open" and not breaker.allow()
-    clock.now += 20
-    assert breaker.state == "half_open"
-    assert breaker.allow()
-    assert not breaker.allow(), "only one probe at a time"
-    breaker.record_failure()
-    assert breaker.state == "open"
-    clock.now += 20
-    assert breaker.allow()
-    breaker.record_success()
-    assert breaker.state == "closed"
-    assert breaker.transitions == [
-        ("closed", "open"),
-        ("open", "half_open"),
-        ("half_open", "open"),
-        ("open", "half_open"),
-        ("half_open", "closed"),
-    ]
-
-
-def test_failures_spread_wider_than_the_window_do_not_open_the_circuit() -> None:
-    clock = Clock()
-    breaker = CircuitBreaker(failures=3, window_seconds=30, cooldown_seconds=20, clock=clock)
-    for _ in range(5):
-        breaker.record_failure()
-        clock.now += 16
-    assert breaker.state == "closed"
-
-
-def test_an_open_circuit_answers_from_the_fallback_without_calling_the_endpoint() -> None:
-    endpoint = ScriptedEndpoint(faults=[EndpointCallError("timeout", "slow") for _ in range(6)])
-    door = make_front_door(endpoint=endpoint)
-    reasons = []
-    for i in range(4):
-        answer = door.predict(json.dumps(VALID_RECORD), request_id=f"r{i}", correlation_id="c")
-        reasons.append(answer.body["fallback_reason"])
-    assert reasons == ["timeout", "timeout", "timeout", "circuit_open"]
-    assert endpoint.calls == 6
-    assert door.health(request_id="h").body == {
-        "status": "degraded",
-        "endpoint_name": "mlloop-dev-churn",
-        "model_version": "v3",
-        "circuit": "open",
-        "fallback_available": True,
-        "request_id": "h",
-    }
-
-
 # --- routes through the Lambda handler ----------------------------------------------------------------------
 
 
@@ -340,3 +275,117 @@ def test_the_endpoint_gets_features_only_whether_or_not_the_body_is_forwarded_as
     assert [len(s["instances"]) for s in seen] == [1, 2, 1, 1]
     assert all(set(r) == set(VALID_RECORD) for s in seen for r in s["instances"])
     assert seen[3]["instances"][0]["payment_method"] is None
+
+
+# --- strict JSON, canonical values, content type ------------------------------------------------------------
+
+
+def _body_error(text: str | bytes, **kwargs: Any) -> str:
+    door = make_front_door(**kwargs)
+    answer = door.predict(text, request_id="r", correlation_id="c")
+    assert answer.status == 400, answer
+    return str(answer.body["fields"]["body"])
+
+
+def test_a_duplicate_key_is_refused_even_when_the_last_copy_is_valid() -> None:
+    fields = ", ".join(f'"{k}": {json.dumps(v)}' for k, v in VALID_RECORD.items())
+    text = '{"tenure_months": 99999, "monthly_charges": NaN, ' + fields + "}"
+    assert "duplicate key 'tenure_months'" in _body_error(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        json.dumps({**VALID_RECORD, "plan": "\ud800"}),  # an escaped lone surrogate
+        json.dumps({**VALID_RECORD, "plan": "x"}).replace('"x"', '"\ud800"'),  # a raw one in the text
+        json.dumps({**VALID_RECORD, "\udcff": 1}),
+    ],
+)
+def test_a_lone_surrogate_is_a_400_not_an_exception(text: str) -> None:
+    assert "not valid UTF-8" in _body_error(text)
+
+
+def test_a_body_that_is_not_utf8_is_a_400_naming_the_byte() -> None:
+    raw = json.dumps({**VALID_RECORD, "plan": "standard"}).encode().replace(b"standard", b"stand\xffard")
+    assert "byte" in _body_error(raw) and "UTF-8" in _body_error(raw)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "status"),
+    [
+        ("application/json", 200),
+        ("Application/JSON; charset=UTF-8", 200),
+        (None, 200),
+        ("text/plain", 415),
+        ("application/x-www-form-urlencoded", 415),
+        ("application/json; charset=latin-1", 415),
+        ("application/jsonp", 415),
+    ],
+)
+def test_only_json_is_accepted(content_type: str | None, status: int) -> None:
+    door = make_front_door()
+    answer = door.predict(json.dumps(VALID_RECORD), request_id="r", correlation_id="c", content_type=content_type)
+    assert answer.status == status
+    if status == 415:
+        assert "application/json" in answer.body["error"]
+
+
+def test_a_non_json_content_type_is_a_415_through_the_handler(installed_front_door: Any) -> None:
+    event = api_event("POST", "/predict", json.dumps(VALID_RECORD))
+    event["headers"] = {"Content-Type": "text/plain"}
+    response = frontdoor_handler.handler(event, LambdaContextStub())
+    assert response["statusCode"] == 415
+
+
+def test_a_base64_body_is_checked_as_bytes_through_the_handler(installed_front_door: Any) -> None:
+    import base64
+
+    event = api_event("POST", "/predict", base64.b64encode(b'{"plan": "\xff"}').decode())
+    event["isBase64Encoded"] = True
+    response = frontdoor_handler.handler(event, LambdaContextStub())
+    assert response["statusCode"] == 400
+    assert "UTF-8" in json.loads(response["body"])["fields"]["body"]
+
+
+def test_echoed_names_and_values_are_truncated_and_their_number_bounded() -> None:
+    door = make_front_door()
+    huge = "k" * 100_000
+    answer = door.predict(json.dumps({**VALID_RECORD, huge: 1}), request_id="r", correlation_id="c")
+    assert answer.status == 400
+    assert max(len(name) for name in answer.body["fields"]) < 100
+    many = {**VALID_RECORD, **{f"extra{i}": i for i in range(200)}}
+    wide = make_front_door(settings=type(SETTINGS)(**{**SETTINGS.__dict__, "max_record_bytes": 100_000}))
+    answer = wide.predict(json.dumps(many), request_id="r", correlation_id="c")
+    assert answer.status == 400 and len(answer.body["fields"]) <= 26 and "more" in answer.body["fields"]
+    long_int = {**VALID_RECORD, "tenure_months": 10**200}
+    answer = door.predict(json.dumps(long_int), request_id="r", correlation_id="c")
+    assert len(answer.body["fields"]["tenure_months"]) < 120
+
+
+@pytest.mark.parametrize("entity", [["a"], {"a": 1}, 1.5, True, "", "x" * 200, "line\nbreak"])
+def test_the_entity_key_rides_along_only_as_an_identifier(entity: Any) -> None:
+    status, body = _predict({**VALID_RECORD, "customer_id": entity})
+    assert status == 400 and "customer_id" in body["fields"]
+
+
+def test_the_endpoint_and_the_log_get_values_reserialised_from_the_validated_record() -> None:
+    seen: list[bytes] = []
+
+    class Recording(ScriptedEndpoint):
+        def invoke(self, endpoint_name: str, body: bytes) -> Any:
+            seen.append(body)
+            return super().invoke(endpoint_name, body)
+
+    door = make_front_door(endpoint=Recording())
+    # The caller's spelling: whitespace, key order, an exponent, an escaped letter; with and without the entity key
+    # (a record of exactly the contract's keys was once forwarded as the caller's text).
+    for extra in ({}, {"customer_id": "c-1"}):
+        reordered = dict(reversed(list({**VALID_RECORD, **extra}.items())))
+        text = json.dumps(reordered, indent=3).replace('"standard"', '"st\\u0061ndard"').replace("846.0", "8.46e2")
+        assert door.predict(text, request_id="r", correlation_id="c").status == 200
+    canonical = json.dumps({"instances": [VALID_RECORD]}, separators=(",", ":")).encode()
+    assert seen == [canonical, canonical]
+    assert isinstance(door.prediction_log, RecordingLog)
+    rows = door.prediction_log.entries
+    assert [row["features"] for row in rows] == [json.dumps(VALID_RECORD, separators=(",", ":"))] * 2
+    assert [row["customer_id"] for row in rows] == [None, "c-1"]

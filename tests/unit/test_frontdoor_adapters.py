@@ -43,10 +43,13 @@ def runtime() -> Any:
     [
         ("ModelError", 424, "Received server error (500) from primary", "model_error"),
         ("ThrottlingException", 400, "Rate exceeded", "throttling"),
-        ("ServiceUnavailable", 503, "try later", "throttling"),
+        ("ServiceUnavailable", 503, "try later", "unavailable"),
+        ("ModelNotReadyException", 429, "still loading", "unavailable"),
+        ("InternalDependencyException", 530, "dependency failed", "unavailable"),
         ("ValidationError", 400, "Endpoint mlloop-dev-churn of account 123 not found.", "endpoint_missing"),
         ("ValidationException", 400, "Endpoint mlloop-dev-churn of account 123 not found.", "endpoint_missing"),
-        ("InternalFailure", 500, "oops", "model_error"),
+        ("InternalFailure", 500, "oops", "unavailable"),
+        ("AccessDeniedException", 403, "not authorized", "unknown"),
     ],
 )
 def test_invoke_endpoint_errors_map_to_fallback_reasons(
@@ -59,6 +62,25 @@ def test_invoke_endpoint_errors_map_to_fallback_reasons(
         with pytest.raises(EndpointCallError) as raised:
             SageMakerInvoker(runtime).invoke("mlloop-dev-churn", b"{}")
     assert raised.value.reason == reason
+
+
+@pytest.mark.parametrize(("original", "answered"), [(400, True), (422, True), (500, False), (None, False)])
+def test_a_model_error_from_a_container_4xx_is_an_answer_not_an_endpoint_failure(
+    runtime: Any, original: int | None, answered: bool
+) -> None:
+    modeled = {} if original is None else {"OriginalStatusCode": original, "OriginalMessage": "refused"}
+    with Stubber(runtime) as stub:
+        stub.add_client_error(
+            "invoke_endpoint",
+            service_error_code="ModelError",
+            service_message=f"Received client error ({original}) from primary",
+            http_status_code=424,
+            modeled_fields=modeled,
+        )
+        with pytest.raises(EndpointCallError) as raised:
+            SageMakerInvoker(runtime).invoke("mlloop-dev-churn", b"{}")
+    assert raised.value.reason == "model_error"
+    assert raised.value.answered is answered
 
 
 def test_a_read_timeout_is_a_timeout(runtime: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,14 +1,17 @@
 """Read a raw file (CSV, JSON lines, Parquet) as a stream of Arrow tables of at most `chunk_rows` rows.
 
 CSV and JSON lines arrive as string columns, so every value can be checked and, when bad, quarantined
-exactly as it was written. Rows the parser cannot split into the header's columns come back as
-`MalformedRow`s instead of failing the file. A file that cannot be read at all raises `RejectedFileError`.
+exactly as it was written. Rows the parser cannot split into the header's columns, and lines holding bytes
+that are not UTF-8, come back as `MalformedRow`s instead of failing the file. A file that cannot be read at
+all raises `RejectedFileError` saying what failed.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,15 +27,20 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 NULL_TOKENS = ["", "NA", "N/A", "null", "NULL", "None", "NaN", "nan"]
 OTHER_DELIMITERS = (";", "\t", "|")
 CSV_BLOCK_BYTES = 4 << 20
+# The UTF-8 scan reads this much at a time; a line longer than a block is still found whole.
+SCAN_BLOCK_BYTES = 16 << 20
+HEADER_MAX_BYTES = 1 << 20
 
 
 class RejectedFileError(Exception):
-    """The file as a whole cannot be ingested: `rule` names why, `reason` says it to a person."""
+    """The file as a whole cannot be ingested: `rule` names why, `reason` says it to a person; `copyable` is
+    False when the raw object itself cannot be read, so quarantine records the reason without a copy."""
 
-    def __init__(self, rule: str, reason: str) -> None:
+    def __init__(self, rule: str, reason: str, *, copyable: bool = True) -> None:
         super().__init__(f"{rule}: {reason}")
         self.rule = rule
         self.reason = reason
+        self.copyable = copyable
 
 
 @dataclass(frozen=True)
@@ -89,10 +97,18 @@ def _rechunk(batches: Iterator[pa.RecordBatch], schema: pa.Schema, chunk_rows: i
 
 
 def _read_csv_header(path: Path) -> list[str]:
+    with path.open("rb") as handle:
+        line = handle.readline(HEADER_MAX_BYTES)
     try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            header = next(csv.reader(handle), [])
-    except (UnicodeDecodeError, csv.Error) as exc:
+        text = line.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RejectedFileError(
+            "unreadable_file",
+            f"the CSV header (line 1) is not UTF-8: byte 0x{line[exc.start]:02x} at byte offset {exc.start}",
+        ) from exc
+    try:
+        header = next(csv.reader([text]), [])
+    except csv.Error as exc:
         raise RejectedFileError("unreadable_file", f"the CSV header cannot be read ({exc})") from exc
     columns = list(header)
     if not columns or columns == [""]:
@@ -110,9 +126,89 @@ def _read_csv_header(path: Path) -> list[str]:
     return columns
 
 
+def _not_utf8(line: bytes, line_number: int, line_offset: int) -> MalformedRow:
+    """The line as a quarantined row: the first byte that is not UTF-8, by its offset in the file."""
+    try:
+        line.decode("utf-8")
+        bad = 0
+    except UnicodeDecodeError as exc:
+        bad = exc.start
+    return MalformedRow(
+        line=line_number,
+        text=line.rstrip(b"\r\n").decode("utf-8", errors="backslashreplace"),
+        reason=f"has a byte that is not UTF-8 (0x{line[bad]:02x} at byte offset {line_offset + bad})",
+    )
+
+
+def scan_utf8(path: Path) -> list[tuple[int, int, int]]:
+    """(line number, first byte offset, end offset) of every line holding bytes that are not UTF-8.
+
+    One pass of C-speed decoding per block; only a block with a bad byte is looked at line by line."""
+    bad: list[tuple[int, int, int]] = []
+    with path.open("rb") as handle:
+        offset, line_number, carry = 0, 1, b""
+        while True:
+            block = handle.read(SCAN_BLOCK_BYTES)
+            data = carry + block
+            if not data:
+                break
+            cut = data.rfind(b"\n") + 1 if block else len(data)
+            whole, carry = (data[:cut], data[cut:]) if cut else (b"", data)
+            if whole:
+                try:
+                    codecs.decode(whole, "utf-8")
+                except UnicodeDecodeError:
+                    start = 0
+                    for line in whole.splitlines(keepends=True):
+                        try:
+                            line.decode("utf-8")
+                        except UnicodeDecodeError:
+                            bad.append((line_number, offset + start, offset + start + len(line)))
+                        start += len(line)
+                        line_number += 1
+                else:
+                    line_number += whole.count(b"\n")
+                offset += len(whole)
+            if not block:
+                break
+    return bad
+
+
+def _without_lines(path: Path, lines: list[tuple[int, int, int]]) -> tuple[Path, list[MalformedRow]]:
+    """A copy of the file with each listed line emptied (the parser skips empty lines), and those lines as rows."""
+    cleaned = path.with_name(path.name + ".utf8")
+    rows = []
+    with path.open("rb") as source, cleaned.open("wb") as target:
+        position = 0
+        for number, start, end in lines:
+            shutil.copyfileobj(_Limited(source, start - position), target)
+            line = source.read(end - start)
+            rows.append(_not_utf8(line, number, start))
+            target.write(b"\n" if line.endswith(b"\n") else b"")
+            position = end
+        shutil.copyfileobj(source, target)
+    return cleaned, rows
+
+
+class _Limited:
+    """At most `size` bytes of a binary stream, for shutil.copyfileobj."""
+
+    def __init__(self, stream: Any, size: int) -> None:
+        self.stream, self.left = stream, size
+
+    def read(self, n: int = -1) -> bytes:
+        want = self.left if n < 0 else min(n, self.left)
+        chunk = self.stream.read(want) if want > 0 else b""
+        self.left -= len(chunk)
+        return chunk
+
+
 def _open_csv(path: Path, chunk_rows: int) -> RawFile:
     columns = _read_csv_header(path)
     malformed: list[MalformedRow] = []
+    not_utf8 = scan_utf8(path)
+    if not_utf8:
+        path, malformed = _without_lines(path, not_utf8)
 
     def keep_malformed(row: Any) -> str:
         malformed.append(
@@ -169,35 +265,34 @@ def _json_text(value: Any) -> str | None:
 
 
 def _open_jsonl(path: Path, chunk_rows: int) -> RawFile:
-    handle = path.open(encoding="utf-8")
-    first: list[tuple[int, str]] = []
+    handle = path.open("rb")
+    first: list[tuple[int, int, bytes]] = []
     columns: list[str] = []
-    try:
-        for number, line in enumerate(handle, start=1):
-            if line.strip():
-                first.append((number, line))
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if isinstance(record, dict):
-                    columns = [str(k) for k in record]
-                    break
-    except UnicodeDecodeError as exc:
-        handle.close()
-        raise RejectedFileError("unreadable_file", f"the file is not UTF-8 text ({exc})") from exc
+    offset = 0
+    for number, line in enumerate(handle, start=1):
+        if line.strip():
+            first.append((number, offset, line))
+            try:
+                record = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                record = None
+            if isinstance(record, dict):
+                columns = [str(k) for k in record]
+                break
+        offset += len(line)
     if not columns:
         handle.close()
         raise RejectedFileError("unreadable_file", "no line of the file is a JSON object")
+    resume = first[-1][1] + len(first[-1][2])
 
-    def lines() -> Iterator[tuple[int, str]]:
+    def lines() -> Iterator[tuple[int, int, bytes]]:
         yield from first
+        at = resume
         try:
             for number, line in enumerate(handle, start=first[-1][0] + 1):
                 if line.strip():
-                    yield number, line
-        except UnicodeDecodeError as exc:
-            raise RejectedFileError("unreadable_file", f"reading stopped part-way: {exc}") from exc
+                    yield number, at, line
+                at += len(line)
         finally:
             handle.close()
 
@@ -206,7 +301,12 @@ def _open_jsonl(path: Path, chunk_rows: int) -> RawFile:
         values: dict[str, list[str | None]] = {c: [] for c in columns}
         malformed: list[MalformedRow] = []
         rows = 0
-        for number, line in lines():
+        for number, at, raw in lines():
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                malformed.append(_not_utf8(raw, number, at))
+                continue
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:

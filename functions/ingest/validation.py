@@ -131,7 +131,7 @@ def _show(value: Any) -> str:
     return repr(value)
 
 
-def _mask(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
+def true_mask(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """Arrow booleans (nulls count as False) as a numpy mask."""
     filled = pc.fill_null(array, False)
     if isinstance(filled, pa.ChunkedArray):
@@ -147,10 +147,10 @@ def parse_number(raw: pa.Array) -> tuple[pa.Array, np.ndarray]:
     """float64 values (null where absent or unparseable) and the mask of present-but-unparseable values."""
     if pa.types.is_integer(raw.type) or pa.types.is_floating(raw.type) or pa.types.is_decimal(raw.type):
         values = pc.cast(raw, pa.float64())
-        bad = _mask(pc.and_(raw.is_valid(), pc.invert(pc.is_finite(values))))
+        bad = true_mask(pc.and_(raw.is_valid(), pc.invert(pc.is_finite(values))))
         return pc.if_else(pa.array(bad), pa.scalar(None, pa.float64()), values), bad
     if pa.types.is_boolean(raw.type):
-        return pa.nulls(len(raw), pa.float64()), _mask(raw.is_valid())
+        return pa.nulls(len(raw), pa.float64()), true_mask(raw.is_valid())
     text = _as_strings(raw)
     try:
         # Clean columns parse in one cast; only a column with a bad value pays for the per-value pattern.
@@ -160,7 +160,7 @@ def parse_number(raw: pa.Array) -> tuple[pa.Array, np.ndarray]:
         cleaned = pc.if_else(ok, pc.utf8_trim_whitespace(text), pa.scalar(None, pa.string()))
         values = pc.cast(cleaned, pa.float64())
     finite = pc.is_finite(values)
-    bad = _mask(pc.and_(text.is_valid(), pc.invert(pc.fill_null(finite, False))))
+    bad = true_mask(pc.and_(text.is_valid(), pc.invert(pc.fill_null(finite, False))))
     return pc.if_else(pa.array(bad), pa.scalar(None, pa.float64()), values), bad
 
 
@@ -172,7 +172,7 @@ def parse_boolean(raw: pa.Array) -> tuple[pa.Array, np.ndarray]:
     is_false = pc.is_in(text, value_set=pa.array(_FALSE))
     known = pc.or_(is_true, is_false)
     values = pc.if_else(known, is_true, pa.scalar(None, pa.bool_()))
-    return values, _mask(pc.and_(text.is_valid(), pc.invert(known)))
+    return values, true_mask(pc.and_(text.is_valid(), pc.invert(known)))
 
 
 def parse_timestamp(raw: pa.Array) -> tuple[pa.Array, np.ndarray]:
@@ -187,7 +187,7 @@ def parse_timestamp(raw: pa.Array) -> tuple[pa.Array, np.ndarray]:
         values = pc.cast(text, TIMESTAMP_TYPE)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         values = _parse_timestamp_text(text)
-    return values, _mask(pc.and_(text.is_valid(), values.is_null()))
+    return values, true_mask(pc.and_(text.is_valid(), values.is_null()))
 
 
 def _parse_timestamp_text(text: pa.Array) -> pa.Array:
@@ -201,7 +201,7 @@ def _parse_timestamp_text(text: pa.Array) -> pa.Array:
         return pa.array(parsed, type=TIMESTAMP_TYPE, from_pandas=True)
 
 
-def _key_hashes(keys: pa.Array, times: pa.Array) -> np.ndarray:
+def key_hashes(keys: pa.Array, times: pa.Array) -> np.ndarray:
     key_hash = pd.util.hash_array(np.asarray(keys.to_numpy(zero_copy_only=False), dtype=object))
     time_bits = np.asarray(pc.fill_null(pc.cast(times, pa.int64()), 0).to_numpy(), dtype=np.int64).view(np.uint64)
     with np.errstate(over="ignore"):
@@ -227,7 +227,7 @@ class ChunkValidator:
 
         key_raw = table.column(contract.entity_key).combine_chunks()
         key = _as_strings(key_raw)
-        key_missing = _mask(pc.or_kleene(key.is_null(), pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(key)), 0)))
+        key_missing = true_mask(pc.or_kleene(key.is_null(), pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(key)), 0)))
         found.add("null_not_allowed", key_missing, key_raw, f"{contract.entity_key} is empty")
         typed[contract.entity_key] = key
 
@@ -235,10 +235,10 @@ class ChunkValidator:
         times, time_bad = parse_timestamp(time_raw)
         ts = contract.event_timestamp
         found.add("type_mismatch", time_bad, time_raw, f"{ts}={{value}} is not an ISO-8601 timestamp")
-        found.add("null_not_allowed", _mask(time_raw.is_null()), time_raw, f"{ts} is empty")
-        future = _mask(pc.greater(times, pa.scalar(self.newest_allowed, TIMESTAMP_TYPE)))
+        found.add("null_not_allowed", true_mask(time_raw.is_null()), time_raw, f"{ts} is empty")
+        future = true_mask(pc.greater(times, pa.scalar(self.newest_allowed, TIMESTAMP_TYPE)))
         found.add("future_timestamp", future, time_raw, f"{ts}={{value}} is later than now + allowed skew")
-        stale = _mask(pc.less(times, pa.scalar(self.oldest_allowed, TIMESTAMP_TYPE)))
+        stale = true_mask(pc.less(times, pa.scalar(self.oldest_allowed, TIMESTAMP_TYPE)))
         days = contract.freshness.max_event_age_days
         found.add("stale_timestamp", stale, time_raw, f"{ts}={{value}} is older than {days:g} days")
         typed[ts] = times
@@ -253,13 +253,13 @@ class ChunkValidator:
         label_values, label_bad = parse_number(label_raw)
         label = contract.label
         allowed = pc.is_in(label_values, value_set=pa.array([0.0, float(label.positive_value)]))
-        found.add("null_not_allowed", _mask(label_raw.is_null()), label_raw, f"{label.name} is empty")
-        invalid = label_bad | _mask(pc.and_(label_values.is_valid(), pc.invert(allowed)))
+        found.add("null_not_allowed", true_mask(label_raw.is_null()), label_raw, f"{label.name} is empty")
+        invalid = label_bad | true_mask(pc.and_(label_values.is_valid(), pc.invert(allowed)))
         found.add("invalid_label", invalid, label_raw, f"{label.name}={{value}} is not 0 or {label.positive_value}")
         typed[label.name] = pc.cast(pc.if_else(allowed, label_values, pa.scalar(None, pa.float64())), pa.int64())
 
-        keyed = ~key_missing & _mask(times.is_valid())
-        hashes = _key_hashes(key, times)[keyed]
+        keyed = ~key_missing & true_mask(times.is_valid())
+        hashes = key_hashes(key, times)[keyed]
         repeated = repeated_in_order(hashes) | self.tally.seen_before(hashes)
         self.tally.remember(hashes)
         duplicate = np.zeros(n, dtype=bool)
@@ -291,11 +291,11 @@ class ChunkValidator:
     def _check_feature(self, feature: Feature, raw: pa.Array, found: _Violations) -> pa.Array:
         name = feature.name
         if not feature.nullable:
-            found.add("null_not_allowed", _mask(raw.is_null()), raw, f"{name} is empty")
+            found.add("null_not_allowed", true_mask(raw.is_null()), raw, f"{name} is empty")
         if feature.type == "categorical":
             text = _as_strings(raw)
             known = pc.is_in(text, value_set=pa.array(list(feature.categories)))
-            unknown = _mask(pc.and_(text.is_valid(), pc.invert(known)))
+            unknown = true_mask(pc.and_(text.is_valid(), pc.invert(known)))
             found.add(
                 "unknown_category", unknown, raw, f"{name}={{value}} is not one of {'|'.join(feature.categories)}"
             )
@@ -306,13 +306,15 @@ class ChunkValidator:
             return values
         values, bad = parse_number(raw)
         if feature.type == "integer":
-            fractional = _mask(pc.not_equal(values, pc.floor(values)))
+            fractional = true_mask(pc.not_equal(values, pc.floor(values)))
             found.add("type_mismatch", bad | fractional, raw, f"{name}={{value}} is not an integer")
             bad = bad | fractional
         else:
             found.add("type_mismatch", bad, raw, f"{name}={{value}} is not a number")
-        below = _mask(pc.less(values, feature.min)) if feature.min is not None else np.zeros(len(raw), dtype=bool)
-        above = _mask(pc.greater(values, feature.max)) if feature.max is not None else np.zeros(len(raw), dtype=bool)
+        below = true_mask(pc.less(values, feature.min)) if feature.min is not None else np.zeros(len(raw), dtype=bool)
+        above = (
+            true_mask(pc.greater(values, feature.max)) if feature.max is not None else np.zeros(len(raw), dtype=bool)
+        )
         lo = "-inf" if feature.min is None else f"{feature.min:g}"
         hi = "inf" if feature.max is None else f"{feature.max:g}"
         unit = f" {feature.unit}" if feature.unit else ""

@@ -65,8 +65,11 @@ def test_an_invalid_byte_quarantines_its_row_naming_the_row_and_the_offset(lake:
     # Given a CSV whose data row 3 holds a byte that is not UTF-8
     body = csv_bytes(churn_rows(10, seed=13))
     lines = body.split(b"\n")
-    lines[3] = lines[3].replace(b"basic", b"ba\xffsic").replace(b"standard", b"stan\xffdard").replace(
-        b"premium", b"pre\xffmium"
+    lines[3] = (
+        lines[3]
+        .replace(b"basic", b"ba\xffsic")
+        .replace(b"standard", b"stan\xffdard")
+        .replace(b"premium", b"pre\xffmium")
     )
     damaged = b"\n".join(lines)
     offset = damaged.index(b"\xff")

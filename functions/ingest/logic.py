@@ -2,7 +2,7 @@
 partitions and quarantined rows, and leave a validation report. The raw object is only ever read.
 
 Invariant per file: rows_in = rows_curated + rows_quarantined + rows_dropped_duplicate (rows whose fact
-the lake already holds with the same values, `functions/ingest/dedup.py`). A file that cannot be read, or
+the lake already holds with the same values, `functions/shared/facts.py`). A file that cannot be read, or
 breaks the contract as a whole (columns, type, emptiness), is quarantined whole with its reason.
 """
 
@@ -24,12 +24,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from functions.ingest import layout
-from functions.ingest.dedup import merge_partition
 from functions.ingest.layout import SourceObject
 from functions.ingest.readers import RawFile, RejectedFileError, open_raw_file
 from functions.ingest.settings import IngestSettings
 from functions.ingest.validation import ChunkValidator, FileTally
 from functions.shared.contract import ContractError, DataContract, load_contract
+from functions.shared.facts import merge_partition
 
 Notify = Callable[[str, str], None]
 # The idempotency record and the function's answer carry a few object URIs as a sample, never the full lists.
@@ -320,7 +320,7 @@ class Ingestion:
             key: table if table is not None else pq.read_table(io.BytesIO(self.store.read(bucket, key)))
             for key, table in found.items()
         }
-        merged = merge_partition(part, existing, contract)
+        merged = merge_partition(part, existing, contract.columns, contract.entity_key, contract.event_timestamp)
         for key, survivors in merged.rewrites.items():
             stamp = _stamp_of(survivors)
             self.store.put(

@@ -14,12 +14,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from functions.ingest.readers import MalformedRow
 from functions.shared.contract import DataContract, Feature
+from functions.shared.facts import fact_hashes
 
 RULES: tuple[str, ...] = (
     "malformed_row",
@@ -38,7 +38,6 @@ _DATE_ONLY = r"^\s*(\d{4}-\d{2}-\d{2})\s*$"
 _NAIVE_TIME = r"^\s*(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)\s*$"
 _TRUE = ["true", "True", "TRUE", "1", "yes", "Yes", "YES"]
 _FALSE = ["false", "False", "FALSE", "0", "no", "No", "NO"]
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 QUARANTINE_SCHEMA = pa.schema(
     [
         ("source_file", pa.string()),
@@ -82,8 +81,12 @@ class FileTally:
         seen = self._seen_keys
         if not len(seen):
             return np.zeros(len(hashes), dtype=bool)
-        at = np.minimum(np.searchsorted(seen, hashes), len(seen) - 1)
-        return np.asarray(seen[at] == hashes, dtype=bool)
+        # Sorted queries walk the sorted array in order (cache-friendly), then go back to the rows' order.
+        order = np.argsort(hashes)
+        at = np.minimum(np.searchsorted(seen, hashes[order]), len(seen) - 1)
+        found = np.empty(len(hashes), dtype=bool)
+        found[order] = seen[at] == hashes[order]
+        return found
 
     def remember(self, hashes: np.ndarray) -> None:
         self._seen_keys = np.sort(np.concatenate([self._seen_keys, hashes]))
@@ -91,7 +94,9 @@ class FileTally:
 
 def repeated_in_order(hashes: np.ndarray) -> np.ndarray:
     """True for every value equal to an earlier one (the first occurrence is not a repeat)."""
-    repeated: np.ndarray = pd.Series(hashes, copy=False).duplicated(keep="first").to_numpy()
+    _, first = np.unique(hashes, return_index=True)
+    repeated = np.ones(len(hashes), dtype=bool)
+    repeated[first] = False
     return repeated
 
 
@@ -196,16 +201,11 @@ def _parse_timestamp_text(text: pa.Array) -> pa.Array:
     try:
         return pc.cast(zoned, TIMESTAMP_TYPE)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        # Some value is not ISO-8601: parse value by value, unparseable ones become null.
+        # Some value is not ISO-8601: parse value by value, unparseable ones become null (off the hot path).
+        import pandas as pd
+
         parsed = pd.to_datetime(pd.Series(zoned.to_pylist(), dtype=object), errors="coerce", utc=True, format="ISO8601")
         return pa.array(parsed, type=TIMESTAMP_TYPE, from_pandas=True)
-
-
-def key_hashes(keys: pa.Array, times: pa.Array) -> np.ndarray:
-    key_hash = pd.util.hash_array(np.asarray(keys.to_numpy(zero_copy_only=False), dtype=object))
-    time_bits = np.asarray(pc.fill_null(pc.cast(times, pa.int64()), 0).to_numpy(), dtype=np.int64).view(np.uint64)
-    with np.errstate(over="ignore"):
-        return np.asarray(key_hash ^ (time_bits * _GOLDEN), dtype=np.uint64)
 
 
 class ChunkValidator:
@@ -259,7 +259,7 @@ class ChunkValidator:
         typed[label.name] = pc.cast(pc.if_else(allowed, label_values, pa.scalar(None, pa.float64())), pa.int64())
 
         keyed = ~key_missing & true_mask(times.is_valid())
-        hashes = key_hashes(key, times)[keyed]
+        hashes = fact_hashes(key, times)[keyed]
         repeated = repeated_in_order(hashes) | self.tally.seen_before(hashes)
         self.tally.remember(hashes)
         duplicate = np.zeros(n, dtype=bool)

@@ -334,7 +334,7 @@ class DataLakeStack(Stack):
             },
         )
         # Exact actions instead of grant_read_write: ingestion never deletes and never writes raw. It lists and
-        # reads the curated partitions it writes to, so the lake holds each fact once (functions/ingest/dedup.py).
+        # reads the curated partitions it writes to, so the lake holds each fact once (functions/shared/facts.py).
         function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["s3:GetObject", "s3:GetObjectVersion"], resources=[self.raw_bucket.arn_for_objects("*")]

@@ -13,6 +13,7 @@ import io
 import json
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +38,7 @@ SUMMARY_SAMPLE = 10
 SUMMARY_REASON_CHARS = 1000
 # S3 answers a version that is gone with 404, or with 403 when the caller may not list the bucket: retrying
 # cannot help, so the file is recorded as unreadable. Any other error is raised, and the event retried.
+WRITE_WORKERS = 4
 STAMP_KEYS = ("contract", "contract_version", "source_file")
 PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
 _GONE = frozenset({"404", "403", "NoSuchKey", "NoSuchVersion", "AccessDenied"})
@@ -152,7 +154,9 @@ class IngestReport:
 def parquet_bytes(table: pa.Table, metadata: Mapping[str, str]) -> bytes:
     stamped = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
     buffer = io.BytesIO()
-    pq.write_table(stamped, buffer, compression="snappy")
+    # Dictionary pages pay off for repeated text (categories, the stamp columns), not for numbers and times.
+    text = [f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    pq.write_table(stamped, buffer, compression="snappy", use_dictionary=text)
     return buffer.getvalue()
 
 
@@ -257,39 +261,36 @@ class Ingestion:
         }
         next_row = 0
         chunk_number = 0
-        try:
-            for chunk in raw.chunks:
-                table = chunk.table.select(contract.columns)
-                result = validator.validate(table, chunk.malformed, first_row=next_row)
-                next_row += table.num_rows
-                parts = split_by_event_date(result.curated, contract.event_timestamp)
-                self._list_partitions(contract, [event_date for event_date, _ in parts])
-                for event_date, part in parts:
-                    fresh = self._merge(contract, event_date, part)
-                    if not fresh.num_rows:
-                        continue
-                    key = layout.curated_key(contract.dataset, event_date, self.source, chunk_number)
-                    self.store.put(
-                        self.settings.curated_bucket,
-                        key,
-                        parquet_bytes(fresh, stamp),
-                        metadata=stamp,
-                        content_type=PARQUET_CONTENT_TYPE,
-                    )
-                    self.report.curated_objects.append(f"s3://{self.settings.curated_bucket}/{key}")
-                if result.quarantined.num_rows:
-                    key = layout.quarantine_rows_key(contract.dataset, self.ingest_date, self.source, chunk_number)
-                    self.store.put(
-                        self.settings.quarantine_bucket,
-                        key,
-                        parquet_bytes(result.quarantined, stamp),
-                        metadata=stamp,
-                        content_type=PARQUET_CONTENT_TYPE,
-                    )
-                    self.report.quarantine_objects.append(f"s3://{self.settings.quarantine_bucket}/{key}")
-                chunk_number += 1
-        finally:
-            self._tally(validator.tally, contract)
+        curated, quarantine = self.settings.curated_bucket, self.settings.quarantine_bucket
+
+        def write(target: tuple[str, str, pa.Table, list[str]]) -> None:
+            bucket, key, rows, _ = target
+            self.store.put(bucket, key, parquet_bytes(rows, stamp), metadata=stamp, content_type=PARQUET_CONTENT_TYPE)
+
+        # Parquet encoding releases the GIL and puts wait on the network: a chunk's objects are written in parallel.
+        with ThreadPoolExecutor(max_workers=WRITE_WORKERS) as pool:
+            try:
+                for chunk in raw.chunks:
+                    table = chunk.table.select(contract.columns)
+                    result = validator.validate(table, chunk.malformed, first_row=next_row)
+                    next_row += table.num_rows
+                    parts = split_by_event_date(result.curated, contract.event_timestamp)
+                    self._list_partitions(contract, [event_date for event_date, _ in parts])
+                    targets: list[tuple[str, str, pa.Table, list[str]]] = []
+                    for event_date, part in parts:
+                        fresh = self._merge(contract, event_date, part)
+                        if fresh.num_rows:
+                            key = layout.curated_key(contract.dataset, event_date, self.source, chunk_number)
+                            targets.append((curated, key, fresh, self.report.curated_objects))
+                    if result.quarantined.num_rows:
+                        key = layout.quarantine_rows_key(contract.dataset, self.ingest_date, self.source, chunk_number)
+                        targets.append((quarantine, key, result.quarantined, self.report.quarantine_objects))
+                    list(pool.map(write, targets))
+                    for bucket, key, _, written in targets:
+                        written.append(f"s3://{bucket}/{key}")
+                    chunk_number += 1
+            finally:
+                self._tally(validator.tally, contract)
         if self.report.rows_in == 0:
             raise RejectedFileError("no_rows", "the file has a header or schema but no data rows")
 

@@ -8,12 +8,13 @@ all raises `RejectedFileError` saying what failed.
 
 from __future__ import annotations
 
-import codecs
 import csv
 import json
+import mmap
 import shutil
+import struct
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -140,35 +141,43 @@ def _not_utf8(line: bytes, line_number: int, line_offset: int) -> MalformedRow:
     )
 
 
+def _is_utf8(data: bytes) -> bool:
+    """Arrow's UTF-8 validation of the whole block, without building a Python string."""
+    offsets = pa.py_buffer(struct.pack("<ii", 0, len(data)))
+    try:
+        pa.Array.from_buffers(pa.binary(), 1, [None, offsets, pa.py_buffer(data)]).cast(pa.string())
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
 def scan_utf8(path: Path) -> list[tuple[int, int, int]]:
     """(line number, first byte offset, end offset) of every line holding bytes that are not UTF-8.
 
-    One pass of C-speed decoding per block; only a block with a bad byte is looked at line by line."""
+    One validation per block; only a block with a bad byte is looked at line by line."""
     bad: list[tuple[int, int, int]] = []
     with path.open("rb") as handle:
         offset, line_number, carry = 0, 1, b""
         while True:
             block = handle.read(SCAN_BLOCK_BYTES)
-            data = carry + block
+            data = carry + block if carry else block
             if not data:
                 break
             cut = data.rfind(b"\n") + 1 if block else len(data)
             whole, carry = (data[:cut], data[cut:]) if cut else (b"", data)
-            if whole:
-                try:
-                    codecs.decode(whole, "utf-8")
-                except UnicodeDecodeError:
-                    start = 0
-                    for line in whole.splitlines(keepends=True):
-                        try:
-                            line.decode("utf-8")
-                        except UnicodeDecodeError:
-                            bad.append((line_number, offset + start, offset + start + len(line)))
-                        start += len(line)
-                        line_number += 1
-                else:
-                    line_number += whole.count(b"\n")
-                offset += len(whole)
+            if whole and not _is_utf8(whole):
+                start = 0
+                while start < len(whole):
+                    end = whole.find(b"\n", start) + 1 or len(whole)
+                    try:
+                        whole[start:end].decode("utf-8")
+                    except UnicodeDecodeError:
+                        bad.append((line_number, offset + start, offset + end))
+                    start = end
+                    line_number += 1
+            else:
+                line_number += whole.count(b"\n")
+            offset += len(whole)
             if not block:
                 break
     return bad
@@ -223,7 +232,8 @@ def _open_csv(path: Path, chunk_rows: int) -> RawFile:
     try:
         reader = pacsv.open_csv(
             str(path),
-            read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, use_threads=False),
+            # Parallel parsing does not number the rows it rejects; LineFinder finds them in the file.
+            read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, use_threads=True),
             parse_options=pacsv.ParseOptions(invalid_row_handler=keep_malformed),
             convert_options=pacsv.ConvertOptions(
                 column_types={c: pa.string() for c in columns},
@@ -235,14 +245,60 @@ def _open_csv(path: Path, chunk_rows: int) -> RawFile:
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise RejectedFileError("unreadable_file", f"the CSV cannot be parsed ({exc})") from exc
 
+    lines = LineFinder(path)
+
     def chunks() -> Iterator[RawChunk]:
-        for table in _rechunk(_guard(reader), reader.schema, chunk_rows):
-            taken, malformed[:] = list(malformed), []
-            yield RawChunk(table=table, malformed=taken)
-        if malformed:
-            yield RawChunk(table=reader.schema.empty_table(), malformed=list(malformed))
+        try:
+            for table in _rechunk(_guard(reader), reader.schema, chunk_rows):
+                taken, malformed[:] = lines.number(malformed), []
+                yield RawChunk(table=table, malformed=taken)
+            if malformed:
+                yield RawChunk(table=reader.schema.empty_table(), malformed=lines.number(malformed))
+        finally:
+            lines.close()
 
     return RawFile(format="csv", columns=columns, chunks=chunks())
+
+
+class LineFinder:
+    """Line numbers for rejected rows known by their text: each is found in the file after the previous one,
+    so repeated texts get successive lines. Maps the file only when a row needs it (rejected rows are rare)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._map: mmap.mmap | None = None
+        self._taken: set[int] = set()
+        self._at, self._line = 0, 1
+
+    def number(self, rows: list[MalformedRow]) -> list[MalformedRow]:
+        return [row if row.line is not None else replace(row, line=self._find(row.text)) for row in rows]
+
+    def _find(self, text: str) -> int | None:
+        if self._map is None:
+            with self.path.open("rb") as handle:
+                self._map = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        data, line = self._map, b"\n" + text.encode()
+        last = len(data) - len(line)  # the file's last line may lack its newline
+        for start in (self._at, 0):
+            found = data.find(line + b"\n", max(start - 1, 0))
+            while found >= 0 and found + 1 in self._taken:
+                found = data.find(line + b"\n", found + 1)
+            if found < 0 and last >= max(start - 1, 0) and last + 1 not in self._taken and data[last:] == line:
+                found = last
+            if found >= 0:
+                offset = found + 1
+                self._taken.add(offset)
+                if offset < self._at:
+                    self._at, self._line = 0, 1
+                self._line += data[self._at : offset].count(b"\n")
+                self._at = offset
+                return self._line
+        return None
+
+    def close(self) -> None:
+        if self._map is not None:
+            self._map.close()
+            self._map = None
 
 
 def _guard(batches: Any) -> Iterator[pa.RecordBatch]:

@@ -148,3 +148,18 @@ def test_a_file_spanning_5000_days_ingests_with_a_bounded_idempotency_record(
     assert len(record["data"]["S"]) < 8_000
     full = function_env.report_at(summary["report_object"])
     assert len(full["curated_objects"]) == 5000
+
+
+def test_a_ragged_line_is_quarantined_naming_its_line(lake: Lake) -> None:
+    body = (
+        csv_bytes(churn_rows(10, seed=16))
+        + b"C9999999,2026-05-01T00:00:00Z,3\n"
+        + csv_bytes(churn_rows(3, seed=17)).split(b"\n", 1)[1]
+    )
+    source = lake.put_raw("churn/ragged-middle.csv", body)
+
+    report = lake.ingest(source)
+
+    (row,) = lake.quarantined_rows(report).to_dict("records")
+    assert report.rows_in == 14 and report.rows_quarantined == 1
+    assert row["reason"] == "malformed_row: line 12 expected 15 columns, found 3"

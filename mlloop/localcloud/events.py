@@ -15,11 +15,11 @@ import json
 import logging
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote_plus
 
 from moto.events.models import Rule, events_backends
-from moto.events.utils import EventTemplateParser
+from moto.events.utils import EventMessageType, EventTemplateParser
 
 from mlloop.localcloud.dispatch import DeliveryFailure
 
@@ -92,7 +92,7 @@ class EventRouter:
             if rule.state == "DISABLED" or (rule.scheduled_expression and not rule.event_pattern.get_pattern()):
                 return
             event = as_s3_sends_it(original_event)
-            if not rule.event_pattern.matches_event(event):
+            if not rule.event_pattern.matches_event(cast(EventMessageType, event)):
                 return
             router.deliver(rule, event)
 

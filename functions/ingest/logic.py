@@ -13,7 +13,7 @@ import io
 import json
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -166,21 +166,54 @@ def _stamp_of(table: pa.Table) -> dict[str, str]:
     return {name: metadata[name.encode()].decode() for name in STAMP_KEYS if name.encode() in metadata}
 
 
-def split_by_event_date(table: pa.Table, column: str) -> list[tuple[str, pa.Table]]:
-    """One slice per UTC event date, in date order."""
-    if not table.num_rows:
+def rows_by_event_date(table: pa.Table, column: str, rows: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """The given row indices grouped by UTC event date, in date order (rows keep their order within a date)."""
+    if not len(rows):
         return []
-    days = np.asarray(pc.cast(pc.cast(table.column(column), pa.date32()), pa.int32()).to_numpy(), dtype=np.int32)
+    times = table.column(column).take(pa.array(rows))
+    days = np.asarray(pc.cast(pc.cast(times, pa.date32()), pa.int32()).to_numpy(), dtype=np.int32)
     order = np.argsort(days, kind="stable")
-    ordered = table.take(pa.array(order))
-    sorted_days = days[order]
+    ordered, sorted_days = rows[order], days[order]
     starts = np.flatnonzero(np.r_[True, sorted_days[1:] != sorted_days[:-1]])
     ends = np.r_[starts[1:], len(sorted_days)]
     epoch = np.datetime64("1970-01-01", "D")
     return [
-        (str(epoch + np.timedelta64(int(sorted_days[a]), "D")), ordered.slice(int(a), int(b - a)))
-        for a, b in zip(starts, ends, strict=True)
+        (str(epoch + np.timedelta64(int(sorted_days[a]), "D")), ordered[a:b]) for a, b in zip(starts, ends, strict=True)
     ]
+
+
+class ParallelWriter:
+    """Writes Parquet objects on a few threads (encoding releases the GIL, puts wait on the network), with at
+    most two objects per thread in flight so a chunk's partitions are never all held at once."""
+
+    def __init__(self, store: ObjectStore, stamp: Mapping[str, str]) -> None:
+        self.store, self.stamp = store, dict(stamp)
+        self._pool = ThreadPoolExecutor(max_workers=WRITE_WORKERS)
+        self._pending: list[Future[None]] = []
+        self._done: list[tuple[str, str]] = []
+
+    def _write(self, bucket: str, key: str, rows: pa.Table) -> None:
+        body = parquet_bytes(rows, self.stamp)
+        self.store.put(bucket, key, body, metadata=self.stamp, content_type=PARQUET_CONTENT_TYPE)
+
+    def submit(self, bucket: str, key: str, rows: pa.Table) -> None:
+        while len(self._pending) >= 2 * WRITE_WORKERS:
+            self._pending.pop(0).result()
+        self._pending.append(self._pool.submit(self._write, bucket, key, rows))
+        self._done.append((bucket, key))
+
+    def flush(self) -> list[tuple[str, str]]:
+        """Wait for every submitted object; (bucket, key) of each, in submission order."""
+        for future in self._pending:
+            future.result()
+        done, self._pending, self._done = self._done, [], []
+        return done
+
+    def __enter__(self) -> ParallelWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True)
 
 
 class Ingestion:
@@ -262,31 +295,24 @@ class Ingestion:
         next_row = 0
         chunk_number = 0
         curated, quarantine = self.settings.curated_bucket, self.settings.quarantine_bucket
-
-        def write(target: tuple[str, str, pa.Table, list[str]]) -> None:
-            bucket, key, rows, _ = target
-            self.store.put(bucket, key, parquet_bytes(rows, stamp), metadata=stamp, content_type=PARQUET_CONTENT_TYPE)
-
-        # Parquet encoding releases the GIL and puts wait on the network: a chunk's objects are written in parallel.
-        with ThreadPoolExecutor(max_workers=WRITE_WORKERS) as pool:
+        with ParallelWriter(self.store, stamp) as writer:
             try:
                 for chunk in raw.chunks:
                     table = chunk.table.select(contract.columns)
                     result = validator.validate(table, chunk.malformed, first_row=next_row)
                     next_row += table.num_rows
-                    parts = split_by_event_date(result.curated, contract.event_timestamp)
+                    parts = rows_by_event_date(result.typed, contract.event_timestamp, np.flatnonzero(result.good))
                     self._list_partitions(contract, [event_date for event_date, _ in parts])
-                    targets: list[tuple[str, str, pa.Table, list[str]]] = []
-                    for event_date, part in parts:
-                        fresh = self._merge(contract, event_date, part)
+                    for event_date, rows in parts:
+                        fresh = self._merge(contract, event_date, result.typed.take(pa.array(rows)))
                         if fresh.num_rows:
                             key = layout.curated_key(contract.dataset, event_date, self.source, chunk_number)
-                            targets.append((curated, key, fresh, self.report.curated_objects))
+                            writer.submit(curated, key, fresh)
                     if result.quarantined.num_rows:
                         key = layout.quarantine_rows_key(contract.dataset, self.ingest_date, self.source, chunk_number)
-                        targets.append((quarantine, key, result.quarantined, self.report.quarantine_objects))
-                    list(pool.map(write, targets))
-                    for bucket, key, _, written in targets:
+                        writer.submit(quarantine, key, result.quarantined)
+                    for bucket, key in writer.flush():
+                        written = self.report.curated_objects if bucket == curated else self.report.quarantine_objects
                         written.append(f"s3://{bucket}/{key}")
                     chunk_number += 1
             finally:

@@ -27,9 +27,9 @@ JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 NULL_TOKENS = ["", "NA", "N/A", "null", "NULL", "None", "NaN", "nan"]
 OTHER_DELIMITERS = (";", "\t", "|")
-CSV_BLOCK_BYTES = 4 << 20
+CSV_BLOCK_BYTES = 1 << 20
 # The UTF-8 scan reads this much at a time; a line longer than a block is still found whole.
-SCAN_BLOCK_BYTES = 16 << 20
+SCAN_BLOCK_BYTES = 4 << 20
 HEADER_MAX_BYTES = 1 << 20
 
 

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 _PRIME = np.uint64(0x100000001B3)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+HASH_SLICE_ROWS = 1 << 16
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -48,6 +49,14 @@ def string_hashes(strings: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """A 64-bit hash of every string (null hashes as empty), computed on Arrow's buffers without Python objects."""
     array = strings.combine_chunks() if isinstance(strings, pa.ChunkedArray) else strings
     array = pc.fill_null(array.cast(pa.large_string()), "")
+    # Per-byte temporaries are 8 bytes a byte: hash a bounded slice at a time.
+    step = HASH_SLICE_ROWS
+    return np.concatenate(
+        [_slice_hashes(array.slice(i, step)) for i in range(0, len(array), step)] or [np.empty(0, dtype=np.uint64)]
+    )
+
+
+def _slice_hashes(array: pa.Array) -> np.ndarray:
     _, offsets_buffer, data_buffer = array.buffers()
     offsets = np.frombuffer(offsets_buffer, dtype=np.int64, count=len(array) + 1, offset=array.offset * 8)
     lo, hi = int(offsets[0]), int(offsets[-1])

@@ -151,12 +151,16 @@ class IngestReport:
         }
 
 
-def parquet_bytes(table: pa.Table, metadata: Mapping[str, str]) -> bytes:
+def low_cardinality_columns(contract: DataContract) -> frozenset[str]:
+    """Columns whose values repeat (categories, stamps, rule names): dictionary pages pay off only for those."""
+    return frozenset({*(f.name for f in contract.categorical_features), "contract_version", "source_file", "rules"})
+
+
+def parquet_bytes(table: pa.Table, metadata: Mapping[str, str], dictionary: frozenset[str] = frozenset()) -> bytes:
     stamped = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
     buffer = io.BytesIO()
-    # Dictionary pages pay off for repeated text (categories, the stamp columns), not for numbers and times.
-    text = [f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
-    pq.write_table(stamped, buffer, compression="snappy", use_dictionary=text)
+    encoded = [name for name in table.column_names if name in dictionary]
+    pq.write_table(stamped, buffer, compression="snappy", use_dictionary=encoded)
     return buffer.getvalue()
 
 
@@ -186,14 +190,14 @@ class ParallelWriter:
     """Writes Parquet objects on a few threads (encoding releases the GIL, puts wait on the network), with at
     most two objects per thread in flight so a chunk's partitions are never all held at once."""
 
-    def __init__(self, store: ObjectStore, stamp: Mapping[str, str]) -> None:
-        self.store, self.stamp = store, dict(stamp)
+    def __init__(self, store: ObjectStore, stamp: Mapping[str, str], dictionary: frozenset[str]) -> None:
+        self.store, self.stamp, self.dictionary = store, dict(stamp), dictionary
         self._pool = ThreadPoolExecutor(max_workers=WRITE_WORKERS)
         self._pending: list[Future[None]] = []
         self._done: list[tuple[str, str]] = []
 
     def _write(self, bucket: str, key: str, rows: pa.Table) -> None:
-        body = parquet_bytes(rows, self.stamp)
+        body = parquet_bytes(rows, self.stamp, self.dictionary)
         self.store.put(bucket, key, body, metadata=self.stamp, content_type=PARQUET_CONTENT_TYPE)
 
     def submit(self, bucket: str, key: str, rows: pa.Table) -> None:
@@ -295,7 +299,7 @@ class Ingestion:
         next_row = 0
         chunk_number = 0
         curated, quarantine = self.settings.curated_bucket, self.settings.quarantine_bucket
-        with ParallelWriter(self.store, stamp) as writer:
+        with ParallelWriter(self.store, stamp, low_cardinality_columns(contract)) as writer:
             try:
                 for chunk in raw.chunks:
                     table = chunk.table.select(contract.columns)
@@ -351,7 +355,11 @@ class Ingestion:
         for key, survivors in merged.rewrites.items():
             stamp = _stamp_of(survivors)
             self.store.put(
-                bucket, key, parquet_bytes(survivors, stamp), metadata=stamp, content_type=PARQUET_CONTENT_TYPE
+                bucket,
+                key,
+                parquet_bytes(survivors, stamp, low_cardinality_columns(contract)),
+                metadata=stamp,
+                content_type=PARQUET_CONTENT_TYPE,
             )
             existing[key] = survivors
         found.update(existing)

@@ -1,22 +1,28 @@
-"""Ingestion: a 1M-row raw CSV through the full contract checks against pandas read_csv + to_parquet of it.
+"""Ingestion: a 1M-row raw CSV through the full contract checks against two floors, alternating in one run:
+pandas read_csv + to_parquet of it (the guard), and Arrow's multithreaded pyarrow.csv.read_csv +
+pyarrow.parquet.write_table (the physical floor); plus the peak extra memory of one ingestion over the file.
 
-Both sides read the same local file and write Parquet to memory: the store stub links the file instead of
-downloading it and keeps written objects in memory, so S3 costs nothing on either side.
+Every side reads the same local file and writes Parquet to memory: the store stub links the file instead of
+downloading it and keeps written objects in memory, so S3 costs nothing on either side. The peak memory is
+measured in a fresh process (its resident high-water mark over its resident size before the ingestion).
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
-from collections.abc import Mapping
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from benchmarks.common import ROUNDS, WARMUP, BenchResult, Size, data_dir, missing_modules
-from benchmarks.timing import compare, ratio_over
+from benchmarks.common import ROOT, ROUNDS, WARMUP, BenchResult, Size, data_dir, missing_modules
+from benchmarks.timing import Ratio, compare, ratio_over
 
 CONTENDER_MODULES = ("functions.ingest.logic", "mlloop.datagen")
 ROWS: dict[Size, int] = {"tiny": 5_000, "full": 1_000_000}
@@ -57,6 +63,58 @@ class LocalStore:
     def copy(self, source: Any, bucket: str, key: str, *, metadata: Mapping[str, str]) -> None:
         self.objects += 1
 
+    def list_keys(self, bucket: str, prefix: str, *, start_after: str) -> Iterator[str]:
+        return iter(())  # an empty lake: nothing curated before this file
+
+    def read(self, bucket: str, key: str) -> bytes:
+        raise FileNotFoundError(key)
+
+
+def _settings() -> Any:
+    from functions.ingest.settings import IngestSettings
+
+    return IngestSettings(
+        curated_bucket="curated",
+        quarantine_bucket="quarantine",
+        idempotency_table="idempotency",
+        notifications_topic_arn="arn:aws:sns:us-east-1:123456789012:bench",
+    )
+
+
+def _ingest_once(path: Path) -> Any:
+    from functions.ingest.layout import SourceObject
+    from functions.ingest.logic import ingest_object
+
+    return ingest_object(SourceObject("raw", RAW_KEY, "v1"), store=LocalStore(path), settings=_settings())
+
+
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def peak_extra_bytes(path: Path) -> int:
+    """In a fresh process: resident high-water mark during one ingestion minus the resident size before it."""
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_ingest", "--peak-memory", str(path)],
+        cwd=str(ROOT),
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return int(json.loads(out.strip().splitlines()[-1])["peak_extra_bytes"])
+
+
+def _measure_peak_here(path: Path) -> None:
+    import functions.ingest.logic  # noqa: F401  (imports are not the ingestion's memory)
+
+    before = _status_kib("VmRSS")
+    _ingest_once(path)
+    peak = _status_kib("VmHWM")
+    print(json.dumps({"peak_extra_bytes": (peak - before) * 1024}))
+
 
 def run(size: Size) -> BenchResult:
     result = BenchResult("ingest")
@@ -64,34 +122,33 @@ def run(size: Size) -> BenchResult:
     if absent:
         result.skipped.append(f"ingestion: {', '.join(absent)} not written yet")
         return result
-    from functions.ingest.layout import SourceObject
-    from functions.ingest.logic import ingest_object
-    from functions.ingest.settings import IngestSettings
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
 
     path = ensure_csv(size)
-    settings = IngestSettings(
-        curated_bucket="curated",
-        quarantine_bucket="quarantine",
-        idempotency_table="idempotency",
-        notifications_topic_arn="arn:aws:sns:us-east-1:123456789012:bench",
-    )
     reports: list[Any] = []
 
     def ingest() -> None:
-        source = SourceObject("raw", RAW_KEY, "v1")
-        reports.append(ingest_object(source, store=LocalStore(path), settings=settings))
+        reports.append(_ingest_once(path))
 
     def floor() -> None:
         pd.read_csv(path).to_parquet(io.BytesIO())
 
-    timings = compare({"ingest": ingest, "read_csv_to_parquet": floor}, rounds=ROUNDS[size], warmup=WARMUP[size])
+    def arrow_floor() -> None:
+        pq.write_table(pacsv.read_csv(path), io.BytesIO())
+
+    timings = compare(
+        {"ingest": ingest, "read_csv_to_parquet": floor, "arrow_read_csv_write_table": arrow_floor},
+        rounds=ROUNDS[size],
+        warmup=WARMUP[size],
+    )
     result.timings.update(timings)
     report = reports[-1]
     result.facts["csv_bytes"] = path.stat().st_size
     result.facts["report"] = {
         key: value
         for key, value in vars(report).items()
-        if key in ("rows_in", "rows_curated", "rows_quarantined", "status", "outcome")
+        if key in ("rows_in", "rows_curated", "rows_quarantined", "rows_dropped_duplicate")
     }
     summary = result.facts["report"]
     result.notes.append(
@@ -99,4 +156,20 @@ def run(size: Size) -> BenchResult:
         f" {summary.get('rows_quarantined')} quarantined ({result.facts['csv_bytes'] / 2**20:.0f} MiB CSV)"
     )
     result.ratios.append(ratio_over("ingest_time_over_floor", timings, "ingest", "read_csv_to_parquet", 2))
+    result.ratios.append(
+        ratio_over("ingest_time_over_arrow_floor", timings, "ingest", "arrow_read_csv_write_table", 1.5)
+    )
+    peak = peak_extra_bytes(path)
+    result.facts["ingest_peak_extra_bytes"] = peak
+    result.notes.append(f"peak extra memory of one ingestion: {peak / 2**20:.0f} MiB (fresh process, VmHWM - VmRSS)")
+    result.ratios.append(
+        Ratio("ingest_peak_mem_over_file", peak / path.stat().st_size, 3, "<=", "ingest_peak_extra_bytes", "csv_bytes")
+    )
     return result
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--peak-memory":
+        _measure_peak_here(Path(sys.argv[2]))
+    else:
+        raise SystemExit("usage: python -m benchmarks.bench_ingest --peak-memory <csv>")

@@ -15,7 +15,7 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,12 @@ class MemoryStore:
 
     def copy(self, source: SourceObject, bucket: str, key: str, *, metadata: Mapping[str, str]) -> None:
         self.objects += 1
+
+    def list_keys(self, bucket: str, prefix: str, *, start_after: str) -> Iterator[str]:
+        return iter(())  # an empty lake: nothing curated before this file
+
+    def read(self, bucket: str, key: str) -> bytes:
+        raise FileNotFoundError(key)
 
 
 def raw_csv(rows: int) -> Path:

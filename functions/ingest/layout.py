@@ -14,6 +14,7 @@ from pathlib import PurePosixPath
 QUARANTINE_ROWS_PREFIX = "rows"
 QUARANTINE_FILES_PREFIX = "files"
 REPORTS_PREFIX = "reports"
+EVENT_DATE_PARTITION = "event_date"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -49,7 +50,7 @@ class SourceObject:
 
 
 def curated_key(dataset: str, event_date: str, source: SourceObject, chunk: int) -> str:
-    return f"{dataset}/event_date={event_date}/{source.file_id}-{chunk:05d}.parquet"
+    return f"{dataset}/{EVENT_DATE_PARTITION}={event_date}/{source.file_id}-{chunk:05d}.parquet"
 
 
 def quarantine_rows_key(dataset: str, ingest_date: str, source: SourceObject, chunk: int) -> str:

@@ -1,16 +1,19 @@
 """Ingest one raw object: validate it chunk by chunk against its dataset's contract, write curated
 partitions and quarantined rows, and leave a validation report. The raw object is only ever read.
 
-Invariant per file: rows_in = rows_curated + rows_quarantined. A file that cannot be read, or breaks
-the contract as a whole (columns, type, emptiness), is copied whole to quarantine with its reason.
+Invariant per file: rows_in = rows_curated + rows_quarantined + rows_dropped_duplicate (rows whose fact
+the lake already holds with the same values, `functions/shared/facts.py`). A file that cannot be read, or
+breaks the contract as a whole (columns, type, emptiness), is quarantined whole with its reason.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,8 +30,18 @@ from functions.ingest.readers import RawFile, RejectedFileError, open_raw_file
 from functions.ingest.settings import IngestSettings
 from functions.ingest.validation import ChunkValidator, FileTally
 from functions.shared.contract import ContractError, DataContract, load_contract
+from functions.shared.facts import merge_partition
 
 Notify = Callable[[str, str], None]
+# The idempotency record and the function's answer carry a few object URIs as a sample, never the full lists.
+SUMMARY_SAMPLE = 10
+SUMMARY_REASON_CHARS = 1000
+# S3 answers a version that is gone with 404, or with 403 when the caller may not list the bucket: retrying
+# cannot help, so the file is recorded as unreadable. Any other error is raised, and the event retried.
+WRITE_WORKERS = 4
+STAMP_KEYS = ("contract", "contract_version", "source_file")
+PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
+_GONE = frozenset({"404", "403", "NoSuchKey", "NoSuchVersion", "AccessDenied"})
 
 
 class ObjectStore(Protocol):
@@ -38,6 +51,10 @@ class ObjectStore(Protocol):
 
     def copy(self, source: SourceObject, bucket: str, key: str, *, metadata: Mapping[str, str]) -> None: ...
 
+    def list_keys(self, bucket: str, prefix: str, *, start_after: str) -> Iterator[str]: ...
+
+    def read(self, bucket: str, key: str) -> bytes: ...
+
 
 class S3ObjectStore:
     """The lake's buckets through a boto3 S3 client."""
@@ -46,8 +63,18 @@ class S3ObjectStore:
         self.client = client
 
     def download(self, source: SourceObject, path: Path) -> None:
+        from botocore.exceptions import ClientError
+
         extra = {"VersionId": source.version_id} if source.version_id else None
-        self.client.download_file(source.bucket, source.key, str(path), ExtraArgs=extra)
+        try:
+            self.client.download_file(source.bucket, source.key, str(path), ExtraArgs=extra)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code not in _GONE:
+                raise
+            raise RejectedFileError(
+                "unreadable_file", f"the object cannot be downloaded ({code}: {exc})", copyable=False
+            ) from exc
 
     def put(self, bucket: str, key: str, body: bytes, *, metadata: Mapping[str, str], content_type: str) -> None:
         self.client.put_object(Bucket=bucket, Key=key, Body=body, Metadata=dict(metadata), ContentType=content_type)
@@ -59,6 +86,17 @@ class S3ObjectStore:
         self.client.copy(
             copy_source, bucket, key, ExtraArgs={"Metadata": dict(metadata), "MetadataDirective": "REPLACE"}
         )
+
+    def list_keys(self, bucket: str, prefix: str, *, start_after: str) -> Iterator[str]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=prefix, StartAfter=start_after
+        )
+        for page in pages:
+            for item in page.get("Contents", []):
+                yield str(item["Key"])
+
+    def read(self, bucket: str, key: str) -> bytes:
+        return bytes(self.client.get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
 @dataclass
@@ -73,6 +111,8 @@ class IngestReport:
     rows_in: int = 0
     rows_curated: int = 0
     rows_quarantined: int = 0
+    rows_dropped_duplicate: int = 0
+    rows_superseded: int = 0
     rule_counts: dict[str, int] = field(default_factory=dict)
     null_rate_percent: float = 0.0
     duplicate_rate_percent: float = 0.0
@@ -84,37 +124,100 @@ class IngestReport:
     curated_objects: list[str] = field(default_factory=list)
     quarantine_objects: list[str] = field(default_factory=list)
     report_object: str | None = None
+    # sha256 of the report as written to `report_object`; not part of that document.
+    report_digest: str | None = None
 
     @property
     def quarantine_rate_percent(self) -> float:
         return 100.0 * self.rows_quarantined / self.rows_in if self.rows_in else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "quarantine_rate_percent": round(self.quarantine_rate_percent, 4)}
+        full = {**asdict(self), "quarantine_rate_percent": round(self.quarantine_rate_percent, 4)}
+        full.pop("report_digest")
+        return full
+
+    def summary(self) -> dict[str, Any]:
+        """The report in bounded size (counts, a sample of objects, the digest and where the full report lies):
+        what the idempotency record stores and the function answers, whatever the number of partitions."""
+        full = self.to_dict()
+        return {
+            **full,
+            "reason": None if self.reason is None else self.reason[:SUMMARY_REASON_CHARS],
+            "curated_objects": self.curated_objects[:SUMMARY_SAMPLE],
+            "quarantine_objects": self.quarantine_objects[:SUMMARY_SAMPLE],
+            "curated_object_count": len(self.curated_objects),
+            "quarantine_object_count": len(self.quarantine_objects),
+            "report_digest": self.report_digest,
+        }
 
 
-def parquet_bytes(table: pa.Table, metadata: Mapping[str, str]) -> bytes:
+def low_cardinality_columns(contract: DataContract) -> frozenset[str]:
+    """Columns whose values repeat (categories, stamps, rule names): dictionary pages pay off only for those."""
+    return frozenset({*(f.name for f in contract.categorical_features), "contract_version", "source_file", "rules"})
+
+
+def parquet_bytes(table: pa.Table, metadata: Mapping[str, str], dictionary: frozenset[str] = frozenset()) -> bytes:
     stamped = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
     buffer = io.BytesIO()
-    pq.write_table(stamped, buffer, compression="snappy")
+    encoded = [name for name in table.column_names if name in dictionary]
+    pq.write_table(stamped, buffer, compression="snappy", use_dictionary=encoded)
     return buffer.getvalue()
 
 
-def split_by_event_date(table: pa.Table, column: str) -> list[tuple[str, pa.Table]]:
-    """One slice per UTC event date, in date order."""
-    if not table.num_rows:
+def _stamp_of(table: pa.Table) -> dict[str, str]:
+    """The contract stamp a curated object carries in its Parquet metadata, kept when the object is rewritten."""
+    metadata = table.schema.metadata or {}
+    return {name: metadata[name.encode()].decode() for name in STAMP_KEYS if name.encode() in metadata}
+
+
+def rows_by_event_date(table: pa.Table, column: str, rows: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """The given row indices grouped by UTC event date, in date order (rows keep their order within a date)."""
+    if not len(rows):
         return []
-    days = np.asarray(pc.cast(pc.cast(table.column(column), pa.date32()), pa.int32()).to_numpy(), dtype=np.int32)
+    times = table.column(column).take(pa.array(rows))
+    days = np.asarray(pc.cast(pc.cast(times, pa.date32()), pa.int32()).to_numpy(), dtype=np.int32)
     order = np.argsort(days, kind="stable")
-    ordered = table.take(pa.array(order))
-    sorted_days = days[order]
+    ordered, sorted_days = rows[order], days[order]
     starts = np.flatnonzero(np.r_[True, sorted_days[1:] != sorted_days[:-1]])
     ends = np.r_[starts[1:], len(sorted_days)]
     epoch = np.datetime64("1970-01-01", "D")
     return [
-        (str(epoch + np.timedelta64(int(sorted_days[a]), "D")), ordered.slice(int(a), int(b - a)))
-        for a, b in zip(starts, ends, strict=True)
+        (str(epoch + np.timedelta64(int(sorted_days[a]), "D")), ordered[a:b]) for a, b in zip(starts, ends, strict=True)
     ]
+
+
+class ParallelWriter:
+    """Writes Parquet objects on a few threads (encoding releases the GIL, puts wait on the network), with at
+    most two objects per thread in flight so a chunk's partitions are never all held at once."""
+
+    def __init__(self, store: ObjectStore, stamp: Mapping[str, str], dictionary: frozenset[str]) -> None:
+        self.store, self.stamp, self.dictionary = store, dict(stamp), dictionary
+        self._pool = ThreadPoolExecutor(max_workers=WRITE_WORKERS)
+        self._pending: list[Future[None]] = []
+        self._done: list[tuple[str, str]] = []
+
+    def _write(self, bucket: str, key: str, rows: pa.Table) -> None:
+        body = parquet_bytes(rows, self.stamp, self.dictionary)
+        self.store.put(bucket, key, body, metadata=self.stamp, content_type=PARQUET_CONTENT_TYPE)
+
+    def submit(self, bucket: str, key: str, rows: pa.Table) -> None:
+        while len(self._pending) >= 2 * WRITE_WORKERS:
+            self._pending.pop(0).result()
+        self._pending.append(self._pool.submit(self._write, bucket, key, rows))
+        self._done.append((bucket, key))
+
+    def flush(self) -> list[tuple[str, str]]:
+        """Wait for every submitted object; (bucket, key) of each, in submission order."""
+        for future in self._pending:
+            future.result()
+        done, self._pending, self._done = self._done, [], []
+        return done
+
+    def __enter__(self) -> ParallelWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True)
 
 
 class Ingestion:
@@ -144,6 +247,11 @@ class Ingestion:
             ingest_date=self.ingest_date,
             started_at=self.now.isoformat(),
         )
+        # Objects other files curated, per event date, read once per run; and the date ranges listed so far.
+        self._partitions: dict[str, dict[str, pa.Table | None]] = {}
+        self._listed: list[tuple[str, str]] = []
+        self._dropped = 0
+        self._superseded = 0
 
     def run(self) -> IngestReport:
         try:
@@ -190,42 +298,82 @@ class Ingestion:
         }
         next_row = 0
         chunk_number = 0
-        try:
-            for chunk in raw.chunks:
-                table = chunk.table.select(contract.columns)
-                result = validator.validate(table, chunk.malformed, first_row=next_row)
-                next_row += table.num_rows
-                for event_date, part in split_by_event_date(result.curated, contract.event_timestamp):
-                    key = layout.curated_key(contract.dataset, event_date, self.source, chunk_number)
-                    self.store.put(
-                        self.settings.curated_bucket,
-                        key,
-                        parquet_bytes(part, stamp),
-                        metadata=stamp,
-                        content_type="application/vnd.apache.parquet",
-                    )
-                    self.report.curated_objects.append(f"s3://{self.settings.curated_bucket}/{key}")
-                if result.quarantined.num_rows:
-                    key = layout.quarantine_rows_key(contract.dataset, self.ingest_date, self.source, chunk_number)
-                    self.store.put(
-                        self.settings.quarantine_bucket,
-                        key,
-                        parquet_bytes(result.quarantined, stamp),
-                        metadata=stamp,
-                        content_type="application/vnd.apache.parquet",
-                    )
-                    self.report.quarantine_objects.append(f"s3://{self.settings.quarantine_bucket}/{key}")
-                chunk_number += 1
-        finally:
-            self._tally(validator.tally, contract)
+        curated, quarantine = self.settings.curated_bucket, self.settings.quarantine_bucket
+        with ParallelWriter(self.store, stamp, low_cardinality_columns(contract)) as writer:
+            try:
+                for chunk in raw.chunks:
+                    table = chunk.table.select(contract.columns)
+                    result = validator.validate(table, chunk.malformed, first_row=next_row)
+                    next_row += table.num_rows
+                    parts = rows_by_event_date(result.typed, contract.event_timestamp, np.flatnonzero(result.good))
+                    self._list_partitions(contract, [event_date for event_date, _ in parts])
+                    for event_date, rows in parts:
+                        fresh = self._merge(contract, event_date, result.typed.take(pa.array(rows)))
+                        if fresh.num_rows:
+                            key = layout.curated_key(contract.dataset, event_date, self.source, chunk_number)
+                            writer.submit(curated, key, fresh)
+                    if result.quarantined.num_rows:
+                        key = layout.quarantine_rows_key(contract.dataset, self.ingest_date, self.source, chunk_number)
+                        writer.submit(quarantine, key, result.quarantined)
+                    for bucket, key in writer.flush():
+                        written = self.report.curated_objects if bucket == curated else self.report.quarantine_objects
+                        written.append(f"s3://{bucket}/{key}")
+                    chunk_number += 1
+            finally:
+                self._tally(validator.tally, contract)
         if self.report.rows_in == 0:
             raise RejectedFileError("no_rows", "the file has a header or schema but no data rows")
+
+    def _list_partitions(self, contract: DataContract, dates: list[str]) -> None:
+        """Find what other files curated on these dates, with one listing over the dates not yet listed."""
+        todo = [d for d in dates if not any(lo <= d <= hi for lo, hi in self._listed)]
+        if not todo:
+            return
+        lo, hi = min(todo), max(todo)
+        self._listed.append((lo, hi))
+        prefix = f"{contract.dataset}/{layout.EVENT_DATE_PARTITION}="
+        own = f"{self.source.file_id}-"
+        for key in self.store.list_keys(self.settings.curated_bucket, prefix, start_after=prefix + lo):
+            event_date, _, name = key[len(prefix) :].partition("/")
+            if event_date > hi:
+                break
+            self._partitions.setdefault(event_date, {})
+            if name.endswith(".parquet") and not name.startswith(own):
+                self._partitions[event_date][key] = None  # read when rows of that date arrive
+
+    def _merge(self, contract: DataContract, event_date: str, part: pa.Table) -> pa.Table:
+        """The part's rows the lake does not hold yet; earlier rows it replaces are rewritten without them."""
+        found = self._partitions.get(event_date)
+        if not found:
+            return part
+        bucket = self.settings.curated_bucket
+        existing = {
+            key: table if table is not None else pq.read_table(io.BytesIO(self.store.read(bucket, key)))
+            for key, table in found.items()
+        }
+        merged = merge_partition(part, existing, contract.columns, contract.entity_key, contract.event_timestamp)
+        for key, survivors in merged.rewrites.items():
+            stamp = _stamp_of(survivors)
+            self.store.put(
+                bucket,
+                key,
+                parquet_bytes(survivors, stamp, low_cardinality_columns(contract)),
+                metadata=stamp,
+                content_type=PARQUET_CONTENT_TYPE,
+            )
+            existing[key] = survivors
+        found.update(existing)
+        self._dropped += merged.dropped
+        self._superseded += merged.superseded
+        return merged.fresh
 
     def _tally(self, tally: FileTally, contract: DataContract) -> None:
         report = self.report
         report.rows_in = tally.rows_in
-        report.rows_curated = tally.rows_curated
+        report.rows_curated = tally.rows_curated - self._dropped
         report.rows_quarantined = tally.rows_quarantined
+        report.rows_dropped_duplicate = self._dropped
+        report.rows_superseded = self._superseded
         report.rule_counts = dict(sorted(tally.rule_counts.items()))
         report.null_rate_percent = (
             round(100.0 * tally.null_cells / tally.feature_cells, 4) if tally.feature_cells else 0.0
@@ -248,7 +396,8 @@ class Ingestion:
         prefix = layout.quarantine_file_prefix(self.source.dataset, self.ingest_date, self.source)
         bucket = self.settings.quarantine_bucket
         metadata = {"rule": rejected.rule, "source_file": self.source.lineage}
-        self.store.copy(self.source, bucket, prefix + (self.source.file_name or "file"), metadata=metadata)
+        if rejected.copyable:
+            self.store.copy(self.source, bucket, prefix + (self.source.file_name or "file"), metadata=metadata)
         reason = {
             "source": self.source.lineage,
             "rule": rejected.rule,
@@ -272,10 +421,12 @@ class Ingestion:
     def _write_report(self) -> None:
         key = layout.report_key(self.source.dataset, self.ingest_date, self.source)
         self.report.report_object = f"s3://{self.settings.quarantine_bucket}/{key}"
+        body = json.dumps(self.report.to_dict(), indent=2, default=str).encode()
+        self.report.report_digest = f"sha256:{hashlib.sha256(body).hexdigest()}"
         self.store.put(
             self.settings.quarantine_bucket,
             key,
-            json.dumps(self.report.to_dict(), indent=2, default=str).encode(),
+            body,
             metadata={"source_file": self.source.lineage},
             content_type="application/json",
         )

@@ -1,16 +1,20 @@
 """Read a raw file (CSV, JSON lines, Parquet) as a stream of Arrow tables of at most `chunk_rows` rows.
 
 CSV and JSON lines arrive as string columns, so every value can be checked and, when bad, quarantined
-exactly as it was written. Rows the parser cannot split into the header's columns come back as
-`MalformedRow`s instead of failing the file. A file that cannot be read at all raises `RejectedFileError`.
+exactly as it was written. Rows the parser cannot split into the header's columns, and lines holding bytes
+that are not UTF-8, come back as `MalformedRow`s instead of failing the file. A file that cannot be read at
+all raises `RejectedFileError` saying what failed.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import mmap
+import shutil
+import struct
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +27,21 @@ JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 NULL_TOKENS = ["", "NA", "N/A", "null", "NULL", "None", "NaN", "nan"]
 OTHER_DELIMITERS = (";", "\t", "|")
-CSV_BLOCK_BYTES = 4 << 20
+CSV_BLOCK_BYTES = 1 << 20
+# The UTF-8 scan reads this much at a time; a line longer than a block is still found whole.
+SCAN_BLOCK_BYTES = 4 << 20
+HEADER_MAX_BYTES = 1 << 20
 
 
 class RejectedFileError(Exception):
-    """The file as a whole cannot be ingested: `rule` names why, `reason` says it to a person."""
+    """The file as a whole cannot be ingested: `rule` names why, `reason` says it to a person; `copyable` is
+    False when the raw object itself cannot be read, so quarantine records the reason without a copy."""
 
-    def __init__(self, rule: str, reason: str) -> None:
+    def __init__(self, rule: str, reason: str, *, copyable: bool = True) -> None:
         super().__init__(f"{rule}: {reason}")
         self.rule = rule
         self.reason = reason
+        self.copyable = copyable
 
 
 @dataclass(frozen=True)
@@ -89,10 +98,18 @@ def _rechunk(batches: Iterator[pa.RecordBatch], schema: pa.Schema, chunk_rows: i
 
 
 def _read_csv_header(path: Path) -> list[str]:
+    with path.open("rb") as handle:
+        line = handle.readline(HEADER_MAX_BYTES)
     try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            header = next(csv.reader(handle), [])
-    except (UnicodeDecodeError, csv.Error) as exc:
+        text = line.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RejectedFileError(
+            "unreadable_file",
+            f"the CSV header (line 1) is not UTF-8: byte 0x{line[exc.start]:02x} at byte offset {exc.start}",
+        ) from exc
+    try:
+        header = next(csv.reader([text]), [])
+    except csv.Error as exc:
         raise RejectedFileError("unreadable_file", f"the CSV header cannot be read ({exc})") from exc
     columns = list(header)
     if not columns or columns == [""]:
@@ -110,9 +127,97 @@ def _read_csv_header(path: Path) -> list[str]:
     return columns
 
 
+def _not_utf8(line: bytes, line_number: int, line_offset: int) -> MalformedRow:
+    """The line as a quarantined row: the first byte that is not UTF-8, by its offset in the file."""
+    try:
+        line.decode("utf-8")
+        bad = 0
+    except UnicodeDecodeError as exc:
+        bad = exc.start
+    return MalformedRow(
+        line=line_number,
+        text=line.rstrip(b"\r\n").decode("utf-8", errors="backslashreplace"),
+        reason=f"has a byte that is not UTF-8 (0x{line[bad]:02x} at byte offset {line_offset + bad})",
+    )
+
+
+def _is_utf8(data: bytes) -> bool:
+    """Arrow's UTF-8 validation of the whole block, without building a Python string."""
+    offsets = pa.py_buffer(struct.pack("<ii", 0, len(data)))
+    try:
+        pa.Array.from_buffers(pa.binary(), 1, [None, offsets, pa.py_buffer(data)]).cast(pa.string())
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
+def scan_utf8(path: Path) -> list[tuple[int, int, int]]:
+    """(line number, first byte offset, end offset) of every line holding bytes that are not UTF-8.
+
+    One validation per block; only a block with a bad byte is looked at line by line."""
+    bad: list[tuple[int, int, int]] = []
+    with path.open("rb") as handle:
+        offset, line_number, carry = 0, 1, b""
+        while True:
+            block = handle.read(SCAN_BLOCK_BYTES)
+            data = carry + block if carry else block
+            if not data:
+                break
+            cut = data.rfind(b"\n") + 1 if block else len(data)
+            whole, carry = (data[:cut], data[cut:]) if cut else (b"", data)
+            if whole and not _is_utf8(whole):
+                start = 0
+                while start < len(whole):
+                    end = whole.find(b"\n", start) + 1 or len(whole)
+                    try:
+                        whole[start:end].decode("utf-8")
+                    except UnicodeDecodeError:
+                        bad.append((line_number, offset + start, offset + end))
+                    start = end
+                    line_number += 1
+            else:
+                line_number += whole.count(b"\n")
+            offset += len(whole)
+            if not block:
+                break
+    return bad
+
+
+def _without_lines(path: Path, lines: list[tuple[int, int, int]]) -> tuple[Path, list[MalformedRow]]:
+    """A copy of the file with each listed line emptied (the parser skips empty lines), and those lines as rows."""
+    cleaned = path.with_name(path.name + ".utf8")
+    rows = []
+    with path.open("rb") as source, cleaned.open("wb") as target:
+        position = 0
+        for number, start, end in lines:
+            shutil.copyfileobj(_Limited(source, start - position), target)
+            line = source.read(end - start)
+            rows.append(_not_utf8(line, number, start))
+            target.write(b"\n" if line.endswith(b"\n") else b"")
+            position = end
+        shutil.copyfileobj(source, target)
+    return cleaned, rows
+
+
+class _Limited:
+    """At most `size` bytes of a binary stream, for shutil.copyfileobj."""
+
+    def __init__(self, stream: Any, size: int) -> None:
+        self.stream, self.left = stream, size
+
+    def read(self, n: int = -1) -> bytes:
+        want = self.left if n < 0 else min(n, self.left)
+        chunk = self.stream.read(want) if want > 0 else b""
+        self.left -= len(chunk)
+        return chunk
+
+
 def _open_csv(path: Path, chunk_rows: int) -> RawFile:
     columns = _read_csv_header(path)
     malformed: list[MalformedRow] = []
+    not_utf8 = scan_utf8(path)
+    if not_utf8:
+        path, malformed = _without_lines(path, not_utf8)
 
     def keep_malformed(row: Any) -> str:
         malformed.append(
@@ -127,7 +232,8 @@ def _open_csv(path: Path, chunk_rows: int) -> RawFile:
     try:
         reader = pacsv.open_csv(
             str(path),
-            read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, use_threads=False),
+            # Parallel parsing does not number the rows it rejects; LineFinder finds them in the file.
+            read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, use_threads=True),
             parse_options=pacsv.ParseOptions(invalid_row_handler=keep_malformed),
             convert_options=pacsv.ConvertOptions(
                 column_types={c: pa.string() for c in columns},
@@ -139,14 +245,60 @@ def _open_csv(path: Path, chunk_rows: int) -> RawFile:
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise RejectedFileError("unreadable_file", f"the CSV cannot be parsed ({exc})") from exc
 
+    lines = LineFinder(path)
+
     def chunks() -> Iterator[RawChunk]:
-        for table in _rechunk(_guard(reader), reader.schema, chunk_rows):
-            taken, malformed[:] = list(malformed), []
-            yield RawChunk(table=table, malformed=taken)
-        if malformed:
-            yield RawChunk(table=reader.schema.empty_table(), malformed=list(malformed))
+        try:
+            for table in _rechunk(_guard(reader), reader.schema, chunk_rows):
+                taken, malformed[:] = lines.number(malformed), []
+                yield RawChunk(table=table, malformed=taken)
+            if malformed:
+                yield RawChunk(table=reader.schema.empty_table(), malformed=lines.number(malformed))
+        finally:
+            lines.close()
 
     return RawFile(format="csv", columns=columns, chunks=chunks())
+
+
+class LineFinder:
+    """Line numbers for rejected rows known by their text: each is found in the file after the previous one,
+    so repeated texts get successive lines. Maps the file only when a row needs it (rejected rows are rare)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._map: mmap.mmap | None = None
+        self._taken: set[int] = set()
+        self._at, self._line = 0, 1
+
+    def number(self, rows: list[MalformedRow]) -> list[MalformedRow]:
+        return [row if row.line is not None else replace(row, line=self._find(row.text)) for row in rows]
+
+    def _find(self, text: str) -> int | None:
+        if self._map is None:
+            with self.path.open("rb") as handle:
+                self._map = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        data, line = self._map, b"\n" + text.encode()
+        last = len(data) - len(line)  # the file's last line may lack its newline
+        for start in (self._at, 0):
+            found = data.find(line + b"\n", max(start - 1, 0))
+            while found >= 0 and found + 1 in self._taken:
+                found = data.find(line + b"\n", found + 1)
+            if found < 0 and last >= max(start - 1, 0) and last + 1 not in self._taken and data[last:] == line:
+                found = last
+            if found >= 0:
+                offset = found + 1
+                self._taken.add(offset)
+                if offset < self._at:
+                    self._at, self._line = 0, 1
+                self._line += data[self._at : offset].count(b"\n")
+                self._at = offset
+                return self._line
+        return None
+
+    def close(self) -> None:
+        if self._map is not None:
+            self._map.close()
+            self._map = None
 
 
 def _guard(batches: Any) -> Iterator[pa.RecordBatch]:
@@ -169,35 +321,34 @@ def _json_text(value: Any) -> str | None:
 
 
 def _open_jsonl(path: Path, chunk_rows: int) -> RawFile:
-    handle = path.open(encoding="utf-8")
-    first: list[tuple[int, str]] = []
+    handle = path.open("rb")
+    first: list[tuple[int, int, bytes]] = []
     columns: list[str] = []
-    try:
-        for number, line in enumerate(handle, start=1):
-            if line.strip():
-                first.append((number, line))
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if isinstance(record, dict):
-                    columns = [str(k) for k in record]
-                    break
-    except UnicodeDecodeError as exc:
-        handle.close()
-        raise RejectedFileError("unreadable_file", f"the file is not UTF-8 text ({exc})") from exc
+    offset = 0
+    for number, line in enumerate(handle, start=1):
+        if line.strip():
+            first.append((number, offset, line))
+            try:
+                record = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                record = None
+            if isinstance(record, dict):
+                columns = [str(k) for k in record]
+                break
+        offset += len(line)
     if not columns:
         handle.close()
         raise RejectedFileError("unreadable_file", "no line of the file is a JSON object")
+    resume = first[-1][1] + len(first[-1][2])
 
-    def lines() -> Iterator[tuple[int, str]]:
+    def lines() -> Iterator[tuple[int, int, bytes]]:
         yield from first
+        at = resume
         try:
             for number, line in enumerate(handle, start=first[-1][0] + 1):
                 if line.strip():
-                    yield number, line
-        except UnicodeDecodeError as exc:
-            raise RejectedFileError("unreadable_file", f"reading stopped part-way: {exc}") from exc
+                    yield number, at, line
+                at += len(line)
         finally:
             handle.close()
 
@@ -206,7 +357,12 @@ def _open_jsonl(path: Path, chunk_rows: int) -> RawFile:
         values: dict[str, list[str | None]] = {c: [] for c in columns}
         malformed: list[MalformedRow] = []
         rows = 0
-        for number, line in lines():
+        for number, at, raw in lines():
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                malformed.append(_not_utf8(raw, number, at))
+                continue
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:

@@ -1,8 +1,9 @@
 """The ingestion function's wiring to AWS: S3 store, SNS notifications, idempotency on DynamoDB, EMF metrics.
 
 Idempotent on (bucket, key, version id): a redelivered "Object Created" event returns the first run's
-report and writes nothing; a run that failed part-way leaves no record, so the retry runs again and
-rewrites the same deterministic keys.
+report summary and writes nothing; a run that failed part-way leaves no record, so the retry runs again and
+rewrites the same deterministic keys. The record holds the bounded summary (`IngestReport.summary`), never
+the full report, whose object lists grow with the partition count past DynamoDB's 400 KB item limit.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def record_metrics(report: IngestReport, metrics: Metrics) -> None:
     metrics.add_metric(name="RowsIn", unit=MetricUnit.Count, value=report.rows_in)
     metrics.add_metric(name="RowsCurated", unit=MetricUnit.Count, value=report.rows_curated)
     metrics.add_metric(name="RowsQuarantined", unit=MetricUnit.Count, value=report.rows_quarantined)
+    metrics.add_metric(name="RowsDroppedDuplicate", unit=MetricUnit.Count, value=report.rows_dropped_duplicate)
     metrics.add_metric(name="QuarantineRate", unit=MetricUnit.Percent, value=report.quarantine_rate_percent)
     metrics.add_metric(name="NullRate", unit=MetricUnit.Percent, value=report.null_rate_percent)
     metrics.add_metric(name="DuplicateRate", unit=MetricUnit.Percent, value=report.duplicate_rate_percent)
@@ -88,7 +90,7 @@ def handle_object_created(
     events_client: Any = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """Ingest `source` once; return its validation report as a dict (the first run's, on redelivery)."""
+    """Ingest `source` once; return its report summary (the first run's, on redelivery)."""
     s3 = s3_client or _client("s3")
     sns = sns_client or _client("sns")
     bus = events_client or _client("events")
@@ -109,7 +111,7 @@ def handle_object_created(
         record_metrics(report, metrics)
         if report.rows_curated > 0:
             announce_curated_data(bus, report, source=raw_object, stage=settings.stage)
-        return report.to_dict()
+        return report.summary()
 
     once = cast(
         Callable[..., dict[str, Any]],

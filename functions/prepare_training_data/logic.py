@@ -3,11 +3,16 @@
 Every current object version under `<dataset>/event_date=YYYY-MM-DD/` inside the window is copied, by version
 id, into the run's folder of the artifacts bucket. The manifest lists each source key, version id, ETag and size;
 its digest is the data version that the model package's lineage carries.
+
+The snapshot holds each fact once: ingestion already drops repeated facts (`functions/shared/facts.py`), and a
+partition whose objects still repeat one (two ingestions that raced) is written to the snapshot merged, the
+latest arrival (the object written last) winning. The manifest counts the copies removed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -16,12 +21,14 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from functions.shared.contract import DataContract, load_contract
 from functions.shared.settings import load_settings
 
 RUNS_PREFIX = "training/runs"
 _PARTITION = re.compile(r"/event_date=(\d{4}-\d{2}-\d{2})/")
 _JOB_UNSAFE = re.compile(r"[^A-Za-z0-9-]")
 COPY_WORKERS = 16
+MERGED_PARTITION_FILE = "merged.parquet"
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,7 @@ class SourceObject:
     etag: str
     size: int
     event_date: str
+    last_modified: str = ""
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,7 @@ class Snapshot:
     output_uri: str
     training_job_name: str
     model_artifacts_uri: str
+    duplicates_removed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -113,9 +122,51 @@ def select_objects(versions: Iterable[Mapping[str, Any]], start: date, end: date
                     etag=str(v.get("ETag", "")).strip('"'),
                     size=int(v.get("Size", 0)),
                     event_date=day.isoformat(),
+                    last_modified=_iso(v.get("LastModified")),
                 )
             )
     return sorted(chosen, key=lambda o: o.key)
+
+
+def _iso(value: Any) -> str:
+    return value.astimezone(UTC).isoformat() if isinstance(value, datetime) else str(value or "")
+
+
+def merge_repeated_facts(
+    objects: Iterable[SourceObject], *, s3: Any, bucket: str, contract: DataContract
+) -> tuple[dict[str, bytes], int]:
+    """Parquet bytes for each partition whose objects repeat a fact, each fact once from its latest arrival;
+    and how many copies were removed. Partitions of one object are left alone (ingestion keeps a file unique)."""
+    import pyarrow.parquet as pq
+
+    from functions.shared.facts import latest_arrival_wins
+
+    by_date: dict[str, list[SourceObject]] = {}
+    for obj in objects:
+        by_date.setdefault(obj.event_date, []).append(obj)
+
+    def read(obj: SourceObject) -> Any:
+        extra = {"VersionId": obj.version_id} if obj.version_id != "null" else {}
+        return pq.read_table(io.BytesIO(s3.get_object(Bucket=bucket, Key=obj.key, **extra)["Body"].read()))
+
+    def merge(group: list[SourceObject]) -> tuple[str, bytes | None, int]:
+        arrivals = sorted(group, key=lambda o: (o.last_modified, o.key))
+        table, removed = latest_arrival_wins([read(o) for o in arrivals], contract.entity_key, contract.event_timestamp)
+        if not removed:
+            return group[0].event_date, None, 0
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer, compression="snappy")
+        return group[0].event_date, buffer.getvalue(), removed
+
+    groups = [group for group in by_date.values() if len(group) > 1]
+    merged: dict[str, bytes] = {}
+    removed = 0
+    with ThreadPoolExecutor(max_workers=COPY_WORKERS) as pool:
+        for event_date, body, count in pool.map(merge, groups):
+            if body is not None:
+                merged[event_date] = body
+                removed += count
+    return merged, removed
 
 
 def data_version(objects: Iterable[SourceObject]) -> str:
@@ -148,8 +199,12 @@ def prepare_training_data(
     objects = select_objects(versions, start, end)
     prefix = run_prefix(run_id)
     dataset_prefix = f"{settings.dataset}/"
+    contract = load_contract(settings.dataset)
+    merged, duplicates_removed = merge_repeated_facts(objects, s3=s3, bucket=settings.curated_bucket, contract=contract)
 
     def snapshot_key(obj: SourceObject) -> str:
+        if obj.event_date in merged:
+            return f"{prefix}/data/event_date={obj.event_date}/{MERGED_PARTITION_FILE}"
         return f"{prefix}/data/{obj.key.removeprefix(dataset_prefix)}"
 
     def copy(obj: SourceObject) -> None:
@@ -159,7 +214,14 @@ def prepare_training_data(
         s3.copy_object(CopySource=source, Bucket=settings.artifacts_bucket, Key=snapshot_key(obj))
 
     with ThreadPoolExecutor(max_workers=COPY_WORKERS) as pool:
-        list(pool.map(copy, objects))
+        list(pool.map(copy, [o for o in objects if o.event_date not in merged]))
+    for event_date, body in merged.items():
+        s3.put_object(
+            Bucket=settings.artifacts_bucket,
+            Key=f"{prefix}/data/event_date={event_date}/{MERGED_PARTITION_FILE}",
+            Body=body,
+            ContentType="application/vnd.apache.parquet",
+        )
 
     version = data_version(objects)
     manifest = {
@@ -171,6 +233,7 @@ def prepare_training_data(
         "source_bucket": settings.curated_bucket,
         "created_at": now.isoformat(),
         "trigger": dict(trigger),
+        "duplicates_removed": duplicates_removed,
         "objects": [{**asdict(o), "snapshot_key": snapshot_key(o)} for o in objects],
     }
     manifest_key = f"{prefix}/manifest.json"
@@ -198,4 +261,5 @@ def prepare_training_data(
         training_job_name=job_name,
         # Where SageMaker writes SM_MODEL_DIR: <S3OutputPath>/<job name>/output/model.tar.gz.
         model_artifacts_uri=f"{output_uri}/{job_name}/output/model.tar.gz",
+        duplicates_removed=duplicates_removed,
     )

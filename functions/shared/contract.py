@@ -63,6 +63,9 @@ class Freshness:
 
 @dataclass(frozen=True)
 class DataContract:
+    """`entity_key` and `event_timestamp` identify a fact; the lake holds each once, the latest arrival of a
+    fact winning when its values differ (docs/data-lake.md, "Each fact once")."""
+
     dataset: str
     version: str
     description: str

@@ -352,11 +352,18 @@ class DataLakeStack(Stack):
                 "INGEST_CHUNK_ROWS": str(config.lake.ingest_chunk_rows),
             },
         )
-        # Exact actions instead of grant_read_write: ingestion never deletes or lists, and never writes raw.
+        # Exact actions instead of grant_read_write: ingestion never deletes and never writes raw. It lists and
+        # reads the curated partitions it writes to, so the lake holds each fact once (functions/shared/facts.py).
         function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["s3:GetObject", "s3:GetObjectVersion"], resources=[self.raw_bucket.arn_for_objects("*")]
             )
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[self.curated_bucket.arn_for_objects("*")])
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[self.curated_bucket.bucket_arn])
         )
         function.add_to_role_policy(
             iam.PolicyStatement(

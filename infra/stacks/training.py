@@ -266,6 +266,8 @@ class TrainingStack(Stack):
             },
             timeout=Duration.minutes(10),
             memory_mb=1024,
+            # pyarrow: a partition whose objects repeat a fact is merged into the snapshot (each fact once).
+            with_pandas=True,
         )
         dataset_prefix = f"{self.config.dataset}/*"
         self._allow(

@@ -15,10 +15,11 @@ import json
 import logging
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import quote_plus
 
 from moto.events.models import Rule, events_backends
-from moto.events.utils import EventTemplateParser
+from moto.events.utils import EventMessageType, EventTemplateParser
 
 from mlloop.localcloud.dispatch import DeliveryFailure
 
@@ -39,6 +40,22 @@ def _json_path(document: Any, path: str) -> Any:
 
     matches = ext.parse(path).find(document)  # type: ignore[attr-defined]
     return matches[0].value if matches else None
+
+
+def as_s3_sends_it(event: Mapping[str, Any]) -> dict[str, Any]:
+    """moto's S3 "Object ..." event as S3 sends it to EventBridge: `etag` (moto spells it `eTag`, Powertools'
+    model and S3's examples say `etag`) and the object key URL-encoded as in every S3 event payload ("red
+    flower.jpg" becomes "red+flower.jpg", https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html;
+    LocalStack's AWS-validated notifier encodes the EventBridge detail's key alike), while moto sends it raw.
+    Rules match the encoded key, as on AWS."""
+    out = copy.deepcopy(dict(event))
+    s3_object = out.get("detail", {}).get("object") if out.get("source") == "aws.s3" else None
+    if isinstance(s3_object, dict):
+        if "eTag" in s3_object:
+            s3_object["etag"] = s3_object.pop("eTag")
+        if isinstance(s3_object.get("key"), str):
+            s3_object["key"] = quote_plus(s3_object["key"], safe="/")
+    return out
 
 
 def target_input(target: Mapping[str, Any], event: dict[str, Any]) -> Any:
@@ -74,9 +91,10 @@ class EventRouter:
         def send_to_targets(rule: Rule, original_event: Any, transform_input: bool = True) -> None:
             if rule.state == "DISABLED" or (rule.scheduled_expression and not rule.event_pattern.get_pattern()):
                 return
-            if not rule.event_pattern.matches_event(original_event):
+            event = as_s3_sends_it(original_event)
+            if not rule.event_pattern.matches_event(cast(EventMessageType, event)):
                 return
-            router.deliver(rule, original_event)
+            router.deliver(rule, event)
 
         Rule.send_to_targets = send_to_targets  # type: ignore[method-assign,assignment]
 
@@ -90,10 +108,6 @@ class EventRouter:
         event = copy.deepcopy(dict(original_event))
         event["time"] = _iso_time(event.get("time") or dt.datetime.now(tz=dt.UTC).timestamp())
         event.pop("ingestion-time", None)
-        s3_object = event.get("detail", {}).get("object") if event.get("source") == "aws.s3" else None
-        if isinstance(s3_object, dict) and "eTag" in s3_object:
-            # moto spells it "eTag"; S3's EventBridge events (and Powertools' model) say "etag".
-            s3_object["etag"] = s3_object.pop("eTag")
         for target in list(rule.targets):
             try:
                 self._deliver_one(rule, target, event)

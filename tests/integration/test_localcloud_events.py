@@ -222,6 +222,19 @@ def test_object_created_reaches_rules_only_for_buckets_with_eventbridge_on(
     assert set(events[0]["detail"]["object"]) >= {"key", "size", "etag"}
 
 
+def test_object_created_carries_the_key_url_encoded_as_s3_sends_it(
+    local_cloud: LocalCloud, deployed: Deployment, seen: Inbox
+) -> None:
+    # S3 URL-encodes object keys in its event payloads ("red flower.jpg" becomes "red+flower.jpg"):
+    # https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html
+    s3 = local_cloud.client("s3")
+    s3.put_object(Bucket=deployed.physical_id("Watched"), Key="in/red flower+1=a:b.csv", Body=b"a,b\n")
+    local_cloud.wait_idle()
+
+    keys = [b["lambda"]["detail"]["object"]["key"] for b in seen.read() if b["lambda"].get("source") == "aws.s3"]
+    assert "in/red+flower%2B1%3Da%3Ab.csv" in keys
+
+
 def test_fired_schedule_sends_a_scheduled_event(local_cloud: LocalCloud, deployed: Deployment, seen: Inbox) -> None:
     sent = local_cloud.fire_schedule(deployed.physical_id("Hourly"))
     sent_by_logical_id = local_cloud.fire_schedule("Hourly")

@@ -75,8 +75,11 @@ class Lake:
 
     def report(self, report: IngestReport) -> dict[str, Any]:
         assert report.report_object is not None
-        key = report.report_object.split("/", 3)[3]
-        return dict(json.loads(self.s3.get_object(Bucket=QUARANTINE, Key=key)["Body"].read()))
+        return self.report_at(report.report_object)
+
+    def report_at(self, uri: str) -> dict[str, Any]:
+        bucket, key = uri[len("s3://") :].split("/", 1)
+        return dict(json.loads(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
 
     def notifications(self) -> list[dict[str, Any]]:
         messages = self.sqs.receive_message(QueueUrl=self.notifications_queue, MaxNumberOfMessages=10).get(
@@ -85,9 +88,10 @@ class Lake:
         return [json.loads(m["Body"]) for m in messages]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def lake() -> Iterator[Lake]:
-    """One mocked lake per test module: tests write distinct raw keys and read back through their reports."""
+    """One mocked lake per test: the lake holds each fact once, so tests that upload the same rows must not share
+    one."""
     with pytest.MonkeyPatch.context() as monkeypatch, mock_aws():
         yield _make_lake(monkeypatch)
 

@@ -40,7 +40,7 @@ KEYS = {
     },
     "frontdoor": {"frontdoor_p50_over_floor", "frontdoor_speedup_vs_naive", "fallback_p50_over_floor"},
     "imports": {"frontdoor_import_over_floor"},
-    "ingest": {"ingest_time_over_floor"},
+    "ingest": {"ingest_time_over_floor", "ingest_time_over_arrow_floor", "ingest_peak_mem_over_file"},
     "platform": set(),
 }
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
+import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from moto import mock_aws
 
@@ -161,3 +164,32 @@ def test_an_empty_window_says_where_the_curated_data_is(s3: Any) -> None:
     assert snapshot.window_end == "2001-01-01"
     assert snapshot.curated_span.count("..") == 1
     assert not snapshot.curated_span.startswith("2001")
+
+
+def test_the_snapshot_holds_each_fact_once_and_the_latest_arrival_wins(s3: Any) -> None:
+    # Given a partition where a later file repeats earlier facts (ingestions that raced), one of them corrected
+    frame = curated_frame(600)
+    put_curated(s3, "curated", frame)
+    day = pd.to_datetime(frame["event_time"], utc=True).dt.strftime("%Y-%m-%d")
+    first_day = day.iloc[0]
+    repeated = frame[day == first_day].copy()
+    repeated.loc[repeated.index[0], "monthly_charges"] = 12.5
+    buffer = io.BytesIO()
+    repeated.to_parquet(buffer, index=False)
+    s3.put_object(Bucket="curated", Key=f"churn/event_date={first_day}/part-0001.parquet", Body=buffer.getvalue())
+
+    # When a snapshot is cut and checked
+    snapshot = prepare(s3, "run-dedup")
+    result = gate(s3, snapshot, min_rows=100)
+
+    # Then the repeated facts are counted once, with the later file's values
+    assert snapshot.duplicates_removed == len(repeated)
+    assert result.row_count == len(frame)
+    manifest = json.loads(s3.get_object(Bucket="artifacts", Key=snapshot.manifest_key)["Body"].read())
+    assert manifest["duplicates_removed"] == len(repeated)
+    keys = sorted({o["snapshot_key"] for o in manifest["objects"] if o["event_date"] == first_day})
+    (merged,) = keys
+    table = pq.read_table(io.BytesIO(s3.get_object(Bucket="artifacts", Key=merged)["Body"].read())).to_pandas()
+    assert len(table) == len(repeated)
+    corrected = table[table["customer_id"] == repeated["customer_id"].iloc[0]]
+    assert corrected["monthly_charges"].tolist() == [12.5]

@@ -8,6 +8,7 @@ environment, as a stage with `rollback.standby` ships it, on an endpoint it crea
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -55,7 +56,18 @@ def _fresh_endpoint(cloud: LocalCloud) -> None:
         sm.delete_endpoint(EndpointName=ENDPOINT)
 
 
+def _quiet_rollback_alarms(cloud: LocalCloud) -> None:
+    """Earlier tests of the shared cloud may have left a rollback alarm in ALARM (a broken canary's 5XX); their
+    datapoints leave the one-minute periods within two minutes, and a promotion meanwhile would be rolled back."""
+    names = [f"mlloop-dev-serving-{kind}" for kind in ("5xx", "latency-p99", "fallback-rate")]
+    deadline = time.monotonic() + 180
+    while "ALARM" in cloud.evaluate_alarms(alarm_names=names).values():
+        assert time.monotonic() < deadline, "the rollback alarms stayed in ALARM"
+        time.sleep(2)
+
+
 def _promote(cloud: LocalCloud) -> int:
+    _quiet_rollback_alarms(cloud)
     before = len(deploy_executions(cloud))
     arn = register_package(cloud, broken=False)
     assert wait_for_new_deploy(cloud, before)["status"] == "SUCCEEDED"

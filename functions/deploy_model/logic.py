@@ -297,7 +297,7 @@ class Deployer:
             poll_seconds=self.settings.poll_seconds,
             status="deployed",
         )
-        self._write_manifest(state, variant_name=STANDBY_VARIANT)
+        self._write_manifest(state)
         return {
             "started": True,
             "path": "fast",
@@ -589,7 +589,13 @@ class Deployer:
             FAST_ROLLBACK_UNTIL_KEY: window_end(promoted, self.settings.fast_rollback_window_hours),
         }
 
-    def _write_manifest(self, state: DeployState, *, variant_name: str = PRIMARY_VARIANT) -> None:
+    def _serving_variant(self, state: DeployState) -> str:
+        """The variant that runs the deployed model: `primary`, or `standby` after a fast rollback to it."""
+        config = self.sagemaker.describe_endpoint_config(EndpointConfigName=state.endpoint_config_name)
+        names = [v["VariantName"] for v in config["ProductionVariants"] if v["ModelName"] == state.model_name]
+        return PRIMARY_VARIANT if PRIMARY_VARIANT in names or not names else names[0]
+
+    def _write_manifest(self, state: DeployState) -> None:
         package = self.sagemaker.describe_model_package(ModelPackageName=state.model_package_arn)
         contract, fallback, threshold = self._serving_documents(package)
         key = manifest_key(state.endpoint_name)
@@ -610,7 +616,7 @@ class Deployer:
             model_version=state.model_version,
             model_package_arn=state.model_package_arn,
             endpoint_config_name=state.endpoint_config_name,
-            variant_name=variant_name,
+            variant_name=self._serving_variant(state),
             model_name=state.model_name,
             contract=contract,
             threshold=threshold,

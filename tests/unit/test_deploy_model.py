@@ -355,6 +355,8 @@ def test_a_fast_rollback_moves_all_traffic_to_the_standby_without_a_new_config(w
     # The standby now serves: an approval event about v1 starts nothing.
     event = ApprovedPackage(event_id="evt-x", model_package_arn=first, model_package_group=GROUP, status="Approved")
     assert warm.deployer.accept(event)["started"] is False
+    again_deployed = warm.deploy(first, "event-9")
+    assert again_deployed.mode == "already_serving" and warm.manifest().variant_name == "standby"
 
 
 def test_after_the_window_a_rollback_takes_the_guarded_path(warm: World) -> None:

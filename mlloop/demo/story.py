@@ -577,7 +577,7 @@ class Story:
         records = feature_records(generate_churn(60, seed=self.options.seed + 7, months=1), self.contract)
         threshold_ms = self.config.monitoring.latency_p99_ms
         # Slower than the latency threshold, inside the front door's timeout: every call is answered, slowly.
-        delay = (threshold_ms + 0.5 * (self.config.frontdoor.endpoint_timeout_ms - threshold_ms)) / 1000
+        delay = (threshold_ms + 0.3 * (self.config.frontdoor.endpoint_timeout_ms - threshold_ms)) / 1000
 
         def timed(count: int, offset: int) -> list[float]:
             latencies = []

@@ -394,3 +394,11 @@ def test_without_a_standby_configs_hold_one_variant_and_an_emergency_rollback_sk
         "TerminationWaitInSeconds": 0,
         "MaximumExecutionTimeoutInSeconds": 3600,
     }
+
+
+def test_a_later_promotion_retires_the_standby_by_replacing_it_with_the_version_it_replaces(warm: World) -> None:
+    for number in (1, 2, 3):
+        warm.deploy(warm.register(), f"event-{number}")
+    assert _variants(warm) == [("primary", "v3", 1.0, 2), ("standby", "v2", 0.0, 1)]
+    state = warm.deployer.fast_rollback_state()
+    assert state.available and state.to_version == 2, "v1 is no longer warm"

@@ -77,6 +77,20 @@ class DeploymentConfig:
 
 
 @dataclass(frozen=True)
+class RollbackConfig:
+    """Fast rollback: the previous champion kept warm on the endpoint as a weight-0 `standby` variant.
+
+    `standby` costs `standby_instance_count` instances of the endpoint's type for as long as it is on (see
+    docs/serving.md); `window_hours` after each promotion a rollback to it is a weights-only switch, later it
+    takes the guarded redeploy path.
+    """
+
+    standby: bool = False
+    window_hours: Annotated[int, Range(1, 720)] = 24
+    standby_instance_count: Annotated[int, Range(1, 40)] = 1
+
+
+@dataclass(frozen=True)
 class FrontDoorConfig:
     max_batch_records: Annotated[int, Range(1, 1000)]
     throttle_rate: Annotated[int, Range(1, 10_000)]
@@ -157,6 +171,7 @@ class StageConfig:
     frontdoor: FrontDoorConfig
     monitoring: MonitoringConfig
     gates: GatesConfig
+    rollback: RollbackConfig = dataclasses.field(default_factory=RollbackConfig)
 
     @property
     def prefix(self) -> str:

@@ -1,4 +1,5 @@
-"""Deploy model: the approval event (EventBridge) and the deploy state machine's start/check/abandon steps."""
+"""Deploy model: the approval event (EventBridge), the deploy state machine's start/check/abandon steps and the
+operator's rollback."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ class StartStep(BaseModel):
     action: Literal["start"]
     event_id: str
     model_package_arn: str
+    emergency: bool = False
 
 
 class CheckStep(BaseModel):
@@ -51,8 +53,17 @@ class AbandonStep(BaseModel):
     error: dict[str, Any] = Field(default_factory=dict)
 
 
+class RollbackStep(BaseModel):
+    """An operator's rollback (`mlloop rollback`), invoked directly."""
+
+    action: Literal["rollback"]
+    request_id: str
+    model_package_arn: str
+    emergency: bool = False
+
+
 class Step(BaseModel):
-    step: StartStep | CheckStep | AbandonStep = Field(discriminator="action")
+    step: StartStep | CheckStep | AbandonStep | RollbackStep = Field(discriminator="action")
 
 
 def _deployer() -> Deployer:
@@ -91,7 +102,15 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         )
     step = parse(event={"step": event}, model=Step).step
     if isinstance(step, StartStep):
-        return _record(deployer.start(event_id=step.event_id, model_package_arn=step.model_package_arn))
+        return _record(
+            deployer.start(event_id=step.event_id, model_package_arn=step.model_package_arn, emergency=step.emergency)
+        )
+    if isinstance(step, RollbackStep):
+        outcome = deployer.rollback(
+            request_id=step.request_id, model_package_arn=step.model_package_arn, emergency=step.emergency
+        )
+        logger.info("rollback", extra=outcome)
+        return outcome
     if isinstance(step, CheckStep):
         return _record(deployer.check(DeployState.from_dict(step.deploy)))
     reason = str(step.error.get("Cause") or step.error.get("Error") or "unknown error")

@@ -35,6 +35,9 @@ class DeploySettings:
     state_machine_arn: str
     poll_seconds: int
     capture_prefix: str = "datacapture"
+    # The weight-0 standby's instances (0: the stage keeps none) and how long after a promotion it may take traffic.
+    standby_instance_count: int = 0
+    fast_rollback_window_hours: int = 24
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> DeploySettings:

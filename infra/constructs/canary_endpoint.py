@@ -334,6 +334,9 @@ class CanaryEndpoint(Construct):
                 "NOTIFICATIONS_TOPIC_ARN": topic.topic_arn,
                 "STATE_MACHINE_ARN": state_machine_arn,
                 "POLL_SECONDS": str(DEPLOY_POLL_SECONDS),
+                # 0 keeps no standby: the stage pays for no idle instance and rollbacks take the guarded path.
+                "STANDBY_INSTANCE_COUNT": str(c.rollback.standby_instance_count if c.rollback.standby else 0),
+                "FAST_ROLLBACK_WINDOW_HOURS": str(c.rollback.window_hours),
             },
         )
         group_packages = stack.format_arn(
@@ -366,6 +369,7 @@ class CanaryEndpoint(Construct):
                 actions=[
                     "sagemaker:CreateEndpoint",
                     "sagemaker:UpdateEndpoint",
+                    "sagemaker:UpdateEndpointWeightsAndCapacities",
                     "sagemaker:DescribeEndpoint",
                     "sagemaker:AddTags",
                 ],
@@ -419,6 +423,8 @@ class CanaryEndpoint(Construct):
                     "action": "start",
                     "event_id": sfn.JsonPath.string_at("$.event_id"),
                     "model_package_arn": sfn.JsonPath.string_at("$.model_package_arn"),
+                    # An operator's emergency rollback: ALL_AT_ONCE without baking (the deploy function sets it).
+                    "emergency": sfn.JsonPath.string_at("$.emergency"),
                 }
             ),
             result_selector={"deploy": sfn.JsonPath.object_at("$.Payload")},

@@ -55,12 +55,8 @@ def cmd_reject(platform: Platform, args: argparse.Namespace, out: Renderer) -> d
 
 
 def cmd_rollback(platform: Platform, args: argparse.Namespace, out: Renderer) -> dict[str, Any]:
-    result = serving.rollback(platform, to_version=args.to, reason=args.reason)
-    out.line(
-        f"rolled back v{result.from_version} -> v{result.to_version} in {result.seconds:.1f} s "
-        f"(deploy execution {result.deploy_response['execution']}: {result.deploy_response['status']})",
-        style="green",
-    )
+    result = serving.rollback(platform, to_version=args.to, reason=args.reason, emergency=args.emergency)
+    out.rollback(result)
     return _jsonable(result)  # type: ignore[no-any-return]
 
 
@@ -132,9 +128,18 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--reason", required=True, help="recorded in the registry")
         p.set_defaults(func=func)
 
-    p = sub.add_parser("rollback", parents=[common], help="deploy the previous (or a named) approved version")
+    p = sub.add_parser(
+        "rollback",
+        parents=[common],
+        help="return traffic to the previous (or a named) approved version: fast to a warm standby, else guarded",
+    )
     p.add_argument("--to", default=None, help="version to roll back to (default: the previous approved one)")
     p.add_argument("--reason", required=True, help="recorded with who and when")
+    p.add_argument(
+        "--emergency",
+        action="store_true",
+        help="when no warm standby holds the target: deploy it ALL_AT_ONCE without the canary bake",
+    )
     p.set_defaults(func=cmd_rollback)
 
     p = sub.add_parser("retrain", parents=[common], help="start the training workflow (respects the cooldown)")

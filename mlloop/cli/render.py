@@ -7,6 +7,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from functions.deploy_model.standby import FAST_ROLLBACK_BOUND_SECONDS
+
 STATE_STYLES = {
     "ALARM": "bold red",
     "OK": "green",
@@ -96,6 +98,7 @@ class Renderer:
                 ["variant", "model", "weight", "instances"],
                 [[v.name, v.model, v.weight, v.instances] for v in endpoint.variants],
             )
+        self.fast_rollback(status["fast_rollback"])
         self._table(
             "alarms",
             ["alarm", "kind", "state", "since"],
@@ -113,6 +116,26 @@ class Renderer:
             f"last {health['window_hours']} h: requests {_fmt(health['requests'])}, "
             f"fallback rate {_fmt(health['fallback_rate'])}, largest feature PSI {_fmt(health['max_feature_psi'])}"
         )
+
+    def rollback(self, result: Any) -> None:
+        if self.json_mode:
+            return
+        move = f"v{result.from_version} -> v{result.to_version} in {result.seconds:.1f} s"
+        if result.path == "fast":
+            bound = "within" if result.within_bound else "OVER"
+            self.line(f"fast rollback {move} ({bound} the {FAST_ROLLBACK_BOUND_SECONDS} s bound)", style="green")
+            self.line(f"  {result.deploy_response.get('detail', '')} (UpdateEndpointWeightsAndCapacities)")
+            return
+        self.line(f"{result.path} rollback {move} (deploy execution {result.deploy_response['execution']})", "green")
+        self.line(f"  no fast rollback: {result.fast_unavailable}")
+        if result.skipped:
+            self.line(f"  skipped: {'; '.join(result.skipped)}", style="yellow")
+
+    def fast_rollback(self, state: Any) -> None:
+        if state.available:
+            self.line(f"fast rollback: available to v{state.to_version} until {state.until} (warm standby)", "green")
+        else:
+            self.line(f"fast rollback: not available ({state.reason}); `mlloop rollback` takes the guarded path")
 
     def retire(self, result: Any, *, dry_run: bool) -> None:
         if self.json_mode:

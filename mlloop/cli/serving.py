@@ -1,4 +1,5 @@
-"""What the endpoint runs, rollback through the deploy function, and retiring unused configs and models."""
+"""What the endpoint runs, rollback through the deploy function (fast to a warm standby, else guarded), and
+retiring unused configs and models."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from functions.deploy_model.standby import FAST_ROLLBACK_BOUND_SECONDS, FastRollback, VariantView, fast_rollback
 from mlloop.cli.platform import OperatorError, Platform
 from mlloop.cli.registry import APPROVED, PackageVersion, choose_rollback_target, list_versions, update_package
 
@@ -90,25 +92,21 @@ def describe_endpoint(platform: Platform) -> EndpointState | None:
     )
 
 
-def approval_event(platform: Platform, package: PackageVersion) -> dict[str, Any]:
-    """The EventBridge event SageMaker emits when a package is approved: the deploy function's one input."""
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "SageMaker Model Package State Change",
-        "source": "aws.sagemaker",
-        "account": platform.account,
-        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": platform.region,
-        "resources": [package.arn],
-        "detail": {
-            "ModelPackageGroupName": platform.config.model_package_group,
-            "ModelPackageVersion": package.version,
-            "ModelPackageArn": package.arn,
-            "ModelApprovalStatus": APPROVED,
-            "CustomerMetadataProperties": package.metadata,
-        },
-    }
+def fast_rollback_status(
+    endpoint: EndpointState | None, versions: list[PackageVersion], *, now: datetime | None = None
+) -> FastRollback:
+    """Whether `mlloop rollback` would now be the weights-only switch to the warm standby, to which version and
+    until when (the window the serving version's promotion recorded)."""
+    serving = endpoint.serving_version if endpoint else None
+    metadata = next((v.metadata for v in versions if v.version == serving), {})
+    return fast_rollback(
+        endpoint_status=endpoint.status if endpoint else None,
+        variants=[
+            VariantView(v.name, v.version, v.weight, v.instances) for v in (endpoint.variants if endpoint else [])
+        ],
+        serving_metadata=metadata,
+        now=now or datetime.now(UTC),
+    )
 
 
 @dataclass
@@ -116,14 +114,21 @@ class RollbackResult:
     from_version: int | None
     to_version: int
     seconds: float
+    # "fast" (weights to the warm standby), "guarded" (the stage's canary deploy) or "emergency" (all at once).
+    path: str
+    fast_unavailable: str = ""
+    skipped: list[str] = field(default_factory=list)
+    within_bound: bool | None = None
     deploy_response: dict[str, Any] = field(default_factory=dict)
 
 
-def rollback(platform: Platform, *, to_version: str | None, reason: str) -> RollbackResult:
-    """Deploy an earlier approved version through the same guarded deploy path an approval takes, then record
-    who, when and why on the package.
+def rollback(platform: Platform, *, to_version: str | None, reason: str, emergency: bool = False) -> RollbackResult:
+    """Return traffic to an earlier approved version through the deploy function, then record who, when and why
+    on the package. Within the window after a promotion that left a warm standby of the target, the function
+    only moves the weights; otherwise it runs the guarded deploy an approval takes (`emergency`: all at once,
+    no bake).
 
-    The record comes after the deploy: a metadata change re-emits the package's state change, and the deploy
+    The record comes after the switch: a metadata change re-emits the package's state change, and the deploy
     function ignores that for the version it already serves, so recording first would start a second deploy."""
     if not reason.strip():
         raise OperatorError("a reason is required: it is recorded with the rollback")
@@ -134,18 +139,33 @@ def rollback(platform: Platform, *, to_version: str | None, reason: str) -> Roll
     response = platform.client("lambda").invoke(
         FunctionName=platform.find_function("deploy_model"),
         InvocationType="RequestResponse",
-        Payload=json.dumps(approval_event(platform, target)).encode(),
+        Payload=json.dumps(
+            {
+                "action": "rollback",
+                "request_id": f"rollback-{uuid.uuid4()}",
+                "model_package_arn": target.arn,
+                "emergency": emergency,
+            }
+        ).encode(),
     )
     payload = json.loads(response["Payload"].read() or b"{}")
     if response.get("FunctionError"):
-        raise OperatorError(f"the deploy of v{target.version} failed: {payload.get('errorMessage', payload)}")
+        raise OperatorError(f"the rollback to v{target.version} failed: {payload.get('errorMessage', payload)}")
     if not payload.get("started"):
-        raise OperatorError(f"the deploy of v{target.version} did not start: {payload.get('reason', payload)}")
-    outcome = wait_for_deploy(platform, str(payload["execution"]))
-    if outcome["status"] != "SUCCEEDED":
-        raise OperatorError(
-            f"the rollback deploy of v{target.version} ended {outcome['status']}: {outcome.get('cause', '')}"
-        )
+        raise OperatorError(f"the rollback to v{target.version} did not start: {payload.get('reason', payload)}")
+    if payload["path"] == "fast":
+        if not payload.get("completed"):
+            raise OperatorError(
+                f"the fast rollback to v{target.version} was requested but {payload.get('detail')}: watch "
+                "`mlloop status`; if it does not land, run `mlloop rollback --emergency`"
+            )
+        outcome: dict[str, Any] = {"status": "SUCCEEDED", "detail": payload.get("detail", "")}
+    else:
+        outcome = wait_for_deploy(platform, str(payload["execution"]))
+        if outcome["status"] != "SUCCEEDED":
+            raise OperatorError(
+                f"the rollback deploy of v{target.version} ended {outcome['status']}: {outcome.get('cause', '')}"
+            )
     refreshed = next(v for v in list_versions(platform) if v.version == target.version)
     update_package(
         platform,
@@ -157,10 +177,19 @@ def rollback(platform: Platform, *, to_version: str | None, reason: str) -> Roll
             "rollback_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "rollback_reason": reason,
             "rollback_from": f"v{serving}" if serving else "none",
+            "rollback_path": str(payload["path"]),
         },
     )
+    seconds = time.monotonic() - started
     return RollbackResult(
-        from_version=serving, to_version=target.version, seconds=time.monotonic() - started, deploy_response=outcome
+        from_version=serving,
+        to_version=target.version,
+        seconds=seconds,
+        path=str(payload["path"]),
+        fast_unavailable=str(payload.get("fast_unavailable", "")),
+        skipped=list(payload.get("skipped", [])),
+        within_bound=seconds <= FAST_ROLLBACK_BOUND_SECONDS if payload["path"] == "fast" else None,
+        deploy_response=outcome,
     )
 
 

@@ -9,7 +9,7 @@ from functions.frontdoor import metric_names as frontdoor_metrics
 from mlloop.cli.observe import alarm_states, metric_over_window, recent_executions
 from mlloop.cli.platform import Platform
 from mlloop.cli.registry import list_versions
-from mlloop.cli.serving import describe_endpoint
+from mlloop.cli.serving import describe_endpoint, fast_rollback_status
 
 FRONTDOOR_SERVICE = "frontdoor"
 
@@ -30,10 +30,13 @@ def stage_status(platform: Platform, *, executions: int, window_hours: int) -> d
         hours=window_hours,
         dimensions={drift_metrics.ENDPOINT_DIMENSION: platform.config.endpoint_name},
     )
+    versions = list_versions(platform)
+    endpoint = describe_endpoint(platform)
     return {
         "stage": platform.config.stage,
-        "versions": list_versions(platform),
-        "endpoint": describe_endpoint(platform),
+        "versions": versions,
+        "endpoint": endpoint,
+        "fast_rollback": fast_rollback_status(endpoint, versions),
         "alarms": alarm_states(platform),
         "executions": recent_executions(platform, executions),
         "health": {

@@ -23,11 +23,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from functions.deploy_model.standby import FAST_ROLLBACK_BOUND_SECONDS
 from functions.shared.contract import load_contract
 from infra.config import StageConfig, load_stage_config
 from infra.context import effective_context
 from mlloop import assembly
-from mlloop.cli import registry
+from mlloop.cli import registry, serving
 from mlloop.cli.platform import Platform
 from mlloop.datagen import generate_churn
 from mlloop.demo.traffic import Traffic, batches, feature_records
@@ -116,6 +117,7 @@ class Story:
             ("drift", "Drifted traffic: detector, alarm, retraining", self.drift),
             ("canary_v2", "v2 through a canary, promoted", self.canary_v2),
             ("bad_canary", "A bad model: its canary trips an alarm and rolls back", self.bad_canary),
+            ("fast_rollback", "v2 turns out slow under load after its canary: fast rollback", self.fast_rollback),
             ("fallback", "Kill the endpoint mid-traffic: the fallback answers", self.fallback),
         ]
 
@@ -248,6 +250,7 @@ class Story:
         self.platform = Platform(config=self.config, session=self.cloud.session, endpoint_url=self.cloud.endpoint_url)
         self.fact(f"local cloud on {self.cloud.endpoint_url} (time scale {self.options.time_scale})")
         self.fact(f"deployed stacks: {', '.join(self.deployment.stack_names)}")
+        self._keep_warm_standby()
         self._watch_timeline()
         rest_api = [r for r in self.deployment.of_type("AWS::ApiGateway::RestApi") if r.stack.endswith("-serving")]
         api_url = self.cloud.api_url(rest_api[0].physical_id, STAGE)
@@ -259,6 +262,16 @@ class Story:
         )
         self.record["api_url"] = api_url
         self.fact(f"front door API at {api_url}")
+
+    def _keep_warm_standby(self) -> None:
+        """dev keeps no standby by default (an idle instance on AWS); staging and prod do: the demo turns it on."""
+        assert self.platform is not None
+        name = self.platform.find_function("deploy_model")
+        lam = self.client("lambda")
+        variables = dict(lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"])
+        variables["STANDBY_INSTANCE_COUNT"] = "1"
+        lam.update_function_configuration(FunctionName=name, Environment={"Variables": variables})
+        self.fact("warm standby on (1 instance, as staging and prod keep it; dev's cdk.json keeps none)")
 
     def _watch_timeline(self) -> None:
         """An audit rule, as an operator would add one: every alarm and SageMaker event lands in a queue."""
@@ -557,6 +570,52 @@ class Story:
             f"{len(runtime)} direct sagemaker-runtime calls got the broken model's error"
         )
         self._wait_for_circuit_to_close()
+
+    def fast_rollback(self) -> None:
+        """v2 passed its canary, then slows down under load; the operator rolls back to the warm standby."""
+        assert self.traffic is not None and self.platform is not None
+        traffic, platform = self.traffic, self.platform
+        records = feature_records(generate_churn(60, seed=self.options.seed + 7, months=1), self.contract)
+        threshold_ms = self.config.monitoring.latency_p99_ms
+        # Slower than the latency threshold, inside the front door's timeout: every call is answered, slowly.
+        delay = (threshold_ms + 0.3 * (self.config.frontdoor.endpoint_timeout_ms - threshold_ms)) / 1000
+
+        def timed(count: int, offset: int) -> list[float]:
+            latencies = []
+            for index in range(count):
+                began = time.monotonic()
+                traffic.predict("fast_rollback", [records[(offset + index) % len(records)]])
+                latencies.append((time.monotonic() - began) * 1000)
+            return latencies
+
+        before = serving.fast_rollback_status(serving.describe_endpoint(platform), registry.list_versions(platform))
+        with local_sagemaker.slow_endpoint(self.config.endpoint_name, seconds=delay, variant="primary"):
+            slow = timed(12, 0)
+            result = serving.rollback(platform, to_version=None, reason="p99 regression under load after the canary")
+            fast = timed(12, 12)
+        snapshot = self._snapshot_endpoint("after the fast rollback")
+        self.record["fast_rollback"] = {
+            "available_before": before.available,
+            "until": before.until,
+            "path": result.path,
+            "from_version": result.from_version,
+            "to_version": result.to_version,
+            "seconds": round(result.seconds, 3),
+            "within_bound": result.within_bound,
+            "max_latency_ms_before": round(max(slow), 1),
+            "max_latency_ms_after": round(max(fast), 1),
+        }
+        self.fact(f"before: fast rollback to v{before.to_version} available until {before.until}")
+        self.fact(
+            f"v{result.from_version} under load: slowest answer {max(slow):.0f} ms "
+            f"(latency threshold {threshold_ms} ms)"
+        )
+        self.fact(
+            f"mlloop rollback took the {result.path} path: v{result.from_version} -> v{result.to_version} in "
+            f"{result.seconds:.2f} s (bound {FAST_ROLLBACK_BOUND_SECONDS} s); weights {snapshot['variants']}"
+        )
+        answered = {a.model_version for a in traffic.of_phase("fast_rollback")[12:] if a.answered}
+        self.fact(f"after: answers from {sorted(answered)}, slowest {max(fast):.0f} ms, config {snapshot['config']}")
 
     def _wait_for_circuit_to_close(self) -> None:
         """The broken canary's errors opened the front door's circuit; it probes the endpoint after its cooldown."""

@@ -13,10 +13,14 @@ LOCALCLOUD_TIME_SCALE:
 An alarm in ALARM, a green fleet that fails to start or MaximumExecutionTimeoutInSeconds running out
 rolls all traffic back to blue: the endpoint returns to InService on the old EndpointConfigName (so a
 caller comparing the running config with its target sees the rollback) and FailureReason says why.
+
+UpdateEndpointWeightsAndCapacities changes the running fleets' weights: no config, no fleet. The endpoint is
+Updating (DesiredWeight set, CurrentWeight not yet) for a nominal while, then InService with the new weights.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -45,6 +49,8 @@ LOG = logging.getLogger("mlloop.localcloud")
 _DEFAULT_MAX_EXECUTION_SECONDS = 28800
 _STATUS_WORDS = re.compile(r"([a-z])([A-Z])")
 _ALARM_CHECK_SECONDS = 10.0
+# AWS documents no duration for a weights-only update; the endpoint shows Updating this long (scaled).
+_WEIGHTS_UPDATE_SECONDS = 30.0
 
 
 def _epoch_ms(moment: Any) -> int:
@@ -85,6 +91,16 @@ def _variant_summaries(config: Any) -> list[dict[str, Any]]:
     ]
 
 
+def _described_variants(endpoint: Any, config: Any) -> list[dict[str, Any]]:
+    """DescribeEndpoint's ProductionVariants: moto's, with the weight a variant of weight 0 has (moto drops it)."""
+    described: list[dict[str, Any]] = endpoint._process_production_variants(config.production_variants)
+    for summary, variant in zip(described, config.production_variants, strict=True):
+        if variant.get("InitialVariantWeight") is not None:
+            weight = float(variant["InitialVariantWeight"])
+            summary["CurrentWeight"] = summary["DesiredWeight"] = weight
+    return described
+
+
 def _start_fleets(backend: Any, config: Any, host: EndpointHost) -> list[Fleet]:
     """Every variant's serving container, started side by side as SageMaker provisions variants in parallel."""
     variants = list(config.production_variants)
@@ -110,6 +126,7 @@ def create_endpoint(original: Any, backend: Any, endpoint_name: str, endpoint_co
         )
     endpoint = original(backend, endpoint_name, endpoint_config_name, tags)
     config = backend.endpoint_configs[endpoint_config_name]
+    endpoint.production_variants = _described_variants(endpoint, config)
     endpoint.data_capture_config = capture_summary(config.data_capture_config)
     host = EndpointHost(backend.account_id, backend.region_name, endpoint_name, new_workdir(endpoint_name))
     # Loading during the call keeps `Creating` unobservable but lets boto3 waiters (30 s polls) return at once.
@@ -131,16 +148,88 @@ def delete_endpoint(original: Any, backend: Any, endpoint_name: str) -> None:
     drop_host(backend.account_id, backend.region_name, endpoint_name)
 
 
-def update_weights(original: Any, backend: Any, endpoint_name: str, desired: list[dict[str, Any]]) -> str:
-    arn = original(backend, endpoint_name, desired)
+def _check_weights_request(endpoint: Any, desired: list[dict[str, Any]]) -> None:
+    """What SageMaker refuses (UpdateEndpointWeightsAndCapacities and ProductionVariantSummary API references;
+    endpoint-auto-scaling-zero-instances for the zero-instance rule)."""
+    from moto.sagemaker.exceptions import ValidationError
+
+    if endpoint.endpoint_status != "InService":
+        raise ValidationError(
+            message=f'Cannot update in-progress endpoint "{endpoint.arn}".'
+            if endpoint.endpoint_status == "Updating"
+            else f'Cannot update endpoint "{endpoint.arn}" in status {endpoint.endpoint_status}.'
+        )
+    names = [change.get("VariantName") for change in desired]
+    running = {v["VariantName"] for v in endpoint.production_variants}
+    for name in names:
+        if names.count(name) > 1:
+            raise ValidationError(message=f'The variant name "{name}" was non-unique within the request.')
+        if name not in running:
+            raise ValidationError(
+                message=f'The variant name(s) "{name}" is/are not present within endpoint configuration '
+                f'"{endpoint.endpoint_config_name}".'
+            )
+    for change in desired:
+        if change.get("DesiredWeight") is None and change.get("DesiredInstanceCount") is None:
+            raise ValidationError(
+                message=f'Variant "{change["VariantName"]}" must specify DesiredWeight or DesiredInstanceCount.'
+            )
+        if change.get("DesiredInstanceCount") == 0:
+            raise ValidationError(
+                message=f'Variant "{change["VariantName"]}" cannot have 0 instances: only endpoints that host '
+                "inference components can scale to zero instances."
+            )
+    if sum(change.get("DesiredInstanceCount") is not None for change in desired) > 1:
+        raise ValidationError(
+            message="UpdateEndpointWeightsAndCapacities updates the weights of one or more variants or the capacity "
+            "of one variant per request."
+        )
+
+
+def update_weights(_original: Any, backend: Any, endpoint_name: str, desired: list[dict[str, Any]]) -> str:
+    """UpdateEndpointWeightsAndCapacities: Updating with the desired values shown, then the running fleets take
+    the new weights (and instance counts) and the endpoint is InService again."""
+    from moto.sagemaker.exceptions import ValidationError
+    from moto.sagemaker.models import FakeEndpoint
+
+    endpoint = backend.endpoints.get(endpoint_name)
+    if endpoint is None:
+        arn = FakeEndpoint.arn_formatter(endpoint_name, backend.account_id, backend.region_name)
+        raise ValidationError(message=f'Could not find endpoint "{arn}".')
+    _check_weights_request(endpoint, desired)
+    changes = {change["VariantName"]: change for change in desired}
+    for variant in endpoint.production_variants:
+        change = changes.get(variant["VariantName"])
+        if change and change.get("DesiredWeight") is not None:
+            variant["DesiredWeight"] = float(change["DesiredWeight"])
+        if change and change.get("DesiredInstanceCount") is not None:
+            variant["DesiredInstanceCount"] = int(change["DesiredInstanceCount"])
+    endpoint.endpoint_status = "Updating"
+    endpoint.last_modified_time = aws_state.utcnow()
+    _endpoint_event(backend.account_id, backend.region_name, endpoint)
     host = host_for(backend.account_id, backend.region_name, endpoint_name)
+
+    def apply() -> None:
+        time.sleep(aws_state.scaled(_WEIGHTS_UPDATE_SECONDS))
+        fleets = {f.variant_name: f for f in host.fleets} if host is not None else {}
+        with host.lock if host is not None else contextlib.nullcontext():
+            for variant in endpoint.production_variants:
+                variant["CurrentWeight"] = variant.get("DesiredWeight", variant.get("CurrentWeight"))
+                count = variant.get("DesiredInstanceCount") or variant.get("CurrentInstanceCount")
+                variant["CurrentInstanceCount"] = count
+                fleet = fleets.get(variant["VariantName"])
+                if fleet is not None:
+                    fleet.weight = float(variant["CurrentWeight"])
+                    fleet.instance_count = int(count or fleet.instance_count)
+            endpoint.endpoint_status = "InService"
+            endpoint.last_modified_time = aws_state.utcnow()
+        _endpoint_event(backend.account_id, backend.region_name, endpoint)
+
+    worker = threading.Thread(target=apply, name=f"localcloud-weights-{endpoint_name}", daemon=True)
     if host is not None:
-        with host.lock:
-            for change in desired:
-                for fleet in host.fleets:
-                    if fleet.variant_name == change.get("VariantName") and change.get("DesiredWeight") is not None:
-                        fleet.weight = float(change["DesiredWeight"])
-    return str(arn)
+        host.thread = worker
+    worker.start()
+    return str(endpoint.arn)
 
 
 def _step_share(size: dict[str, Any] | None, fleets: list[Fleet]) -> float:
@@ -275,7 +364,7 @@ class BlueGreenUpdate:
             self.host.flush_capture()
         endpoint = self.endpoint
         endpoint.endpoint_config_name = self.config.endpoint_config_name
-        endpoint.production_variants = endpoint._process_production_variants(self.config.production_variants)
+        endpoint.production_variants = _described_variants(endpoint, self.config)
         endpoint.data_capture_config = capture_summary(self.config.data_capture_config)
         endpoint.pending_deployment_summary = None
         endpoint.failure_reason = None

@@ -36,6 +36,7 @@ def test_the_demo_completes_every_phase_and_names_its_report(demo: DemoRun) -> N
         "drift",
         "canary_v2",
         "bad_canary",
+        "fast_rollback",
         "fallback",
     ]
     assert "nothing is left running" in demo.output
@@ -74,7 +75,8 @@ def test_the_approval_deploys_v1_and_both_doors_answer_with_it(demo: DemoRun) ->
     assert demo.deploy("v1")["status"] == "SUCCEEDED"
     (after_v1,) = [s for s in demo.record["endpoint_snapshots"] if s["label"] == "after v1"]
     assert after_v1["status"] == "InService" and after_v1["version"] == "v1"
-    assert list(after_v1["variants"].values()) == [1.0]
+    # The demo keeps a warm standby from the first deploy on, so the variant names never change.
+    assert after_v1["variants"] == {"primary": 1.0, "standby": 0.0}
     served = demo.answers("serve")
     assert {a["door"] for a in served} == {"api", "runtime"}
     assert all(a["status"] == 200 and a["model_version"] == "v1" and not a["fallback"] for a in served)
@@ -117,7 +119,7 @@ def test_v2_goes_through_a_canary_and_is_promoted(demo: DemoRun) -> None:
     assert not _unanswered(canary)
     (after_v2,) = [s for s in demo.record["endpoint_snapshots"] if s["label"] == "after v2"]
     assert after_v2["version"] == "v2" and after_v2["config"].startswith(f"{ENDPOINT}-v2-")
-    assert list(after_v2["variants"].values()) == [1.0]
+    assert after_v2["variants"] == {"primary": 1.0, "standby": 0.0}
 
 
 def test_a_broken_model_is_rolled_back_by_its_alarm_and_rejected(demo: DemoRun) -> None:
@@ -136,6 +138,22 @@ def test_a_broken_model_is_rolled_back_by_its_alarm_and_rejected(demo: DemoRun) 
     assert any(s["green"] == "v3" and s["green_share"] > 0 for s in samples), "the broken model took canary traffic"
     during = demo.answers("bad_canary")
     assert during and not _unanswered(during)
+
+
+def test_a_slow_promoted_version_is_rolled_back_fast_to_the_warm_standby(demo: DemoRun) -> None:
+    fast = demo.record["fast_rollback"]
+    assert fast["available_before"] is True
+    assert (fast["path"], fast["from_version"], fast["to_version"]) == ("fast", 2, 1)
+    assert fast["within_bound"] is True
+    assert fast["max_latency_ms_before"] > 500, "v2 was slower than dev's latency threshold"
+    (after,) = [s for s in demo.record["endpoint_snapshots"] if s["label"] == "after the fast rollback"]
+    (after_v2,) = [s for s in demo.record["endpoint_snapshots"] if s["label"] == "after v2"]
+    assert after["config"] == after_v2["config"], "no endpoint config was created"
+    assert after["variants"] == {"primary": 0.0, "standby": 1.0}
+    answers = demo.answers("fast_rollback")
+    assert not _unanswered(answers)
+    assert {a["model_version"] for a in answers[-12:]} == {"v1"}
+    assert "took the fast path: v2 -> v1" in " ".join(demo.output.split())
 
 
 def test_killing_the_endpoint_mid_traffic_leaves_no_request_unanswered(demo: DemoRun) -> None:

@@ -66,6 +66,23 @@ def test_the_deploy_function_gets_the_stages_guardrails_and_the_rollback_alarm_n
     ]
 
 
+@pytest.mark.parametrize(("stage", "standby"), [("dev", "0"), ("staging", "1"), ("prod", "1")])
+def test_the_standby_is_on_where_the_stage_pays_for_it_and_the_deploy_function_may_switch_weights(
+    templates: dict[str, dict[str, Any]], configs: dict[str, StageConfig], stage: str, standby: str
+) -> None:
+    env = function(templates[stage], "deploy_model")["Environment"]["Variables"]
+    assert env["STANDBY_INSTANCE_COUNT"] == standby, "dev keeps no idle instance by default"
+    assert env["FAST_ROLLBACK_WINDOW_HOURS"] == str(configs[stage].rollback.window_hours)
+    statements = [
+        st
+        for policy in resources(templates[stage], "AWS::IAM::Policy").values()
+        if "DeployFunction" in json.dumps(policy["Properties"]["Roles"])
+        for st in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    switch = [st for st in statements if "sagemaker:UpdateEndpointWeightsAndCapacities" in st["Action"]]
+    assert switch and all(":endpoint/" in json.dumps(st["Resource"]) for st in switch)
+
+
 @pytest.mark.parametrize("stage", STAGES)
 def test_rollback_alarms_watch_5xx_of_every_variant_latency_p99_and_the_fallback_rate(
     templates: dict[str, dict[str, Any]], configs: dict[str, StageConfig], stage: str
@@ -128,6 +145,7 @@ def test_the_deploy_state_machine_loops_on_check_until_the_endpoint_settles(
     assert choice["Default"] == "DeployNotCompleted"
     assert states["StartDeploy"]["Catch"][0]["Next"] == "AbandonDeploy"
     assert any(r["ErrorEquals"] == ["EndpointBusyError"] for r in states["StartDeploy"]["Retry"])
+    assert states["StartDeploy"]["Parameters"]["Payload"]["emergency.$"] == "$.emergency"
 
 
 @pytest.mark.parametrize("stage", STAGES)

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 import tarfile
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from mlloop.localcloud import LocalCloud
@@ -130,3 +134,25 @@ class Api:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read())
+
+
+Cli = Callable[..., tuple[int, Any, str]]
+
+
+def operator_cli(cloud: LocalCloud) -> Cli:
+    """Run `mlloop` as an operator would: its own process, pointed at the embedded AWS by environment; returns
+    (exit code, the --json answer, stderr)."""
+    env = {**os.environ, **cloud.client_environment()}
+
+    def run(*args: str) -> tuple[int, Any, str]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "mlloop.cli.main", *args, "--stage", "dev", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        return proc.returncode, json.loads(proc.stdout) if proc.returncode == 0 else None, proc.stderr
+
+    return run

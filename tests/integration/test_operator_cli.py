@@ -3,41 +3,27 @@ path and records who, when and why, a rejected version is refused, and retire ne
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from mlloop.localcloud import LocalCloud
 from mlloop.localcloud.deployer import Deployment
-from tests.integration.serving_support import ENDPOINT, deploy_executions, register_package, wait_for_new_deploy
-
-Cli = Callable[..., Any]
+from tests.integration.serving_support import (
+    ENDPOINT,
+    Cli,
+    deploy_executions,
+    operator_cli,
+    register_package,
+    wait_for_new_deploy,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("localcloud")]
 
 
 @pytest.fixture
 def cli(local_cloud: LocalCloud) -> Cli:
-    """Run `mlloop` as an operator would: its own process, pointed at the embedded AWS by environment."""
-    env = {**os.environ, **local_cloud.client_environment()}
-
-    def run(*args: str) -> tuple[int, Any, str]:
-        proc = subprocess.run(
-            [sys.executable, "-m", "mlloop.cli.main", *args, "--stage", "dev", "--json"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        return proc.returncode, json.loads(proc.stdout) if proc.returncode == 0 else None, proc.stderr
-
-    return run
+    return operator_cli(local_cloud)
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +60,7 @@ def test_rollback_deploys_the_previous_approved_version_and_records_why(
     code, result, err = cli("rollback", "--reason", "latency regression in the new version")
     assert code == 0, err
     assert result["from_version"] == newer and result["to_version"] == older
+    assert result["path"] == "guarded", "dev keeps no warm standby"
     assert result["deploy_response"]["status"] == "SUCCEEDED"
     print(f"local rollback took {result['seconds']:.1f} s")
     _, status, _ = cli("status")

@@ -553,6 +553,77 @@ def test_updating_a_missing_endpoint_is_rejected(cloud: LocalCloud) -> None:
         cloud.client("sagemaker").update_endpoint(EndpointName="nope", EndpointConfigName="nope")
 
 
+# ---------------------------------------------------------------- weights and capacities
+
+
+def test_a_weights_update_moves_traffic_on_the_running_fleets_updating_then_in_service(cloud: LocalCloud) -> None:
+    sm = cloud.client("sagemaker")
+    config = _config(cloud, {"v2": 1.0, "v1": 0.0})
+    endpoint = _endpoint(cloud, config)
+    described = sm.describe_endpoint(EndpointName=endpoint)
+    assert [(v["VariantName"], v["CurrentWeight"]) for v in described["ProductionVariants"]] == [
+        ("v2", 1.0),
+        ("v1", 0.0),
+    ]
+    assert {_invoke(cloud, endpoint, {"x": 1.0})[1] for _ in range(20)} == {"v2"}
+    configs = {c["EndpointConfigName"] for c in sm.list_endpoint_configs(MaxResults=100)["EndpointConfigs"]}
+    deployment_events = _event_queue(cloud, "SageMaker Endpoint Deployment State Change")
+
+    sm.update_endpoint_weights_and_capacities(
+        EndpointName=endpoint,
+        DesiredWeightsAndCapacities=[
+            {"VariantName": "v2", "DesiredWeight": 0.0},
+            {"VariantName": "v1", "DesiredWeight": 1.0},
+        ],
+    )
+    # ProductionVariantSummary: while Updating, the desired and current values differ.
+    during = sm.describe_endpoint(EndpointName=endpoint)
+    assert during["EndpointStatus"] == "Updating"
+    assert [(v["VariantName"], v["DesiredWeight"], v["CurrentWeight"]) for v in during["ProductionVariants"]] == [
+        ("v2", 0.0, 1.0),
+        ("v1", 1.0, 0.0),
+    ]
+    with pytest.raises(ClientError, match="in-progress"):
+        sm.update_endpoint_weights_and_capacities(
+            EndpointName=endpoint, DesiredWeightsAndCapacities=[{"VariantName": "v2", "DesiredWeight": 1.0}]
+        )
+
+    done = _wait_in_service(cloud, endpoint)
+    assert done["EndpointConfigName"] == config
+    assert [(v["VariantName"], v["CurrentWeight"], v["CurrentInstanceCount"]) for v in done["ProductionVariants"]] == [
+        ("v2", 0.0, 1),
+        ("v1", 1.0, 1),
+    ]
+    assert {_invoke(cloud, endpoint, {"x": 1.0})[1] for _ in range(20)} == {"v1"}
+    after = {c["EndpointConfigName"] for c in sm.list_endpoint_configs(MaxResults=100)["EndpointConfigs"]}
+    assert after == configs, "no endpoint config is created"
+    messages = cloud.client("sqs").receive_message(QueueUrl=deployment_events, MaxNumberOfMessages=10)
+    assert not [m for m in messages.get("Messages", []) if endpoint in m["Body"]], "no new fleet is deployed"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ([{"VariantName": "v9", "DesiredWeight": 1.0}], "not present"),
+        (
+            [{"VariantName": "v1", "DesiredInstanceCount": 2}, {"VariantName": "v2", "DesiredInstanceCount": 2}],
+            "capacity of one variant",
+        ),
+        ([{"VariantName": "v1", "DesiredInstanceCount": 0}], "inference components"),
+        ([{"VariantName": "v1"}], "DesiredWeight or DesiredInstanceCount"),
+    ],
+)
+def test_a_weights_update_is_refused_where_sagemaker_refuses_it(
+    cloud: LocalCloud, change: list[dict[str, Any]], message: str
+) -> None:
+    sm = cloud.client("sagemaker")
+    endpoint = _endpoint(cloud, _config(cloud, {"v1": 1.0, "v2": 0.0}))
+    with pytest.raises(ClientError, match=message) as refused:
+        sm.update_endpoint_weights_and_capacities(EndpointName=endpoint, DesiredWeightsAndCapacities=change)
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert sm.describe_endpoint(EndpointName=endpoint)["EndpointStatus"] == "InService"
+
+
 @pytest.mark.parametrize(
     ("routing", "plan"),
     [

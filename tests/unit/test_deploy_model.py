@@ -3,6 +3,8 @@ the rollback alarms, and a silent rollback is caught, marked, notified and never
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +17,7 @@ from moto.sagemaker.models import sagemaker_backends
 
 from functions.deploy_model.logic import ApprovedPackage, Deployer, DeployError, deployment_config
 from functions.deploy_model.settings import DeploySettings
+from functions.deploy_model.standby import FAST_ROLLBACK_UNTIL_KEY, STANDBY_VERSION_KEY
 from functions.shared.serving_manifest import ServingManifest, manifest_key
 from tests.unit.frontdoor_support import FALLBACK_DOC
 
@@ -64,9 +67,12 @@ class UpdatingSageMaker:
 
     def update_endpoint(self, **kwargs: Any) -> dict[str, Any]:
         self.updates.append(kwargs)
-        endpoint = sagemaker_backends[DEFAULT_ACCOUNT_ID][REGION].endpoints[kwargs["EndpointName"]]
+        backend = sagemaker_backends[DEFAULT_ACCOUNT_ID][REGION]
+        endpoint = backend.endpoints[kwargs["EndpointName"]]
         if not self.roll_back:
             endpoint.endpoint_config_name = kwargs["EndpointConfigName"]
+            variants = backend.endpoint_configs[kwargs["EndpointConfigName"]].production_variants
+            endpoint.production_variants = endpoint._process_production_variants(variants)
         return {"EndpointArn": endpoint.arn}
 
 
@@ -284,3 +290,115 @@ def test_a_state_change_of_the_package_already_serving_starts_no_new_deploy(worl
     assert world.deployer.accept(package) == {"started": False, "reason": "the endpoint already serves this package"}
     state = world.deploy(arn, "event-9")
     assert state.mode == "already_serving" and state.status == "deployed"
+
+
+# --- the warm standby and the operator's rollback ---------------------------------------------------------------
+
+
+def _variants(world: World) -> list[tuple[str, str, float, int]]:
+    """(variant, model version, current weight, instances) of what the endpoint runs."""
+    endpoint = world.sagemaker.describe_endpoint(EndpointName=ENDPOINT)
+    config = world.sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    models = {v["VariantName"]: v["ModelName"] for v in config["ProductionVariants"]}
+    counts = {v["VariantName"]: v["InitialInstanceCount"] for v in config["ProductionVariants"]}
+    return [
+        (
+            v["VariantName"],
+            models[v["VariantName"]].split("-")[-2],
+            float(v.get("CurrentWeight", v.get("DesiredWeight", 0.0))),
+            counts[v["VariantName"]],
+        )
+        for v in endpoint["ProductionVariants"]
+    ]
+
+
+@pytest.fixture
+def warm(world: World) -> World:
+    """The stage keeps one standby instance for 24 h after each promotion."""
+    world.deployer.settings = dataclasses.replace(
+        world.deployer.settings, standby_instance_count=1, fast_rollback_window_hours=24, instance_count=2
+    )
+    return world
+
+
+def test_a_promotion_keeps_the_replaced_champion_warm_at_weight_0_and_opens_its_window(warm: World) -> None:
+    warm.deploy(warm.register(), "event-1")
+    # The first config already has both variants, so no later blue/green update changes the variant names.
+    assert _variants(warm) == [("primary", "v1", 1.0, 2), ("standby", "v1", 0.0, 1)]
+    promoted_at = warm.deployer.clock()
+    second = warm.register()
+    assert warm.deploy(second, "event-2").status == "deployed"
+    assert _variants(warm) == [("primary", "v2", 1.0, 2), ("standby", "v1", 0.0, 1)]
+    metadata = warm.sagemaker.describe_model_package(ModelPackageName=second)["CustomerMetadataProperties"]
+    assert metadata[STANDBY_VERSION_KEY] == "v1"
+    until = dt.datetime.strptime(metadata[FAST_ROLLBACK_UNTIL_KEY], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    assert abs(until.timestamp() - (promoted_at + 24 * 3600)) < 60
+    state = warm.deployer.fast_rollback_state()
+    assert state.available and state.to_version == 1
+
+
+def test_a_fast_rollback_moves_all_traffic_to_the_standby_without_a_new_config(warm: World) -> None:
+    first = warm.register()
+    warm.deploy(first, "event-1")
+    warm.deploy(warm.register(), "event-2")
+    configs = warm.sagemaker.list_endpoint_configs()["EndpointConfigs"]
+    outcome = warm.deployer.rollback(request_id="r-1", model_package_arn=first, emergency=False)
+    assert outcome["path"] == "fast" and outcome["completed"] is True
+    assert _variants(warm) == [("primary", "v2", 0.0, 2), ("standby", "v1", 1.0, 1)]
+    assert warm.sagemaker.list_endpoint_configs()["EndpointConfigs"] == configs, "no endpoint config was created"
+    assert len(warm.sagemaker.updates) == 1, "no UpdateEndpoint (no new fleet) beyond the promotion"
+    manifest = warm.manifest()
+    assert manifest.model_version == "v1" and manifest.variant_name == "standby"
+    assert [h["model_version"] for h in manifest.history][:1] == ["v2"]
+    again = warm.deployer.fast_rollback_state()
+    assert not again.available and "already takes traffic" in again.reason
+    # The standby now serves: an approval event about v1 starts nothing.
+    event = ApprovedPackage(event_id="evt-x", model_package_arn=first, model_package_group=GROUP, status="Approved")
+    assert warm.deployer.accept(event)["started"] is False
+    again_deployed = warm.deploy(first, "event-9")
+    assert again_deployed.mode == "already_serving" and warm.manifest().variant_name == "standby"
+
+
+def test_after_the_window_a_rollback_takes_the_guarded_path(warm: World) -> None:
+    first = warm.register()
+    warm.deploy(first, "event-1")
+    warm.deploy(warm.register(), "event-2")
+    later = warm.deployer.clock() + 24 * 3600 + 1
+    warm.deployer.clock = lambda: later
+    outcome = warm.deployer.rollback(request_id="r-2", model_package_arn=first, emergency=False)
+    assert outcome["path"] == "guarded" and outcome["started"] is True
+    assert "window to v1 ended" in outcome["fast_unavailable"]
+    (execution,) = warm.sfn.list_executions(stateMachineArn=warm.deployer.settings.state_machine_arn)["executions"]
+    described = warm.sfn.describe_execution(executionArn=execution["executionArn"])
+    assert json.loads(described["input"]) == {"event_id": "r-2", "model_package_arn": first, "emergency": False}
+    assert _variants(warm)[0][:3] == ("primary", "v2", 1.0), "traffic untouched until the deploy runs"
+
+
+def test_without_a_standby_configs_hold_one_variant_and_an_emergency_rollback_skips_the_bake(world: World) -> None:
+    first = world.register()
+    world.deploy(first, "event-1")
+    world.deploy(world.register(), "event-2")
+    assert [v[0] for v in _variants(world)] == ["primary"], "no idle standby is kept"
+    outcome = world.deployer.rollback(request_id="r-3", model_package_arn=first, emergency=True)
+    assert outcome["path"] == "emergency"
+    assert "keeps no standby" in outcome["fast_unavailable"]
+    assert outcome["skipped"] == [
+        "the 20 % canary step",
+        "the 300 s bake per step (rollback alarms have no period to watch)",
+        "the 120 s termination wait",
+    ]
+    state = world.deployer.start(event_id="r-3", model_package_arn=first, emergency=True)
+    assert state.mode == "update"
+    assert world.sagemaker.updates[-1]["DeploymentConfig"]["BlueGreenUpdatePolicy"] == {
+        "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0},
+        "TerminationWaitInSeconds": 0,
+        "MaximumExecutionTimeoutInSeconds": 3600,
+    }
+
+
+def test_a_later_promotion_retires_the_standby_by_replacing_it_with_the_version_it_replaces(warm: World) -> None:
+    for number in (1, 2, 3):
+        warm.deploy(warm.register(), f"event-{number}")
+    assert _variants(warm) == [("primary", "v3", 1.0, 2), ("standby", "v2", 0.0, 1)]
+    state = warm.deployer.fast_rollback_state()
+    assert state.available and state.to_version == 2, "v1 is no longer warm"

@@ -14,9 +14,37 @@ ROLE = {
         "AssumeRolePolicyDocument": {
             "Version": "2012-10-17",
             "Statement": [
-                {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com", "events.amazonaws.com"]},
+                    "Action": "sts:AssumeRole",
+                }
             ],
-        }
+        },
+        # The local cloud enforces IAM: state machines and rule targets using this role act with it.
+        "Policies": [
+            {
+                "PolicyName": "test-targets",
+                "PolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Action": [
+                                "lambda:InvokeFunction",
+                                "states:StartExecution",
+                                "sqs:SendMessage",
+                                "sns:Publish",
+                                "sagemaker:*",
+                                "s3:*",
+                                "iam:PassRole",
+                            ],
+                            "Resource": "*",
+                        }
+                    ],
+                },
+            }
+        ],
     },
 }
 

@@ -17,9 +17,18 @@ from werkzeug.serving import make_server
 
 from mlloop.localcloud import fidelity, identity
 from mlloop.localcloud.authz import resources
-from mlloop.localcloud.authz.gateway import AuthorizingApp, Refusal, authorise_service
+from mlloop.localcloud.authz.gateway import AuthorizingApp, Refusal, authorise, authorise_service
 
-__all__ = ["AuthorizingMotoServer", "Refusal", "authorise_service", "install", "uninstall"]
+__all__ = [
+    "AuthorizingMotoServer",
+    "Refusal",
+    "authorise",
+    "authorise_role",
+    "authorise_service",
+    "authorise_service_publish",
+    "install",
+    "uninstall",
+]
 
 _saved: dict[str, Any] = {}
 STEP_FUNCTIONS_SESSION = "states-integration"
@@ -99,3 +108,32 @@ def _patch_step_functions_clients(default_region: str) -> None:
             replaced[name] = module.boto_client_for
             module.boto_client_for = boto_client_for  # type: ignore[attr-defined]
     _saved["boto_client_for"] = replaced
+
+
+def authorise_service_publish(service: str, topic_arn: str, *, source_arn: str, account: str) -> None:
+    """An AWS service publishing to a topic (CloudWatch alarm actions, EventBridge targets): the topic policy
+    must allow it, and for an encrypted topic the key policy must allow it kms:GenerateDataKey* and kms:Decrypt
+    (SNS Developer Guide, "Configure KMS permissions for AWS services")."""
+    from moto.sns.models import sns_backends
+
+    authorise_service(service, "sns:Publish", topic_arn, account=account, source_arn=source_arn, source_account=account)
+    parts = topic_arn.split(":")
+    try:
+        key = sns_backends[parts[4]][parts[3]].get_topic(topic_arn).kms_master_key_id
+    except Exception:
+        key = None
+    if key:
+        key_arn = resources.kms_key_arn(str(key), parts[4], parts[3])
+        for action in ("kms:GenerateDataKey", "kms:Decrypt"):
+            authorise_service(service, action, key_arn, account=account, source_arn=source_arn, source_account=account)
+
+
+def authorise_role(role_arn: str, action: str, resource: str, *, session: str) -> None:
+    """A service acting with a role it was given (an EventBridge target's RoleArn): the role's policies decide."""
+    from mlloop.localcloud.authz.policy import Principal, Request
+
+    account = role_arn.split(":")[4]
+    role_name = role_arn.rsplit("/", 1)[-1]
+    principal = Principal(f"arn:aws:sts::{account}:assumed-role/{role_name}/{session}", account, role_arn=role_arn)
+    context = {"aws:SecureTransport": True, "aws:PrincipalAccount": account, "aws:PrincipalArn": role_arn}
+    authorise(Request(principal, action, resource, context))

@@ -147,13 +147,22 @@ _SAGEMAKER_NAMES = (
 
 
 def _sagemaker(name: str, params: dict[str, Any], account: str, region: str) -> str:
-    if name in ("ListModelPackages", "ListEndpoints", "ListTrainingJobs", "Search", "ListModels", "ListEndpointConfigs"):
+    if name in (
+        "ListModelPackages",
+        "ListEndpoints",
+        "ListTrainingJobs",
+        "Search",
+        "ListModels",
+        "ListEndpointConfigs",
+    ):
         return "*"
     if name == "AddTags" or name == "ListTags" or name == "DeleteTags":
         return str(params.get("ResourceArn", "*"))
     if "ModelPackageName" in params:
         value = str(params["ModelPackageName"])
-        return value if value.startswith("arn:") else _arn("sagemaker", region, account, f"model-package/{value.lower()}")
+        return (
+            value if value.startswith("arn:") else _arn("sagemaker", region, account, f"model-package/{value.lower()}")
+        )
     if name == "CreateModelPackage" and params.get("ModelPackageGroupName"):
         group = str(params["ModelPackageGroupName"]).split("/")[-1].lower()
         return _arn("sagemaker", region, account, f"model-package/{group}/*")

@@ -56,6 +56,9 @@ class Refusal(Exception):
     code: str
     message: str
 
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
 
 class AuthorizingApp:
     """WSGI middleware: moto's app behind AWS's authentication and authorisation."""
@@ -90,7 +93,9 @@ class AuthorizingApp:
             protocol = request_protocol(signing_name, headers, path, query, body)
             principal, tls = self._authenticate(signed, environ, headers, body, query)
             if not principal.is_admin:
-                self._authorize(principal, tls, signed, environ.get("REQUEST_METHOD", "GET"), path, query, headers, body)
+                self._authorize(
+                    principal, tls, signed, environ.get("REQUEST_METHOD", "GET"), path, query, headers, body
+                )
         except SignatureError as error:
             return _answer(start_response, *_signature_refusal(signing_name, protocol, error))
         except Refusal as refusal:
@@ -147,7 +152,10 @@ class AuthorizingApp:
         operation = identify(signed.service, method, path, query, headers, body)
         if operation is None:
             fidelity.record_decision(
-                principal.name, "not evaluable", action=f"{signed.service}:?", resource=path,
+                principal.name,
+                "not evaluable",
+                action=f"{signed.service}:?",
+                resource=path,
                 detail=f"no operation of {signed.service} matches {method} {path}",
             )
             raise Refusal(403, "AccessDenied", f"User: {principal.arn} is not authorized to perform this operation")
@@ -157,6 +165,7 @@ class AuthorizingApp:
         context = {
             "aws:SecureTransport": tls,
             "aws:PrincipalAccount": principal.account,
+            "aws:SourceOwner": principal.account,  # SNS's default topic policy conditions on it
             "aws:PrincipalArn": principal.role_arn or principal.arn,
             "aws:PrincipalType": "AssumedRole" if principal.role_arn else "Account",
             "aws:RequestedRegion": region,
@@ -183,6 +192,7 @@ def authorise_service(
         context["aws:SourceArn"] = source_arn
     if source_account:
         context["aws:SourceAccount"] = source_account
+        context["aws:SourceOwner"] = source_account
     authorise(Request(Principal(service, account, service=service), action, resource, context))
 
 
@@ -354,23 +364,31 @@ def _render(signing_name: str, protocol: str, refusal: Refusal) -> tuple[int, di
         return refusal.status, {"Content-Type": "text/xml", "x-amzn-RequestId": request_id}, body.encode()
     if protocol == "smithy-rpc-v2-cbor":
         # CloudWatch over RPC v2 CBOR: the error is a CBOR map with __type and message.
-        return refusal.status, {
-            "Content-Type": "application/cbor",
-            "smithy-protocol": "rpc-v2-cbor",
-            "x-amzn-RequestId": request_id,
-            "x-amzn-query-error": f"{refusal.code};Sender",
-        }, _cbor_error(refusal.code, refusal.message)
+        return (
+            refusal.status,
+            {
+                "Content-Type": "application/cbor",
+                "smithy-protocol": "rpc-v2-cbor",
+                "x-amzn-RequestId": request_id,
+                "x-amzn-query-error": f"{refusal.code};Sender",
+            },
+            _cbor_error(refusal.code, refusal.message),
+        )
     return _render_json(refusal.status, refusal.code, refusal.message)
 
 
 def _render_json(status: int, code: str, message: str) -> tuple[int, dict[str, str], bytes]:
     request_id = str(uuid.uuid4())
     body = json.dumps({"__type": code, "message": message, "Message": message}).encode()
-    return status, {
-        "Content-Type": "application/x-amz-json-1.1",
-        "x-amzn-ErrorType": code,
-        "x-amzn-RequestId": request_id,
-    }, body
+    return (
+        status,
+        {
+            "Content-Type": "application/x-amz-json-1.1",
+            "x-amzn-ErrorType": code,
+            "x-amzn-RequestId": request_id,
+        },
+        body,
+    )
 
 
 def _cbor_error(code: str, message: str) -> bytes:

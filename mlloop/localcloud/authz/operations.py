@@ -109,7 +109,9 @@ def _group(placeholder: str) -> str:
     return re.sub(r"\W", "_", placeholder.strip("{}+"))
 
 
-def identify(signing_name: str, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> Operation | None:
+def identify(
+    signing_name: str, method: str, path: str, query: str, headers: dict[str, str], body: bytes
+) -> Operation | None:
     """The operation a request calls; None if no model of the signing service describes it."""
     names = _SERVICES_BY_SIGNING_NAME.get(signing_name, ())
     target = headers.get("x-amz-target", "")
@@ -136,7 +138,9 @@ def identify(signing_name: str, method: str, path: str, query: str, headers: dic
     return None
 
 
-def _match_rest(service: str, method: str, path: str, form: dict[str, str], body: bytes, headers: dict[str, str]) -> Operation | None:
+def _match_rest(
+    service: str, method: str, path: str, form: dict[str, str], body: bytes, headers: dict[str, str]
+) -> Operation | None:
     best: tuple[int, int, OperationModel, dict[str, str]] | None = None
     for route_method, pattern, keys, literal, operation in _rest_routes(service):
         if route_method != method:

@@ -32,6 +32,7 @@ KNOWN_KEYS = frozenset(
         "aws:PrincipalServiceName",
         "aws:SourceAccount",
         "aws:SourceArn",
+        "aws:SourceOwner",
         "aws:RequestedRegion",
         "aws:userid",
         "aws:ViaAWSService",
@@ -178,7 +179,9 @@ def delegates_to_account(document: Mapping[str, Any], request: Request) -> bool:
     return False
 
 
-def _statement_applies(statement: Mapping[str, Any], request: Request, outcome: Outcome, *, check_principal: bool) -> bool:
+def _statement_applies(
+    statement: Mapping[str, Any], request: Request, outcome: Outcome, *, check_principal: bool
+) -> bool:
     if "Action" in statement:
         if not _action_matches(_as_list(statement["Action"]), request.action):
             return False

@@ -66,7 +66,9 @@ def parse(headers: Mapping[str, str], query: str) -> Signed | None:
             )
         amz_date = headers.get("x-amz-date", "")
         if not amz_date:
-            raise SignatureError("incomplete", "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.")
+            raise SignatureError(
+                "incomplete", "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
+            )
         return _signed(match["credential"], match["signed"], match["signature"], amz_date, presigned=False)
     params = dict(parse_qsl(query, keep_blank_values=True))
     if "X-Amz-Signature" in params:
@@ -84,7 +86,9 @@ def _signed(credential: str, signed_headers: str, signature: str, amz_date: str,
     parts = credential.split("/")
     if len(parts) != 5 or parts[4] != "aws4_request":
         raise SignatureError("incomplete", f"Credential should be scoped to a valid region, not '{credential}'.")
-    return Signed(parts[0], parts[1], parts[2], parts[3], tuple(signed_headers.split(";")), signature, amz_date, presigned)
+    return Signed(
+        parts[0], parts[1], parts[2], parts[3], tuple(signed_headers.split(";")), signature, amz_date, presigned
+    )
 
 
 def verify(
@@ -103,7 +107,9 @@ def verify(
     try:
         when = dt.datetime.strptime(signed.amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
     except ValueError as exc:
-        raise SignatureError("incomplete", f"Date must be in ISO-8601 'basic format'. Got '{signed.amz_date}'.") from exc
+        raise SignatureError(
+            "incomplete", f"Date must be in ISO-8601 'basic format'. Got '{signed.amz_date}'."
+        ) from exc
     if signed.presigned:
         if expires is not None and now > when + dt.timedelta(seconds=expires):
             raise SignatureError("expired", "Request has expired")

@@ -204,6 +204,11 @@ class MonitoringStack(Stack):
         capture = lake_objects(self.config, "capture", f"{DATA_CAPTURE_PREFIX}/*")
         fn.add_to_role_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[artifacts_read, capture]))
         fn.add_to_role_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[reports]))
+        # Before the first deploy the serving manifest is missing: S3 answers NoSuchKey only to a caller that may
+        # list the bucket, AccessDenied to anyone else (S3 API reference, GetObject, "Permissions").
+        fn.add_to_role_policy(
+            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[self.lake.artifacts_bucket.bucket_arn])
+        )
         fn.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["s3:ListBucket"],

@@ -244,10 +244,13 @@ def decide(
             identity_allows and delegates_to_account(resource_policy, request)
         ):
             return Decision.ALLOWED, "", unknown
-        return Decision.IMPLICIT_DENY, "resource-based policy" if not identity_allows else "key policy", unknown
+        delegated = delegates_to_account(resource_policy, request)
+        return Decision.IMPLICIT_DENY, "identity-based policy" if delegated else "resource-based policy", unknown
     if identity_allows or (resource is not None and resource.allows):
         return Decision.ALLOWED, "", unknown
-    return Decision.IMPLICIT_DENY, "identity-based policy", unknown
+    # A service principal has no identity policies: only the resource's policy could have allowed it.
+    kind = "resource-based policy" if request.principal.is_service else "identity-based policy"
+    return Decision.IMPLICIT_DENY, kind, unknown
 
 
 # ------------------------------------------------------------------------------------------------ conditions

@@ -30,12 +30,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import boto3
 from moto.awslambda import models as lambda_models
 from moto.awslambda.models import LambdaFunction
 from moto.awslambda.utils import get_backend as get_lambda_backend
 
 from mlloop.localcloud.dispatch import AsyncDispatcher
 from mlloop.localcloud.environment import overlay_environ
+from mlloop.localcloud.identity import role_credentials
 from mlloop.localcloud.stdout import captured_stdout, release_stdout
 
 LOG = logging.getLogger("mlloop.localcloud")
@@ -294,12 +296,15 @@ class LambdaRuntime:
             self._lock.release()
 
     def _environment(self, function: LambdaFunction, code_root: Path) -> dict[str, str]:
+        credentials = role_credentials(function.role, function.function_name, region=function.region)
         environment = {
             "AWS_REGION": function.region,
             "AWS_DEFAULT_REGION": function.region,
-            "AWS_ACCESS_KEY_ID": "localcloud",
-            "AWS_SECRET_ACCESS_KEY": "localcloud",
-            "AWS_SESSION_TOKEN": "localcloud",
+            # The execution environment acts as the function's role (session named after the function, as in AWS).
+            **credentials.environment(),
+            # botocore reads AWS_SECURITY_TOKEN before AWS_SESSION_TOKEN: one inherited from this process must not
+            # shadow the role's token.
+            "AWS_SECURITY_TOKEN": credentials.session_token,
             "AWS_ENDPOINT_URL": self.endpoint_url,
             "AWS_EXECUTION_ENV": f"AWS_Lambda_{function.run_time}",
             "AWS_LAMBDA_FUNCTION_NAME": function.function_name,
@@ -320,6 +325,9 @@ class LambdaRuntime:
     ) -> Iterator[None]:
         """Overlay the function's environment and module instances; restore the process's afterwards."""
         with overlay_environ(environment):
+            # boto3's default session caches the credentials it resolved first; each invocation must resolve
+            # its own function's role credentials, as a separate execution environment would.
+            boto3.DEFAULT_SESSION = None
             saved_modules = {name: sys.modules.pop(name) for name in list(sys.modules) if _in_package(name, package)}
             sys.modules.update(modules)
             try:

@@ -38,6 +38,8 @@ _S3_ACTIONS = {
     "ListBuckets": "ListAllMyBuckets",
     "PutBucketNotificationConfiguration": "PutBucketNotification",
     "GetBucketNotificationConfiguration": "GetBucketNotification",
+    "CopyObject": "PutObject",
+    "UploadPartCopy": "PutObject",
     "CreateMultipartUpload": "PutObject",
     "UploadPart": "PutObject",
     "CompleteMultipartUpload": "PutObject",
@@ -111,9 +113,10 @@ def _s3(name: str, params: dict[str, Any], account: str) -> list[Check]:
         return [Check(action, f"arn:aws:s3:::{bucket}/*")]
     if key is not None:
         checks = [Check(action, f"arn:aws:s3:::{bucket}/{key}")]
-        if name == "CopyObject" and params.get("CopySource"):
-            source = unquote(str(params["CopySource"])).lstrip("/").split("?versionId=")[0]
-            checks.insert(0, Check("s3:GetObject", f"arn:aws:s3:::{source}"))
+        if name in ("CopyObject", "UploadPartCopy") and params.get("CopySource"):
+            source, _, version = unquote(str(params["CopySource"])).lstrip("/").partition("?versionId=")
+            read = "s3:GetObjectVersion" if version else "s3:GetObject"
+            checks.insert(0, Check(read, f"arn:aws:s3:::{source}"))
         return checks
     context: dict[str, Any] = {}
     if action in ("s3:ListBucket", "s3:ListBucketVersions"):

@@ -32,6 +32,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
+from moto.core.request import PRESERVED_HEADER_NAMES_ENVIRON_KEY
+
 from mlloop.localcloud import fidelity, identity
 from mlloop.localcloud.authz import resources
 from mlloop.localcloud.authz.actions import Check, checks
@@ -74,9 +76,7 @@ class AuthorizingApp:
         if not self.enabled or path.startswith("/moto-api"):
             return self.app(environ, start_response)
         body = _read_body(environ)
-        headers = {
-            key[5:].replace("_", "-").lower(): value for key, value in environ.items() if key.startswith("HTTP_")
-        }
+        headers = _headers(environ)
         for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
             if environ.get(key):
                 headers[key.replace("_", "-").lower()] = environ[key]
@@ -286,6 +286,17 @@ def _read_body(environ: dict[str, Any]) -> bytes:
     if body or length:
         environ["CONTENT_LENGTH"] = str(len(body))
     return body
+
+
+def _headers(environ: dict[str, Any]) -> dict[str, str]:
+    """Request headers by lower-case name; moto's request handler keeps the spelling of underscored names
+    (S3 metadata such as x-amz-meta-contract_version), which WSGI would otherwise fold into dashes."""
+    original = environ.get(PRESERVED_HEADER_NAMES_ENVIRON_KEY) or {}
+    return {
+        (original.get(key) or key[5:].replace("_", "-")).lower(): value
+        for key, value in environ.items()
+        if key.startswith("HTTP_")
+    }
 
 
 def _url(environ: dict[str, Any]) -> str:

@@ -134,6 +134,9 @@ def verify(
             )
     expected = _signature(signed, secret_access_key, session_token, method, url, headers, body)
     if not hmac.compare_digest(expected, signed.signature):
+        import os
+        if os.environ.get("AUTHZ_DEBUG"):
+            print("DBG mismatch", method, url, {k: headers.get(k) for k in signed.signed_headers}, len(body))
         raise SignatureError(
             "mismatch",
             "The request signature we calculated does not match the signature you provided. Check your AWS Secret "

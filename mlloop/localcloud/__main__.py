@@ -20,6 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlloop.localcloud import fidelity
+
 if TYPE_CHECKING:
     from mlloop.localcloud.server import LocalCloud
 
@@ -44,7 +46,8 @@ def _summary(cloud: LocalCloud) -> dict[str, Any]:
             "apis": apis,
             "report": [entry.__dict__ for entry in deployment.report.entries],
         }
-    return {"endpoint_url": cloud.endpoint_url, "pid": os.getpid(), "stages": stages}
+    # Per principal: calls authorised, denied and not evaluable by the IAM layer; requests validated.
+    return {"endpoint_url": cloud.endpoint_url, "pid": os.getpid(), "stages": stages, "fidelity": fidelity.report()}
 
 
 class _Control:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import textwrap
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
+
+from mlloop.localcloud.authz.sigv4 import signed_headers
+from mlloop.localcloud.identity import ADMIN_ACCESS_KEY_ID, ADMIN_SECRET_ACCESS_KEY
 
 ROLE = {
     "Type": "AWS::IAM::Role",
@@ -85,3 +89,19 @@ def write_assembly(
         }
     (directory / "manifest.json").write_text(json.dumps({"version": "55.0.0", "artifacts": artifacts}))
     return directory
+
+
+def signed_request(
+    url: str, *, method: str = "GET", body: bytes | None = None, region: str = "us-east-1"
+) -> urllib.request.Request:
+    """A request to an AWS_IAM API method, SigV4-signed with the local cloud's default credentials."""
+    headers = signed_headers(
+        method,
+        url,
+        body,
+        region=region,
+        access_key_id=ADMIN_ACCESS_KEY_ID,
+        secret_access_key=ADMIN_SECRET_ACCESS_KEY,
+        headers={"Content-Type": "application/json"},
+    )
+    return urllib.request.Request(url, data=body, method=method, headers=headers)

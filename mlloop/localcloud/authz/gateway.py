@@ -91,7 +91,15 @@ class AuthorizingApp:
                 raise SignatureError("missing", "")
             signing_name = signed.service
             protocol = request_protocol(signing_name, headers, path, query, body)
-            principal, tls = self._authenticate(signed, environ, headers, body, query)
+            principal, tls = authenticate(
+                signed,
+                account_id=self.account_id,
+                method=environ.get("REQUEST_METHOD", "GET"),
+                url=_url(environ),
+                headers=headers,
+                body=body,
+                query=query,
+            )
             if not principal.is_admin:
                 self._authorize(
                     principal, tls, signed, environ.get("REQUEST_METHOD", "GET"), path, query, headers, body
@@ -101,41 +109,6 @@ class AuthorizingApp:
         except Refusal as refusal:
             return _answer(start_response, *_render(signing_name, protocol, refusal))
         return self.app(environ, start_response)
-
-    # ------------------------------------------------------------------------------------------ authentication
-    def _authenticate(
-        self, signed: Signed, environ: dict[str, Any], headers: dict[str, str], body: bytes, query: str
-    ) -> tuple[Principal, bool]:
-        token = headers.get("x-amz-security-token") or dict(parse_qsl(query)).get("X-Amz-Security-Token")
-        expires = dict(parse_qsl(query)).get("X-Amz-Expires")
-        if signed.access_key_id == identity.ADMIN_ACCESS_KEY_ID:
-            secret, principal, tls = (
-                identity.ADMIN_SECRET_ACCESS_KEY,
-                Principal(f"arn:aws:iam::{self.account_id}:root", self.account_id),
-                False,
-            )
-            token = token or None
-        else:
-            assumed = resources.assumed_role(signed.access_key_id, self.account_id)
-            if assumed is None:
-                raise SignatureError("unknown-key", "The security token included in the request is invalid.")
-            if token != assumed.session_token:
-                raise SignatureError("unknown-key", "The security token included in the request is invalid.")
-            secret = assumed.secret_access_key
-            principal = Principal(assumed.arn, self.account_id, role_arn=assumed.role_arn)
-            tls = identity.issued_to_cloud_principal(signed.access_key_id) and not signed.presigned
-        verify(
-            signed,
-            secret_access_key=secret,
-            session_token=token,
-            method=environ.get("REQUEST_METHOD", "GET"),
-            url=_url(environ),
-            headers=headers,
-            body=body,
-            now=dt.datetime.now(dt.UTC),
-            expires=int(expires) if expires and expires.isdigit() else None,
-        )
-        return principal, tls
 
     # ------------------------------------------------------------------------------------------- authorisation
     def _authorize(
@@ -194,6 +167,38 @@ def authorise_service(
         context["aws:SourceAccount"] = source_account
         context["aws:SourceOwner"] = source_account
     authorise(Request(Principal(service, account, service=service), action, resource, context))
+
+
+def authenticate(
+    signed: Signed, *, account_id: str, method: str, url: str, headers: dict[str, str], body: bytes, query: str
+) -> tuple[Principal, bool]:
+    """The caller a valid signature names, and whether it counts as a TLS caller (see the module's docstring)."""
+    params = dict(parse_qsl(query))
+    token = headers.get("x-amz-security-token") or params.get("X-Amz-Security-Token")
+    expires = params.get("X-Amz-Expires")
+    if signed.access_key_id == identity.ADMIN_ACCESS_KEY_ID:
+        secret = identity.ADMIN_SECRET_ACCESS_KEY
+        principal = Principal(f"arn:aws:iam::{account_id}:root", account_id)
+        tls = False
+    else:
+        assumed = resources.assumed_role(signed.access_key_id, account_id)
+        if assumed is None or token != assumed.session_token:
+            raise SignatureError("unknown-key", "The security token included in the request is invalid.")
+        secret = assumed.secret_access_key
+        principal = Principal(assumed.arn, account_id, role_arn=assumed.role_arn)
+        tls = identity.issued_to_cloud_principal(signed.access_key_id) and not signed.presigned
+    verify(
+        signed,
+        secret_access_key=secret,
+        session_token=token,
+        method=method,
+        url=url,
+        headers=headers,
+        body=body,
+        now=dt.datetime.now(dt.UTC),
+        expires=int(expires) if expires and expires.isdigit() else None,
+    )
+    return principal, tls
 
 
 def authorise(request: Request, *, operation: Operation | None = None) -> None:

@@ -135,6 +135,7 @@ def verify(
     expected = _signature(signed, secret_access_key, session_token, method, url, headers, body)
     if not hmac.compare_digest(expected, signed.signature):
         import os
+
         if os.environ.get("AUTHZ_DEBUG"):
             print("DBG mismatch", method, url, {k: headers.get(k) for k in signed.signed_headers}, len(body))
         raise SignatureError(
@@ -178,3 +179,21 @@ def _signature(
         canonical = canonical.rsplit("\n", 1)[0] + "\n" + (content_sha or UNSIGNED_PAYLOAD)
     string_to_sign = auth.string_to_sign(request, canonical)
     return str(auth.signature(string_to_sign, request))
+
+
+def signed_headers(
+    method: str,
+    url: str,
+    body: bytes | None,
+    *,
+    region: str,
+    service: str = "execute-api",
+    access_key_id: str,
+    secret_access_key: str,
+    session_token: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """Headers that sign a plain HTTP request with SigV4 (botocore's signer), e.g. for an AWS_IAM API method."""
+    request = AWSRequest(method=method, url=url, data=body or b"", headers=dict(headers or {}))
+    SigV4Auth(Credentials(access_key_id, secret_access_key, session_token), service, region).add_auth(request)
+    return dict(request.headers.items())

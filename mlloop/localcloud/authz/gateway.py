@@ -37,7 +37,7 @@ from moto.core.request import PRESERVED_HEADER_NAMES_ENVIRON_KEY
 from mlloop.localcloud import fidelity, identity
 from mlloop.localcloud.authz import resources
 from mlloop.localcloud.authz.actions import Check, checks
-from mlloop.localcloud.authz.operations import Operation, identify, request_protocol
+from mlloop.localcloud.authz.operations import Operation, expected_signing_name, identify, request_protocol
 from mlloop.localcloud.authz.policy import Decision, Principal, Request, decide
 from mlloop.localcloud.authz.sigv4 import SignatureError, Signed, parse, verify
 
@@ -91,6 +91,9 @@ class AuthorizingApp:
                 raise SignatureError("missing", "")
             signing_name = signed.service
             protocol = request_protocol(signing_name, headers, path, query, body)
+            addressed = expected_signing_name(headers, path)
+            if addressed is not None and addressed != signed.service:
+                raise SignatureError("mismatch", f"Credential should be scoped to correct service: '{addressed}'. ")
             principal, tls = authenticate(
                 signed,
                 account_id=self.account_id,
@@ -236,11 +239,17 @@ def _access_denied(request: Request, decision: Decision, policy_kind: str, opera
     else:
         why = f"because no {policy_kind} allows the {shown_action} action"
     message = f"User: {request.principal.arn} is not authorized to perform: {shown_action}{on_resource} {why}"
-    code = {"s3": "AccessDenied", "sns": "AuthorizationError", "sqs": "AccessDenied", "sts": "AccessDenied"}.get(
-        service, "AccessDeniedException"
-    )
-    if service in ("monitoring", "cloudwatch", "iam"):
-        code = "AccessDenied"
+    # The answer is the called service's, whatever action was refused (a PassRole refusal on CreateTrainingJob
+    # is SageMaker's AccessDeniedException).
+    called = operation.service if operation is not None else service
+    code = {
+        "s3": "AccessDenied",
+        "sns": "AuthorizationError",
+        "sqs": "AccessDenied",
+        "sts": "AccessDenied",
+        "iam": "AccessDenied",
+        "cloudwatch": "AccessDenied",
+    }.get(called, "AccessDeniedException")
     protocol_status = 403
     if operation is not None and operation.protocol == "json" and service not in ("sqs", "cloudwatch"):
         protocol_status = 400  # JSON-protocol services declare AccessDeniedException as a 400 client error

@@ -61,6 +61,27 @@ def protocol_of(signing_name: str) -> str:
     return service_model(names[0]).protocol if names else "json"
 
 
+@lru_cache(maxsize=1)
+def _signing_names_by_target_prefix() -> dict[str, str]:
+    found = {}
+    for signing_name, services in _SERVICES_BY_SIGNING_NAME.items():
+        for service in services:
+            prefix = service_model(service).metadata.get("targetPrefix")
+            if prefix:
+                found[prefix] = signing_name
+    return found
+
+
+def expected_signing_name(headers: dict[str, str], path: str) -> str | None:
+    """The service a request is addressed to, where the request itself says so (X-Amz-Target, RPC v2 path)."""
+    target = headers.get("x-amz-target", "")
+    if target:
+        return _signing_names_by_target_prefix().get(target.rsplit(".", 1)[0])
+    if path.startswith("/service/") and "/operation/" in path:
+        return _signing_names_by_target_prefix().get(path.split("/")[2])
+    return None
+
+
 def request_protocol(signing_name: str, headers: dict[str, str], path: str, query: str, body: bytes) -> str:
     """The protocol a request speaks (a service may accept several, e.g. CloudWatch: CBOR, JSON and query)."""
     if headers.get("x-amz-target"):
@@ -94,15 +115,17 @@ def _rest_routes(service: str) -> list[tuple[str, re.Pattern[str], tuple[str, ..
     return routes
 
 
-def _required_headers(operation: OperationModel) -> list[str]:
+def _required_locations(operation: OperationModel) -> list[tuple[str, str]]:
+    """Required members sent as a header or a query parameter: (location, wire name)."""
     shape = operation.input_shape
     if shape is None:
         return []
-    return [
-        shape.members[m].serialization.get("name", m)
-        for m in shape.required_members
-        if shape.members[m].serialization.get("location") == "header"
-    ]
+    found = []
+    for member in shape.required_members:
+        serialization = shape.members[member].serialization
+        if serialization.get("location") in ("header", "querystring"):
+            found.append((serialization["location"], serialization.get("name", member)))
+    return found
 
 
 def _group(placeholder: str) -> str:
@@ -147,8 +170,11 @@ def _match_rest(
             continue
         if not all(k in form for k in keys):
             continue
-        if any(h.lower() not in headers for h in _required_headers(operation)):
-            continue  # e.g. CopyObject is PutObject's route plus x-amz-copy-source
+        if any(
+            (name.lower() not in headers) if location == "header" else (name not in form)
+            for location, name in _required_locations(operation)
+        ):
+            continue  # e.g. CopyObject is PutObject's route plus x-amz-copy-source, AbortMultipartUpload needs uploadId
         match = pattern.match(path)
         if match is None:
             continue

@@ -230,7 +230,9 @@ class LocalApiGateway:
         caller: Principal | None = None
         if resource.resource_methods[http_method].authorization_type == "AWS_IAM":
             invoked = f"arn:aws:execute-api:{self.cloud.region}:{self.cloud.account_id}:{api_id}/{stage}/{method}{path}"
-            refused, caller = self._authorise_iam(method, raw_path, headers, body, split.query, invoked)
+            refused, caller = self._authorise_iam(
+                method, raw_path=raw_path, headers=headers, body=body, query=split.query, invoked=invoked
+            )
             if refused is not None:
                 return refused
         integration = resource.resource_methods[http_method].method_integration
@@ -274,7 +276,7 @@ class LocalApiGateway:
         return _proxy_response(payload)
 
     def _authorise_iam(
-        self, method: str, raw_path: str, headers: dict[str, str], body: bytes, query: str, invoked: str
+        self, method: str, *, raw_path: str, headers: dict[str, str], body: bytes, query: str, invoked: str
     ) -> tuple[tuple[int, dict[str, str], bytes] | None, Principal | None]:
         """AWS_IAM methods: SigV4 (service execute-api) verified and execute-api:Invoke authorised before the
         integration runs; refusals are API Gateway's 403 answers (API Gateway Developer Guide, "Control access to

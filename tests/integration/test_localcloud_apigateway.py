@@ -229,10 +229,10 @@ def test_a_role_without_execute_api_invoke_is_denied_naming_action_and_resource(
         )
     )
 
-    api_id = deployed.physical_id("RestApi")
+    invoked = f"arn:aws:execute-api:us-east-1:123456789012:{deployed.physical_id('RestApi')}/prod/GET/items/42"
     assert status == 403
     assert answer["Message"] == (
         f"User: arn:aws:sts::123456789012:assumed-role/{role_arn.rsplit('/', 1)[-1]}/app is not authorized to "
-        f"perform: execute-api:Invoke on resource: arn:aws:execute-api:us-east-1:123456789012:{api_id}/prod/GET/items/42 "
+        f"perform: execute-api:Invoke on resource: {invoked} "
         "because no identity-based policy allows the execute-api:Invoke action"
     )

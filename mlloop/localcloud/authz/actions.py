@@ -159,7 +159,7 @@ def _sagemaker(name: str, params: dict[str, Any], account: str, region: str) -> 
         "ListEndpointConfigs",
     ):
         return "*"
-    if name == "AddTags" or name == "ListTags" or name == "DeleteTags":
+    if name in {"AddTags", "ListTags", "DeleteTags"}:
         return str(params.get("ResourceArn", "*"))
     if "ModelPackageName" in params:
         value = str(params["ModelPackageName"])
@@ -169,7 +169,7 @@ def _sagemaker(name: str, params: dict[str, Any], account: str, region: str) -> 
     if name == "CreateModelPackage" and params.get("ModelPackageGroupName"):
         group = str(params["ModelPackageGroupName"]).split("/")[-1].lower()
         return _arn("sagemaker", region, account, f"model-package/{group}/*")
-    ordered = _SAGEMAKER_NAMES
+    ordered: tuple[tuple[str, str], ...] = _SAGEMAKER_NAMES
     if "Endpoint" in name and "Config" not in name:
         ordered = tuple(sorted(ordered, key=lambda kv: kv[0] != "EndpointName"))
     for param, kind in ordered:

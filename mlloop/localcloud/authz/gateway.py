@@ -53,7 +53,7 @@ _QUERY_NS = {
 
 
 @dataclass
-class Refusal(Exception):
+class Refusal(Exception):  # noqa: N818 - AWS calls it a refusal, not an error of ours
     status: int
     code: str
     message: str
@@ -87,10 +87,10 @@ class AuthorizingApp:
             signed = parse(headers, query)
             if signed is None:
                 signing_name = _guess_signing_name(headers, query, body)
-                protocol = request_protocol(signing_name, headers, path, query, body)
+                protocol = request_protocol(signing_name, headers=headers, path=path, query=query, body=body)
                 raise SignatureError("missing", "")
             signing_name = signed.service
-            protocol = request_protocol(signing_name, headers, path, query, body)
+            protocol = request_protocol(signing_name, headers=headers, path=path, query=query, body=body)
             addressed = expected_signing_name(headers, path)
             if addressed is not None and addressed != signed.service:
                 raise SignatureError("mismatch", f"Credential should be scoped to correct service: '{addressed}'. ")
@@ -105,7 +105,14 @@ class AuthorizingApp:
             )
             if not principal.is_admin:
                 self._authorize(
-                    principal, tls, signed, environ.get("REQUEST_METHOD", "GET"), path, query, headers, body
+                    principal,
+                    tls=tls,
+                    signed=signed,
+                    method=environ.get("REQUEST_METHOD", "GET"),
+                    path=path,
+                    query=query,
+                    headers=headers,
+                    body=body,
                 )
         except SignatureError as error:
             return _answer(start_response, *_signature_refusal(signing_name, protocol, error))
@@ -117,6 +124,7 @@ class AuthorizingApp:
     def _authorize(
         self,
         principal: Principal,
+        *,
         tls: bool,
         signed: Signed,
         method: str,
@@ -125,7 +133,7 @@ class AuthorizingApp:
         headers: dict[str, str],
         body: bytes,
     ) -> None:
-        operation = identify(signed.service, method, path, query, headers, body)
+        operation = identify(signed.service, method=method, path=path, query=query, headers=headers, body=body)
         if operation is None:
             fidelity.record_decision(
                 principal.name,

@@ -10,7 +10,7 @@ import io
 import json
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -51,7 +51,7 @@ class Operation:
     model: ServiceModel | None = None
 
 
-@lru_cache(maxsize=None)
+@cache
 def service_model(service: str) -> ServiceModel:
     return botocore.session.get_session().get_service_model(service)
 
@@ -82,7 +82,7 @@ def expected_signing_name(headers: dict[str, str], path: str) -> str | None:
     return None
 
 
-def request_protocol(signing_name: str, headers: dict[str, str], path: str, query: str, body: bytes) -> str:
+def request_protocol(signing_name: str, *, headers: dict[str, str], path: str, query: str, body: bytes) -> str:
     """The protocol a request speaks (a service may accept several, e.g. CloudWatch: CBOR, JSON and query)."""
     if headers.get("x-amz-target"):
         return "json"
@@ -93,7 +93,7 @@ def request_protocol(signing_name: str, headers: dict[str, str], path: str, quer
     return protocol_of(signing_name) if signing_name in _SERVICES_BY_SIGNING_NAME else "json"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _rest_routes(service: str) -> list[tuple[str, re.Pattern[str], tuple[str, ...], int, OperationModel]]:
     model = service_model(service)
     routes = []
@@ -133,13 +133,13 @@ def _group(placeholder: str) -> str:
 
 
 def identify(
-    signing_name: str, method: str, path: str, query: str, headers: dict[str, str], body: bytes
+    signing_name: str, *, method: str, path: str, query: str, headers: dict[str, str], body: bytes
 ) -> Operation | None:
     """The operation a request calls; None if no model of the signing service describes it."""
     names = _SERVICES_BY_SIGNING_NAME.get(signing_name, ())
     target = headers.get("x-amz-target", "")
     form = dict(parse_qsl(query, keep_blank_values=True))
-    protocol = request_protocol(signing_name, headers, path, query, body)
+    protocol = request_protocol(signing_name, headers=headers, path=path, query=query, body=body)
     for service in names:
         model = service_model(service)
         if target and protocol == "json":
@@ -155,14 +155,14 @@ def identify(
             if params.get("Action") in model.operation_names:
                 return Operation(service, params["Action"], protocol, params, model)
         if protocol in ("rest-json", "rest-xml") and model.protocol == protocol:
-            found = _match_rest(service, method, path, form, body, headers)
+            found = _match_rest(service, method=method, path=path, form=form, body=body, headers=headers)
             if found is not None:
                 return found
     return None
 
 
 def _match_rest(
-    service: str, method: str, path: str, form: dict[str, str], body: bytes, headers: dict[str, str]
+    service: str, *, method: str, path: str, form: dict[str, str], body: bytes, headers: dict[str, str]
 ) -> Operation | None:
     best: tuple[int, int, OperationModel, dict[str, str]] | None = None
     for route_method, pattern, keys, literal, operation in _rest_routes(service):
@@ -215,7 +215,7 @@ def _cbor(body: bytes) -> dict[str, Any]:
     if not body:
         return {}
     try:
-        value = RpcV2CBORParser().parse_data_item(io.BufferedReader(io.BytesIO(body)))  # type: ignore[no-untyped-call]
+        value = RpcV2CBORParser().parse_data_item(io.BufferedReader(io.BytesIO(body)))
     except Exception:
         return {}
     return value if isinstance(value, dict) else {}

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import operator as op
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
@@ -49,7 +50,7 @@ KNOWN_KEYS = frozenset(
 )
 
 
-class Decision(str, Enum):
+class Decision(StrEnum):
     ALLOWED = "allowed"
     EXPLICIT_DENY = "explicit deny"
     IMPLICIT_DENY = "implicit deny"
@@ -115,7 +116,7 @@ def _as_list(value: Any) -> list[Any]:
 @lru_cache(maxsize=4096)
 def _wildcard(pattern: str, case_sensitive: bool) -> re.Pattern[str]:
     # IAM wildcards: * any run of characters, ? one character; policy variables are not used by these templates.
-    translated = fnmatch.translate(pattern).replace("(?s:", "(?s:", 1)
+    translated = fnmatch.translate(pattern)
     return re.compile(translated, 0 if case_sensitive else re.IGNORECASE)
 
 
@@ -182,34 +183,30 @@ def delegates_to_account(document: Mapping[str, Any], request: Request) -> bool:
 def _statement_applies(
     statement: Mapping[str, Any], request: Request, outcome: Outcome, *, check_principal: bool
 ) -> bool:
-    if "Action" in statement:
-        if not _action_matches(_as_list(statement["Action"]), request.action):
-            return False
-    elif "NotAction" in statement:
-        if _action_matches(_as_list(statement["NotAction"]), request.action):
-            return False
-    if "Resource" in statement:
-        if not _resource_matches(_as_list(statement["Resource"]), request.resource):
-            return False
-    elif "NotResource" in statement:
-        if _resource_matches(_as_list(statement["NotResource"]), request.resource):
-            return False
+    if "Action" in statement and not _action_matches(_as_list(statement["Action"]), request.action):
+        return False
+    if "NotAction" in statement and _action_matches(_as_list(statement["NotAction"]), request.action):
+        return False
+    if "Resource" in statement and not _resource_matches(_as_list(statement["Resource"]), request.resource):
+        return False
+    if "NotResource" in statement and _resource_matches(_as_list(statement["NotResource"]), request.resource):
+        return False
     if check_principal:
-        if "Principal" in statement:
-            if not _principal_matches(statement["Principal"], request, outcome, effect=statement.get("Effect", "")):
-                return False
-        elif "NotPrincipal" in statement:
-            if _principal_matches(statement["NotPrincipal"], request, outcome, effect="Allow"):
-                return False
+        effect = statement.get("Effect", "")
+        if "Principal" in statement and not _principal_matches(statement["Principal"], request, outcome, effect=effect):
+            return False
+        if "NotPrincipal" in statement and _principal_matches(
+            statement["NotPrincipal"], request, outcome, effect="Allow"
+        ):
+            return False
     return _conditions_hold(statement.get("Condition") or {}, request, outcome)
 
 
 def evaluate(document: Mapping[str, Any] | str, request: Request, *, resource_policy: bool = False) -> Outcome:
     """Whether any statement of one policy allows or denies the request."""
-    if isinstance(document, str):
-        document = json.loads(document)
+    parsed: Mapping[str, Any] = json.loads(document) if isinstance(document, str) else document
     outcome = Outcome()
-    for statement in _as_list(document.get("Statement")):
+    for statement in _as_list(parsed.get("Statement")):
         if not _statement_applies(statement, request, outcome, check_principal=resource_policy):
             continue
         if statement.get("Effect") == "Deny":
@@ -266,13 +263,13 @@ _STRING = {
     "ArnNotEquals": (True, True, False),
     "ArnNotLike": (True, True, False),
 }
-_NUMERIC = {
-    "NumericEquals": lambda a, b: a == b,
-    "NumericNotEquals": lambda a, b: a != b,
-    "NumericLessThan": lambda a, b: a < b,
-    "NumericLessThanEquals": lambda a, b: a <= b,
-    "NumericGreaterThan": lambda a, b: a > b,
-    "NumericGreaterThanEquals": lambda a, b: a >= b,
+_NUMERIC: dict[str, Callable[[float, float], bool]] = {
+    "NumericEquals": op.eq,
+    "NumericNotEquals": op.ne,
+    "NumericLessThan": op.lt,
+    "NumericLessThanEquals": op.le,
+    "NumericGreaterThan": op.gt,
+    "NumericGreaterThanEquals": op.ge,
 }
 
 
@@ -301,7 +298,7 @@ def _condition_holds(operator: str, key: str, expected: list[Any], request: Requ
         if if_exists:
             return True
         # An absent key matches no value: a positive operator fails, a negated one holds.
-        negated = base in _STRING and _STRING[base][0] or base == "NumericNotEquals"
+        negated = (base in _STRING and _STRING[base][0]) or base == "NumericNotEquals"
         return bool(negated) or qualifier == "ForAllValues"
     values = [str(v).lower() if isinstance(v, bool) else str(v) for v in _as_list(actual)]
     wanted = [str(v) for v in expected]
@@ -317,10 +314,8 @@ def _condition_holds(operator: str, key: str, expected: list[Any], request: Requ
                 return any(value.lower() == w.lower() for w in wanted)
             return value in wanted
 
-        if qualifier == "ForAllValues":
-            result = all(one(v) for v in values)
-        else:  # single-valued keys and ForAnyValue: any value matches
-            result = any(one(v) for v in values)
+        # Single-valued keys and ForAnyValue: any value matches; ForAllValues: every value does.
+        result = all(one(v) for v in values) if qualifier == "ForAllValues" else any(one(v) for v in values)
         return not result if negated else result
     if base in _NUMERIC:
         compare = _NUMERIC[base]

@@ -64,8 +64,10 @@ def identity_policies(role_arn: str, account: str) -> list[dict[str, Any]]:
         return []
     documents = [json.loads(doc) if isinstance(doc, str) else doc for doc in role.policies.values()]
     for policy in role.managed_policies.values():
-        document = policy.default_version.document if hasattr(policy, "default_version") else policy.document
-        documents.append(json.loads(document) if isinstance(document, str) else document)
+        for version in policy.versions:
+            if version.is_default:
+                document = version.document
+                documents.append(json.loads(document) if isinstance(document, str) else document)
     with _lock:
         attached = sorted(_aws_managed_attachments.get(role_arn, ()))
     documents.extend(aws_managed_policies()[arn] for arn in attached)

@@ -127,17 +127,15 @@ def verify(
                 f"{(now + skew).strftime('%Y%m%dT%H%M%SZ')} ({stamp} + {minutes} min.)",
             )
     content_sha = headers.get("x-amz-content-sha256", "")
-    if content_sha and not content_sha.startswith(("UNSIGNED-PAYLOAD", "STREAMING-")):
-        if content_sha != hashlib.sha256(body).hexdigest():
-            raise SignatureError(
-                "content-mismatch", "The provided 'x-amz-content-sha256' header does not match what was computed."
-            )
-    expected = _signature(signed, secret_access_key, session_token, method, url, headers, body)
+    signed_payload = content_sha and not content_sha.startswith(("UNSIGNED-PAYLOAD", "STREAMING-"))
+    if signed_payload and content_sha != hashlib.sha256(body).hexdigest():
+        raise SignatureError(
+            "content-mismatch", "The provided 'x-amz-content-sha256' header does not match what was computed."
+        )
+    expected = _signature(
+        signed, secret=secret_access_key, token=session_token, method=method, url=url, headers=headers, body=body
+    )
     if not hmac.compare_digest(expected, signed.signature):
-        import os
-
-        if os.environ.get("AUTHZ_DEBUG"):
-            print("DBG mismatch", method, url, {k: headers.get(k) for k in signed.signed_headers}, len(body))
         raise SignatureError(
             "mismatch",
             "The request signature we calculated does not match the signature you provided. Check your AWS Secret "
@@ -147,6 +145,7 @@ def verify(
 
 def _signature(
     signed: Signed,
+    *,
     secret: str,
     token: str | None,
     method: str,

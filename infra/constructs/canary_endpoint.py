@@ -69,14 +69,11 @@ def function_versions_finding(function: Construct) -> str:
     return f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>:*]"
 
 
-def manifest_listing(artifacts: s3.IBucket, endpoint_name: str) -> iam.PolicyStatement:
-    """ListBucket on the manifest's key only: without it S3 answers a missing manifest (before the first deploy)
-    with AccessDenied instead of NoSuchKey."""
-    return iam.PolicyStatement(
-        actions=["s3:ListBucket"],
-        resources=[artifacts.bucket_arn],
-        conditions={"StringEquals": {"s3:prefix": [manifest_key(endpoint_name)]}},
-    )
+def manifest_listing(artifacts: s3.IBucket) -> iam.PolicyStatement:
+    """ListBucket on the artifacts bucket: without it S3 answers a missing manifest (before the first deploy)
+    with AccessDenied instead of NoSuchKey (S3 API reference, GetObject, "Permissions"). AWS documents no
+    s3:prefix for that check, so a grant conditioned on the manifest's key may not count: it stays unconditioned."""
+    return iam.PolicyStatement(actions=["s3:ListBucket"], resources=[artifacts.bucket_arn])
 
 
 def rollback_alarm_names(config: StageConfig) -> list[str]:
@@ -397,7 +394,7 @@ class CanaryEndpoint(Construct):
         manifest = lake_objects(c, "artifacts", manifest_key(self.endpoint_name))
         fn.add_to_role_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[run_objects, manifest]))
         fn.add_to_role_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[manifest]))
-        fn.add_to_role_policy(manifest_listing(artifacts, self.endpoint_name))
+        fn.add_to_role_policy(manifest_listing(artifacts))
         # Explicit rather than topic.grant_publish, whose key grant is the wildcard kms:GenerateDataKey*.
         fn.add_to_role_policy(iam.PolicyStatement(actions=["sns:Publish"], resources=[topic.topic_arn]))
         acknowledge(

@@ -150,6 +150,23 @@ class DataLakeStack(Stack):
             master_key=self.key,
             enforce_ssl=True,
         )
+        # enforce_ssl writes a topic policy, which replaces SNS's default one: the services that publish here
+        # (alarm actions, rule targets) are allowed explicitly, each only for this account's alarms and rules.
+        for service, source in (("cloudwatch", "alarm:*"), ("events", "rule/*")):
+            self.notifications_topic.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid=f"Allow{service.capitalize()}Publish",
+                    actions=["sns:Publish"],
+                    principals=[iam.ServicePrincipal(f"{service}.amazonaws.com")],
+                    resources=[self.notifications_topic.topic_arn],
+                    conditions={
+                        "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+                        "ArnLike": {
+                            "aws:SourceArn": f"arn:{Aws.PARTITION}:{service}:{Aws.REGION}:{Aws.ACCOUNT_ID}:{source}"
+                        },
+                    },
+                )
+            )
 
         self.idempotency_table = dynamodb.Table(
             self,

@@ -23,7 +23,7 @@ from functions.frontdoor import metric_names as frontdoor_names
 from functions.label_quality import metric_names as quality_names
 from functions.shared.contract import load_contract
 from infra.config import StageConfig
-from infra.constructs.canary_endpoint import lake_objects, rollback_alarm_names, wildcard_finding
+from infra.constructs.canary_endpoint import lake_objects, manifest_listing, rollback_alarm_names, wildcard_finding
 from infra.constructs.platform_function import PlatformFunction, acknowledge, removal_policy
 from infra.stacks.data_lake import PREDICTIONS_PREFIX, DataLakeStack
 from infra.stacks.serving import ServingStack
@@ -210,6 +210,7 @@ class MonitoringStack(Stack):
         capture = lake_objects(self.config, "capture", f"{DATA_CAPTURE_PREFIX}/*")
         fn.add_to_role_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[artifacts_read, capture]))
         fn.add_to_role_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[reports]))
+        fn.add_to_role_policy(manifest_listing(self.lake.artifacts_bucket))
         fn.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["s3:ListBucket"],

@@ -143,7 +143,7 @@ class ServingStack(Stack):
         fn.add_to_role_policy(
             iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[self.lake.key.key_arn])
         )
-        fn.add_to_role_policy(manifest_listing(self.lake.artifacts_bucket, self.endpoint_name))
+        fn.add_to_role_policy(manifest_listing(self.lake.artifacts_bucket))
         return predictions
 
     def _api(self) -> apigateway.RestApi:
@@ -385,6 +385,7 @@ class ServingStack(Stack):
         predictions = self._grant_lake_io(
             fn, reads=[curated, lake_objects(c, "artifacts", manifest_key(self.endpoint_name))]
         )
+        fn.add_to_role_policy(manifest_listing(self.lake.artifacts_bucket))
         fn.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["s3:ListBucket"],

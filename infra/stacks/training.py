@@ -207,7 +207,16 @@ class TrainingStack(Stack):
         role.add_to_policy(
             iam.PolicyStatement(actions=["s3:GetObject"], resources=[asset.bucket.arn_for_objects(asset.s3_object_key)])
         )
-        self._grant_key(role, "kms:Decrypt", "kms:GenerateDataKey")
+        # OutputDataConfig.KmsKeyId: SageMaker encrypts the job's output as the role (CreateTrainingJob API
+        # reference, OutputDataConfig: "the role must include permissions to call kms:Encrypt").
+        self._grant_key(role, "kms:Decrypt", "kms:GenerateDataKey", "kms:Encrypt")
+        self._allow(
+            role,
+            ["cloudwatch:PutMetricData"],
+            ["*"],
+            "cloudwatch:PutMetricData has no resource-level form; the namespace condition limits it to training jobs.",
+            conditions={"StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/TrainingJobs"}},
+        )
         self._allow(
             role,
             ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
@@ -306,6 +315,9 @@ class TrainingStack(Stack):
             [self._artifacts(f"{RUNS_PREFIX}/*"), self._artifacts(LATEST_PROFILE_KEY)],
             RUN_FOLDER_REASON,
         )
+        # The first run finds no latest profile: S3 answers NoSuchKey only to a caller that may list the bucket,
+        # AccessDenied to anyone else (S3 API reference, GetObject, "Permissions").
+        self._allow(fn, ["s3:ListBucket"], [self._bucket("artifacts")])
         self._grant_key(fn, "kms:Decrypt", "kms:GenerateDataKey")
         return fn
 

@@ -204,6 +204,20 @@ def write_report(record: dict[str, Any], run_dir: Path) -> Path:
         "timeline": timeline_chart(record),
         "quarantine": quarantine_chart(record),
     }
+    fidelity = record.get("fidelity") or {}
+    totals = fidelity.get("totals", {})
+    principals = _table(
+        ["principal", "calls", "authorised", "denied", "not evaluable"],
+        [
+            [name, p["calls"], p["authorised"], p["denied"], p["not_evaluable"]]
+            for name, p in fidelity.get("principals", {}).items()
+        ],
+    )
+    fidelity_summary = (
+        f"<p>{totals.get('calls', 0)} calls checked against IAM: {totals.get('authorised', 0)} authorised, "
+        f"{totals.get('denied', 0)} denied, {totals.get('not_evaluable', 0)} not evaluable; "
+        f"{totals.get('validated_requests', 0)} requests validated against a service model.</p>"
+    )
     status = f"stopped early: {record['failed']}" if record.get("failed") else "the whole story ran"
     body = "".join(
         [
@@ -228,6 +242,7 @@ def write_report(record: dict[str, Any], run_dir: Path) -> Path:
                 _img(charts["timeline"], "timeline") if charts["timeline"] else None,
                 events,
             ),
+            _section("Fidelity: IAM decisions per principal", fidelity_summary, principals),
         ]
     )
     style = (

@@ -32,7 +32,7 @@ from mlloop.cli import registry, serving
 from mlloop.cli.platform import Platform
 from mlloop.datagen import generate_churn
 from mlloop.demo.traffic import Traffic, batches, feature_records
-from mlloop.localcloud import LocalCloud
+from mlloop.localcloud import LocalCloud, fidelity
 from mlloop.localcloud import sagemaker as local_sagemaker
 from mlloop.localcloud.deployer import Deployment
 
@@ -151,6 +151,8 @@ class Story:
         """Leave nothing running: the endpoint threads, the API server and the cloud stop with it."""
         if self.cloud is not None:
             try:
+                # What the embedded AWS authorised, refused or could not evaluate, per principal.
+                self.record["fidelity"] = fidelity.report()
                 if self._timeline_queue:
                     self.record["events"] = self._drain_timeline()
             finally:

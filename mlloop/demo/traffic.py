@@ -19,6 +19,8 @@ from typing import Any
 import pandas as pd
 
 from functions.shared.contract import DataContract
+from mlloop.localcloud.authz.sigv4 import signed_headers
+from mlloop.localcloud.identity import ADMIN_ACCESS_KEY_ID, ADMIN_SECRET_ACCESS_KEY
 
 
 @dataclass(frozen=True)
@@ -83,9 +85,18 @@ class Traffic:
 
     def _http(self, method: str, path: str, body: Any) -> tuple[int, dict[str, Any]]:
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            f"{self.api_base}{path}", data=data, method=method, headers={"Content-Type": "application/json"}
+        url = f"{self.api_base}{path}"
+        # The API's methods use AWS_IAM authorization: requests are SigV4-signed, as an app's SDK signs them.
+        headers = signed_headers(
+            method,
+            url,
+            data,
+            region=self.runtime.meta.region_name,
+            access_key_id=ADMIN_ACCESS_KEY_ID,
+            secret_access_key=ADMIN_SECRET_ACCESS_KEY,
+            headers={"Content-Type": "application/json"},
         )
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
                 return response.status, json.loads(response.read())

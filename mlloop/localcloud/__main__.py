@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from infra.config import ConfigError
 from infra.context import add_context_argument, use_context_arguments
+from mlloop.localcloud import fidelity
 
 if TYPE_CHECKING:
     from mlloop.localcloud.server import LocalCloud
@@ -47,7 +48,8 @@ def _summary(cloud: LocalCloud) -> dict[str, Any]:
             "apis": apis,
             "report": [entry.__dict__ for entry in deployment.report.entries],
         }
-    return {"endpoint_url": cloud.endpoint_url, "pid": os.getpid(), "stages": stages}
+    # Per principal: calls authorised, denied and not evaluable by the IAM layer; requests validated.
+    return {"endpoint_url": cloud.endpoint_url, "pid": os.getpid(), "stages": stages, "fidelity": fidelity.report()}
 
 
 class _Control:

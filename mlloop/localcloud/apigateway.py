@@ -3,8 +3,9 @@
 moto stores REST APIs but serves none. `LocalApiGateway` answers `http://127.0.0.1:<port>/<api id>/<stage>/<path>`
 by finding the deployed resource and method, turning the request into an API Gateway proxy event (v1)
 and invoking the method's Lambda proxy integration in-process; the Lambda's answer becomes the HTTP
-response. IAM authorization is accepted without checking the signature (the caller's access key, when
-signed, appears in the event's identity). Stage throttling is not enforced.
+response. Methods with AWS_IAM authorization verify the request's SigV4 signature (service execute-api) and
+authorise execute-api:Invoke for the caller before the integration runs; the verified caller appears in the
+event's requestContext.identity. Stage throttling is not enforced.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from moto.apigateway.models import apigateway_backends
 from moto.awslambda.utils import get_backend as get_lambda_backend
 
+from mlloop.localcloud.authz import sigv4
+from mlloop.localcloud.authz.gateway import Refusal, authenticate, authorise, authorise_service
+from mlloop.localcloud.authz.policy import Principal, Request
 from mlloop.localcloud.execution.lambda_environments import ThrottledError
 from mlloop.localcloud.resources import CloudServices, Creator, StackContext, generated_name
 
@@ -61,7 +65,7 @@ def _method(d: StackContext, logical_id: str, p: dict[str, Any]) -> tuple[Any, d
     keys = ("AuthorizationType", "ApiKeyRequired", "RequestParameters", "RequestValidatorId", "AuthorizerId")
     method = {"authorizationType": "NONE"} | _camel(p, keys)
     client.put_method(**target, **method)
-    if method["authorizationType"] != "NONE":
+    if method["authorizationType"] not in ("NONE", "AWS_IAM"):
         reason = f"{method['authorizationType']} authorization is accepted locally without checking credentials"
         d.report(logical_id, "AWS::ApiGateway::Method", "partly emulated", reason)
     integration = p.get("Integration")
@@ -219,6 +223,14 @@ class LocalApiGateway:
         if route is None:
             return _json_response(403, {"message": "Missing Authentication Token"})
         resource, http_method, path_parameters = route
+        caller: Principal | None = None
+        if resource.resource_methods[http_method].authorization_type == "AWS_IAM":
+            invoked = f"arn:aws:execute-api:{self.cloud.region}:{self.cloud.account_id}:{api_id}/{stage}/{method}{path}"
+            refused, caller = self._authorise_iam(
+                method, raw_path=raw_path, headers=headers, body=body, query=split.query, invoked=invoked
+            )
+            if refused is not None:
+                return refused
         integration = resource.resource_methods[http_method].method_integration
         uri = (integration.uri if integration else "") or ""
         matched = _LAMBDA_URI.match(uri)
@@ -234,10 +246,24 @@ class LocalApiGateway:
             headers=headers,
             body=body,
             path_parameters=path_parameters,
+            caller=caller,
         )
         event["stageVariables"] = api.stages[stage].variables or None
         function_arn = matched.group("function")
         region = function_arn.split(":")[3]
+        try:
+            # API Gateway invokes the integration as apigateway.amazonaws.com: the function's policy must allow it.
+            invoked = f"arn:aws:execute-api:{self.cloud.region}:{self.cloud.account_id}:{api_id}/{stage}/{method}{path}"
+            authorise_service(
+                "apigateway.amazonaws.com",
+                "lambda:InvokeFunction",
+                function_arn,
+                account=self.cloud.account_id,
+                source_arn=invoked,
+                source_account=self.cloud.account_id,
+            )
+        except Refusal:
+            return _json_response(500, {"message": "Internal server error"})
         function = get_lambda_backend(self.cloud.account_id, region).get_function(function_arn)
         assert self.cloud.lambdas is not None
         try:
@@ -249,6 +275,37 @@ class LocalApiGateway:
         if errored:
             return _json_response(502, {"message": "Internal server error"})
         return _proxy_response(payload)
+
+    def _authorise_iam(
+        self, method: str, *, raw_path: str, headers: dict[str, str], body: bytes, query: str, invoked: str
+    ) -> tuple[tuple[int, dict[str, str], bytes] | None, Principal | None]:
+        """AWS_IAM methods: SigV4 (service execute-api) verified and execute-api:Invoke authorised before the
+        integration runs; refusals are API Gateway's 403 answers (API Gateway Developer Guide, "Control access to
+        a REST API with IAM permissions")."""
+        lowered = {name.lower(): value for name, value in headers.items()}
+        try:
+            signed = sigv4.parse(lowered, query)
+            if signed is None:
+                return _json_response(403, {"message": "Missing Authentication Token"}), None
+            caller, _ = authenticate(
+                signed,
+                account_id=self.cloud.account_id,
+                method=method,
+                url=f"http://{lowered.get('host', '127.0.0.1')}{raw_path}",
+                headers=lowered,
+                body=body,
+                query=query,
+            )
+        except sigv4.SignatureError as error:
+            return _json_response(403, {"message": error.message}), None
+        if caller.is_admin:
+            return None, caller
+        request = Request(caller, "execute-api:Invoke", invoked, {"aws:PrincipalAccount": caller.account})
+        try:
+            authorise(request)
+        except Refusal as refusal:
+            return _json_response(403, {"Message": refusal.message}), None
+        return None, caller
 
     @staticmethod
     def _route(api: Any, method: str, path: str) -> tuple[Any, str, dict[str, str]] | None:
@@ -280,9 +337,14 @@ class LocalApiGateway:
         headers: dict[str, str],
         body: bytes,
         path_parameters: dict[str, str],
+        caller: Principal | None = None,
     ) -> dict[str, Any]:
         multi_query = parse_qs(query, keep_blank_values=True)
         credential = _CREDENTIAL.search(headers.get("Authorization", ""))
+        access_key = credential.group(1) if credential else None
+        # The verified caller of an AWS_IAM method (AWS: the assumed role's ARN and "<role id>:<session>").
+        user_arn = caller.arn if caller is not None else None
+        caller_id = caller.arn.split("/", 1)[-1].replace("/", ":") if caller is not None and caller.role_arn else None
         try:
             text: str | None = body.decode("utf-8") if body else None
             encoded = False
@@ -314,10 +376,11 @@ class LocalApiGateway:
                 "identity": {
                     "sourceIp": "127.0.0.1",
                     "userAgent": headers.get("User-Agent"),
-                    "accessKey": credential.group(1) if credential else None,
-                    "accountId": self.cloud.account_id if credential else None,
-                    "caller": credential.group(1) if credential else None,
-                    "userArn": f"arn:aws:iam::{self.cloud.account_id}:user/local" if credential else None,
+                    "accessKey": access_key if caller is not None else None,
+                    "accountId": caller.account if caller is not None else None,
+                    "caller": caller_id or (self.cloud.account_id if caller is not None else None),
+                    "user": caller_id or (self.cloud.account_id if caller is not None else None),
+                    "userArn": user_arn,
                 },
             },
             "body": text,

@@ -699,6 +699,8 @@ def _run_action(
 ) -> None:
     from moto.sns.models import sns_backends
 
+    from mlloop.localcloud import authz
+
     if ":sns:" not in target:
         failure = {"actionState": "Failed", "error": "only SNS actions run locally"}
         _record(alarm, "Action", f"Failed to execute action {target}", failure)
@@ -706,6 +708,10 @@ def _run_action(
     topic_account, topic_region = target.split(":")[4], target.split(":")[3]
     subject = f'{current["value"]}: "{alarm.name}" in {region}'[:100]
     try:
+        # CloudWatch publishes as cloudwatch.amazonaws.com: the topic (and its key) policy must allow it.
+        authz.authorise_service_publish(
+            "cloudwatch.amazonaws.com", target, source_arn=alarm.alarm_arn, account=account_id
+        )
         sns_backends[topic_account][topic_region].publish(
             _sns_message(account_id, region, alarm, old_state, current), arn=target, subject=subject
         )

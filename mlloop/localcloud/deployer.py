@@ -21,6 +21,7 @@ from typing import Any
 
 from mlloop import assembly
 from mlloop.localcloud import apigateway, images
+from mlloop.localcloud.authz.resources import attach_aws_managed_policy
 from mlloop.localcloud.intrinsics import Resolver, TemplateError, references
 from mlloop.localcloud.resources import CloudServices, Creator, generated_name, name_suffix
 
@@ -467,17 +468,8 @@ def _apply_notifications(d: StackDeployer, bucket: str, configuration: dict[str,
 
 @creates("AWS::S3::BucketPolicy")
 def _bucket_policy(d: StackDeployer, logical_id: str, p: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    statements = p["PolicyDocument"].get("Statement", [])
-    if any("Condition" in s for s in statements):
-        # moto treats every Condition as matching: CDK's enforceSSL Deny would then refuse every request.
-        d.report(
-            logical_id,
-            "AWS::S3::BucketPolicy",
-            "not emulated",
-            f"policy of {p['Bucket']} has Conditions, which moto mis-evaluates; not applied",
-        )
-    else:
-        d.client("s3").put_bucket_policy(Bucket=p["Bucket"], Policy=json.dumps(p["PolicyDocument"]))
+    # Stored in moto and evaluated, conditions included, by the request path (authz/), not by moto.
+    d.client("s3").put_bucket_policy(Bucket=p["Bucket"], Policy=json.dumps(p["PolicyDocument"]))
     return p["Bucket"], {}
 
 
@@ -551,9 +543,6 @@ def _topic_policy(d: StackDeployer, logical_id: str, p: dict[str, Any]) -> tuple
         d.client("sns").set_topic_attributes(
             TopicArn=topic, AttributeName="Policy", AttributeValue=json.dumps(p["PolicyDocument"])
         )
-    d.report(
-        logical_id, "AWS::SNS::TopicPolicy", "emulated differently", "stored; moto does not enforce topic policies"
-    )
     return generated_name(d.stack, logical_id), {}
 
 
@@ -660,8 +649,10 @@ def _role(d: StackDeployer, logical_id: str, p: dict[str, Any]) -> tuple[Any, di
         try:
             iam.attach_role_policy(RoleName=name, PolicyArn=policy_arn)
         except iam.exceptions.ClientError as exc:
-            reason = f"{policy_arn} not attached (moto holds no AWS managed policies; IAM is not enforced): {exc}"
-            d.report(logical_id, "AWS::IAM::Role", "partly emulated", reason)
+            # An AWS managed policy moto lacks: the request path uses the document kept in the repository.
+            if not attach_aws_managed_policy(role["Arn"], policy_arn):
+                reason = f"{policy_arn} not attached (its document is not kept locally, so it grants nothing): {exc}"
+                d.report(logical_id, "AWS::IAM::Role", "partly emulated", reason)
     return name, {"Arn": role["Arn"], "RoleId": role["RoleId"]}
 
 

@@ -123,6 +123,7 @@ class EventRouter:
         service, region, account = parts[2], parts[3] or self.region, parts[4] or self.account_id
         payload = target_input(target, event)
         body = payload if isinstance(payload, str) else json.dumps(payload)
+        _authorise_delivery(rule, target, service, account)
         if service == "lambda":
             self.runtime.invoke_by_arn(arn, payload, account_id=account)
         elif service == "states":
@@ -194,3 +195,31 @@ class EventRouter:
         if rule.state != "DISABLED":
             self.deliver(rule, event)
         return {**event, "time": _iso_time(event["time"])}
+
+
+def _authorise_delivery(rule: Rule, target: Mapping[str, Any], service: str, account: str) -> None:
+    """EventBridge delivers as events.amazonaws.com (Lambda, SNS, SQS: the resource's policy decides) or with the
+    target's role (Step Functions: the role's policies decide), as AWS does."""
+    from mlloop.localcloud import authz
+
+    arn: str = target["Arn"]
+    if target.get("RoleArn"):
+        action = {"states": "states:StartExecution", "lambda": "lambda:InvokeFunction", "sqs": "sqs:SendMessage"}
+        if service in action:
+            authz.authorise_role(target["RoleArn"], action[service], arn, session=f"events-{rule.name}"[:64])
+        return
+    if service == "lambda":
+        authz.authorise_service(
+            "events.amazonaws.com",
+            "lambda:InvokeFunction",
+            arn,
+            account=account,
+            source_arn=rule.arn,
+            source_account=account,
+        )
+    elif service == "sns":
+        authz.authorise_service_publish("events.amazonaws.com", arn, source_arn=rule.arn, account=account)
+    elif service == "sqs":
+        authz.authorise_service(
+            "events.amazonaws.com", "sqs:SendMessage", arn, account=account, source_arn=rule.arn, source_account=account
+        )

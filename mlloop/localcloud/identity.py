@@ -79,3 +79,10 @@ def forget_issued_credentials() -> None:
     """Called when the cloud stops: the next cloud issues new credentials."""
     with _lock:
         _issued.clear()
+
+
+def issued_to_cloud_principal(access_key_id: str) -> bool:
+    """Whether the cloud issued this key to one of its own execution environments (whose SDK calls stand for
+    AWS's, made over HTTPS), rather than a caller having obtained it through the STS API."""
+    with _lock:
+        return any(issued.access_key_id == access_key_id for issued in _issued.values())

@@ -27,8 +27,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 from moto.core.config import default_user_config
-from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
+from mlloop.localcloud import authz
 from mlloop.localcloud.apigateway import LocalApiGateway
 from mlloop.localcloud.deployer import Deployment, deploy_stage
 from mlloop.localcloud.dispatch import AsyncDispatcher, DeliveryFailure
@@ -81,7 +81,7 @@ class LocalCloud:
         self.region = region
         self._requested_port = port
         self.time_scale = time_scale_from_env() if time_scale is None else time_scale
-        self._server: ThreadedMotoServer | None = None
+        self._server: authz.AuthorizingMotoServer | None = None
         self.endpoint_url = ""
         self.port = 0
         self._session: boto3.Session | None = None
@@ -133,8 +133,12 @@ class LocalCloud:
                 logger = logging.getLogger(name)
                 self._saved_log_levels[name] = logger.level
                 logger.setLevel(level)
-            self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self._requested_port, verbose=False)
+            # IAM, resource policies and SigV4 are enforced in front of moto (authz/).
+            self._server = authz.AuthorizingMotoServer(
+                account_id=self.account_id, ip_address="127.0.0.1", port=self._requested_port
+            )
             self._server.start()
+            authz.install(self.region)
             host, self.port = self._server.get_host_and_port()
             self.endpoint_url = f"http://{host}:{self.port}"
             # moto's Step Functions interpreter sends its SDK calls to localhost:$MOTO_PORT.
@@ -197,6 +201,7 @@ class LocalCloud:
             self._api_gateway = None
         if self._server is not None and self._server._server is not None:
             self._post("/moto-api/reset", {})
+        authz.uninstall()
         for patch in (self._outputs, self._clock, self.events, self.lambdas):
             if patch is not None:
                 patch.uninstall()

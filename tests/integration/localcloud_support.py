@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import textwrap
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
+
+from mlloop.localcloud.authz.sigv4 import signed_headers
+from mlloop.localcloud.identity import ADMIN_ACCESS_KEY_ID, ADMIN_SECRET_ACCESS_KEY
 
 ROLE = {
     "Type": "AWS::IAM::Role",
@@ -14,9 +18,37 @@ ROLE = {
         "AssumeRolePolicyDocument": {
             "Version": "2012-10-17",
             "Statement": [
-                {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com", "events.amazonaws.com"]},
+                    "Action": "sts:AssumeRole",
+                }
             ],
-        }
+        },
+        # The local cloud enforces IAM: state machines and rule targets using this role act with it.
+        "Policies": [
+            {
+                "PolicyName": "test-targets",
+                "PolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Action": [
+                                "lambda:InvokeFunction",
+                                "states:StartExecution",
+                                "sqs:SendMessage",
+                                "sns:Publish",
+                                "sagemaker:*",
+                                "s3:*",
+                                "iam:PassRole",
+                            ],
+                            "Resource": "*",
+                        }
+                    ],
+                },
+            }
+        ],
     },
 }
 
@@ -67,3 +99,19 @@ def write_assembly(
         }
     (directory / "manifest.json").write_text(json.dumps({"version": "55.0.0", "artifacts": artifacts}))
     return directory
+
+
+def signed_request(
+    url: str, *, method: str = "GET", body: bytes | None = None, region: str = "us-east-1"
+) -> urllib.request.Request:
+    """A request to an AWS_IAM API method, SigV4-signed with the local cloud's default credentials."""
+    headers = signed_headers(
+        method,
+        url,
+        body,
+        region=region,
+        access_key_id=ADMIN_ACCESS_KEY_ID,
+        secret_access_key=ADMIN_SECRET_ACCESS_KEY,
+        headers={"Content-Type": "application/json"},
+    )
+    return urllib.request.Request(url, data=body, method=method, headers=headers)

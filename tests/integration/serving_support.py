@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mlloop.localcloud import LocalCloud
+from tests.integration.localcloud_support import signed_request
 from tests.unit.frontdoor_support import FALLBACK_DOC
 
 ENDPOINT = "mlloop-dev-churn"
@@ -126,9 +127,7 @@ class Api:
 
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, dict[str, Any]]:
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            f"{self.base}{path}", data=data, method=method, headers={"Content-Type": "application/json"}
-        )
+        request = signed_request(f"{self.base}{path}", method=method, body=data)
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 return response.status, json.loads(response.read())

@@ -66,7 +66,17 @@ def _queue_for_events(cloud: LocalCloud, pattern: dict[str, Any]) -> str:
     url: str = sqs.create_queue(QueueName=f"q-{uuid.uuid4().hex[:8]}")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     rule = f"r-{uuid.uuid4().hex[:8]}"
-    events.put_rule(Name=rule, EventPattern=json.dumps(pattern))
+    rule_arn = events.put_rule(Name=rule, EventPattern=json.dumps(pattern))["RuleArn"]
+    # EventBridge sends as events.amazonaws.com: the queue's policy must allow it, as in AWS.
+    allow_rule = {
+        "Effect": "Allow",
+        "Principal": {"Service": "events.amazonaws.com"},
+        "Action": "sqs:SendMessage",
+        "Resource": arn,
+        "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+    }
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [allow_rule]})
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": policy})
     events.put_targets(Rule=rule, Targets=[{"Id": "q", "Arn": arn}])
     return url
 

@@ -6,16 +6,19 @@ receives an API Gateway proxy event (v1) and its answer becomes the HTTP respons
 
 from __future__ import annotations
 
+import datetime
 import json
 import urllib.error
 import urllib.request
 from typing import Any
+from unittest import mock
 
 import pytest
 
-from mlloop.localcloud import LocalCloud
+from mlloop.localcloud import LocalCloud, identity
+from mlloop.localcloud.authz.sigv4 import signed_headers
 from mlloop.localcloud.deployer import Deployment
-from tests.integration.localcloud_support import ROLE, python_function, unique_stage, write_assembly
+from tests.integration.localcloud_support import ROLE, python_function, signed_request, unique_stage, write_assembly
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("localcloud")]
 
@@ -33,6 +36,7 @@ HANDLER = """
             "query": event["queryStringParameters"],
             "body": event["body"],
             "stage": event["requestContext"]["stage"],
+            "caller": event["requestContext"]["identity"]["userArn"],
         }
         return {"statusCode": 201 if event["httpMethod"] == "POST" else 200,
                 "headers": {"X-Model-Version": "7"}, "body": json.dumps(answer)}
@@ -74,6 +78,15 @@ def deployed(local_cloud: LocalCloud, tmp_path_factory: pytest.TempPathFactory) 
     resources = {
         "Role": ROLE,
         "Api": python_function(HANDLER),
+        # API Gateway invokes the integration as apigateway.amazonaws.com: the function's policy allows it.
+        "ApiInvokedByGateway": {
+            "Type": "AWS::Lambda::Permission",
+            "Properties": {
+                "FunctionName": {"Fn::GetAtt": ["Api", "Arn"]},
+                "Action": "lambda:InvokeFunction",
+                "Principal": "apigateway.amazonaws.com",
+            },
+        },
         "RestApi": {"Type": "AWS::ApiGateway::RestApi", "Properties": {"Name": f"{stage}-api"}},
         "Items": {
             "Type": "AWS::ApiGateway::Resource",
@@ -104,7 +117,7 @@ def deployed(local_cloud: LocalCloud, tmp_path_factory: pytest.TempPathFactory) 
 
 
 def _request(url: str, *, method: str = "GET", body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": "application/json"})
+    request = signed_request(url, method=method, body=body)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, dict(response.headers), response.read()
@@ -131,6 +144,7 @@ def test_get_reaches_the_handler_with_path_and_query_parameters(base_url: str) -
         "query": {"verbose": "yes"},
         "body": None,
         "stage": "prod",
+        "caller": "arn:aws:iam::123456789012:root",
     }
 
 
@@ -153,3 +167,72 @@ def test_a_crashing_handler_is_a_502(base_url: str) -> None:
 
     assert status == 502
     assert json.loads(body) == {"message": "Internal server error"}
+
+
+def _signed(url: str, *, method: str = "GET", body: bytes | None = None, **keys: str) -> urllib.request.Request:
+    credentials = {
+        "access_key_id": identity.ADMIN_ACCESS_KEY_ID,
+        "secret_access_key": identity.ADMIN_SECRET_ACCESS_KEY,
+    } | keys
+    headers = signed_headers(method, url, body, region="us-east-1", **credentials)
+    return urllib.request.Request(url, data=body, method=method, headers=headers)
+
+
+def _send(request: urllib.request.Request) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_an_unsigned_request_to_an_iam_method_is_refused_before_the_handler_runs(base_url: str) -> None:
+    status, answer = _send(urllib.request.Request(f"{base_url}/items/42"))
+
+    assert (status, answer) == (403, {"message": "Missing Authentication Token"})
+
+
+def test_a_wrong_secret_or_an_altered_body_does_not_match_the_signature(base_url: str) -> None:
+    wrong_secret = _signed(f"{base_url}/items/42", secret_access_key="not-the-secret")
+    altered = _signed(f"{base_url}/items", method="POST", body=b'{"tenure": 3}')
+    altered.data = b'{"tenure": 30}'
+
+    for request in (wrong_secret, altered):
+        status, answer = _send(request)
+        assert status == 403
+        assert answer["message"].startswith("The request signature we calculated does not match the signature")
+
+
+def test_a_request_signed_six_minutes_ago_has_expired(base_url: str) -> None:
+    then = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=6)
+    with mock.patch("botocore.auth.get_current_datetime", return_value=then):
+        request = _signed(f"{base_url}/items/42")
+
+    status, answer = _send(request)
+
+    assert status == 403
+    assert answer["message"].startswith(f"Signature expired: {then.strftime('%Y%m%dT%H%M%SZ')} is now earlier than")
+
+
+def test_a_role_without_execute_api_invoke_is_denied_naming_action_and_resource(
+    local_cloud: LocalCloud, deployed: Deployment, base_url: str
+) -> None:
+    role_arn = deployed.attribute("Role", "Arn")
+    keys = identity.role_credentials(role_arn, "app", region=local_cloud.region)
+
+    status, answer = _send(
+        _signed(
+            f"{base_url}/items/42",
+            access_key_id=keys.access_key_id,
+            secret_access_key=keys.secret_access_key,
+            session_token=keys.session_token,
+        )
+    )
+
+    invoked = f"arn:aws:execute-api:us-east-1:123456789012:{deployed.physical_id('RestApi')}/prod/GET/items/42"
+    assert status == 403
+    assert answer["Message"] == (
+        f"User: arn:aws:sts::123456789012:assumed-role/{role_arn.rsplit('/', 1)[-1]}/app is not authorized to "
+        f"perform: execute-api:Invoke on resource: {invoked} "
+        "because no identity-based policy allows the execute-api:Invoke action"
+    )

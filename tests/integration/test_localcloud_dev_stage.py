@@ -21,6 +21,7 @@ from mlloop import assembly
 from mlloop.datagen import generate_churn
 from mlloop.localcloud import LocalCloud
 from mlloop.localcloud.deployer import Deployment
+from tests.integration.localcloud_support import signed_request
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("localcloud")]
 
@@ -83,7 +84,7 @@ def test_the_rest_api_serves_the_real_front_door_over_http(local_cloud: LocalClo
     (api_stage,) = dev_stage.of_type("AWS::ApiGateway::Stage")
     url = local_cloud.api_url(api_stage.properties["RestApiId"], api_stage.physical_id) + "/health"
 
-    with urllib.request.urlopen(url, timeout=60) as response:
+    with urllib.request.urlopen(signed_request(url), timeout=60) as response:
         status, answer = response.status, json.loads(response.read())
 
     assert status == 200

@@ -67,6 +67,17 @@ def _template(stage: str) -> dict[str, Any]:
                 },
             },
             "Recorder": python_function(RECORDER, environment={"SEEN_QUEUE": {"Ref": "Seen"}}),
+            # EventBridge acts as events.amazonaws.com: the function, queue and topic policies must allow it.
+            "RecorderInvokedByRules": {
+                "Type": "AWS::Lambda::Permission",
+                "Properties": {
+                    "FunctionName": {"Fn::GetAtt": ["Recorder", "Arn"]},
+                    "Action": "lambda:InvokeFunction",
+                    "Principal": "events.amazonaws.com",
+                },
+            },
+            "DirectPolicy": _allow_rules("AWS::SQS::QueuePolicy", "Queues", "sqs:SendMessage", "Direct", "Arn"),
+            "TopicPolicy": _allow_rules("AWS::SNS::TopicPolicy", "Topics", "sns:Publish", "Topic", None),
             "Workflow": {
                 "Type": "AWS::StepFunctions::StateMachine",
                 "Properties": {
@@ -126,6 +137,18 @@ def _template(stage: str) -> dict[str, Any]:
                 _lambda_target(),
             ),
         }
+    }
+
+
+def _allow_rules(kind: str, attached: str, action: str, target: str, attribute: str | None) -> dict[str, Any]:
+    arn = {"Fn::GetAtt": [target, attribute]} if attribute else {"Ref": target}
+    statement = {"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": action, "Resource": arn}
+    return {
+        "Type": kind,
+        "Properties": {
+            attached: [{"Ref": target}],
+            "PolicyDocument": {"Version": "2012-10-17", "Statement": [statement]},
+        },
     }
 
 

@@ -688,7 +688,7 @@ _WAF_NOT_ENFORCED = "web ACL not enforced: the local API filters no request by r
 def _web_acl(d: StackDeployer, logical_id: str, p: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     d.report(logical_id, "AWS::WAFv2::WebACL", "not emulated", _WAF_NOT_ENFORCED)
     name = p.get("Name") or generated_name(d.stack, logical_id, 128)
-    web_acl_id = _suffix(d.stack, logical_id).lower()
+    web_acl_id = name_suffix(d.stack, logical_id).lower()
     arn = f"arn:aws:wafv2:{d.region}:{d.account}:regional/webacl/{name}/{web_acl_id}"
     return f"{name}|{web_acl_id}|REGIONAL", {"Arn": arn, "Id": web_acl_id}
 

@@ -29,6 +29,7 @@ from botocore.config import Config
 from moto.core.config import default_user_config
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
+from mlloop.localcloud import request_validation
 from mlloop.localcloud.dispatch import AsyncDispatcher, DeliveryFailure
 from mlloop.localcloud.environment import drop_added_variables
 from mlloop.localcloud.events import EventRouter
@@ -135,6 +136,8 @@ class LocalCloud:
                 logger = logging.getLogger(name)
                 self._saved_log_levels[name] = logger.level
                 logger.setLevel(level)
+            # AWS's request validation (service-model constraints) in front of every operation.
+            request_validation.install()
             self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self._requested_port, verbose=False)
             self._server.start()
             host, self.port = self._server.get_host_and_port()
@@ -210,6 +213,7 @@ class LocalCloud:
                 self._server.stop()
                 self._server._server.server_close()
             self._server = None
+        request_validation.uninstall()
         config: dict[str, Any] = default_user_config  # type: ignore[assignment]
         config.clear()
         config.update(self._saved_config or {"stepfunctions": {"execute_state_machine": False}})

@@ -1,0 +1,284 @@
+"""Every request the local cloud serves is checked against botocore's service model, as AWS's front end does.
+
+botocore validates types and required members client-side, but not `max`, `pattern` or `enum`, and callers that
+are not botocore (raw HTTP, other SDKs) validate nothing, so AWS's own request validation is reproduced here:
+required members, types, length and size (`min`/`max` on strings, blobs, lists and maps), numeric ranges,
+`enum` and `pattern`. A request that breaks a constraint is answered as AWS answers it, before the operation
+runs: HTTP 400, `ValidationException` on JSON protocols (`ValidationError` on query protocols) with the
+Coral text, e.g.
+
+    1 validation error detected: Value 'a,b' at 'customerMetadataProperties' failed to satisfy constraint:
+    Map value must satisfy constraint: [Member must satisfy regular expression pattern: ...]
+
+(the wording: AWS error texts quoted in aws/aws-cli#790, awslabs/aws-transit-vpc#32, aws/aws-cdk#31241:
+"N validation error(s) detected: Value 'v' at 'member.path' failed to satisfy constraint: Member must ...",
+list items as `list.1.member.field`, several errors joined by "; "). A value of the wrong JSON type is
+`SerializationException`, as AWS's JSON protocols answer it.
+
+botocore's patterns are Java regular expressions (`\\p{L}`, possessive quantifiers, quantified anchors); the
+`regex` package reads that syntax, and Java's `matches()` is a full match. A pattern that cannot be compiled is
+not applied, and logged. S3 (rest-xml) is not checked: S3 does not answer with this validation layer.
+
+install() wraps moto's `BaseResponse.call_action`, the one place where every moto-served or emulated operation
+(the SageMaker emulation's UpdateEndpoint among them) is dispatched with its service and operation known.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import regex
+from botocore.model import OperationModel, Shape
+
+from mlloop.localcloud import fidelity
+
+LOG = logging.getLogger("mlloop.localcloud")
+_UNCHECKED_SERVICES = frozenset({"s3", "s3control"})
+_installed: dict[str, Any] = {}
+
+
+class _WrongTypeError(Exception):
+    pass
+
+
+def _refusal_class() -> type:
+    from moto.core.exceptions import ServiceException
+
+    class RequestValidationError(ServiceException):
+        """AWS's answer to a request that breaks its operation's service model (defined outside moto's packages,
+        so moto's serializer renders the code as given in every protocol)."""
+
+    return RequestValidationError
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled(pattern: str) -> Any:
+    try:
+        return regex.compile(pattern)
+    except regex.error as exc:
+        LOG.warning("local cloud: service-model pattern %r cannot be compiled (%s); not applied", pattern, exc)
+        return None
+
+
+def _lower_first(name: str) -> str:
+    return name[:1].lower() + name[1:]
+
+
+def _render(value: Any) -> str:
+    """A value as AWS's (Java) messages print it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{_render(k)}={_render(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_render(v) for v in value) + "]"
+    if isinstance(value, bytes):
+        return "java.nio.HeapByteBuffer"
+    return str(value)
+
+
+def _scalar_constraints(shape: Shape, value: Any) -> list[str]:
+    """The constraints a string, blob, number, list or map value breaks, in AWS's words."""
+    meta = shape.metadata
+    broken: list[str] = []
+    kind = shape.type_name
+    if kind in ("string", "blob", "list", "map"):
+        size = len(value)
+        if "max" in meta and size > meta["max"]:
+            broken.append(f"Member must have length less than or equal to {meta['max']}")
+        if "min" in meta and size < meta["min"]:
+            broken.append(f"Member must have length greater than or equal to {meta['min']}")
+    elif kind in ("integer", "long", "float", "double"):
+        if "max" in meta and value > meta["max"]:
+            broken.append(f"Member must have value less than or equal to {meta['max']}")
+        if "min" in meta and value < meta["min"]:
+            broken.append(f"Member must have value greater than or equal to {meta['min']}")
+    if kind == "string":
+        if shape.enum and value not in shape.enum:
+            broken.append(f"Member must satisfy enum value set: [{', '.join(shape.enum)}]")
+        pattern = meta.get("pattern")
+        compiled = _compiled(pattern) if pattern else None
+        if compiled is not None and compiled.fullmatch(value) is None:
+            broken.append(f"Member must satisfy regular expression pattern: {pattern}")
+    return broken
+
+
+_PYTHON_TYPES: dict[str, tuple[type, ...]] = {
+    "structure": (Mapping,),
+    "map": (Mapping,),
+    "list": (list, tuple),
+    "string": (str,),
+    "boolean": (bool,),
+    "integer": (int,),
+    "long": (int,),
+    "float": (int, float),
+    "double": (int, float),
+    "blob": (bytes, bytearray, str),
+    "timestamp": (datetime, str, int, float),
+}
+
+
+def _check(shape: Shape, value: Any, path: str, errors: list[str]) -> None:
+    kind = shape.type_name
+    expected = _PYTHON_TYPES.get(kind)
+    if expected is not None and (not isinstance(value, expected) or (kind != "boolean" and isinstance(value, bool))):
+        raise _WrongTypeError(path)
+    if kind not in ("structure", "boolean", "timestamp"):
+        errors.extend(
+            f"Value '{_render(value)}' at '{path}' failed to satisfy constraint: {c}"
+            for c in _scalar_constraints(shape, value)
+        )
+    if kind == "structure":
+        for name in shape.required_members:
+            if value.get(name) is None:
+                errors.append(
+                    f"Value null at '{_join(path, name)}' failed to satisfy constraint: Member must not be null"
+                )
+        for name, member in shape.members.items():
+            if value.get(name) is not None:
+                _check(member, value[name], _join(path, name), errors)
+    elif kind == "list":
+        for index, item in enumerate(value, start=1):
+            if item is not None:
+                _check(shape.member, item, f"{path}.{index}.member", errors)
+    elif kind == "map":
+        _check_map(shape, value, path, errors)
+
+
+def _check_map(shape: Shape, value: Mapping[str, Any], path: str, errors: list[str]) -> None:
+    key_broken: list[str] = []
+    value_broken: list[str] = []
+    for key, item in value.items():
+        key_broken.extend(c for c in _scalar_constraints(shape.key, key) if c not in key_broken)
+        if item is None:
+            continue
+        if shape.value.type_name in ("structure", "list", "map"):
+            _check(shape.value, item, f"{path}.{key}", errors)
+        else:
+            if not isinstance(item, _PYTHON_TYPES.get(shape.value.type_name, (object,))):
+                raise _WrongTypeError(path)
+            value_broken.extend(c for c in _scalar_constraints(shape.value, item) if c not in value_broken)
+    shown = _render(value)
+    if key_broken:
+        errors.append(
+            f"Value '{shown}' at '{path}' failed to satisfy constraint: "
+            f"Map keys must satisfy constraint: [{', '.join(key_broken)}]"
+        )
+    if value_broken:
+        errors.append(
+            f"Value '{shown}' at '{path}' failed to satisfy constraint: "
+            f"Map value must satisfy constraint: [{', '.join(value_broken)}]"
+        )
+
+
+def _join(path: str, member: str) -> str:
+    return f"{path}.{_lower_first(member)}" if path else _lower_first(member)
+
+
+def validation_errors(operation: OperationModel, params: Mapping[str, Any]) -> list[str]:
+    """AWS's validation messages for `params` of `operation`, in member order; empty when the request is valid.
+
+    Raises TypeError (naming the member) when a value has the wrong type for its shape.
+    """
+    shape = operation.input_shape
+    if shape is None:
+        return []
+    errors: list[str] = []
+    try:
+        _check(shape, dict(params), "", errors)
+    except _WrongTypeError as wrong:
+        raise TypeError(f"{operation.name}: the value at '{wrong}' has the wrong type") from None
+    return errors
+
+
+def validation_message(errors: list[str]) -> str:
+    noun = "error" if len(errors) == 1 else "errors"
+    return f"{len(errors)} validation {noun} detected: " + "; ".join(errors)
+
+
+def _parsed_request(response: Any, operation: OperationModel) -> dict[str, Any] | None:
+    """The request's parameters as the service model names them (moto's own protocol parsers), or None."""
+    from moto.core.parse import PROTOCOL_PARSERS
+    from moto.core.request import determine_request_protocol
+
+    request = response.normalized_request
+    protocol = determine_request_protocol(operation.service_model, request.content_type)
+    parser_cls = PROTOCOL_PARSERS.get(protocol)
+    if parser_cls is None:
+        return None
+    parsed = parser_cls(operation, map_type=dict).parse(
+        {
+            "method": request.method,
+            "values": request.values,
+            "headers": request.headers,
+            "body": request.data,
+            "url_path": request.path,
+            "url_params": response.uri_match,
+        }
+    )
+    return dict(parsed)
+
+
+def _refusal(response: Any) -> Any:
+    """The ServiceException AWS would answer this request with, or None (also when it cannot be checked)."""
+    from moto.core.utils import get_service_model
+
+    service = response.boto3_service_name
+    if not service or service in _UNCHECKED_SERVICES:
+        return None
+    try:
+        action = response._get_action()
+        if not action:
+            return None
+        operation = get_service_model(service).operation_model(action)
+        params = _parsed_request(response, operation)
+    except Exception as exc:  # an operation outside the model, or a body moto's parsers cannot read
+        LOG.debug("local cloud: request to %s not validated: %r", service, exc)
+        return None
+    if params is None:
+        return None
+    json_protocol = operation.service_model.protocol in ("json", "rest-json")
+    refusal = _refusal_class()
+    try:
+        errors = validation_errors(operation, params)
+    except TypeError as exc:
+        fidelity.record_validated(service, operation.name, refused=True)
+        if json_protocol:
+            return refusal("SerializationException", str(exc))
+        return refusal("ValidationError", str(exc))
+    fidelity.record_validated(service, operation.name, refused=bool(errors))
+    if not errors:
+        return None
+    return refusal("ValidationException" if json_protocol else "ValidationError", validation_message(errors))
+
+
+def _call_action(self: Any) -> Any:
+    from moto.core.responses import ActionResult
+
+    refusal = _refusal(self)
+    if refusal is None:
+        return _installed["call_action"](self)
+    status, headers, body = self.serialized(ActionResult(refusal))
+    headers["status"] = str(status)
+    return status, headers, body
+
+
+def install() -> None:
+    """Validate every request moto dispatches in this process (idempotent)."""
+    from moto.core.responses import BaseResponse
+
+    if "call_action" not in _installed:
+        _installed["call_action"] = BaseResponse.call_action
+        BaseResponse.call_action = _call_action  # type: ignore[method-assign]
+
+
+def uninstall() -> None:
+    from moto.core.responses import BaseResponse
+
+    original = _installed.pop("call_action", None)
+    if original is not None:
+        BaseResponse.call_action = original  # type: ignore[method-assign]

@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 from functions.deploy_model.settings import DeploySettings
 from functions.shared.contract import ContractError, load_contract
 from functions.shared.fallback_model import FallbackModel
+from functions.shared.package_metadata import metadata_value
 from functions.shared.serving_manifest import ServingManifest, manifest_key
 
 DeployStatus = Literal["in_progress", "deployed", "rolled_back", "failed", "timed_out", "skipped"]
@@ -422,9 +423,11 @@ class Deployer:
         metadata = {
             **(package.get("CustomerMetadataProperties") or {}),
             "deployment_status": state.status,
-            "deployment_detail": state.detail[:256],
+            # The API's pattern refuses , ( ) ' and the like: the full text is in the notification and, when the
+            # package is rejected, in ApprovalDescription.
+            "deployment_detail": metadata_value(state.detail, replacement=" "),
             "deployment_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock())),
-            "deployment_endpoint_config": state.endpoint_config_name or "none",
+            "deployment_endpoint_config": metadata_value(state.endpoint_config_name or "none"),
         }
         # Every field is passed: UpdateModelPackage implementations differ on what an omitted field means.
         self.sagemaker.update_model_package(

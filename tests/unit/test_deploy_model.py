@@ -16,6 +16,7 @@ from moto.sagemaker.models import sagemaker_backends
 from functions.deploy_model.logic import ApprovedPackage, Deployer, DeployError, deployment_config
 from functions.deploy_model.settings import DeploySettings
 from functions.shared.serving_manifest import ServingManifest, manifest_key
+from mlloop.localcloud import request_validation
 from tests.unit.frontdoor_support import FALLBACK_DOC
 
 REGION = "us-east-1"
@@ -138,8 +139,13 @@ class World:
 
 @pytest.fixture
 def world() -> Iterator[World]:
-    with mock_aws():
-        yield World()
+    # SageMaker's own request validation (patterns, lengths), as the embedded AWS applies it.
+    request_validation.install()
+    try:
+        with mock_aws():
+            yield World()
+    finally:
+        request_validation.uninstall()
 
 
 def test_the_first_deploy_creates_the_endpoint_with_data_capture_and_the_version_in_the_model(
@@ -217,10 +223,17 @@ def test_a_silent_rollback_is_detected_marked_and_notified_never_reported_as_suc
     assert package["ModelApprovalStatus"] == "Rejected"
     metadata = package["CustomerMetadataProperties"]
     assert metadata["deployment_status"] == "rolled_back"
+    # The detail's , ( ) break the API's metadata pattern: the mark carries a sanitised copy, the rest the full text.
+    assert metadata["deployment_detail"] == (
+        f"the endpoint runs {before.endpoint_config_name} not the target {state.endpoint_config_name}: SageMaker "
+        "rolled the deploy back a rollback alarm fired or the new fleet failed"
+    )
+    assert package["ApprovalDescription"] == f"deploy rolled_back: {state.detail}"
     assert metadata["contract_ref"] == "churn@1.0.0", "every other field is kept"
     assert metadata["fallback_model_uri"] == "s3://artifacts/models/fallback_model.json"
     (note,) = world.notifications()
     assert note["status"] == "rolled_back" and note["model_version"] == "v2"
+    assert note["detail"] == state.detail
     assert world.manifest() == before, "the front door keeps serving the model that still runs"
 
 

@@ -71,7 +71,6 @@ class PlatformFunction(lambda_.Function):
         timeout: Duration = DEFAULT_TIMEOUT,
         environment: dict[str, str] | None = None,
         with_pandas: bool = False,
-        reserved_concurrency: int | None = None,
         ephemeral_storage_mb: int | None = None,
     ) -> None:
         stack = Stack.of(scope)
@@ -122,7 +121,8 @@ class PlatformFunction(lambda_.Function):
             tracing=lambda_.Tracing.ACTIVE,
             log_group=log_group,
             layers=layers,
-            reserved_concurrent_executions=reserved_concurrency,
+            # From stage config, which never reserves more than the declared account quota leaves above Lambda's floor.
+            reserved_concurrent_executions=config.concurrency.for_function(name),
             ephemeral_storage_size=Size.mebibytes(ephemeral_storage_mb) if ephemeral_storage_mb else None,
             dead_letter_queue=dead_letter_queue,
             on_failure=destinations.SqsDestination(dead_letter_queue),

@@ -383,8 +383,6 @@ class TrainingStack(Stack):
                 "ARTIFACTS_BUCKET": self.lake.artifacts_bucket.bucket_name,
                 "COOLDOWN_MINUTES": str(self.config.training.cooldown_minutes),
             },
-            # One trigger at a time: the running-execution and cooldown checks would race otherwise.
-            reserved_concurrency=1,
         )
         machine = f"{self.config.prefix}-training"
         self._allow(

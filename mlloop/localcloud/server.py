@@ -44,7 +44,7 @@ LOG = logging.getLogger("mlloop.localcloud")
 ACCOUNT_ID = "123456789012"
 DEFAULT_TIME_SCALE = 0.01
 # Emulations owned by their own modules; each exposes install(cloud) and uninstall().
-_PLUGIN_MODULES = ("mlloop.localcloud.sagemaker", "mlloop.localcloud.cloudwatch")
+_PLUGIN_MODULES = ("mlloop.localcloud.sagemaker", "mlloop.localcloud.cloudwatch", "mlloop.localcloud.account_quotas")
 _process_lock = threading.Lock()
 
 

@@ -93,7 +93,7 @@ class ConcurrencyConfig:
                 f"account_quota {self.account_quota} unreserved, below Lambda's minimum of "
                 f"{LAMBDA_MINIMUM_UNRESERVED_CONCURRENCY} (allowed: at most {affordable} in total; the deploy would "
                 "fail with \"Specified ReservedConcurrentExecutions for function decreases account's "
-                f"UnreservedConcurrentExecution below its minimum value of [{LAMBDA_MINIMUM_UNRESERVED_CONCURRENCY}].\")"
+                f'UnreservedConcurrentExecution below its minimum value of [{LAMBDA_MINIMUM_UNRESERVED_CONCURRENCY}].")'
             )
 
     def for_function(self, name: str) -> int | None:

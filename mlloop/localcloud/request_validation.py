@@ -55,10 +55,19 @@ def _refusal_class() -> type:
     return RequestValidationError
 
 
+# Java patterns write a supplementary character as its UTF-16 surrogate pair (`\uD800\uDC00` is U+10000).
+_SURROGATE_PAIR = regex.compile(r"\\u(D[89AB][0-9A-F]{2})\\u(D[C-F][0-9A-F]{2})", regex.IGNORECASE)
+
+
+def _code_point(match: Any) -> str:
+    high, low = int(match.group(1), 16), int(match.group(2), 16)
+    return f"\\U{0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00):08X}"
+
+
 @functools.lru_cache(maxsize=4096)
 def _compiled(pattern: str) -> Any:
     try:
-        return regex.compile(pattern)
+        return regex.compile(_SURROGATE_PAIR.sub(_code_point, pattern))
     except regex.error as exc:
         LOG.warning("local cloud: service-model pattern %r cannot be compiled (%s); not applied", pattern, exc)
         return None

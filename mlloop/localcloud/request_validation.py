@@ -277,17 +277,18 @@ def _call_action(self: Any) -> Any:
 
 
 def install() -> None:
-    """Validate every request moto dispatches in this process (idempotent)."""
+    """Validate every request moto dispatches in this process; each install() is matched by an uninstall()."""
     from moto.core.responses import BaseResponse
 
     if "call_action" not in _installed:
         _installed["call_action"] = BaseResponse.call_action
         BaseResponse.call_action = _call_action  # type: ignore[method-assign]
+    _installed["users"] = _installed.get("users", 0) + 1
 
 
 def uninstall() -> None:
     from moto.core.responses import BaseResponse
 
-    original = _installed.pop("call_action", None)
-    if original is not None:
-        BaseResponse.call_action = original  # type: ignore[method-assign]
+    _installed["users"] = max(_installed.get("users", 0) - 1, 0)
+    if _installed["users"] == 0 and "call_action" in _installed:
+        BaseResponse.call_action = _installed.pop("call_action")  # type: ignore[method-assign]

@@ -71,14 +71,12 @@ def main() -> None:
             without = _median_ms(call, args.calls)
             request_validation.install()
             print(f"{name}: {with_hook:.2f} ms median with validation, {without:.2f} ms without ({args.calls} calls)")
-        before = fidelity.snapshot()
+        before, refused_before = fidelity.report()["validated"], request_validation.refused_requests()
         cloud.deploy("dev")
-        after = fidelity.snapshot()
-        validated = after["validated_requests"] - before["validated_requests"]
-        refused = after["refused_by_validation"] - before["refused_by_validation"]
-        operations = sum(
-            1 for op, n in after["validated_by_operation"].items() if n > before["validated_by_operation"].get(op, 0)
-        )
+        after, refused_after = fidelity.report()["validated"], request_validation.refused_requests()
+        validated = sum(after.values()) - sum(before.values())
+        refused = sum(refused_after.values()) - sum(refused_before.values())
+        operations = sum(1 for op, n in after.items() if n > before.get(op, 0))
         print(f"dev deploy: {validated} requests validated across {operations} operations, {refused} refused")
 
 

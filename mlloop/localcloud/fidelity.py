@@ -1,39 +1,72 @@
-"""Counters for the local cloud's fidelity report: how many requests were checked against AWS's own rules.
+"""The fidelity report: per principal, the calls it made and how each was decided; requests validated.
 
-The request path records here; `snapshot()` is what `status --json` and the demo's report read.
+`status --json` and the demo's run.json carry `fidelity.report()`. The request path (authz) records every
+authorisation decision; the request validation records each request it checked against a service model
+with `record_validated(service, operation)`.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import Counter
+from collections import Counter, defaultdict
 from typing import Any
 
 _lock = threading.Lock()
-_validated: Counter[tuple[str, str]] = Counter()
-_refused: Counter[tuple[str, str]] = Counter()
+_principals: dict[str, Counter[str]] = defaultdict(Counter)
+_not_evaluable: dict[str, set[str]] = defaultdict(set)
+_denials: list[dict[str, str]] = []
+_validated: Counter[str] = Counter()
+_MAX_DENIALS = 50
 
 
-def record_validated(service: str, operation: str, *, refused: bool = False) -> None:
-    """One request to `service`.`operation` was checked against the operation's botocore service model."""
+def record_decision(principal: str, outcome: str, *, action: str = "", resource: str = "", detail: str = "") -> None:
+    """One authorised call ('authorised'), refused one ('denied') or one whose policy held something the
+    evaluator does not understand ('not evaluable': it counts as denied, and `detail` says what)."""
     with _lock:
-        _validated[(service, operation)] += 1
-        if refused:
-            _refused[(service, operation)] += 1
+        counts = _principals[principal]
+        counts["calls"] += 1
+        counts[outcome] += 1
+        if outcome == "not evaluable" and detail:
+            _not_evaluable[principal].add(detail)
+        if outcome != "authorised" and len(_denials) < _MAX_DENIALS:
+            _denials.append({"principal": principal, "action": action, "resource": resource, "outcome": outcome})
 
 
-def snapshot() -> dict[str, Any]:
-    """Validated and refused request counts, in total and per `service:Operation`."""
+def record_validated(service: str, operation: str) -> None:
+    """A request checked against botocore's model of `service`'s `operation`."""
     with _lock:
+        _validated[f"{service}:{operation}"] += 1
+
+
+def report() -> dict[str, Any]:
+    with _lock:
+        principals = {
+            name: {
+                "calls": counts["calls"],
+                "authorised": counts["authorised"],
+                "denied": counts["denied"],
+                "not_evaluable": counts["not evaluable"],
+                **({"not_evaluable_reasons": sorted(_not_evaluable[name])} if _not_evaluable.get(name) else {}),
+            }
+            for name, counts in sorted(_principals.items())
+        }
         return {
-            "validated_requests": sum(_validated.values()),
-            "refused_by_validation": sum(_refused.values()),
-            "validated_by_operation": {f"{s}:{o}": n for (s, o), n in sorted(_validated.items())},
-            "refused_by_operation": {f"{s}:{o}": n for (s, o), n in sorted(_refused.items())},
+            "principals": principals,
+            "totals": {
+                "calls": sum(p["calls"] for p in principals.values()),
+                "authorised": sum(p["authorised"] for p in principals.values()),
+                "denied": sum(p["denied"] for p in principals.values()),
+                "not_evaluable": sum(p["not_evaluable"] for p in principals.values()),
+                "validated_requests": sum(_validated.values()),
+            },
+            "validated": dict(sorted(_validated.items())),
+            "refusals": list(_denials),
         }
 
 
 def reset() -> None:
     with _lock:
+        _principals.clear()
+        _not_evaluable.clear()
+        _denials.clear()
         _validated.clear()
-        _refused.clear()

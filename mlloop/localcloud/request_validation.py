@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
+from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -39,6 +41,8 @@ from mlloop.localcloud import fidelity
 LOG = logging.getLogger("mlloop.localcloud")
 _UNCHECKED_SERVICES = frozenset({"s3", "s3control"})
 _installed: dict[str, Any] = {}
+_refused: Counter[str] = Counter()
+_refused_lock = threading.Lock()
 
 
 class _WrongTypeError(Exception):
@@ -252,17 +256,27 @@ def _refusal(response: Any) -> Any:
         return None
     json_protocol = operation.service_model.protocol in ("json", "rest-json")
     refusal = _refusal_class()
+    fidelity.record_validated(service, operation.name)
     try:
         errors = validation_errors(operation, params)
     except TypeError as exc:
-        fidelity.record_validated(service, operation.name, refused=True)
-        if json_protocol:
-            return refusal("SerializationException", str(exc))
-        return refusal("ValidationError", str(exc))
-    fidelity.record_validated(service, operation.name, refused=bool(errors))
+        _count_refusal(service, operation.name)
+        return refusal("SerializationException" if json_protocol else "ValidationError", str(exc))
     if not errors:
         return None
+    _count_refusal(service, operation.name)
     return refusal("ValidationException" if json_protocol else "ValidationError", validation_message(errors))
+
+
+def _count_refusal(service: str, operation: str) -> None:
+    with _refused_lock:
+        _refused[f"{service}:{operation}"] += 1
+
+
+def refused_requests() -> dict[str, int]:
+    """Requests refused by validation in this process, per `service:Operation`."""
+    with _refused_lock:
+        return dict(sorted(_refused.items()))
 
 
 def _call_action(self: Any) -> Any:

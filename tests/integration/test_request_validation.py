@@ -11,7 +11,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from mlloop.localcloud import LocalCloud, fidelity
-from mlloop.localcloud.request_validation import validation_errors, validation_message
+from mlloop.localcloud.request_validation import refused_requests, validation_errors, validation_message
 
 SAGEMAKER = botocore.session.get_session().get_service_model("sagemaker")
 METADATA_PATTERN = r"([\p{L}\p{Z}\p{N}_.:\/=+\-@]*)${1,256}"
@@ -57,14 +57,15 @@ def test_a_metadata_value_outside_the_apis_pattern_is_refused_with_aws_text(
     }
     meta = sm.describe_model_package(ModelPackageName=package_arn).get("CustomerMetadataProperties") or {}
     assert "deployment_detail" not in meta
+    assert refused_requests()["sagemaker:UpdateModelPackage"] >= 1
 
 
 def test_a_valid_request_passes_and_is_counted(local_cloud: LocalCloud, package_arn: str) -> None:
-    before = fidelity.snapshot()["validated_by_operation"].get("sagemaker:UpdateModelPackage", 0)
+    before = fidelity.report()["validated"].get("sagemaker:UpdateModelPackage", 0)
     local_cloud.client("sagemaker").update_model_package(
         ModelPackageArn=package_arn, CustomerMetadataProperties={"deployment_detail": "rolled back: alarm x_5xx"}
     )
-    assert fidelity.snapshot()["validated_by_operation"]["sagemaker:UpdateModelPackage"] == before + 1
+    assert fidelity.report()["validated"]["sagemaker:UpdateModelPackage"] == before + 1
 
 
 def test_missing_members_lengths_enums_and_ranges_are_refused_server_side(local_cloud: LocalCloud) -> None:

@@ -280,7 +280,10 @@ def _check_value(path: str, tp: Any, bounds: Range | None, value: Any) -> Any:
 def _build(cls: type[T], raw: dict[str, Any], path: str, **given: Any) -> T:
     hints: dict[str, Any] = {}
     ranges: dict[str, Range | None] = {}
-    for name, hint in typing.get_type_hints(cls, include_extras=True).items():
+    # The dataclass's own module globals, not sys.modules' current entry: the local cloud swaps a function's
+    # modules in and out of sys.modules around each invocation, and a policy class may come from one of them.
+    module_globals = getattr(cls.__init__, "__globals__", None)
+    for name, hint in typing.get_type_hints(cls, globalns=module_globals, include_extras=True).items():
         if get_origin(hint) is Annotated:
             base, *extras = get_args(hint)
             hints[name] = base

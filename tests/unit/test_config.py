@@ -157,3 +157,12 @@ def test_reserved_concurrency_never_breaks_the_declared_accounts_unreserved_floo
     del undeclared["stages"]["prod"]["concurrency"]["account_quota"]
     with pytest.raises(ConfigError, match=r"account_quota 10 unreserved"):
         load_stage_config(undeclared, "prod")
+
+
+def test_stage_config_parses_while_a_policy_module_is_out_of_sys_modules(
+    context: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The local cloud swaps functions' modules out of sys.modules around each Lambda invocation.
+    monkeypatch.delitem(sys.modules, "functions.check_data_gate.logic")
+    gates = load_stage_config(context, "dev").gates
+    assert gates.data.min_rows == context["stages"]["dev"]["gates"]["data"]["min_rows"]

@@ -11,7 +11,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from mlloop.localcloud import LocalCloud, fidelity
-from mlloop.localcloud.request_validation import refused_requests, validation_errors, validation_message
+from mlloop.localcloud.request_validation import _compiled, refused_requests, validation_errors, validation_message
 
 SAGEMAKER = botocore.session.get_session().get_service_model("sagemaker")
 METADATA_PATTERN = r"([\p{L}\p{Z}\p{N}_.:\/=+\-@]*)${1,256}"
@@ -121,3 +121,30 @@ def test_messages_follow_aws_wording_for_several_errors() -> None:
         "Member must not be null; Value 'bad name!' at 'endpointName' failed to satisfy constraint: "
         "Member must satisfy regular expression pattern: [a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}"
     )
+
+
+@pytest.mark.parametrize(
+    "service",
+    [
+        "sagemaker",
+        "sagemaker-runtime",
+        "lambda",
+        "sns",
+        "sqs",
+        "events",
+        "stepfunctions",
+        "logs",
+        "kms",
+        "dynamodb",
+        "iam",
+        "sts",
+        "ssm",
+        "glue",
+        "apigateway",
+        "cloudwatch",
+    ],
+)
+def test_every_pattern_of_the_services_the_stacks_use_is_applied(service: str) -> None:
+    model = botocore.session.get_session().get_service_model(service)
+    patterns = {model.shape_for(n).metadata.get("pattern") for n in model.shape_names} - {None}
+    assert [p for p in patterns if _compiled(p) is None] == []

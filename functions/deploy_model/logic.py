@@ -433,8 +433,9 @@ class Deployer:
         self.sagemaker.update_model_package(
             ModelPackageArn=state.model_package_arn,
             ModelApprovalStatus=approval or package.get("ModelApprovalStatus", "Approved"),
+            # The API's pattern `.*` (Java) stops at a line break: an endpoint's FailureReason may hold several lines.
             ApprovalDescription=(
-                f"deploy {state.status}: {state.detail}"[:1000]
+                " ".join(f"deploy {state.status}: {state.detail}".split())[:1000]
                 if approval
                 else package.get("ApprovalDescription") or ""
             ),

@@ -70,10 +70,35 @@ def _code_point(match: Any) -> str:
     return f"\\U{0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00):08X}"
 
 
+# Java's `.` matches anything but a line terminator (java.util.regex.Pattern: \n, \r, \u0085, \u2028, \u2029);
+# Python's only excludes \n.
+_JAVA_DOT = "[^\\n\\r\\u0085\\u2028\\u2029]"
+
+
+def _java_dots(pattern: str) -> str:
+    """`pattern` with each `.` outside a character class replaced by Java's meaning of it."""
+    out: list[str] = []
+    depth = 0
+    i = 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if char == "[":
+            depth += 1
+        elif char == "]" and depth:
+            depth -= 1
+        out.append(_JAVA_DOT if char == "." and depth == 0 else char)
+        i += 1
+    return "".join(out)
+
+
 @functools.lru_cache(maxsize=4096)
 def _compiled(pattern: str) -> Any:
     try:
-        return regex.compile(_SURROGATE_PAIR.sub(_code_point, pattern))
+        return regex.compile(_java_dots(_SURROGATE_PAIR.sub(_code_point, pattern)))
     except regex.error as exc:
         LOG.warning("local cloud: service-model pattern %r cannot be compiled (%s); not applied", pattern, exc)
         return None

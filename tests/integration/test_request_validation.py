@@ -148,3 +148,12 @@ def test_every_pattern_of_the_services_the_stacks_use_is_applied(service: str) -
     model = botocore.session.get_session().get_service_model(service)
     patterns = {model.shape_for(n).metadata.get("pattern") for n in model.shape_names} - {None}
     assert [p for p in patterns if _compiled(p) is None] == []
+
+
+def test_a_java_dot_stops_at_any_line_terminator() -> None:
+    operation = SAGEMAKER.operation_model("UpdateModelPackage")
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:model-package/g/1"
+    for text in ("rolled back\nalarm", "rolled back\ralarm", "rolled back\u2028alarm"):
+        errors = validation_errors(operation, {"ModelPackageArn": arn, "ApprovalDescription": text})
+        assert [e.split("constraint: ", 1)[1] for e in errors] == ["Member must satisfy regular expression pattern: .*"]
+    assert validation_errors(operation, {"ModelPackageArn": arn, "ApprovalDescription": "rolled back: alarm"}) == []

@@ -297,3 +297,13 @@ def test_a_state_change_of_the_package_already_serving_starts_no_new_deploy(worl
     assert world.deployer.accept(package) == {"started": False, "reason": "the endpoint already serves this package"}
     state = world.deploy(arn, "event-9")
     assert state.mode == "already_serving" and state.status == "deployed"
+
+
+def test_a_multi_line_failure_reason_still_marks_and_notifies(world: World) -> None:
+    arn = world.register()
+    reason = "fallback model is malformed: KeyError('weights')\nTraceback (most recent call last):\n  ..."
+    state = world.deployer.abandon(event_id="e3", model_package_arn=arn, reason=reason)
+    package = world.sagemaker.describe_model_package(ModelPackageName=arn)
+    assert package["ModelApprovalStatus"] == "Rejected"
+    assert "\n" not in package["ApprovalDescription"] and "KeyError" in package["ApprovalDescription"]
+    assert world.notifications()[0]["detail"] == state.detail, "the full text, line breaks and all, is notified"

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 
 from functions.check_data_gate.logic import DataGatePolicy
 from functions.shared.policy import PolicyError, Range
+from infra.aws_limits import LAMBDA_MINIMUM_UNRESERVED_CONCURRENCY, LAMBDA_NEW_ACCOUNT_CONCURRENCY_QUOTA
 from training.candidates import candidate_kinds, factory_module_file
 from training.decision import ThresholdPolicy
 from training.gate import GatePolicy
@@ -88,6 +89,71 @@ class RollbackConfig:
     standby: bool = False
     window_hours: Annotated[int, Range(1, 720)] = 24
     standby_instance_count: Annotated[int, Range(1, 40)] = 1
+
+
+@dataclass(frozen=True)
+class ConcurrencyConfig:
+    """The Lambda concurrency quota of the account the stage deploys to, and the reservations it can afford.
+
+    A function listed in `reserved` gets that many reserved concurrent executions, which is also its limit; a
+    function not listed shares the unreserved pool. Lambda refuses a reservation that leaves fewer than 10
+    unreserved (infra/aws_limits.py), so with a new account's quota of 10 nothing can be reserved: declare
+    `account_quota` only as what the account really has (Service Quotas, "Concurrent executions").
+    """
+
+    account_quota: Annotated[int, Range(LAMBDA_MINIMUM_UNRESERVED_CONCURRENCY, 1_000_000)] = (
+        LAMBDA_NEW_ACCOUNT_CONCURRENCY_QUOTA
+    )
+    reserved: dict[str, Annotated[int, Range(1, 100_000)]] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        known = sorted(p.parent.name for p in (REPO_ROOT / "functions").glob("*/handler.py"))
+        for name in self.reserved:
+            if name not in known:
+                raise PolicyError(f"reserved.{name}: unknown function (allowed: {', '.join(known)})")
+        total = sum(self.reserved.values())
+        affordable = self.account_quota - LAMBDA_MINIMUM_UNRESERVED_CONCURRENCY
+        if total > affordable:
+            raise PolicyError(
+                f"reserved: {total} reserved concurrent executions leave {self.account_quota - total} of "
+                f"account_quota {self.account_quota} unreserved, below Lambda's minimum of "
+                f"{LAMBDA_MINIMUM_UNRESERVED_CONCURRENCY} (allowed: at most {affordable} in total; the deploy would "
+                "fail with \"Specified ReservedConcurrentExecutions for function decreases account's "
+                f'UnreservedConcurrentExecution below its minimum value of [{LAMBDA_MINIMUM_UNRESERVED_CONCURRENCY}].")'
+            )
+
+    def for_function(self, name: str) -> int | None:
+        return self.reserved.get(name)
+
+
+def _whole_instance_percents(instance_count: int, lowest: int) -> list[int]:
+    """Traffic percentages SageMaker can shift on `instance_count` instances: whole instances, `lowest`-50 %."""
+    return [
+        k * 100 // instance_count
+        for k in range(1, instance_count + 1)
+        if (k * 100) % instance_count == 0 and lowest <= k * 100 // instance_count <= 50
+    ]
+
+
+def _check_deployment_fits(deployment: DeploymentConfig, endpoint: EndpointConfig) -> None:
+    """SageMaker sizes a canary or linear step in whole instances of the variant, at most half of them (and at
+    least 10 % for linear steps; API_TrafficRoutingConfig): a percentage that is not a whole number of instances
+    would shift another share of traffic than the stage says, and on one instance none is possible."""
+    if deployment.mode == "ALL_AT_ONCE":
+        return
+    field, percent, lowest = (
+        ("canary_percent", deployment.canary_percent, 1)
+        if deployment.mode == "CANARY"
+        else ("linear_step_percent", deployment.linear_step_percent, 10)
+    )
+    allowed = _whole_instance_percents(endpoint.instance_count, lowest)
+    if percent not in allowed:
+        choices = ", ".join(map(str, allowed)) if allowed else "none: use ALL_AT_ONCE or at least 2 instances"
+        raise PolicyError(
+            f"deployment.{field}: {percent} is not a whole number of the endpoint's {endpoint.instance_count} "
+            f"instance(s) up to half of them, which is how SageMaker shifts {deployment.mode} traffic "
+            f"(allowed: {choices})"
+        )
 
 
 @dataclass(frozen=True)
@@ -172,6 +238,10 @@ class StageConfig:
     monitoring: MonitoringConfig
     gates: GatesConfig
     rollback: RollbackConfig = dataclasses.field(default_factory=RollbackConfig)
+    concurrency: ConcurrencyConfig = dataclasses.field(default_factory=ConcurrencyConfig)
+
+    def __post_init__(self) -> None:
+        _check_deployment_fits(self.deployment, self.endpoint)
 
     @property
     def prefix(self) -> str:
@@ -207,6 +277,16 @@ def _describe_allowed(tp: Any, bounds: Range | None) -> str:
 
 def _check_value(path: str, tp: Any, bounds: Range | None, value: Any) -> Any:
     origin = get_origin(tp)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {value!r}")
+        item_type = get_args(tp)[1]
+        item_bounds = None
+        if get_origin(item_type) is Annotated:
+            item_type, *extras = get_args(item_type)
+            item_bounds = next((e for e in extras if isinstance(e, Range)), None)
+        # CDK context drops JSON nulls, so a null entry means the same as an absent one.
+        return {k: _check_value(f"{path}.{k}", item_type, item_bounds, v) for k, v in value.items() if v is not None}
     if origin in (typing.Union, types.UnionType):
         options = get_args(tp)
         if value is None and type(None) in options:
@@ -240,7 +320,10 @@ def _check_value(path: str, tp: Any, bounds: Range | None, value: Any) -> Any:
 def _build(cls: type[T], raw: dict[str, Any], path: str, **given: Any) -> T:
     hints: dict[str, Any] = {}
     ranges: dict[str, Range | None] = {}
-    for name, hint in typing.get_type_hints(cls, include_extras=True).items():
+    # The dataclass's own module globals, not sys.modules' current entry: the local cloud swaps a function's
+    # modules in and out of sys.modules around each invocation, and a policy class may come from one of them.
+    module_globals = getattr(cls.__init__, "__globals__", None)
+    for name, hint in typing.get_type_hints(cls, globalns=module_globals, include_extras=True).items():
         if get_origin(hint) is Annotated:
             base, *extras = get_args(hint)
             hints[name] = base

@@ -43,6 +43,7 @@ from functions.deploy_model.standby import (
 )
 from functions.shared.contract import ContractError, load_contract
 from functions.shared.fallback_model import FallbackModel
+from functions.shared.package_metadata import metadata_value
 from functions.shared.serving_manifest import ServingManifest, manifest_key
 
 DeployStatus = Literal["in_progress", "deployed", "rolled_back", "failed", "timed_out", "skipped"]
@@ -637,16 +638,19 @@ class Deployer:
             **(package.get("CustomerMetadataProperties") or {}),
             **(extra or {}),
             "deployment_status": state.status,
-            "deployment_detail": state.detail[:256],
+            # The API's pattern refuses , ( ) ' and the like: the full text is in the notification and, when the
+            # package is rejected, in ApprovalDescription.
+            "deployment_detail": metadata_value(state.detail, replacement=" "),
             "deployment_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock())),
-            "deployment_endpoint_config": state.endpoint_config_name or "none",
+            "deployment_endpoint_config": metadata_value(state.endpoint_config_name or "none"),
         }
         # Every field is passed: UpdateModelPackage implementations differ on what an omitted field means.
         self.sagemaker.update_model_package(
             ModelPackageArn=state.model_package_arn,
             ModelApprovalStatus=approval or package.get("ModelApprovalStatus", "Approved"),
+            # The API's pattern `.*` (Java) stops at a line break: an endpoint's FailureReason may hold several lines.
             ApprovalDescription=(
-                f"deploy {state.status}: {state.detail}"[:1000]
+                " ".join(f"deploy {state.status}: {state.detail}".split())[:1000]
                 if approval
                 else package.get("ApprovalDescription") or ""
             ),

@@ -8,15 +8,13 @@ front door (fallback model) and the drift detector (baseline) load. One run regi
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from functions.shared.package_metadata import metadata_value
+
 ApprovalStatus = Literal["Approved", "PendingManualApproval"]
-# Allowed characters and lengths of CustomerMetadataProperties keys and values (SageMaker API reference).
-_METADATA_UNSAFE = re.compile(r"[^\w\s.:/=+\-@]")
-MAX_METADATA_VALUE = 256
 RECENT_PACKAGES_CHECKED = 20
 
 
@@ -80,10 +78,6 @@ class Registration:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def metadata_value(value: Any) -> str:
-    return _METADATA_UNSAFE.sub("-", str(value))[:MAX_METADATA_VALUE]
 
 
 def lineage_metadata(candidate: Candidate, settings: RegisterSettings) -> dict[str, str]:

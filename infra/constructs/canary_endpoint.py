@@ -30,6 +30,7 @@ from functions.frontdoor import metric_names
 from functions.shared.serving_manifest import manifest_key
 from infra.config import StageConfig
 from infra.constructs.platform_function import PlatformFunction, acknowledge
+from infra.regional import RegionalValues
 from infra.stacks.data_lake import bucket_name
 
 # How often the deploy loop looks at the endpoint: a canary step lasts minutes, so faster only costs transitions.
@@ -81,13 +82,6 @@ def rollback_alarm_names(config: StageConfig) -> list[str]:
     return [f"{config.prefix}-serving-{kind}" for kind in ("5xx", "latency-p99", "fallback-rate")]
 
 
-def _ecr_repository_arn(stack: Stack, image_uri: str) -> str:
-    host, _, path = image_uri.partition("/")
-    return stack.format_arn(
-        service="ecr", account=host.split(".", 1)[0], resource="repository", resource_name=path.rsplit(":", 1)[0]
-    )
-
-
 class CanaryEndpoint(Construct):
     def __init__(
         self,
@@ -96,7 +90,6 @@ class CanaryEndpoint(Construct):
         *,
         config: StageConfig,
         model_package_group_name: str,
-        inference_image_uri: str,
         key: kms.IKey,
         artifacts_bucket: s3.IBucket,
         capture_bucket: s3.IBucket,
@@ -112,7 +105,7 @@ class CanaryEndpoint(Construct):
         self._removal = RemovalPolicy.DESTROY if destroy else RemovalPolicy.RETAIN
         self._retention = logs.RetentionDays.ONE_MONTH if destroy else logs.RetentionDays.ONE_YEAR
 
-        self.model_role = self._model_role(stack, inference_image_uri, key)
+        self.model_role = self._model_role(key)
         self.rollback_alarms = self._rollback_alarms(front_door_metrics, notifications_topic)
         # Plain strings, not the alarms' Ref tokens: SageMaker and people look the alarms up by these names.
         self.rollback_alarm_names = rollback_alarm_names(config)
@@ -137,7 +130,8 @@ class CanaryEndpoint(Construct):
         self.approval_rule = self._approval_rule()
 
     # ------------------------------------------------------------------------------------------- model role
-    def _model_role(self, stack: Stack, image_uri: str, key: kms.IKey) -> iam.Role:
+    def _model_role(self, key: kms.IKey) -> iam.Role:
+        stack = Stack.of(self)
         role = iam.Role(
             self,
             "ModelRole",
@@ -152,7 +146,8 @@ class CanaryEndpoint(Construct):
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-                resources=[_ecr_repository_arn(stack, image_uri)],
+                # The container's repository in the region the stack deploys to (infra/regional.py).
+                resources=[RegionalValues.of(self).sklearn_repository_arn],
             )
         )
         role.add_to_policy(iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Size, Stack, Validations
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Size, Validations
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
@@ -12,12 +12,10 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct, IConstruct
 
 from infra.config import StageConfig
+from infra.regional import RegionalValues
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RUNTIME = lambda_.Runtime.PYTHON_3_11
-# Public managed layers: no bundling (and no Docker) at synth. Versions pinned for reproducible deploys.
-POWERTOOLS_LAYER = "arn:{partition}:lambda:{region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-x86_64:18"
-PANDAS_LAYER = "arn:{partition}:lambda:{region}:336392948345:layer:AWSSDKPandas-Python311:22"
 DEFAULT_TIMEOUT = Duration.seconds(30)
 BASIC_EXECUTION_ROLE_FINDING = (
     "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]"
@@ -71,22 +69,18 @@ class PlatformFunction(lambda_.Function):
         timeout: Duration = DEFAULT_TIMEOUT,
         environment: dict[str, str] | None = None,
         with_pandas: bool = False,
-        reserved_concurrency: int | None = None,
         ephemeral_storage_mb: int | None = None,
     ) -> None:
-        stack = Stack.of(scope)
+        # Public managed layers (no bundling, no Docker at synth), pinned, for the region the stack deploys to.
+        regional = RegionalValues.of(scope)
         layers = [
             lambda_.LayerVersion.from_layer_version_arn(
-                scope,
-                f"{construct_id}Powertools",
-                POWERTOOLS_LAYER.format(partition=stack.partition, region=stack.region),
+                scope, f"{construct_id}Powertools", regional.powertools_layer_arn
             )
         ]
         if with_pandas:
             layers.append(
-                lambda_.LayerVersion.from_layer_version_arn(
-                    scope, f"{construct_id}Pandas", PANDAS_LAYER.format(partition=stack.partition, region=stack.region)
-                )
+                lambda_.LayerVersion.from_layer_version_arn(scope, f"{construct_id}Pandas", regional.pandas_layer_arn)
             )
         log_group = logs.LogGroup(
             scope,
@@ -122,7 +116,8 @@ class PlatformFunction(lambda_.Function):
             tracing=lambda_.Tracing.ACTIVE,
             log_group=log_group,
             layers=layers,
-            reserved_concurrent_executions=reserved_concurrency,
+            # From stage config, which never reserves more than the declared account quota leaves above Lambda's floor.
+            reserved_concurrent_executions=config.concurrency.for_function(name),
             ephemeral_storage_size=Size.mebibytes(ephemeral_storage_mb) if ephemeral_storage_mb else None,
             dead_letter_queue=dead_letter_queue,
             on_failure=destinations.SqsDestination(dead_letter_queue),

@@ -190,7 +190,6 @@ class MonitoringStack(Stack):
             memory_mb=DRIFT_MEMORY_MB,
             timeout=JOB_TIMEOUT,
             with_pandas=True,
-            reserved_concurrency=1,
             environment={
                 "ENDPOINT_NAME": self.endpoint_name,
                 "ARTIFACTS_BUCKET": self.lake.artifacts_bucket.bucket_name,
@@ -260,7 +259,6 @@ class MonitoringStack(Stack):
             memory_mb=LABEL_QUALITY_MEMORY_MB,
             timeout=JOB_TIMEOUT,
             with_pandas=True,
-            reserved_concurrency=1,
             environment={
                 "ENDPOINT_NAME": self.endpoint_name,
                 "CURATED_BUCKET": self.lake.curated_bucket.bucket_name,

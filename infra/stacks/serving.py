@@ -31,7 +31,7 @@ from infra.constructs.canary_endpoint import (
 )
 from infra.constructs.platform_function import PlatformFunction, acknowledge
 from infra.stacks.data_lake import PREDICTIONS_PREFIX, DataLakeStack
-from infra.stacks.training import TrainingStack, sklearn_image_uri
+from infra.stacks.training import TrainingStack
 
 # Predictions for yesterday's curated partition, after the night's ingestion.
 BATCH_SCORING_SCHEDULE = events.Schedule.cron(minute="30", hour="3")
@@ -67,11 +67,6 @@ class ServingStack(Stack):
         self.model_package_group_name = (
             training.model_package_group_name if training is not None else config.model_package_group
         )
-        inference_image_uri = (
-            training.inference_image_uri
-            if training is not None
-            else sklearn_image_uri(config.region, config.endpoint.instance_type)
-        )
         self._destroy = config.removal_policy == "destroy"
 
         self.frontdoor_function = self._frontdoor_function()
@@ -80,7 +75,6 @@ class ServingStack(Stack):
             "CanaryEndpoint",
             config=config,
             model_package_group_name=self.model_package_group_name,
-            inference_image_uri=inference_image_uri,
             key=lake.key,
             artifacts_bucket=lake.artifacts_bucket,
             capture_bucket=lake.capture_bucket,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from functools import cache
 from typing import Any
 
 from aws_cdk import (
@@ -38,9 +37,9 @@ from functions.start_training.logic import TRIGGER_RECORDS_PREFIX
 from infra.config import StageConfig
 from infra.constructs.platform_function import PlatformFunction, acknowledge, removal_policy
 from infra.constructs.training_source_bundle import TrainingSourceBundle
+from infra.regional import RegionalValues
 from infra.stacks.data_lake import DataLakeStack, bucket_name
 
-SKLEARN_FRAMEWORK_VERSION = "1.9-0"
 # SageMaker bills and finishes a training job in minutes at best; polling faster only costs transitions.
 POLL_INTERVAL = Duration.seconds(60)
 # Room around the training job for the Lambda steps and the polling granularity.
@@ -52,18 +51,6 @@ RUN_FOLDER_REASON = "Each run reads and writes only under training/runs/<run>/, 
 PACKAGE_VERSIONS_REASON = "The registry numbers package versions; access stays within the model's package group."
 LIST_PACKAGES_REASON = "sagemaker:ListModelPackages has no resource-level permissions."
 TRAINING_JOB_REASON = "Training job names derive from each run (<model>-<run>)."
-
-
-@cache
-def sklearn_image_uri(region: str, instance_type: str) -> str:
-    """The SageMaker scikit-learn container for the region, from the SDK's offline table (no network at synth)."""
-    from sagemaker.core import image_uris
-
-    return str(
-        image_uris.retrieve(
-            framework="sklearn", region=region, version=SKLEARN_FRAMEWORK_VERSION, instance_type=instance_type
-        )
-    )
 
 
 def _arn(template: str) -> str:
@@ -114,8 +101,10 @@ class TrainingStack(Stack):
         self.contract = load_contract(config.dataset)
         self.model_package_group_name = config.model_package_group
         self._destroy = config.removal_policy == "destroy"
-        self.training_image_uri = sklearn_image_uri(config.region, config.training.instance_type)
-        self.inference_image_uri = sklearn_image_uri(config.region, config.endpoint.instance_type)
+        # Resolved for the region the stack deploys to (infra/regional.py), never baked for cdk.json's region.
+        self.regional = RegionalValues.of(self)
+        self.training_image_uri = self.regional.sklearn_image_uri(config.training.instance_type)
+        self.inference_image_uri = self.regional.sklearn_image_uri(config.endpoint.instance_type)
 
         self.package_group = sagemaker.CfnModelPackageGroup(
             self,
@@ -223,11 +212,10 @@ class TrainingStack(Stack):
             ["arn:{partition}:logs:{region}:{account}:log-group:/aws/sagemaker/TrainingJobs:*"],
             "SageMaker names one log stream per training job in its fixed log group.",
         )
-        registry_account, repository = _ecr_repository(self.training_image_uri)
         self._allow(
             role,
             ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-            [f"arn:{{partition}}:ecr:{{region}}:{registry_account}:repository/{repository}"],
+            [self.regional.sklearn_repository_arn],
         )
         self._allow(
             role,
@@ -397,8 +385,6 @@ class TrainingStack(Stack):
                 "ARTIFACTS_BUCKET": self.lake.artifacts_bucket.bucket_name,
                 "COOLDOWN_MINUTES": str(self.config.training.cooldown_minutes),
             },
-            # One trigger at a time: the running-execution and cooldown checks would race otherwise.
-            reserved_concurrency=1,
         )
         machine = f"{self.config.prefix}-training"
         self._allow(
@@ -689,7 +675,7 @@ class TrainingStack(Stack):
                 "HyperParameters": {
                     "sagemaker_program": self.source_bundle.entry_point,
                     "sagemaker_submit_directory": self.source_bundle.s3_uri,
-                    "sagemaker_region": self.config.region,
+                    "sagemaker_region": Aws.REGION,
                     "dataset": self.config.dataset,
                     "contract_version": self.contract.version,
                     "model_version.$": "$.snapshot.training_job_name",
@@ -771,9 +757,3 @@ class TrainingStack(Stack):
                 ),
                 targets=[target()],
             )
-
-
-def _ecr_repository(image_uri: str) -> tuple[str, str]:
-    """(registry account, repository name) of `<account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>`."""
-    host, _, path = image_uri.partition("/")
-    return host.split(".", 1)[0], path.rsplit(":", 1)[0]

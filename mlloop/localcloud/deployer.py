@@ -797,9 +797,11 @@ def _function_code(d: StackDeployer, logical_id: str, p: dict[str, Any]) -> tupl
 
 @creates("AWS::Lambda::Permission")
 def _permission(d: StackDeployer, logical_id: str, p: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    # CloudFormation names the statement like a physical id; AddPermission allows at most 100 characters.
+    statement_id = generated_name(d.stack, logical_id, 100)
     kwargs = {
         "FunctionName": p["FunctionName"],
-        "StatementId": logical_id,
+        "StatementId": statement_id,
         "Action": p["Action"],
         "Principal": p["Principal"],
     }
@@ -809,7 +811,7 @@ def _permission(d: StackDeployer, logical_id: str, p: dict[str, Any]) -> tuple[A
     function = str(p["FunctionName"])
     if (function.split(":")[6] if function.startswith("arn:") else function) not in d.functions_not_created:
         d.client("lambda").add_permission(**kwargs)
-    return logical_id, {}
+    return statement_id, {}
 
 
 @creates("AWS::Lambda::EventInvokeConfig")

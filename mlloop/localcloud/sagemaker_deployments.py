@@ -24,14 +24,13 @@ import contextlib
 import copy
 import json
 import logging
-import math
 import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from mlloop.localcloud import aws_state, cloudwatch
+from mlloop.localcloud import aws_state, cloudwatch, sagemaker_deployment_rules
 from mlloop.localcloud.sagemaker_endpoints import (
     ContainerStartError,
     EndpointHost,
@@ -232,25 +231,8 @@ def update_weights(_original: Any, backend: Any, endpoint_name: str, desired: li
     return str(endpoint.arn)
 
 
-def _step_share(size: dict[str, Any] | None, fleets: list[Fleet]) -> float:
-    if not size:
-        return 1.0
-    value = float(size.get("Value", 100))
-    if size.get("Type") == "INSTANCE_COUNT":
-        total = sum(f.instance_count for f in fleets) or 1
-        return min(value / total, 1.0)
-    return min(value / 100.0, 1.0)
-
-
 def _shift_plan(routing: dict[str, Any], fleets: list[Fleet]) -> list[float]:
-    kind = routing.get("Type", "ALL_AT_ONCE")
-    if kind == "CANARY":
-        return [_step_share(routing.get("CanarySize"), fleets), 1.0]
-    if kind == "LINEAR":
-        step = _step_share(routing.get("LinearStepSize"), fleets)
-        steps = max(1, math.ceil(1.0 / step - 1e-9)) if step > 0 else 1
-        return [min((i + 1) * step, 1.0) for i in range(steps)]
-    return [1.0]
+    return sagemaker_deployment_rules.traffic_plan(routing, sum(f.instance_count for f in fleets))
 
 
 class _RollbackError(Exception):
@@ -386,6 +368,12 @@ class BlueGreenUpdate:
         _endpoint_event(self.backend.account_id, self.backend.region_name, endpoint)
 
 
+def _alarm_names(account_id: str, region: str) -> set[str]:
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    return set(cloudwatch_backends[account_id][region].alarms)
+
+
 def update_endpoint(backend: Any, params: dict[str, Any]) -> str:
     """UpdateEndpoint (NotImplemented in moto): validate, mark Updating, run blue/green in the background."""
     from moto.sagemaker.exceptions import ValidationError
@@ -411,17 +399,15 @@ def update_endpoint(backend: Any, params: dict[str, Any]) -> str:
         deployment_config = getattr(endpoint, "last_deployment_config", None)
     deployment_config = deployment_config or {}
     running = backend.endpoint_configs.get(endpoint.endpoint_config_name)
-    old_names = sorted(v["VariantName"] for v in running.production_variants) if running else []
-    new_names = sorted(v["VariantName"] for v in config.production_variants)
-    if deployment_config and old_names and old_names != new_names:
-        # Documented AWS constraint (deployment-guardrails-exclusions); not enforced here, only reported.
-        LOG.warning(
-            "local cloud: UpdateEndpoint %s with a DeploymentConfig changes variant names %s -> %s; SageMaker "
-            "requires blue/green deployment guardrails to keep the old variant names",
-            name,
-            old_names,
-            new_names,
+    try:
+        sagemaker_deployment_rules.check_blue_green_update(
+            deployment_config,
+            old_variants=running.production_variants if running else [],
+            new_variants=config.production_variants,
+            existing_alarms=_alarm_names(backend.account_id, backend.region_name),
         )
+    except sagemaker_deployment_rules.DeploymentRuleError as exc:
+        raise ValidationError(message=str(exc)) from None
     host = host_for(backend.account_id, backend.region_name, name)
     if host is None:
         host = EndpointHost(backend.account_id, backend.region_name, name, new_workdir(name))

@@ -28,7 +28,7 @@ import boto3
 from botocore.config import Config
 from moto.core.config import default_user_config
 
-from mlloop.localcloud import authz
+from mlloop.localcloud import authz, request_validation
 from mlloop.localcloud.apigateway import LocalApiGateway
 from mlloop.localcloud.deployer import Deployment, deploy_stage
 from mlloop.localcloud.dispatch import AsyncDispatcher, DeliveryFailure
@@ -41,7 +41,7 @@ LOG = logging.getLogger("mlloop.localcloud")
 ACCOUNT_ID = "123456789012"
 DEFAULT_TIME_SCALE = 0.01
 # Emulations owned by their own modules; each exposes install(cloud) and uninstall().
-_PLUGIN_MODULES = ("mlloop.localcloud.sagemaker", "mlloop.localcloud.cloudwatch")
+_PLUGIN_MODULES = ("mlloop.localcloud.sagemaker", "mlloop.localcloud.cloudwatch", "mlloop.localcloud.account_quotas")
 _process_lock = threading.Lock()
 
 
@@ -133,6 +133,8 @@ class LocalCloud:
                 logger = logging.getLogger(name)
                 self._saved_log_levels[name] = logger.level
                 logger.setLevel(level)
+            # AWS's request validation (service-model constraints) in front of every operation.
+            request_validation.install()
             # IAM, resource policies and SigV4 are enforced in front of moto (authz/).
             self._server = authz.AuthorizingMotoServer(
                 account_id=self.account_id, ip_address="127.0.0.1", port=self._requested_port
@@ -213,6 +215,7 @@ class LocalCloud:
                 self._server.stop()
                 self._server._server.server_close()
             self._server = None
+        request_validation.uninstall()
         config: dict[str, Any] = default_user_config  # type: ignore[assignment]
         config.clear()
         config.update(self._saved_config or {"stepfunctions": {"execute_state_machine": False}})

@@ -226,3 +226,28 @@ def test_a_handler_missing_from_its_asset_stops_the_deploy(tmp_path: Path, local
 
     with pytest.raises(DeployError, match=re.escape("functions/missing/handler.py is not in the function's asset")):
         local_cloud.deploy(stage, cdk_out=out)
+
+
+def test_a_reservation_that_breaks_a_new_accounts_unreserved_floor_fails_the_deploy(
+    tmp_path: Path, local_cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stage = unique_stage()
+    function = python_function("def handler(event, context):\n    return 1\n", ReservedConcurrentExecutions=1)
+    out = write_assembly(tmp_path, {f"mlloop-{stage}-reserving": {"Resources": {"Role": ROLE, "Fn": function}}})
+
+    # A new account's quota of 10 concurrent executions leaves nothing to reserve above Lambda's floor of 10.
+    with pytest.raises(Exception) as refused:
+        local_cloud.deploy(stage, cdk_out=out)
+    assert (
+        "Specified ReservedConcurrentExecutions for function decreases account's UnreservedConcurrentExecution "
+        "below its minimum value of [10]." in str(refused.value)
+    )
+
+    monkeypatch.setenv("LOCALCLOUD_LAMBDA_CONCURRENCY_QUOTA", "1000")
+    stage = unique_stage()
+    out = write_assembly(
+        tmp_path / "raised", {f"mlloop-{stage}-reserving": {"Resources": {"Role": ROLE, "Fn": function}}}
+    )
+    deployment = local_cloud.deploy(stage, cdk_out=out)
+    concurrency = local_cloud.client("lambda").get_function_concurrency(FunctionName=deployment.physical_id("Fn"))
+    assert concurrency["ReservedConcurrentExecutions"] == 1

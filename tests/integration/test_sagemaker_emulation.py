@@ -159,13 +159,21 @@ def cloud(local_cloud: LocalCloud) -> LocalCloud:
     return local_cloud
 
 
-def _config(cloud: LocalCloud, variants: dict[str, float], *, capture: int | None = None, count: int = 1) -> str:
+def _config(
+    cloud: LocalCloud,
+    variants: dict[str, float],
+    *,
+    capture: int | None = None,
+    count: int = 1,
+    variant_name: str | None = None,
+) -> str:
+    """An EndpointConfig with one variant per model version (named after it, or `variant_name`)."""
     name = f"config-{uuid.uuid4().hex[:8]}"
     params: dict[str, Any] = {
         "EndpointConfigName": name,
         "ProductionVariants": [
             {
-                "VariantName": version,
+                "VariantName": variant_name or version,
                 "ModelName": f"{MODEL_PREFIX}-{version}",
                 "InstanceType": "ml.m5.large",
                 "InitialInstanceCount": count,
@@ -436,10 +444,19 @@ def _wait_in_service(cloud: LocalCloud, endpoint: str) -> dict[str, Any]:
     return dict(sm.describe_endpoint(EndpointName=endpoint))
 
 
+def _pending_weight(cloud: LocalCloud, endpoint: str) -> float | None:
+    pending = cloud.client("sagemaker").describe_endpoint(EndpointName=endpoint).get("PendingDeploymentSummary")
+    if not pending:
+        return None
+    variant = pending["ProductionVariants"][0]
+    return float(variant["CurrentWeight"]) if variant["VariantStatus"][0]["Status"] == "Baking" else None
+
+
 def test_a_canary_update_shifts_a_share_then_all_traffic_to_the_new_fleet(cloud: LocalCloud) -> None:
     sm = cloud.client("sagemaker")
-    endpoint = _endpoint(cloud, _config(cloud, {"v1": 1.0}))
-    target = _config(cloud, {"v2": 1.0})
+    # Blue/green guardrails keep the variant name; a 25 % canary of 4 instances is one instance.
+    endpoint = _endpoint(cloud, _config(cloud, {"v1": 1.0}, count=4, variant_name="live"))
+    target = _config(cloud, {"v2": 1.0}, count=4, variant_name="live")
     deployment_events = _event_queue(cloud, "SageMaker Endpoint Deployment State Change")
     endpoint_events = _event_queue(cloud, "SageMaker Endpoint State Change")
 
@@ -448,24 +465,23 @@ def test_a_canary_update_shifts_a_share_then_all_traffic_to_the_new_fleet(cloud:
         EndpointConfigName=target,
         DeploymentConfig=_blue_green("CANARY", wait=250, CanarySize={"Type": "CAPACITY_PERCENT", "Value": 25}),
     )
-    _wait_until(lambda: local_sagemaker.endpoint_traffic(endpoint).get("v2") == 0.25)
+    _wait_until(lambda: _pending_weight(cloud, endpoint) == 0.25)
     during = sm.describe_endpoint(EndpointName=endpoint)
     assert during["EndpointStatus"] == "Updating"
     assert during["EndpointConfigName"] != target
     pending = during["PendingDeploymentSummary"]
     assert pending["EndpointConfigName"] == target
     assert pending["ProductionVariants"][0]["CurrentWeight"] == 0.25
-    assert pending["ProductionVariants"][0]["VariantStatus"][0]["Status"] == "Baking"
-    assert {_invoke(cloud, endpoint, {"x": 1.0})[1] for _ in range(40)} == {"v1", "v2"}
+    assert {_invoke(cloud, endpoint, {"x": 1.0})[0]["model_version"] for _ in range(40)} == {"v1", "v2"}
     with pytest.raises(ClientError, match="in-progress"):
         sm.update_endpoint(EndpointName=endpoint, EndpointConfigName=target)
 
     done = _wait_in_service(cloud, endpoint)
     assert done["EndpointStatus"] == "InService"
     assert done["EndpointConfigName"] == target
-    assert [v["VariantName"] for v in done["ProductionVariants"]] == ["v2"]
+    assert [v["VariantName"] for v in done["ProductionVariants"]] == ["live"]
     assert "PendingDeploymentSummary" not in done and "FailureReason" not in done
-    assert {_invoke(cloud, endpoint, {"x": 1.0})[1] for _ in range(10)} == {"v2"}
+    assert {_invoke(cloud, endpoint, {"x": 1.0})[0]["model_version"] for _ in range(10)} == {"v2"}
 
     def received(queue: str) -> list[dict[str, Any]]:
         messages = cloud.client("sqs").receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
@@ -481,6 +497,7 @@ def test_a_canary_update_shifts_a_share_then_all_traffic_to_the_new_fleet(cloud:
         ("Baking", 1.0),
         ("Baking", 1.0),
     ]
+    assert "canary capacity of 1 instance(s)" in steps[1]["VariantStatus"][0]["StatusMessage"]
     assert "TerminationWaitInSeconds" in steps[-1]["VariantStatus"][0]["StatusMessage"]
     assert [(d["EndpointStatus"], d["EndpointConfigName"]) for d in received(endpoint_events)] == [
         ("UPDATING", during["EndpointConfigName"]),
@@ -488,16 +505,91 @@ def test_a_canary_update_shifts_a_share_then_all_traffic_to_the_new_fleet(cloud:
     ]
 
 
+@pytest.mark.parametrize(
+    ("count", "routing", "refusal"),
+    [
+        # dev's old setting (defect 4): a 20 % canary of one instance is the whole fleet.
+        (1, {"CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 20}}, "at most 50%"),
+        (2, {"CanarySize": {"Type": "INSTANCE_COUNT", "Value": 2}}, "at most 50%"),
+        (4, {"CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 60}}, "at most 50%"),
+        (1, {}, "CanarySize is required"),
+    ],
+)
+def test_a_canary_larger_than_half_the_variants_instances_is_refused(
+    cloud: LocalCloud, count: int, routing: dict[str, Any], refusal: str
+) -> None:
+    sm = cloud.client("sagemaker")
+    endpoint = _endpoint(cloud, _config(cloud, {"v1": 1.0}, count=count, variant_name="live"))
+    target = _config(cloud, {"v2": 1.0}, count=count, variant_name="live")
+    with pytest.raises(ClientError, match=refusal) as refused:
+        sm.update_endpoint(
+            EndpointName=endpoint, EndpointConfigName=target, DeploymentConfig=_blue_green("CANARY", **routing)
+        )
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert sm.describe_endpoint(EndpointName=endpoint)["EndpointStatus"] == "InService"
+
+
+def test_a_linear_step_outside_ten_to_fifty_percent_of_the_instances_is_refused(cloud: LocalCloud) -> None:
+    sm = cloud.client("sagemaker")
+    endpoint = _endpoint(cloud, _config(cloud, {"v1": 1.0}, count=2, variant_name="live"))
+    target = _config(cloud, {"v2": 1.0}, count=2, variant_name="live")
+    for size in ({"Type": "CAPACITY_PERCENT", "Value": 5}, {"Type": "INSTANCE_COUNT", "Value": 2}):
+        with pytest.raises(ClientError, match="10-50%"):
+            sm.update_endpoint(
+                EndpointName=endpoint,
+                EndpointConfigName=target,
+                DeploymentConfig=_blue_green("LINEAR", LinearStepSize=size),
+            )
+
+
+def test_guardrails_refuse_a_new_variant_name_and_a_rollback_alarm_that_does_not_exist(cloud: LocalCloud) -> None:
+    sm = cloud.client("sagemaker")
+    endpoint = _endpoint(cloud, _config(cloud, {"v1": 1.0}, count=2, variant_name="live"))
+    canary = {"CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1}}
+    with pytest.raises(ClientError, match="must keep the endpoint's variant names"):
+        sm.update_endpoint(
+            EndpointName=endpoint,
+            EndpointConfigName=_config(cloud, {"v2": 1.0}, count=2),
+            DeploymentConfig=_blue_green("CANARY", **canary),
+        )
+    with pytest.raises(ClientError, match="do not exist: no-such-alarm"):
+        sm.update_endpoint(
+            EndpointName=endpoint,
+            EndpointConfigName=_config(cloud, {"v2": 1.0}, count=2, variant_name="live"),
+            DeploymentConfig=_blue_green("CANARY", alarms=("no-such-alarm",), **canary),
+        )
+
+
+def test_deployment_config_limits_come_from_the_service_model(cloud: LocalCloud) -> None:
+    # botocore checks `min` before sending; a caller that does not (another SDK, raw HTTP) meets the server's check.
+    sm = cloud.session.client("sagemaker", endpoint_url=cloud.endpoint_url, config=Config(parameter_validation=False))
+    endpoint = _endpoint(cloud, _config(cloud, {"v1": 1.0}, count=2, variant_name="live"))
+    deployment = _blue_green("ALL_AT_ONCE")
+    deployment["BlueGreenUpdatePolicy"]["MaximumExecutionTimeoutInSeconds"] = 300
+    with pytest.raises(ClientError) as refused:
+        sm.update_endpoint(
+            EndpointName=endpoint,
+            EndpointConfigName=_config(cloud, {"v2": 1.0}, count=2, variant_name="live"),
+            DeploymentConfig=deployment,
+        )
+    assert refused.value.response["Error"] == {
+        "Code": "ValidationException",
+        "Message": "1 validation error detected: Value '300' at "
+        "'deploymentConfig.blueGreenUpdatePolicy.maximumExecutionTimeoutInSeconds' failed to satisfy constraint: "
+        "Member must have value greater than or equal to 600",
+    }
+
+
 def test_an_alarm_during_the_bake_rolls_the_update_back(cloud: LocalCloud) -> None:
     sm, cw = cloud.client("sagemaker"), cloud.client("cloudwatch")
-    endpoint = _endpoint(cloud, _config(cloud, {"v1": 1.0}))
+    endpoint = _endpoint(cloud, _config(cloud, {"v1": 1.0}, count=2, variant_name="live"))
     original = sm.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
     alarm = f"{endpoint}-5xx"
     cw.put_metric_alarm(
         AlarmName=alarm,
         Namespace="AWS/SageMaker",
         MetricName="Invocation5XXErrors",
-        Dimensions=[{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": "v2"}],
+        Dimensions=[{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": "live"}],
         Statistic="Sum",
         Period=60,
         EvaluationPeriods=1,
@@ -507,29 +599,30 @@ def test_an_alarm_during_the_bake_rolls_the_update_back(cloud: LocalCloud) -> No
     )
     sm.update_endpoint(
         EndpointName=endpoint,
-        EndpointConfigName=_config(cloud, {"v2": 1.0}),
+        EndpointConfigName=_config(cloud, {"v2": 1.0}, count=2, variant_name="live"),
         DeploymentConfig=_blue_green(
             "CANARY", alarms=(alarm,), wait=300, CanarySize={"Type": "INSTANCE_COUNT", "Value": 1}
         ),
     )
-    _wait_until(lambda: "v2" in local_sagemaker.endpoint_traffic(endpoint))
-    with local_sagemaker.fail_endpoint(endpoint, variant="v2"):
+    _wait_until(lambda: _pending_weight(cloud, endpoint) == 0.5)
+    with local_sagemaker.fail_endpoint(endpoint, variant="live"):
         for _ in range(5):
             with contextlib.suppress(ClientError):
-                _invoke(cloud, endpoint, {"x": 1.0}, TargetVariant="v2")
+                _invoke(cloud, endpoint, {"x": 1.0}, TargetVariant="live")
 
     done = _wait_in_service(cloud, endpoint)
     assert done["EndpointStatus"] == "InService"
     assert done["EndpointConfigName"] == original
-    assert [v["VariantName"] for v in done["ProductionVariants"]] == ["v1"]
+    assert [v["VariantName"] for v in done["ProductionVariants"]] == ["live"]
     assert alarm in done["FailureReason"]
-    assert local_sagemaker.endpoint_traffic(endpoint) == {"v1": 1.0}
+    assert local_sagemaker.endpoint_traffic(endpoint) == {"live": 1.0}
+    assert _invoke(cloud, endpoint, {"x": 1.0})[0]["model_version"] == "v1"
 
 
 def test_an_update_that_outlives_its_maximum_execution_time_rolls_back(cloud: LocalCloud) -> None:
     sm = cloud.client("sagemaker")
-    endpoint = _endpoint(cloud, _config(cloud, {"v1": 1.0}))
-    config = _config(cloud, {"v3": 1.0})
+    endpoint = _endpoint(cloud, _config(cloud, {"v1": 1.0}, count=2, variant_name="live"))
+    config = _config(cloud, {"v3": 1.0}, count=2, variant_name="live")
     deployment = _blue_green("LINEAR", wait=1000, LinearStepSize={"Type": "CAPACITY_PERCENT", "Value": 50})
     deployment["BlueGreenUpdatePolicy"]["MaximumExecutionTimeoutInSeconds"] = 600
     sm.update_endpoint(EndpointName=endpoint, EndpointConfigName=config, DeploymentConfig=deployment)
@@ -628,9 +721,11 @@ def test_a_weights_update_is_refused_where_sagemaker_refuses_it(
     ("routing", "plan"),
     [
         ({"Type": "ALL_AT_ONCE"}, [1.0]),
-        ({"Type": "CANARY", "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10}}, [0.1, 1.0]),
+        # Traffic moves in whole instances of the 4: 10 % is one instance, 40 % two.
+        ({"Type": "CANARY", "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10}}, [0.25, 1.0]),
         ({"Type": "CANARY", "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1}}, [0.25, 1.0]),
-        ({"Type": "LINEAR", "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 40}}, [0.4, 0.8, 1.0]),
+        ({"Type": "LINEAR", "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 40}}, [0.5, 1.0]),
+        ({"Type": "LINEAR", "LinearStepSize": {"Type": "INSTANCE_COUNT", "Value": 1}}, [0.25, 0.5, 0.75, 1.0]),
     ],
 )
 def test_traffic_shifts_follow_the_routing_configuration(routing: dict[str, Any], plan: list[float]) -> None:

@@ -29,7 +29,7 @@ def test_every_stage_parses_and_stages_differ_by_config(context: dict) -> None:
     assert configs["dev"].approval == "auto"
     assert configs["prod"].approval == "manual"
     assert configs["prod"].removal_policy == "retain"
-    assert configs["prod"].deployment.canary_percent < configs["dev"].deployment.canary_percent
+    assert configs["prod"].deployment.wait_seconds > configs["dev"].deployment.wait_seconds
     assert configs["dev"].prefix == "mlloop-dev"
 
 
@@ -132,3 +132,63 @@ def test_a_stage_may_name_its_own_estimator_factory_and_a_missing_one_is_refused
     missing["stages"]["dev"]["training"]["candidate"] = "training.models.gone:make"
     with pytest.raises(ConfigError, match=r"stages\.dev\.training\.candidate: .*gone\.py, which does not exist"):
         load_stage_config(missing, "dev")
+
+
+def test_a_canary_that_is_not_whole_instances_up_to_half_the_fleet_stops_synth(context: dict) -> None:
+    one_instance = copy.deepcopy(context)
+    one_instance["stages"]["dev"]["endpoint"]["instance_count"] = 1
+    one_instance["stages"]["dev"]["deployment"]["canary_percent"] = 20
+    with pytest.raises(ConfigError) as err:
+        load_stage_config(one_instance, "dev")
+    assert str(err.value) == (
+        "stages.dev.deployment.canary_percent: 20 is not a whole number of the endpoint's 1 instance(s) up to half "
+        "of them, which is how SageMaker shifts CANARY traffic (allowed: none: use ALL_AT_ONCE or at least 2 "
+        "instances)"
+    )
+    four = copy.deepcopy(context)
+    four["stages"]["prod"]["endpoint"]["instance_count"] = 4
+    four["stages"]["prod"]["deployment"].update({"mode": "LINEAR", "linear_step_percent": 10})
+    with pytest.raises(ConfigError, match=r"linear_step_percent: 10 .* \(allowed: 25, 50\)$"):
+        load_stage_config(four, "prod")
+    four["stages"]["prod"]["deployment"]["linear_step_percent"] = 25
+    assert load_stage_config(four, "prod").deployment.linear_step_percent == 25
+    all_at_once = copy.deepcopy(one_instance)
+    all_at_once["stages"]["dev"]["deployment"]["mode"] = "ALL_AT_ONCE"
+    assert load_stage_config(all_at_once, "dev").endpoint.instance_count == 1
+
+
+def test_reserved_concurrency_never_breaks_the_declared_accounts_unreserved_floor(context: dict) -> None:
+    configs = {c.stage: c for c in load_all_stages(context)}
+    for stage in ("dev", "staging"):
+        # A new account's quota: nothing can be reserved, so no function reserves any.
+        assert configs[stage].concurrency.account_quota == 10 and configs[stage].concurrency.reserved == {}
+    prod = configs["prod"].concurrency
+    functions = sorted(p.parent.name for p in (REPO / "functions").glob("*/handler.py"))
+    assert sorted(prod.reserved) == functions, "every prod function has a concurrency limit"
+    assert prod.account_quota - sum(prod.reserved.values()) >= 10
+
+    greedy = copy.deepcopy(context)
+    greedy["stages"]["dev"]["concurrency"]["reserved"] = {"start_training": 1}
+    with pytest.raises(ConfigError) as err:
+        load_stage_config(greedy, "dev")
+    assert str(err.value).startswith(
+        "stages.dev.concurrency.reserved: 1 reserved concurrent executions leave 9 of account_quota 10 unreserved, "
+        "below Lambda's minimum of 10 (allowed: at most 0 in total;"
+    )
+    unknown = copy.deepcopy(context)
+    unknown["stages"]["prod"]["concurrency"]["reserved"]["front_door"] = 5
+    with pytest.raises(ConfigError, match=r"^stages\.prod\.concurrency\.reserved\.front_door: unknown function"):
+        load_stage_config(unknown, "prod")
+    undeclared = copy.deepcopy(context)
+    del undeclared["stages"]["prod"]["concurrency"]["account_quota"]
+    with pytest.raises(ConfigError, match=r"account_quota 10 unreserved"):
+        load_stage_config(undeclared, "prod")
+
+
+def test_stage_config_parses_while_a_policy_module_is_out_of_sys_modules(
+    context: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The local cloud swaps functions' modules out of sys.modules around each Lambda invocation.
+    monkeypatch.delitem(sys.modules, "functions.check_data_gate.logic")
+    gates = load_stage_config(context, "dev").gates
+    assert gates.data.min_rows == context["stages"]["dev"]["gates"]["data"]["min_rows"]

@@ -19,6 +19,7 @@ from functions.deploy_model.logic import ApprovedPackage, Deployer, DeployError,
 from functions.deploy_model.settings import DeploySettings
 from functions.deploy_model.standby import FAST_ROLLBACK_UNTIL_KEY, STANDBY_VERSION_KEY
 from functions.shared.serving_manifest import ServingManifest, manifest_key
+from mlloop.localcloud import request_validation
 from tests.unit.frontdoor_support import FALLBACK_DOC
 
 REGION = "us-east-1"
@@ -144,8 +145,13 @@ class World:
 
 @pytest.fixture
 def world() -> Iterator[World]:
-    with mock_aws():
-        yield World()
+    # SageMaker's own request validation (patterns, lengths), as the embedded AWS applies it.
+    request_validation.install()
+    try:
+        with mock_aws():
+            yield World()
+    finally:
+        request_validation.uninstall()
 
 
 def test_the_first_deploy_creates_the_endpoint_with_data_capture_and_the_version_in_the_model(
@@ -223,10 +229,17 @@ def test_a_silent_rollback_is_detected_marked_and_notified_never_reported_as_suc
     assert package["ModelApprovalStatus"] == "Rejected"
     metadata = package["CustomerMetadataProperties"]
     assert metadata["deployment_status"] == "rolled_back"
+    # The detail's , ( ) break the API's metadata pattern: the mark carries a sanitised copy, the rest the full text.
+    assert metadata["deployment_detail"] == (
+        f"the endpoint runs {before.endpoint_config_name} not the target {state.endpoint_config_name}: SageMaker "
+        "rolled the deploy back a rollback alarm fired or the new fleet failed"
+    )
+    assert package["ApprovalDescription"] == f"deploy rolled_back: {state.detail}"
     assert metadata["contract_ref"] == "churn@1.0.0", "every other field is kept"
     assert metadata["fallback_model_uri"] == "s3://artifacts/models/fallback_model.json"
     (note,) = world.notifications()
     assert note["status"] == "rolled_back" and note["model_version"] == "v2"
+    assert note["detail"] == state.detail
     assert world.manifest() == before, "the front door keeps serving the model that still runs"
 
 
@@ -402,3 +415,13 @@ def test_a_later_promotion_retires_the_standby_by_replacing_it_with_the_version_
     assert _variants(warm) == [("primary", "v3", 1.0, 2), ("standby", "v2", 0.0, 1)]
     state = warm.deployer.fast_rollback_state()
     assert state.available and state.to_version == 2, "v1 is no longer warm"
+
+
+def test_a_multi_line_failure_reason_still_marks_and_notifies(world: World) -> None:
+    arn = world.register()
+    reason = "fallback model is malformed: KeyError('weights')\nTraceback (most recent call last):\n  ..."
+    state = world.deployer.abandon(event_id="e3", model_package_arn=arn, reason=reason)
+    package = world.sagemaker.describe_model_package(ModelPackageName=arn)
+    assert package["ModelApprovalStatus"] == "Rejected"
+    assert "\n" not in package["ApprovalDescription"] and "KeyError" in package["ApprovalDescription"]
+    assert world.notifications()[0]["detail"] == state.detail, "the full text, line breaks and all, is notified"

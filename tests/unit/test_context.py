@@ -76,10 +76,10 @@ def test_the_cli_reads_its_config_with_the_override(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(cli_main.status, "stage_status", capture)
     monkeypatch.setattr(cli_main.Renderer, "status", lambda self, result: None)
-    code = cli_main.main(["status", "--stage", "dev", "-c", "stages.dev.endpoint.instance_count=3", "--json"])
+    code = cli_main.main(["status", "--stage", "dev", "-c", "stages.dev.endpoint.instance_count=4", "--json"])
 
     assert code == 0
-    assert seen["config"].endpoint.instance_count == 3
+    assert seen["config"].endpoint.instance_count == 4
 
 
 def test_synthesized_output_is_stale_when_the_runs_context_differs(tmp_path: Path) -> None:

@@ -87,6 +87,6 @@ def test_synthesized_output_is_stale_when_the_runs_context_differs(tmp_path: Pat
     (tmp_path / assembly.CONTEXT_RECORD).write_text(json.dumps(effective_context(), sort_keys=True))
     assert assembly.is_fresh(tmp_path)
 
-    use_context_arguments(["stages.dev.endpoint.instance_count=2"])
+    use_context_arguments(["stages.dev.training.window_days=90"])
 
     assert not assembly.is_fresh(tmp_path)

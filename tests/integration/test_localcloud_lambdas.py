@@ -107,6 +107,7 @@ def deployed(local_cloud: LocalCloud, tmp_path_factory: pytest.TempPathFactory) 
         "PandasFromUnknownLayer": python_function(USES_PANDAS, layers=[UNKNOWN_LAYER]),
         "Introspect": python_function(INTROSPECT, environment={"ONLY_HERE": "introspect"}, Timeout=2, MemorySize=128),
         "Reserved": python_function(INTROSPECT, ReservedConcurrentExecutions=1, Timeout=10),
+        "Sleeper": python_function(INTROSPECT, Timeout=10),
         "DeadLetters": {"Type": "AWS::SQS::Queue", "Properties": {}},
         "FailingLogs": {"Type": "AWS::Logs::LogGroup", "Properties": {"RetentionInDays": 7}},
         "Failing": python_function(
@@ -296,7 +297,8 @@ def _invoke_together(cloud: LocalCloud, function: str, event: dict[str, Any], cl
 
 def test_two_concurrent_invocations_run_in_parallel_environments(local_cloud: LocalCloud, deployed: Deployment) -> None:
     first, second = _invoke_together(local_cloud, deployed.physical_id("PandasWithLayer"), {})
-    one, other = _invoke_together(local_cloud, deployed.physical_id("Introspect"), {"sleep": 1})
+    # Long enough that the second environment's cold start, even on a loaded machine, ends inside the first's run.
+    one, other = _invoke_together(local_cloud, deployed.physical_id("Sleeper"), {"sleep": 3})
 
     assert first == second == {"pandas": "2.3.0"}
     assert one["pid"] != other["pid"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import statistics
 import tarfile
 import threading
 import time
@@ -604,12 +605,12 @@ class Story:
             "to_version": result.to_version,
             "seconds": round(result.seconds, 3),
             "within_bound": result.within_bound,
-            "max_latency_ms_before": round(max(slow), 1),
-            "max_latency_ms_after": round(max(fast), 1),
+            "median_latency_ms_before": round(statistics.median(slow), 1),
+            "median_latency_ms_after": round(statistics.median(fast), 1),
         }
         self.fact(f"before: fast rollback to v{before.to_version} available until {before.until}")
         self.fact(
-            f"v{result.from_version} under load: slowest answer {max(slow):.0f} ms "
+            f"v{result.from_version} under load: median answer {statistics.median(slow):.0f} ms "
             f"(latency threshold {threshold_ms} ms)"
         )
         self.fact(
@@ -617,7 +618,10 @@ class Story:
             f"{result.seconds:.2f} s (bound {FAST_ROLLBACK_BOUND_SECONDS} s); weights {snapshot['variants']}"
         )
         answered = {a.model_version for a in traffic.of_phase("fast_rollback")[12:] if a.answered}
-        self.fact(f"after: answers from {sorted(answered)}, slowest {max(fast):.0f} ms, config {snapshot['config']}")
+        self.fact(
+            f"after: answers from {sorted(answered)}, median {statistics.median(fast):.0f} ms, "
+            f"same config {snapshot['config']}"
+        )
 
     def _wait_for_circuit_to_close(self) -> None:
         """The broken canary's errors opened the front door's circuit; it probes the endpoint after its cooldown."""

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from typing import Any
 
 import pytest
 
+from infra.config import load_stage_config, read_cdk_json_context
 from mlloop.localcloud import LocalCloud
 from mlloop.localcloud import sagemaker as local_sagemaker
 from mlloop.localcloud.deployer import Deployment
@@ -67,6 +69,10 @@ def test_an_approval_deploys_the_package_and_the_api_answers_with_its_version(
 def test_endpoint_faults_are_answered_by_the_fallback_with_the_reason(
     first_deploy: dict[str, Any], api: Api, inject: Any, reason: str
 ) -> None:
+    # The circuit opens on a failure rate (dev: 20 % of at least 5 calls in 30 s): healthy traffic around each
+    # injected fault keeps this sequence under it, so the call after the fault reaches the endpoint again.
+    for _ in range(5):
+        assert api.call("POST", "/predict", VALID_RECORD)[1]["fallback"] is False
     inject()
     try:
         status, answer = api.call("POST", "/predict", VALID_RECORD)
@@ -101,6 +107,13 @@ def test_a_broken_canary_is_rolled_back_marked_and_never_reported_as_deployed(
     assert package["ModelApprovalStatus"] == "Rejected"
     assert package["CustomerMetadataProperties"]["deployment_status"] == "rolled_back"
     assert api.call("GET", "/model")[1]["model_version"] == live_version
+    # The canary's errors opened the front door's circuit; after its cooldown the probes find the endpoint healthy.
+    cooldown = load_stage_config(read_cdk_json_context(), "dev").frontdoor.circuit_cooldown_seconds
+    deadline = time.monotonic() + 3 * cooldown
+    while api.call("GET", "/health")[1]["circuit"] != "closed" and time.monotonic() < deadline:
+        status, answer = api.call("POST", "/predict", VALID_RECORD)
+        assert status == 200, answer
+        time.sleep(0.5)
     status, answer = api.call("POST", "/predict", VALID_RECORD)
     assert status == 200 and answer["model_version"] == live_version and answer["fallback"] is False
 

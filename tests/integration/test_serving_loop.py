@@ -118,9 +118,8 @@ def test_a_broken_canary_is_rolled_back_marked_and_never_reported_as_deployed(
     assert status == 200 and answer["model_version"] == live_version and answer["fallback"] is False
 
 
-def test_the_nightly_batch_scores_yesterdays_partition_into_the_predictions_table(
-    local_cloud: LocalCloud, first_deploy: dict[str, Any]
-) -> None:
+def _run_nightly_batch(local_cloud: LocalCloud) -> tuple[str, dict[str, Any]]:
+    """Curate yesterday's partition, fire the schedule; yesterday's date and the finished execution."""
     import datetime as dt
 
     import pyarrow as pa
@@ -146,7 +145,32 @@ def test_the_nightly_batch_scores_yesterdays_partition_into_the_predictions_tabl
         for e in sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
         if e["executionArn"] not in before
     ]
-    assert local_cloud.wait_for_execution(execution["executionArn"], timeout=120)["status"] == "SUCCEEDED"
+    return yesterday, local_cloud.wait_for_execution(execution["executionArn"], timeout=120)
+
+
+def test_a_failing_batch_run_notifies_and_ends_failed(local_cloud: LocalCloud, first_deploy: dict[str, Any]) -> None:
+    local_sagemaker.fail_endpoint(ENDPOINT, message="injected: the model cannot score")
+    try:
+        _, execution = _run_nightly_batch(local_cloud)
+    finally:
+        local_sagemaker.clear_endpoint_faults(ENDPOINT)
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == "BatchScoringFailed" and "model_error" in execution["cause"]
+    history = local_cloud.client("stepfunctions").get_execution_history(executionArn=execution["executionArn"])
+    notified = [
+        e
+        for e in history["events"]
+        if e["type"] == "TaskSucceeded" and e["taskSucceededEventDetails"]["resourceType"] == "sns"
+    ]
+    assert len(notified) == 1, "the failure was published to the notification topic once"
+
+
+def test_the_nightly_batch_scores_yesterdays_partition_into_the_predictions_table(
+    local_cloud: LocalCloud, first_deploy: dict[str, Any]
+) -> None:
+    yesterday, execution = _run_nightly_batch(local_cloud)
+    s3 = local_cloud.client("s3")
+    assert execution["status"] == "SUCCEEDED"
     capture = stage_bucket(local_cloud, "capture")
     ours = [
         o

@@ -134,6 +134,7 @@ class FrontDoor:
     ) -> Answer:
         started = self.clock()
         if not is_json_media_type(content_type):
+            self.telemetry.request_rejected(fields={"content_type"})
             return Answer(
                 415,
                 {

@@ -99,9 +99,11 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     record = dict(pairs)
     if len(record) != len(pairs):
         seen: set[str] = set()
-        duplicate = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
-        # Python keeps the last copy silently; which one the caller meant is unknowable.
-        raise StrictJsonError(f"duplicate key {echo(duplicate)!r} in one object")
+        for key, _ in pairs:
+            if key in seen:
+                # Python keeps the last copy silently; which one the caller meant is unknowable.
+                raise StrictJsonError(f"duplicate key {echo(key)!r} in one object")
+            seen.add(key)
     return record
 
 

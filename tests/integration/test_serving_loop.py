@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from typing import Any
 
 import pytest
 
+from infra.config import load_stage_config, read_cdk_json_context
 from mlloop.localcloud import LocalCloud
 from mlloop.localcloud import sagemaker as local_sagemaker
 from mlloop.localcloud.deployer import Deployment
@@ -67,6 +69,10 @@ def test_an_approval_deploys_the_package_and_the_api_answers_with_its_version(
 def test_endpoint_faults_are_answered_by_the_fallback_with_the_reason(
     first_deploy: dict[str, Any], api: Api, inject: Any, reason: str
 ) -> None:
+    # The circuit opens on a failure rate (dev: 20 % of at least 5 calls in 30 s): healthy traffic around each
+    # injected fault keeps this sequence under it, so the call after the fault reaches the endpoint again.
+    for _ in range(5):
+        assert api.call("POST", "/predict", VALID_RECORD)[1]["fallback"] is False
     inject()
     try:
         status, answer = api.call("POST", "/predict", VALID_RECORD)
@@ -101,13 +107,19 @@ def test_a_broken_canary_is_rolled_back_marked_and_never_reported_as_deployed(
     assert package["ModelApprovalStatus"] == "Rejected"
     assert package["CustomerMetadataProperties"]["deployment_status"] == "rolled_back"
     assert api.call("GET", "/model")[1]["model_version"] == live_version
+    # The canary's errors opened the front door's circuit; after its cooldown the probes find the endpoint healthy.
+    cooldown = load_stage_config(read_cdk_json_context(), "dev").frontdoor.circuit_cooldown_seconds
+    deadline = time.monotonic() + 3 * cooldown
+    while api.call("GET", "/health")[1]["circuit"] != "closed" and time.monotonic() < deadline:
+        status, answer = api.call("POST", "/predict", VALID_RECORD)
+        assert status == 200, answer
+        time.sleep(0.5)
     status, answer = api.call("POST", "/predict", VALID_RECORD)
     assert status == 200 and answer["model_version"] == live_version and answer["fallback"] is False
 
 
-def test_the_nightly_batch_scores_yesterdays_partition_into_the_predictions_table(
-    local_cloud: LocalCloud, first_deploy: dict[str, Any]
-) -> None:
+def _run_nightly_batch(local_cloud: LocalCloud) -> tuple[str, dict[str, Any]]:
+    """Curate yesterday's partition, fire the schedule; yesterday's date and the finished execution."""
     import datetime as dt
 
     import pyarrow as pa
@@ -133,7 +145,32 @@ def test_the_nightly_batch_scores_yesterdays_partition_into_the_predictions_tabl
         for e in sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
         if e["executionArn"] not in before
     ]
-    assert local_cloud.wait_for_execution(execution["executionArn"], timeout=120)["status"] == "SUCCEEDED"
+    return yesterday, local_cloud.wait_for_execution(execution["executionArn"], timeout=120)
+
+
+def test_a_failing_batch_run_notifies_and_ends_failed(local_cloud: LocalCloud, first_deploy: dict[str, Any]) -> None:
+    local_sagemaker.fail_endpoint(ENDPOINT, message="injected: the model cannot score")
+    try:
+        _, execution = _run_nightly_batch(local_cloud)
+    finally:
+        local_sagemaker.clear_endpoint_faults(ENDPOINT)
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == "BatchScoringFailed" and "model_error" in execution["cause"]
+    history = local_cloud.client("stepfunctions").get_execution_history(executionArn=execution["executionArn"])
+    notified = [
+        e
+        for e in history["events"]
+        if e["type"] == "TaskSucceeded" and e["taskSucceededEventDetails"]["resourceType"] == "sns"
+    ]
+    assert len(notified) == 1, "the failure was published to the notification topic once"
+
+
+def test_the_nightly_batch_scores_yesterdays_partition_into_the_predictions_table(
+    local_cloud: LocalCloud, first_deploy: dict[str, Any]
+) -> None:
+    yesterday, execution = _run_nightly_batch(local_cloud)
+    s3 = local_cloud.client("s3")
+    assert execution["status"] == "SUCCEEDED"
     capture = stage_bucket(local_cloud, "capture")
     ours = [
         o

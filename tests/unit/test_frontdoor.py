@@ -328,6 +328,7 @@ def test_only_json_is_accepted(content_type: str | None, status: int) -> None:
     assert answer.status == status
     if status == 415:
         assert "application/json" in answer.body["error"]
+        assert isinstance(door.telemetry, RecordingTelemetry) and door.telemetry.rejected == [{"content_type"}]
 
 
 def test_a_non_json_content_type_is_a_415_through_the_handler(installed_front_door: Any) -> None:

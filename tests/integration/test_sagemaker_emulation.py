@@ -570,15 +570,17 @@ def test_traffic_shifts_follow_the_routing_configuration(routing: dict[str, Any]
 # ---------------------------------------------------------------- training
 
 
-def _training_job(cloud: LocalCloud, **hyperparameters: str) -> str:
+def _training_job(cloud: LocalCloud, bundle_extras: dict[str, str] | None = None, **hyperparameters: str) -> str:
     s3 = cloud.client("s3")
+    bundle = f"bundles/{uuid.uuid4().hex[:8]}.tar.gz"
     s3.put_object(
         Bucket=BUCKET,
-        Key="bundles/source.tar.gz",
+        Key=bundle,
         Body=tar_files(
             {
                 "training/train.py": TRAIN_PY,
                 "training/serve.py": INFERENCE_PY.replace("from helpers import scale", "scale = float"),
+                **(bundle_extras or {}),
             }
         ),
     )
@@ -597,7 +599,7 @@ def _training_job(cloud: LocalCloud, **hyperparameters: str) -> str:
         RoleArn=ROLE,
         HyperParameters={
             "sagemaker_program": json.dumps("training/train.py"),
-            "sagemaker_submit_directory": json.dumps(f"s3://{BUCKET}/bundles/source.tar.gz"),
+            "sagemaker_submit_directory": json.dumps(f"s3://{BUCKET}/{bundle}"),
             **hyperparameters,
         },
         InputDataConfig=[
@@ -712,6 +714,16 @@ def test_a_script_importing_a_package_the_image_lacks_fails_its_job_with_that_er
     assert job["TrainingJobStatus"] == "Failed"
     assert "ExitCode 1" in job["FailureReason"]
     assert "ModuleNotFoundError: No module named 'matplotlib'" in _job_log(cloud, job["TrainingJobName"])
+
+
+def test_a_requirements_txt_in_the_bundle_is_installed_by_the_toolkit_before_the_script(cloud: LocalCloud) -> None:
+    # A pin the image already satisfies: pip settles it without the network, as the toolkit runs it.
+    name = _training_job(cloud, {"requirements.txt": "joblib==1.5.3\n"}, weight="1")
+    job = _finished(cloud, name)
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    log = "\n".join(_job_log(cloud, name))
+    assert "Installing dependencies from requirements.txt" in log
+    assert "Requirement already satisfied: joblib==1.5.3" in log
 
 
 def test_a_training_job_sees_only_its_container_environment(cloud: LocalCloud) -> None:

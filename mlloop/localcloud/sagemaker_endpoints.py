@@ -643,6 +643,9 @@ def invoke(
         try:
             answer = fleet.invoke(body, content_type, accept, custom_attributes)
         except ContainerError as exc:
+            if host_for(account_id, region, endpoint_name) is not host:
+                # DeleteEndpoint stopped the container under this request: the endpoint is gone.
+                raise not_found from exc
             error = exc
     model_us = (time.perf_counter() - model_started) * 1e6
     overhead_us = max((time.perf_counter() - started) * 1e6 - model_us, 0.0)

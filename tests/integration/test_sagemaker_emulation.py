@@ -11,6 +11,7 @@ import io
 import json
 import os
 import tarfile
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -279,6 +280,37 @@ def test_each_variant_serves_from_its_own_process_in_the_image_environment(cloud
     assert all(a["python"].startswith("3.12.") for a in answers.values())
     assert "PYTEST_CURRENT_TEST" not in answers["p1"]["keys"]
     assert "MODEL_VERSION" not in os.environ
+
+
+def test_a_request_in_flight_when_its_endpoint_is_deleted_finds_the_endpoint_gone(cloud: LocalCloud) -> None:
+    s3, sm = cloud.client("s3"), cloud.client("sagemaker")
+    slow = PROBE_PY.replace("    return body", "    import time; time.sleep(1.5); return body")
+    s3.put_object(Bucket=BUCKET, Key="models/slow.tar.gz", Body=tar_files({"code/inference.py": slow}))
+    sm.create_model(
+        ModelName=f"{MODEL_PREFIX}-slow",
+        ExecutionRoleArn=ROLE,
+        PrimaryContainer={
+            "Image": IMAGE,
+            "ModelDataUrl": f"s3://{BUCKET}/models/slow.tar.gz",
+            "Environment": {**SERVING_ENV, "MODEL_VERSION": "slow"},
+        },
+    )
+    endpoint = _endpoint(cloud, _config(cloud, {"slow": 1.0}))
+    outcome: list[str] = []
+
+    def call() -> None:
+        try:
+            _invoke(cloud, endpoint, {})
+            outcome.append("answered")
+        except ClientError as exc:
+            outcome.append(exc.response["Error"]["Code"])
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    time.sleep(0.5)
+    sm.delete_endpoint(EndpointName=endpoint)
+    caller.join(30)
+    assert outcome == ["ValidationError"]
 
 
 def test_traffic_is_split_by_variant_weight_and_a_target_variant_is_honoured(cloud: LocalCloud) -> None:

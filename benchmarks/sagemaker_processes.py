@@ -3,8 +3,9 @@
 Prints one JSON object (seconds and milliseconds, medians over repeats):
 - job_seconds: CreateTrainingJob to Completed for a script that only writes a file (the toolkit's start,
   the overlay venv, downloads and uploads: the fixed cost every job pays);
-- endpoint_start_seconds: the CreateEndpoint call for one variant (its serving container started and the
-  model loaded) and for two variants (started side by side);
+- endpoint_start_seconds: the CreateEndpoint call for one variant and for two variants, with `--gap` seconds
+  of quiet before each (the image's container started ahead has imported its serving stack by then; the second
+  variant of two starts from cold);
 - invoke_ms: InvokeEndpoint through boto3 and the local cloud, and the variant's /invocations alone
   (the container's own share), median and p95 over `--calls` calls.
 """
@@ -15,6 +16,7 @@ import argparse
 import http.client
 import io
 import json
+import os
 import statistics
 import tarfile
 import time
@@ -109,7 +111,7 @@ def _endpoint(cloud: LocalCloud, variants: int) -> tuple[str, float]:
     return config, time.perf_counter() - started
 
 
-def run(repeats: int, calls: int) -> dict[str, Any]:
+def run(repeats: int, calls: int, gap: float) -> dict[str, Any]:
     with LocalCloud.start() as cloud:
         s3, sm = cloud.client("s3"), cloud.client("sagemaker")
         s3.create_bucket(Bucket=BUCKET)
@@ -129,8 +131,13 @@ def run(repeats: int, calls: int) -> dict[str, Any]:
             },
         )
         jobs = [_job_seconds(cloud) for _ in range(repeats)]
-        one = [_endpoint(cloud, 1) for _ in range(repeats)]
-        two = [_endpoint(cloud, 2)[1] for _ in range(repeats)]
+        one, two = [], []
+        for _ in range(repeats):
+            time.sleep(gap)
+            one.append(_endpoint(cloud, 1))
+        for _ in range(repeats):
+            time.sleep(gap)
+            two.append(_endpoint(cloud, 2)[1])
         endpoint = one[0][0]
         runtime = cloud.client("sagemaker-runtime")
         body = json.dumps({"x": 2.0}).encode()
@@ -170,6 +177,8 @@ def run(repeats: int, calls: int) -> dict[str, Any]:
         },
         "repeats": repeats,
         "calls": calls,
+        "gap_seconds": gap,
+        "load_average_1m": round(os.getloadavg()[0], 1),
     }
 
 
@@ -177,8 +186,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.sagemaker_processes")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--gap", type=float, default=5.0)
     args = parser.parse_args()
-    print(json.dumps(run(args.repeats, args.calls), indent=2))
+    print(json.dumps(run(args.repeats, args.calls, args.gap), indent=2))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from mlloop.localcloud.sagemaker_endpoints import (
     drop_host,
     host_for,
     response_invoke_endpoint,
+    stop_spares,
 )
 
 _originals: dict[str, tuple[type, str, Any]] = {}
@@ -283,6 +284,7 @@ def uninstall() -> None:
     sagemaker_training.stop_all()
     for host in all_hosts():
         drop_host(host.account_id, host.region, host.name)
+    stop_spares()
     clear_faults()
     for cls, name, original in list(_originals.values()):
         if original is None:

@@ -166,46 +166,37 @@ class VariantServer:
 
     The process gets only what SageMaker gives a serving container: the image's variables, the Model's
     Environment, the model's execution-role credentials, AWS_REGION and the local cloud's endpoint URL, with
-    SAGEMAKER_BASE_DIR standing for /opt/ml. Its stdin is a pipe it watches: when this process goes away, so
-    does the server.
+    SAGEMAKER_BASE_DIR standing for /opt/ml.
+
+    Importing the serving stack (sagemaker-containers pulls in boto3, scipy and Flask) costs a second or more
+    of CPU, so each image keeps one container started ahead (`_spare`): it has imported the stack under its
+    own root and waits on stdin for the Model's variables, then loads the model. The image's own variables
+    are set from the start, the Model's before any user code runs, so the user code sees the same
+    environment either way. After the variables, stdin stays open: end of file means this process has gone,
+    and the server goes with it.
     """
 
-    def __init__(self, root: Path, process: subprocess.Popen[str], log: Callable[[str], None]):
+    def __init__(self, image: images.ImageEnvironment, root: Path, process: subprocess.Popen[str]):
+        self.image = image
         self.root = root
         self.process = process
-        self.log = log
         self.port = 0
         self.output: collections.deque[str] = collections.deque(maxlen=200)
+        self._log: Callable[[str], None] | None = None
+        self._pending: list[str] = []
+        self._log_lock = threading.Lock()
         self._ready = threading.Event()
         self._reader = threading.Thread(target=self._read, name="localcloud-variant-output", daemon=True)
         self._reader.start()
 
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            if not self._ready.is_set() and line.startswith('{"port":'):
-                self.port = int(json.loads(line)["port"])
-                self._ready.set()
-                continue
-            self.output.append(line.rstrip("\n"))
-            with contextlib.suppress(Exception):
-                self.log(line.rstrip("\n"))
-        self._ready.set()
-
     @classmethod
-    def start(
-        cls,
-        image: images.ImageEnvironment,
-        environment: dict[str, str],
-        root: Path,
-        *,
-        variant: str,
-        log: Callable[[str], None],
-    ) -> VariantServer:
+    def spawn(cls, image: images.ImageEnvironment) -> VariantServer:
+        """A container of `image` that has imported its serving stack and waits for its model's variables."""
         python = image.require().python()
+        root = Path(tempfile.mkdtemp(prefix="localcloud-variant-"))
+        (root / "model").mkdir()
         env = {
             **images.at_root(image.container_environment, root),
-            **environment,
             "SAGEMAKER_BASE_DIR": str(root),
             "PATH": images.container_path(python),
             "HOME": str(root),
@@ -219,13 +210,47 @@ class VariantServer:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        server = cls(root, process, log)
+        server = cls(image, root, process)
         _live_servers.add(server)
-        server._ready.wait(_START_TIMEOUT_SECONDS)
-        if not server.port:
-            server.close()
-            raise ContainerStartError(variant)
         return server
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if not self._ready.is_set() and line.startswith('{"port":'):
+                self.port = int(json.loads(line)["port"])
+                self._ready.set()
+                continue
+            self.output.append(line.rstrip("\n"))
+            self._write_log([line.rstrip("\n")])
+        self._ready.set()
+
+    def _write_log(self, lines: list[str]) -> None:
+        with self._log_lock:
+            if self._log is None:
+                self._pending.extend(lines)
+                return
+            log = self._log
+        for line in lines:
+            with contextlib.suppress(Exception):
+                log(line)
+
+    def serve(self, environment: dict[str, str], *, variant: str, log: Callable[[str], None]) -> VariantServer:
+        """Hand the container its model's variables (the model is in root/model by now) and wait for /ping."""
+        with self._log_lock:
+            self._log, pending, self._pending = log, self._pending, []
+        self._write_log(pending)
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.write(json.dumps(environment) + "\n")
+            self.process.stdin.flush()
+        except OSError:
+            pass
+        self._ready.wait(_START_TIMEOUT_SECONDS)
+        if not self.port:
+            self.close()
+            raise ContainerStartError(variant)
+        return self
 
     def invoke(self, body: bytes, content_type: str, accept: str, custom_attributes: str | None) -> tuple[bytes, str]:
         headers = {"Content-Type": content_type, "Accept": accept}
@@ -257,6 +282,38 @@ class VariantServer:
             if stream is not None:
                 with contextlib.suppress(OSError):
                     stream.close()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+_spares: dict[str, VariantServer] = {}
+_spares_lock = threading.Lock()
+
+
+def _take_container(image: images.ImageEnvironment) -> VariantServer:
+    """The image's waiting container (or a new one), with the next one started behind it."""
+    with _spares_lock:
+        spare = _spares.pop(image.name, None)
+    if spare is None or spare.process.poll() is not None:
+        if spare is not None:
+            spare.close()
+        spare = VariantServer.spawn(image)
+    threading.Thread(target=_prepare_spare, args=(image,), name="localcloud-variant-spare", daemon=True).start()
+    return spare
+
+
+def _prepare_spare(image: images.ImageEnvironment) -> None:
+    with _spares_lock:
+        if image.name in _spares:
+            return
+        _spares[image.name] = VariantServer.spawn(image)
+
+
+def stop_spares() -> None:
+    with _spares_lock:
+        spares = list(_spares.values())
+        _spares.clear()
+    for spare in spares:
+        spare.close()
 
 
 @atexit.register
@@ -300,25 +357,27 @@ def _extract(archive: bytes, target: Path) -> None:
 
 def start_fleet(backend: Any, variant: dict[str, Any], capture: dict[str, Any], host: EndpointHost) -> Fleet:
     """Download and extract one variant's model (SageMaker's part), then start its serving container."""
-    account_id, workdir, endpoint = host.account_id, host.workdir, host.name
+    account_id, endpoint = host.account_id, host.name
     model, container = _model(backend, variant["ModelName"])
     image = images.for_image(str(container.get("Image", "")))
-    root = workdir / f"{variant['VariantName']}-{uuid.uuid4().hex[:8]}"
-    (root / "model").mkdir(parents=True)
-    if container.get("ModelDataUrl"):
-        _extract(aws_state.read_s3(account_id, container["ModelDataUrl"]), root / "model")
-    model_environment = {str(k): str(v) for k, v in (container.get("Environment") or {}).items()}
-    region = backend.region_name
-    environment = {
-        **images.at_root(model_environment, root),
-        **role_credentials(
-            model.execution_role_arn, f"{variant['VariantName']}-{uuid.uuid4().hex[:8]}", region=region
-        ).environment(),
-        "AWS_REGION": region,
-        "AWS_DEFAULT_REGION": region,
-    }
-    if aws_state.endpoint_url():
-        environment["AWS_ENDPOINT_URL"] = aws_state.endpoint_url()
+    server = _take_container(image)
+    try:
+        if container.get("ModelDataUrl"):
+            _extract(aws_state.read_s3(account_id, container["ModelDataUrl"]), server.root / "model")
+        model_environment = {str(k): str(v) for k, v in (container.get("Environment") or {}).items()}
+        region = backend.region_name
+        session = f"{variant['VariantName']}-{uuid.uuid4().hex[:8]}"
+        environment = {
+            **images.at_root(model_environment, server.root),
+            **role_credentials(model.execution_role_arn, session, region=region).environment(),
+            "AWS_REGION": region,
+            "AWS_DEFAULT_REGION": region,
+        }
+        if aws_state.endpoint_url():
+            environment["AWS_ENDPOINT_URL"] = aws_state.endpoint_url()
+    except BaseException:
+        server.close()
+        raise
     # SageMaker's log stream per instance: <variant>/<instance id>.
     stream = f"{variant['VariantName']}/i-{uuid.uuid4().hex[:17]}"
 
@@ -331,7 +390,7 @@ def start_fleet(backend: Any, variant: dict[str, Any], capture: dict[str, Any], 
         instance_type=variant.get("InstanceType"),
         instance_count=int(variant.get("InitialInstanceCount") or 1),
         weight=float(variant.get("InitialVariantWeight", 1.0)),
-        server=VariantServer.start(image, environment, root, variant=variant["VariantName"], log=log),
+        server=server.serve(environment, variant=variant["VariantName"], log=log),
         capture=capture,
     )
 
@@ -584,6 +643,9 @@ def invoke(
         try:
             answer = fleet.invoke(body, content_type, accept, custom_attributes)
         except ContainerError as exc:
+            if host_for(account_id, region, endpoint_name) is not host:
+                # DeleteEndpoint stopped the container under this request: the endpoint is gone.
+                raise not_found from exc
             error = exc
     model_us = (time.perf_counter() - model_started) * 1e6
     overhead_us = max((time.perf_counter() - started) * 1e6 - model_us, 0.0)

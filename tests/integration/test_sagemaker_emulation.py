@@ -11,6 +11,7 @@ import io
 import json
 import os
 import tarfile
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -287,6 +288,37 @@ def test_each_variant_serves_from_its_own_process_in_the_image_environment(cloud
     assert all(a["python"].startswith("3.12.") for a in answers.values())
     assert "PYTEST_CURRENT_TEST" not in answers["p1"]["keys"]
     assert "MODEL_VERSION" not in os.environ
+
+
+def test_a_request_in_flight_when_its_endpoint_is_deleted_finds_the_endpoint_gone(cloud: LocalCloud) -> None:
+    s3, sm = cloud.client("s3"), cloud.client("sagemaker")
+    slow = PROBE_PY.replace("    return body", "    import time; time.sleep(1.5); return body")
+    s3.put_object(Bucket=BUCKET, Key="models/slow.tar.gz", Body=tar_files({"code/inference.py": slow}))
+    sm.create_model(
+        ModelName=f"{MODEL_PREFIX}-slow",
+        ExecutionRoleArn=ROLE,
+        PrimaryContainer={
+            "Image": IMAGE,
+            "ModelDataUrl": f"s3://{BUCKET}/models/slow.tar.gz",
+            "Environment": {**SERVING_ENV, "MODEL_VERSION": "slow"},
+        },
+    )
+    endpoint = _endpoint(cloud, _config(cloud, {"slow": 1.0}))
+    outcome: list[str] = []
+
+    def call() -> None:
+        try:
+            _invoke(cloud, endpoint, {})
+            outcome.append("answered")
+        except ClientError as exc:
+            outcome.append(exc.response["Error"]["Code"])
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    time.sleep(0.5)
+    sm.delete_endpoint(EndpointName=endpoint)
+    caller.join(30)
+    assert outcome == ["ValidationError"]
 
 
 def test_traffic_is_split_by_variant_weight_and_a_target_variant_is_honoured(cloud: LocalCloud) -> None:
@@ -736,15 +768,17 @@ def test_traffic_shifts_follow_the_routing_configuration(routing: dict[str, Any]
 # ---------------------------------------------------------------- training
 
 
-def _training_job(cloud: LocalCloud, **hyperparameters: str) -> str:
+def _training_job(cloud: LocalCloud, bundle_extras: dict[str, str] | None = None, **hyperparameters: str) -> str:
     s3 = cloud.client("s3")
+    bundle = f"bundles/{uuid.uuid4().hex[:8]}.tar.gz"
     s3.put_object(
         Bucket=BUCKET,
-        Key="bundles/source.tar.gz",
+        Key=bundle,
         Body=tar_files(
             {
                 "training/train.py": TRAIN_PY,
                 "training/serve.py": INFERENCE_PY.replace("from helpers import scale", "scale = float"),
+                **(bundle_extras or {}),
             }
         ),
     )
@@ -763,7 +797,7 @@ def _training_job(cloud: LocalCloud, **hyperparameters: str) -> str:
         RoleArn=ROLE,
         HyperParameters={
             "sagemaker_program": json.dumps("training/train.py"),
-            "sagemaker_submit_directory": json.dumps(f"s3://{BUCKET}/bundles/source.tar.gz"),
+            "sagemaker_submit_directory": json.dumps(f"s3://{BUCKET}/{bundle}"),
             **hyperparameters,
         },
         InputDataConfig=[
@@ -878,6 +912,16 @@ def test_a_script_importing_a_package_the_image_lacks_fails_its_job_with_that_er
     assert job["TrainingJobStatus"] == "Failed"
     assert "ExitCode 1" in job["FailureReason"]
     assert "ModuleNotFoundError: No module named 'matplotlib'" in _job_log(cloud, job["TrainingJobName"])
+
+
+def test_a_requirements_txt_in_the_bundle_is_installed_by_the_toolkit_before_the_script(cloud: LocalCloud) -> None:
+    # A pin the image already satisfies: pip settles it without the network, as the toolkit runs it.
+    name = _training_job(cloud, {"requirements.txt": "joblib==1.5.3\n"}, weight="1")
+    job = _finished(cloud, name)
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    log = "\n".join(_job_log(cloud, name))
+    assert "Installing dependencies from requirements.txt" in log
+    assert "Requirement already satisfied: joblib==1.5.3" in log
 
 
 def test_a_training_job_sees_only_its_container_environment(cloud: LocalCloud) -> None:

@@ -1,7 +1,8 @@
 """One endpoint variant's model server, run by the image's own Python: the scikit-learn container's serving stack.
 
-Started as `<image python> sklearn_serving.py` with SAGEMAKER_BASE_DIR standing for /opt/ml (the model
-extracted under model/), SAGEMAKER_PROGRAM and SAGEMAKER_SUBMIT_DIRECTORY from the Model's Environment.
+Started as `<image python> sklearn_serving.py` with SAGEMAKER_BASE_DIR standing for /opt/ml; it imports the
+serving stack, then reads the Model's Environment (SAGEMAKER_PROGRAM, SAGEMAKER_SUBMIT_DIRECTORY, ...) as one
+JSON line on stdin, by which time the model is extracted under model/.
 It imports nothing from the project: only what the image has (sagemaker-containers, numpy, flask).
 
 As sagemaker_sklearn_container.serving does (aws/sagemaker-scikit-learn-container, src/sagemaker_sklearn_container/
@@ -65,6 +66,11 @@ def _exit_with_parent() -> None:
 
 
 def main() -> None:
+    # Started ahead of its model: the Model's variables arrive as one JSON line, before any user code runs.
+    line = sys.stdin.readline()
+    if not line:
+        return
+    os.environ.update(json.loads(line))
     threading.Thread(target=_exit_with_parent, daemon=True).start()
     serving = env.ServingEnv()
     code_dir = os.path.join(os.environ["SAGEMAKER_BASE_DIR"], "code")

@@ -57,6 +57,19 @@ def test_given_generated_data_when_trained_then_the_model_passes_the_default_gat
     assert evaluation["binary_classification_metrics"]["auc"]["value"] > 0.75
 
 
+def test_given_a_trained_model_then_the_drift_baseline_weighs_features_by_their_permutation_importance() -> None:
+    model_dir = trained().model_dir
+    evaluation = json.loads((model_dir / EVALUATION_FILE).read_text())
+    baseline = json.loads((model_dir / "drift_baseline.json").read_text())
+
+    measured = evaluation["feature_importance"]["values"]
+    shares = {f["name"]: f["importance"] for f in baseline["features"]}
+    assert set(measured) == set(shares)
+    assert sum(shares.values()) == pytest.approx(1.0)
+    # The feature the model leans on most carries the largest share of drift weight.
+    assert max(shares, key=shares.__getitem__) == max(measured, key=measured.__getitem__)
+
+
 def test_given_both_models_when_trained_then_both_results_are_recorded_and_the_choice_follows_the_margin() -> None:
     evaluation = trained().result.evaluation
     comparison = evaluation["comparison"]

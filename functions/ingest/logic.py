@@ -36,11 +36,11 @@ Notify = Callable[[str, str], None]
 # The idempotency record and the function's answer carry a few object URIs as a sample, never the full lists.
 SUMMARY_SAMPLE = 10
 SUMMARY_REASON_CHARS = 1000
-# S3 answers a version that is gone with 404, or with 403 when the caller may not list the bucket: retrying
-# cannot help, so the file is recorded as unreadable. Any other error is raised, and the event retried.
 WRITE_WORKERS = 4
 STAMP_KEYS = ("contract", "contract_version", "source_file")
 PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
+# S3 answers a version that is gone with 404, or with 403 when the caller may not list the bucket: retrying
+# cannot help, so the file is recorded as unreadable. Any other error is raised, and the event retried.
 _GONE = frozenset({"404", "403", "NoSuchKey", "NoSuchVersion", "AccessDenied"})
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,6 +34,7 @@ RULES: tuple[str, ...] = (
     "duplicate_key",
 )
 TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
+CHECK_WORKERS = 2
 _NUMBER = r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$"
 _DATE_ONLY = r"^\s*(\d{4}-\d{2}-\d{2})\s*$"
 _NAIVE_TIME = r"^\s*(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)\s*$"
@@ -98,6 +100,9 @@ def repeated_in_order(hashes: np.ndarray) -> np.ndarray:
     repeated = np.ones(len(hashes), dtype=bool)
     repeated[first] = False
     return repeated
+
+
+Finding = tuple[str, np.ndarray, pa.Array, str]
 
 
 @dataclass
@@ -250,9 +255,14 @@ class ChunkValidator:
         found.add("stale_timestamp", stale, time_raw, f"{ts}={{value}} is older than {days:g} days")
         typed[ts] = times
 
-        for feature in contract.features:
-            raw = table.column(feature.name).combine_chunks()
-            typed[feature.name] = self._check_feature(feature, raw, found)
+        # Arrow compute releases the GIL: the features are checked side by side, their findings added in order.
+        raws = [table.column(feature.name).combine_chunks() for feature in contract.features]
+        with ThreadPoolExecutor(max_workers=CHECK_WORKERS) as pool:
+            checked = list(pool.map(self._check_feature, contract.features, raws))
+        for feature, raw, (values, findings) in zip(contract.features, raws, checked, strict=True):
+            for finding in findings:
+                found.add(*finding)
+            typed[feature.name] = values
             self.tally.null_cells += raw.null_count
         self.tally.feature_cells += n * len(contract.features)
 
@@ -294,29 +304,31 @@ class ChunkValidator:
                 self.tally.newest_event = newest
         return ChunkResult(typed=typed_table, good=good, quarantined=quarantined)
 
-    def _check_feature(self, feature: Feature, raw: pa.Array, found: _Violations) -> pa.Array:
+    @staticmethod
+    def _check_feature(feature: Feature, raw: pa.Array) -> tuple[pa.Array, list[Finding]]:
+        """The feature's typed values and what it broke, as (rule, rows, raw values, message) in check order."""
         name = feature.name
+        findings: list[Finding] = []
         if not feature.nullable:
-            found.add("null_not_allowed", true_mask(raw.is_null()), raw, f"{name} is empty")
+            findings.append(("null_not_allowed", true_mask(raw.is_null()), raw, f"{name} is empty"))
         if feature.type == "categorical":
             text = _as_strings(raw)
             known = pc.is_in(text, value_set=pa.array(list(feature.categories)))
             unknown = true_mask(pc.and_(text.is_valid(), pc.invert(known)))
-            found.add(
-                "unknown_category", unknown, raw, f"{name}={{value}} is not one of {'|'.join(feature.categories)}"
-            )
-            return text
+            allowed = "|".join(feature.categories)
+            findings.append(("unknown_category", unknown, raw, f"{name}={{value}} is not one of {allowed}"))
+            return text, findings
         if feature.type == "boolean":
             values, bad = parse_boolean(raw)
-            found.add("type_mismatch", bad, raw, f"{name}={{value}} is not a boolean")
-            return values
+            findings.append(("type_mismatch", bad, raw, f"{name}={{value}} is not a boolean"))
+            return values, findings
         values, bad = parse_number(raw)
         if feature.type == "integer":
             fractional = true_mask(pc.not_equal(values, pc.floor(values)))
-            found.add("type_mismatch", bad | fractional, raw, f"{name}={{value}} is not an integer")
+            findings.append(("type_mismatch", bad | fractional, raw, f"{name}={{value}} is not an integer"))
             bad = bad | fractional
         else:
-            found.add("type_mismatch", bad, raw, f"{name}={{value}} is not a number")
+            findings.append(("type_mismatch", bad, raw, f"{name}={{value}} is not a number"))
         below = true_mask(pc.less(values, feature.min)) if feature.min is not None else np.zeros(len(raw), dtype=bool)
         above = (
             true_mask(pc.greater(values, feature.max)) if feature.max is not None else np.zeros(len(raw), dtype=bool)
@@ -324,9 +336,11 @@ class ChunkValidator:
         lo = "-inf" if feature.min is None else f"{feature.min:g}"
         hi = "inf" if feature.max is None else f"{feature.max:g}"
         unit = f" {feature.unit}" if feature.unit else ""
-        found.add("out_of_range", (below | above) & ~bad, raw, f"{name}={{value}} is outside [{lo}, {hi}]{unit}")
+        findings.append(
+            ("out_of_range", (below | above) & ~bad, raw, f"{name}={{value}} is outside [{lo}, {hi}]{unit}")
+        )
         clean = pc.if_else(pa.array(bad), pa.scalar(None, pa.float64()), values)
-        return pc.cast(clean, pa.int64()) if feature.type == "integer" else clean
+        return (pc.cast(clean, pa.int64()) if feature.type == "integer" else clean), findings
 
     def _quarantine(
         self, table: pa.Table, found: _Violations, malformed: list[MalformedRow], first_row: int

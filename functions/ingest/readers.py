@@ -93,12 +93,18 @@ def _rechunk(batches: Iterator[pa.RecordBatch], schema: pa.Schema, chunk_rows: i
         pending_rows += batch.num_rows
         while pending_rows >= chunk_rows:
             table = pa.Table.from_batches(pending, schema=schema)
-            yield table.slice(0, chunk_rows)
+            # One contiguous copy per chunk, and the batches it came from let go before the chunk is checked.
+            head = table.slice(0, chunk_rows).combine_chunks()
             rest = table.slice(chunk_rows)
-            pending = rest.to_batches()
-            pending_rows = rest.num_rows
+            del table
+            pending, pending_rows = rest.to_batches(), rest.num_rows
+            del rest
+            yield head
+            del head
     if pending_rows:
-        yield pa.Table.from_batches(pending, schema=schema)
+        tail = pa.Table.from_batches(pending, schema=schema).combine_chunks()
+        pending = []
+        yield tail
 
 
 def _read_csv_header(path: Path) -> list[str]:
@@ -255,7 +261,10 @@ def _open_csv(path: Path, chunk_rows: int) -> RawFile:
         try:
             for table in _rechunk(_prefetched(_guard(reader), READAHEAD_BATCHES), reader.schema, chunk_rows):
                 taken, malformed[:] = lines.number(malformed), []
-                yield RawChunk(table=table, malformed=taken)
+                chunk = RawChunk(table=table, malformed=taken)
+                del table  # only the consumer holds a chunk while the next one is read
+                yield chunk
+                del chunk
             if malformed:
                 yield RawChunk(table=reader.schema.empty_table(), malformed=lines.number(malformed))
         finally:

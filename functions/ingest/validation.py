@@ -108,14 +108,21 @@ Finding = tuple[str, np.ndarray, pa.Array, str]
 @dataclass
 class ChunkResult:
     typed: pa.Table
-    """Every row of the chunk in the curated schema (values that broke a rule are null)."""
+    """Every row of the chunk (values that broke a rule are null); the stamp columns dictionary-encoded, one
+    value each, so a chunk does not hold the source URI once per row."""
+    schema: pa.Schema
+    """The curated schema the rows are written in."""
     good: np.ndarray
     """The rows to curate; taking them per partition costs one copy instead of a filter and a sort."""
     quarantined: pa.Table
 
     @property
     def curated(self) -> pa.Table:
-        return self.typed.filter(pa.array(self.good))
+        return self.typed.filter(pa.array(self.good)).cast(self.schema)
+
+    def take(self, rows: np.ndarray) -> pa.Table:
+        """These rows in the curated schema."""
+        return self.typed.take(pa.array(rows)).cast(self.schema)
 
 
 @dataclass
@@ -146,6 +153,11 @@ def _show(value: Any) -> str:
     if isinstance(value, datetime):
         return value.isoformat()
     return repr(value)
+
+
+def contiguous(column: pa.ChunkedArray) -> pa.Array:
+    """The column as one array: its only chunk as is (combine_chunks would copy even that), else combined."""
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
 def true_mask(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -237,13 +249,13 @@ class ChunkValidator:
         found = _Violations(n)
         typed: dict[str, pa.Array] = {}
 
-        key_raw = table.column(contract.entity_key).combine_chunks()
+        key_raw = contiguous(table.column(contract.entity_key))
         key = _as_strings(key_raw)
         key_missing = true_mask(pc.or_kleene(key.is_null(), pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(key)), 0)))
         found.add("null_not_allowed", key_missing, key_raw, f"{contract.entity_key} is empty")
         typed[contract.entity_key] = key
 
-        time_raw = table.column(contract.event_timestamp).combine_chunks()
+        time_raw = contiguous(table.column(contract.event_timestamp))
         times, time_bad = parse_timestamp(time_raw)
         ts = contract.event_timestamp
         found.add("type_mismatch", time_bad, time_raw, f"{ts}={{value}} is not an ISO-8601 timestamp")
@@ -256,7 +268,7 @@ class ChunkValidator:
         typed[ts] = times
 
         # Arrow compute releases the GIL: the features are checked side by side, their findings added in order.
-        raws = [table.column(feature.name).combine_chunks() for feature in contract.features]
+        raws = [contiguous(table.column(feature.name)) for feature in contract.features]
         with ThreadPoolExecutor(max_workers=CHECK_WORKERS) as pool:
             checked = list(pool.map(self._check_feature, contract.features, raws))
         for feature, raw, (values, findings) in zip(contract.features, raws, checked, strict=True):
@@ -266,7 +278,7 @@ class ChunkValidator:
             self.tally.null_cells += raw.null_count
         self.tally.feature_cells += n * len(contract.features)
 
-        label_raw = table.column(contract.label.name).combine_chunks()
+        label_raw = contiguous(table.column(contract.label.name))
         label_values, label_bad = parse_number(label_raw)
         label = contract.label
         allowed = pc.is_in(label_values, value_set=pa.array([0.0, float(label.positive_value)]))
@@ -286,9 +298,10 @@ class ChunkValidator:
         )
 
         good = ~found.bad
-        typed["contract_version"] = pa.repeat(pa.scalar(contract.version), n)
-        typed["source_file"] = pa.repeat(pa.scalar(self.source_file), n)
-        typed_table = pa.Table.from_arrays([typed[name] for name in self.schema.names], schema=self.schema)
+        same = pa.array(np.zeros(n, dtype=np.int32))
+        typed["contract_version"] = pa.DictionaryArray.from_arrays(same, pa.array([contract.version]))
+        typed["source_file"] = pa.DictionaryArray.from_arrays(same, pa.array([self.source_file]))
+        typed_table = pa.Table.from_arrays([typed[name] for name in self.schema.names], names=self.schema.names)
         quarantined = self._quarantine(table, found, malformed, first_row)
 
         curated_rows = int(good.sum())
@@ -302,7 +315,7 @@ class ChunkValidator:
             newest = pc.max(pc.filter(times, pa.array(good))).as_py()
             if self.tally.newest_event is None or newest > self.tally.newest_event:
                 self.tally.newest_event = newest
-        return ChunkResult(typed=typed_table, good=good, quarantined=quarantined)
+        return ChunkResult(typed=typed_table, schema=self.schema, good=good, quarantined=quarantined)
 
     @staticmethod
     def _check_feature(feature: Feature, raw: pa.Array) -> tuple[pa.Array, list[Finding]]:

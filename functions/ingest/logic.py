@@ -8,6 +8,7 @@ breaks the contract as a whole (columns, type, emptiness), is quarantined whole 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -36,11 +37,11 @@ Notify = Callable[[str, str], None]
 # The idempotency record and the function's answer carry a few object URIs as a sample, never the full lists.
 SUMMARY_SAMPLE = 10
 SUMMARY_REASON_CHARS = 1000
-# S3 answers a version that is gone with 404, or with 403 when the caller may not list the bucket: retrying
-# cannot help, so the file is recorded as unreadable. Any other error is raised, and the event retried.
 WRITE_WORKERS = 4
 STAMP_KEYS = ("contract", "contract_version", "source_file")
 PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
+# S3 answers a version that is gone with 404, or with 403 when the caller may not list the bucket: retrying
+# cannot help, so the file is recorded as unreadable. Any other error is raised, and the event retried.
 _GONE = frozenset({"404", "403", "NoSuchKey", "NoSuchVersion", "AccessDenied"})
 
 
@@ -196,11 +197,12 @@ class ParallelWriter:
         self._pending: list[Future[None]] = []
         self._done: list[tuple[str, str]] = []
 
-    def _write(self, bucket: str, key: str, rows: pa.Table) -> None:
-        body = parquet_bytes(rows, self.stamp, self.dictionary)
+    def _write(self, bucket: str, key: str, rows: pa.Table | Callable[[], pa.Table]) -> None:
+        body = parquet_bytes(rows if isinstance(rows, pa.Table) else rows(), self.stamp, self.dictionary)
         self.store.put(bucket, key, body, metadata=self.stamp, content_type=PARQUET_CONTENT_TYPE)
 
-    def submit(self, bucket: str, key: str, rows: pa.Table) -> None:
+    def submit(self, bucket: str, key: str, rows: pa.Table | Callable[[], pa.Table]) -> None:
+        """Write `rows` (or what the callable returns, built on the writer's thread) to bucket/key."""
         while len(self._pending) >= 2 * WRITE_WORKERS:
             self._pending.pop(0).result()
         self._pending.append(self._pool.submit(self._write, bucket, key, rows))
@@ -308,9 +310,13 @@ class Ingestion:
                     parts = rows_by_event_date(result.typed, contract.event_timestamp, np.flatnonzero(result.good))
                     self._list_partitions(contract, [event_date for event_date, _ in parts])
                     for event_date, rows in parts:
-                        fresh = self._merge(contract, event_date, result.typed.take(pa.array(rows)))
+                        key = layout.curated_key(contract.dataset, event_date, self.source, chunk_number)
+                        if not self._partitions.get(event_date):
+                            # Nothing else curated on that date: the rows are taken on the writer's thread.
+                            writer.submit(curated, key, functools.partial(result.take, rows))
+                            continue
+                        fresh = self._merge(contract, event_date, result.take(rows))
                         if fresh.num_rows:
-                            key = layout.curated_key(contract.dataset, event_date, self.source, chunk_number)
                             writer.submit(curated, key, fresh)
                     if result.quarantined.num_rows:
                         key = layout.quarantine_rows_key(contract.dataset, self.ingest_date, self.source, chunk_number)
@@ -319,6 +325,8 @@ class Ingestion:
                         written = self.report.curated_objects if bucket == curated else self.report.quarantine_objects
                         written.append(f"s3://{bucket}/{key}")
                     chunk_number += 1
+                    # Let this chunk go before the next is read: one chunk in memory at a time.
+                    del chunk, table, result, parts
             finally:
                 self._tally(validator.tally, contract)
         if self.report.rows_in == 0:

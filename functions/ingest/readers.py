@@ -11,8 +11,10 @@ from __future__ import annotations
 import csv
 import json
 import mmap
+import queue
 import shutil
 import struct
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,6 +30,8 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 NULL_TOKENS = ["", "NA", "N/A", "null", "NULL", "None", "NaN", "nan"]
 OTHER_DELIMITERS = (";", "\t", "|")
 CSV_BLOCK_BYTES = 1 << 20
+# Batches (one per block) converted ahead of validation: a few MiB, so reading overlaps the checks.
+READAHEAD_BATCHES = 8
 # The UTF-8 scan reads this much at a time; a line longer than a block is still found whole.
 SCAN_BLOCK_BYTES = 4 << 20
 HEADER_MAX_BYTES = 1 << 20
@@ -89,12 +93,18 @@ def _rechunk(batches: Iterator[pa.RecordBatch], schema: pa.Schema, chunk_rows: i
         pending_rows += batch.num_rows
         while pending_rows >= chunk_rows:
             table = pa.Table.from_batches(pending, schema=schema)
-            yield table.slice(0, chunk_rows)
+            # One contiguous copy per chunk, and the batches it came from let go before the chunk is checked.
+            head = table.slice(0, chunk_rows).combine_chunks()
             rest = table.slice(chunk_rows)
-            pending = rest.to_batches()
-            pending_rows = rest.num_rows
+            del table
+            pending, pending_rows = rest.to_batches(), rest.num_rows
+            del rest
+            yield head
+            del head
     if pending_rows:
-        yield pa.Table.from_batches(pending, schema=schema)
+        tail = pa.Table.from_batches(pending, schema=schema).combine_chunks()
+        pending = []
+        yield tail
 
 
 def _read_csv_header(path: Path) -> list[str]:
@@ -249,9 +259,12 @@ def _open_csv(path: Path, chunk_rows: int) -> RawFile:
 
     def chunks() -> Iterator[RawChunk]:
         try:
-            for table in _rechunk(_guard(reader), reader.schema, chunk_rows):
+            for table in _rechunk(_prefetched(_guard(reader), READAHEAD_BATCHES), reader.schema, chunk_rows):
                 taken, malformed[:] = lines.number(malformed), []
-                yield RawChunk(table=table, malformed=taken)
+                chunk = RawChunk(table=table, malformed=taken)
+                del table  # only the consumer holds a chunk while the next one is read
+                yield chunk
+                del chunk
             if malformed:
                 yield RawChunk(table=reader.schema.empty_table(), malformed=lines.number(malformed))
         finally:
@@ -299,6 +312,43 @@ class LineFinder:
         if self._map is not None:
             self._map.close()
             self._map = None
+
+
+def _prefetched(batches: Iterator[pa.RecordBatch], depth: int) -> Iterator[pa.RecordBatch]:
+    """The batches, read ahead on a thread (the CSV reader converts on the thread that asks for a batch), at
+    most `depth` waiting; the reader's error is raised here, and leaving early stops the thread."""
+    waiting: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def offer(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                waiting.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                if not offer(batch):
+                    return
+            offer(end)
+        except BaseException as exc:  # handed to the consumer, raised there
+            offer(exc)
+
+    thread = threading.Thread(target=produce, name="csv-readahead", daemon=True)
+    thread.start()
+    try:
+        while (item := waiting.get()) is not end:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _guard(batches: Any) -> Iterator[pa.RecordBatch]:

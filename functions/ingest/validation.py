@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,6 +34,7 @@ RULES: tuple[str, ...] = (
     "duplicate_key",
 )
 TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
+CHECK_WORKERS = 2
 _NUMBER = r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$"
 _DATE_ONLY = r"^\s*(\d{4}-\d{2}-\d{2})\s*$"
 _NAIVE_TIME = r"^\s*(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)\s*$"
@@ -100,17 +102,27 @@ def repeated_in_order(hashes: np.ndarray) -> np.ndarray:
     return repeated
 
 
+Finding = tuple[str, np.ndarray, pa.Array, str]
+
+
 @dataclass
 class ChunkResult:
     typed: pa.Table
-    """Every row of the chunk in the curated schema (values that broke a rule are null)."""
+    """Every row of the chunk (values that broke a rule are null); the stamp columns dictionary-encoded, one
+    value each, so a chunk does not hold the source URI once per row."""
+    schema: pa.Schema
+    """The curated schema the rows are written in."""
     good: np.ndarray
     """The rows to curate; taking them per partition costs one copy instead of a filter and a sort."""
     quarantined: pa.Table
 
     @property
     def curated(self) -> pa.Table:
-        return self.typed.filter(pa.array(self.good))
+        return self.typed.filter(pa.array(self.good)).cast(self.schema)
+
+    def take(self, rows: np.ndarray) -> pa.Table:
+        """These rows in the curated schema."""
+        return self.typed.take(pa.array(rows)).cast(self.schema)
 
 
 @dataclass
@@ -141,6 +153,11 @@ def _show(value: Any) -> str:
     if isinstance(value, datetime):
         return value.isoformat()
     return repr(value)
+
+
+def contiguous(column: pa.ChunkedArray) -> pa.Array:
+    """The column as one array: its only chunk as is (combine_chunks would copy even that), else combined."""
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
 def true_mask(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -232,13 +249,13 @@ class ChunkValidator:
         found = _Violations(n)
         typed: dict[str, pa.Array] = {}
 
-        key_raw = table.column(contract.entity_key).combine_chunks()
+        key_raw = contiguous(table.column(contract.entity_key))
         key = _as_strings(key_raw)
         key_missing = true_mask(pc.or_kleene(key.is_null(), pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(key)), 0)))
         found.add("null_not_allowed", key_missing, key_raw, f"{contract.entity_key} is empty")
         typed[contract.entity_key] = key
 
-        time_raw = table.column(contract.event_timestamp).combine_chunks()
+        time_raw = contiguous(table.column(contract.event_timestamp))
         times, time_bad = parse_timestamp(time_raw)
         ts = contract.event_timestamp
         found.add("type_mismatch", time_bad, time_raw, f"{ts}={{value}} is not an ISO-8601 timestamp")
@@ -250,13 +267,18 @@ class ChunkValidator:
         found.add("stale_timestamp", stale, time_raw, f"{ts}={{value}} is older than {days:g} days")
         typed[ts] = times
 
-        for feature in contract.features:
-            raw = table.column(feature.name).combine_chunks()
-            typed[feature.name] = self._check_feature(feature, raw, found)
+        # Arrow compute releases the GIL: the features are checked side by side, their findings added in order.
+        raws = [contiguous(table.column(feature.name)) for feature in contract.features]
+        with ThreadPoolExecutor(max_workers=CHECK_WORKERS) as pool:
+            checked = list(pool.map(self._check_feature, contract.features, raws))
+        for feature, raw, (values, findings) in zip(contract.features, raws, checked, strict=True):
+            for finding in findings:
+                found.add(*finding)
+            typed[feature.name] = values
             self.tally.null_cells += raw.null_count
         self.tally.feature_cells += n * len(contract.features)
 
-        label_raw = table.column(contract.label.name).combine_chunks()
+        label_raw = contiguous(table.column(contract.label.name))
         label_values, label_bad = parse_number(label_raw)
         label = contract.label
         allowed = pc.is_in(label_values, value_set=pa.array([0.0, float(label.positive_value)]))
@@ -276,9 +298,10 @@ class ChunkValidator:
         )
 
         good = ~found.bad
-        typed["contract_version"] = pa.repeat(pa.scalar(contract.version), n)
-        typed["source_file"] = pa.repeat(pa.scalar(self.source_file), n)
-        typed_table = pa.Table.from_arrays([typed[name] for name in self.schema.names], schema=self.schema)
+        same = pa.array(np.zeros(n, dtype=np.int32))
+        typed["contract_version"] = pa.DictionaryArray.from_arrays(same, pa.array([contract.version]))
+        typed["source_file"] = pa.DictionaryArray.from_arrays(same, pa.array([self.source_file]))
+        typed_table = pa.Table.from_arrays([typed[name] for name in self.schema.names], names=self.schema.names)
         quarantined = self._quarantine(table, found, malformed, first_row)
 
         curated_rows = int(good.sum())
@@ -292,31 +315,33 @@ class ChunkValidator:
             newest = pc.max(pc.filter(times, pa.array(good))).as_py()
             if self.tally.newest_event is None or newest > self.tally.newest_event:
                 self.tally.newest_event = newest
-        return ChunkResult(typed=typed_table, good=good, quarantined=quarantined)
+        return ChunkResult(typed=typed_table, schema=self.schema, good=good, quarantined=quarantined)
 
-    def _check_feature(self, feature: Feature, raw: pa.Array, found: _Violations) -> pa.Array:
+    @staticmethod
+    def _check_feature(feature: Feature, raw: pa.Array) -> tuple[pa.Array, list[Finding]]:
+        """The feature's typed values and what it broke, as (rule, rows, raw values, message) in check order."""
         name = feature.name
+        findings: list[Finding] = []
         if not feature.nullable:
-            found.add("null_not_allowed", true_mask(raw.is_null()), raw, f"{name} is empty")
+            findings.append(("null_not_allowed", true_mask(raw.is_null()), raw, f"{name} is empty"))
         if feature.type == "categorical":
             text = _as_strings(raw)
             known = pc.is_in(text, value_set=pa.array(list(feature.categories)))
             unknown = true_mask(pc.and_(text.is_valid(), pc.invert(known)))
-            found.add(
-                "unknown_category", unknown, raw, f"{name}={{value}} is not one of {'|'.join(feature.categories)}"
-            )
-            return text
+            allowed = "|".join(feature.categories)
+            findings.append(("unknown_category", unknown, raw, f"{name}={{value}} is not one of {allowed}"))
+            return text, findings
         if feature.type == "boolean":
             values, bad = parse_boolean(raw)
-            found.add("type_mismatch", bad, raw, f"{name}={{value}} is not a boolean")
-            return values
+            findings.append(("type_mismatch", bad, raw, f"{name}={{value}} is not a boolean"))
+            return values, findings
         values, bad = parse_number(raw)
         if feature.type == "integer":
             fractional = true_mask(pc.not_equal(values, pc.floor(values)))
-            found.add("type_mismatch", bad | fractional, raw, f"{name}={{value}} is not an integer")
+            findings.append(("type_mismatch", bad | fractional, raw, f"{name}={{value}} is not an integer"))
             bad = bad | fractional
         else:
-            found.add("type_mismatch", bad, raw, f"{name}={{value}} is not a number")
+            findings.append(("type_mismatch", bad, raw, f"{name}={{value}} is not a number"))
         below = true_mask(pc.less(values, feature.min)) if feature.min is not None else np.zeros(len(raw), dtype=bool)
         above = (
             true_mask(pc.greater(values, feature.max)) if feature.max is not None else np.zeros(len(raw), dtype=bool)
@@ -324,9 +349,11 @@ class ChunkValidator:
         lo = "-inf" if feature.min is None else f"{feature.min:g}"
         hi = "inf" if feature.max is None else f"{feature.max:g}"
         unit = f" {feature.unit}" if feature.unit else ""
-        found.add("out_of_range", (below | above) & ~bad, raw, f"{name}={{value}} is outside [{lo}, {hi}]{unit}")
+        findings.append(
+            ("out_of_range", (below | above) & ~bad, raw, f"{name}={{value}} is outside [{lo}, {hi}]{unit}")
+        )
         clean = pc.if_else(pa.array(bad), pa.scalar(None, pa.float64()), values)
-        return pc.cast(clean, pa.int64()) if feature.type == "integer" else clean
+        return (pc.cast(clean, pa.int64()) if feature.type == "integer" else clean), findings
 
     def _quarantine(
         self, table: pa.Table, found: _Violations, malformed: list[MalformedRow], first_row: int

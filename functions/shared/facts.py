@@ -100,6 +100,8 @@ def _equal(a: pa.Array, b: pa.Array) -> np.ndarray:
 def same_rows(left: pa.Table, right: pa.Table, columns: Sequence[str]) -> np.ndarray:
     same = np.ones(left.num_rows, dtype=bool)
     for name in columns:
+        if name not in left.column_names or name not in right.column_names:
+            return np.zeros(left.num_rows, dtype=bool)
         same &= _equal(left.column(name).combine_chunks(), right.column(name).combine_chunks())
     return same
 
@@ -121,10 +123,19 @@ def merge_partition(
 ) -> PartitionMerge:
     """Merge the incoming rows of one partition with the objects already curated there (other files' rows);
     `columns` are the values that make two copies of a fact the same."""
-    tables = [(name, table) for name, table in existing.items() if table.num_rows]
+    identity = (entity_key, event_timestamp)
+    tables = [
+        (name, table)
+        for name, table in existing.items()
+        if table.num_rows and all(c in table.column_names for c in identity)
+    ]
     if not tables or not incoming.num_rows:
         return PartitionMerge(fresh=incoming)
-    earlier = pa.concat_tables([table.select(columns) for _, table in tables], promote_options="permissive")
+    # Objects written under an older contract may lack a column: it reads as null there.
+    earlier = pa.concat_tables(
+        [table.select([c for c in columns if c in table.column_names]) for _, table in tables],
+        promote_options="permissive",
+    )
     owner = np.concatenate([np.full(table.num_rows, i, dtype=np.int64) for i, (_, table) in enumerate(tables)])
     row = np.concatenate([np.arange(table.num_rows, dtype=np.int64) for _, table in tables])
 
@@ -141,10 +152,10 @@ def merge_partition(
     pair_new = incoming.select(columns).take(pa.array(new_index))
     pair_old = earlier.take(pa.array(old_index))
     # A hash match is a match only when the fact's identity is equal too.
-    identity = same_rows(pair_new, pair_old, [entity_key, event_timestamp])
+    same_fact = same_rows(pair_new, pair_old, identity)
     same_values = same_rows(pair_new, pair_old, columns)
-    identical = identity & same_values
-    superseded = old_index[identity & ~same_values]
+    identical = same_fact & same_values
+    superseded = old_index[same_fact & ~same_values]
 
     keep = np.ones(incoming.num_rows, dtype=bool)
     keep[new_index[identical]] = False

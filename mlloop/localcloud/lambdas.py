@@ -325,9 +325,7 @@ class LambdaRuntime:
     ) -> Iterator[None]:
         """Overlay the function's environment and module instances; restore the process's afterwards."""
         with overlay_environ(environment):
-            # boto3's default session caches the credentials it resolved first; each invocation must resolve
-            # its own function's role credentials, as a separate execution environment would.
-            boto3.DEFAULT_SESSION = None
+            _use_role_credentials(environment)
             saved_modules = {name: sys.modules.pop(name) for name in list(sys.modules) if _in_package(name, package)}
             sys.modules.update(modules)
             try:
@@ -421,3 +419,13 @@ def _function_name(function: str) -> str:
 
 def _in_package(module_name: str, package: str) -> bool:
     return module_name == package or module_name.startswith(package + ".")
+
+
+def _use_role_credentials(environment: dict[str, str]) -> None:
+    """boto3's default session caches the credentials it resolved first, and handlers in this process share it:
+    each invocation's clients must sign with its own function's role, as in a separate execution environment."""
+    session = boto3.DEFAULT_SESSION
+    if session is not None:
+        session._session.set_credentials(  # botocore's session behind boto3's; public set_credentials
+            environment["AWS_ACCESS_KEY_ID"], environment["AWS_SECRET_ACCESS_KEY"], environment["AWS_SESSION_TOKEN"]
+        )

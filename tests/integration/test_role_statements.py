@@ -23,19 +23,22 @@ from mlloop.localcloud.deployer import Deployment
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("localcloud")]
 
 
-def _grants(statement: dict[str, Any], action: str) -> bool:
+def _grants(statement: dict[str, Any], action: str, on: str) -> bool:
     actions = statement.get("Action", [])
-    return action.lower() in [a.lower() for a in ([actions] if isinstance(actions, str) else actions)]
+    resources = statement.get("Resource", [])
+    named = action.lower() in [a.lower() for a in ([actions] if isinstance(actions, str) else actions)]
+    return named and on in json.dumps(resources)
 
 
 @contextmanager
-def without_role_statement(cloud: LocalCloud, role_arn: str, action: str) -> Iterator[None]:
-    """The role's inline policies as deployed, minus the one statement that grants `action`."""
+def without_role_statement(cloud: LocalCloud, role_arn: str, action: str, *, on: str = "") -> Iterator[None]:
+    """The role's inline policies as deployed, minus the one statement that grants `action` (on a resource
+    whose ARN contains `on`)."""
     iam = cloud.client("iam")
     role = role_arn.rsplit("/", 1)[-1]
     for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
         document = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
-        kept = [s for s in document["Statement"] if not _grants(s, action)]
+        kept = [s for s in document["Statement"] if not _grants(s, action, on)]
         if len(kept) == len(document["Statement"]) - 1:
             iam.put_role_policy(
                 RoleName=role, PolicyName=name, PolicyDocument=json.dumps(document | {"Statement": kept})
@@ -61,7 +64,8 @@ def _invoke(cloud: LocalCloud, function: str, event: dict[str, Any]) -> dict[str
 
 
 def _denied(text: str, action: str) -> bool:
-    return "AccessDenied" in text and f"not authorized to perform: {action}" in text
+    """AWS's refusal naming the action (SNS calls its AccessDenied "AuthorizationError")."""
+    return f"is not authorized to perform: {action}" in text
 
 
 FUNCTION_STEPS: list[tuple[str, str, Callable[[LocalCloud, Deployment], dict[str, Any]]]] = []
@@ -77,13 +81,14 @@ def _data_gate_event(cloud: LocalCloud, deployment: Deployment) -> dict[str, Any
 
 
 @pytest.mark.parametrize(
-    ("function", "action", "event"),
+    ("function", "action", "on", "event"),
     [
-        ("CheckDataGateFunction", "s3:ListBucket", _data_gate_event),
-        ("DriftDetectorFunction", "s3:ListBucket", lambda cloud, deployment: {}),
+        ("CheckDataGateFunction", "s3:ListBucket", "artifacts", _data_gate_event),
+        ("DriftDetectorFunction", "s3:ListBucket", "artifacts", lambda cloud, deployment: {}),
         (
             "NotifyTrainingOutcomeFunction",
             "sns:Publish",
+            "",
             lambda cloud, deployment: {"outcome": "failed", "run_id": "statement-test", "state": {}},
         ),
     ],
@@ -94,12 +99,13 @@ def test_a_function_fails_at_its_step_without_the_statement(
     dev_stage: Deployment,
     function: str,
     action: str,
+    on: str,
     event: Callable[[LocalCloud, Deployment], dict[str, Any]],
 ) -> None:
     name, role = _function_role(local_cloud, dev_stage, function)
     payload = event(local_cloud, dev_stage)
 
-    with without_role_statement(local_cloud, role, action):
+    with without_role_statement(local_cloud, role, action, on=on):
         error = _invoke(local_cloud, name, payload)
 
     shown = "SNS:Publish" if action == "sns:Publish" else action
@@ -139,6 +145,7 @@ def test_alarm_actions_fail_without_the_topic_statement_for_cloudwatch(
     kept = [s for s in policy["Statement"] if s.get("Sid") != "AllowCloudwatchPublish"]
     alarm = next(a for a in cloudwatch.describe_alarms()["MetricAlarms"] if topic in a.get("AlarmActions", []))
 
+    cloudwatch.set_alarm_state(AlarmName=alarm["AlarmName"], StateValue="OK", StateReason="statement test start")
     sns.set_topic_attributes(
         TopicArn=topic, AttributeName="Policy", AttributeValue=json.dumps(policy | {"Statement": kept})
     )

@@ -169,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["up", "deploy", "status", "down"])
     parser.add_argument("--stage", action="append", help="stage to deploy (repeatable; default dev for up/deploy)")
     parser.add_argument("--port", type=int, default=0, help="port of the AWS endpoint for `up` (default: a free one)")
+    parser.add_argument("--json", action="store_true", help="status: print JSON (what it prints anyway)")
     args = parser.parse_args(argv)
     if args.command in ("up", "deploy") and not args.stage:
         args.stage = ["dev"]

@@ -281,11 +281,21 @@ class Story:
         sqs, events = self.client("sqs"), self.client("events")
         queue_url = sqs.create_queue(QueueName=TIMELINE_RULE)["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        events.put_rule(
+        rule_arn = events.put_rule(
             Name=TIMELINE_RULE,
             EventPattern=json.dumps({"source": ["aws.cloudwatch", "aws.sagemaker"]}),
             State="ENABLED",
-        )
+        )["RuleArn"]
+        # EventBridge sends as events.amazonaws.com: the queue's policy must allow this rule, as in AWS.
+        allow_rule = {
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": queue_arn,
+            "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+        }
+        policy = {"Version": "2012-10-17", "Statement": [allow_rule]}
+        sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy)})
         events.put_targets(Rule=TIMELINE_RULE, Targets=[{"Id": "queue", "Arn": queue_arn}])
         self._timeline_queue = queue_url
 

@@ -172,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stage", action="append", help="stage to deploy (repeatable; default dev for up/deploy)")
     parser.add_argument("--port", type=int, default=0, help="port of the AWS endpoint for `up` (default: a free one)")
     add_context_argument(parser)
+    parser.add_argument("--json", action="store_true", help="status: print JSON (what it prints anyway)")
     args = parser.parse_args(argv)
     if args.context and args.command != "up":
         parser.error("-c applies to `up`: the stages it deploys are synthesized with it")

@@ -176,3 +176,12 @@ def test_no_request_of_the_whole_run_went_unanswered(demo: DemoRun) -> None:
     assert len(answers) > 100
     assert _unanswered(answers) == []
     assert demo.record["delivery_failures"] == []
+
+
+def test_every_principal_acted_within_its_policies(demo: DemoRun) -> None:
+    """The whole story runs under IAM: no call of any role or service principal was refused or not evaluable."""
+    fidelity = demo.record["fidelity"]
+    roles = [name for name in fidelity["principals"] if name != "administrator"]
+    assert len(roles) >= 5, fidelity["principals"]
+    assert (fidelity["totals"]["denied"], fidelity["totals"]["not_evaluable"]) == (0, 0), fidelity["refusals"]
+    assert "Fidelity: IAM decisions per principal" in (demo.run_dir / "report.html").read_text()

@@ -85,7 +85,7 @@ def test_cli_brings_a_stage_up_reports_its_status_and_brings_it_down(tmp_path: P
         deadline = time.monotonic() + 600
         status = None
         while time.monotonic() < deadline and up.poll() is None:
-            answer = _cli("status", env=env)
+            answer = _cli("status", "--json", env=env)
             if answer.returncode == 0 and "dev" in json.loads(answer.stdout)["stages"]:
                 status = json.loads(answer.stdout)
                 break
@@ -93,6 +93,9 @@ def test_cli_brings_a_stage_up_reports_its_status_and_brings_it_down(tmp_path: P
         assert status is not None, "the cloud never reported the dev stage"
         assert status["endpoint_url"].startswith("http://127.0.0.1:")
         assert "mlloop-dev-data-lake" in status["stages"]["dev"]["stacks"]
+        assert {"calls", "authorised", "denied", "not_evaluable", "validated_requests"} <= set(
+            status["fidelity"]["totals"]
+        )
 
         assert _cli("down", env=env).returncode == 0
         output, _ = up.communicate(timeout=120)

@@ -66,6 +66,7 @@ def test_alarm_actions_reach_the_encrypted_tls_only_topic(local_cloud: LocalClou
     topic = dev_stage.physical_id("NotificationsTopic")
     cloudwatch = local_cloud.client("cloudwatch")
     alarm = next(a for a in cloudwatch.describe_alarms()["MetricAlarms"] if topic in a.get("AlarmActions", []))
+    cloudwatch.set_alarm_state(AlarmName=alarm["AlarmName"], StateValue="OK", StateReason="test: from OK")
     cloudwatch.set_alarm_state(AlarmName=alarm["AlarmName"], StateValue="ALARM", StateReason="test: defect 5")
     history = cloudwatch.describe_alarm_history(AlarmName=alarm["AlarmName"], HistoryItemType="Action")
     latest = history["AlarmHistoryItems"][0]

@@ -161,8 +161,9 @@ def _sagemaker(name: str, params: dict[str, Any], account: str, region: str) -> 
         return "*"
     if name in {"AddTags", "ListTags", "DeleteTags"}:
         return str(params.get("ResourceArn", "*"))
-    if "ModelPackageName" in params:
-        value = str(params["ModelPackageName"])
+    package = params.get("ModelPackageArn") or params.get("ModelPackageName")
+    if package:
+        value = str(package)
         return (
             value if value.startswith("arn:") else _arn("sagemaker", region, account, f"model-package/{value.lower()}")
         )

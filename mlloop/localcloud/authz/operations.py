@@ -90,7 +90,7 @@ def request_protocol(signing_name: str, *, headers: dict[str, str], path: str, q
         return "smithy-rpc-v2-cbor"
     if "Action=" in query or body[:7] == b"Action=" or b"&Action=" in body[:2000]:
         return "query"
-    return protocol_of(signing_name) if signing_name in _SERVICES_BY_SIGNING_NAME else "json"
+    return "rest"  # REST protocols (rest-json, rest-xml): the method and path name the operation
 
 
 @cache
@@ -154,7 +154,7 @@ def identify(
             params = form | (dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)) if body else {})
             if params.get("Action") in model.operation_names:
                 return Operation(service, params["Action"], protocol, params, model)
-        if protocol in ("rest-json", "rest-xml") and model.protocol == protocol:
+        if protocol == "rest" and model.protocol in ("rest-json", "rest-xml"):
             found = _match_rest(service, method=method, path=path, form=form, body=body, headers=headers)
             if found is not None:
                 return found

@@ -1,0 +1,163 @@
+"""Each statement the loop needs is really needed: without it, the step that uses it fails with AccessDenied
+naming the action (issue 16, "Done when").
+
+One deployment of the dev stage is reused: a statement is removed from the synthesized policy as deployed,
+only the step that needs it is driven, and the statement is restored. At least one statement is sampled per
+kind of principal: a Lambda execution role, a state machine role and an AWS service principal (through a
+resource policy).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from mlloop.localcloud import LocalCloud
+from mlloop.localcloud.deployer import Deployment
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("localcloud")]
+
+
+def _grants(statement: dict[str, Any], action: str, on: str) -> bool:
+    actions = statement.get("Action", [])
+    resources = statement.get("Resource", [])
+    named = action.lower() in [a.lower() for a in ([actions] if isinstance(actions, str) else actions)]
+    return named and on in json.dumps(resources)
+
+
+@contextmanager
+def without_role_statement(cloud: LocalCloud, role_arn: str, action: str, *, on: str = "") -> Iterator[None]:
+    """The role's inline policies as deployed, minus the one statement that grants `action` (on a resource
+    whose ARN contains `on`)."""
+    iam = cloud.client("iam")
+    role = role_arn.rsplit("/", 1)[-1]
+    for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+        document = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+        kept = [s for s in document["Statement"] if not _grants(s, action, on)]
+        if len(kept) == len(document["Statement"]) - 1:
+            iam.put_role_policy(
+                RoleName=role, PolicyName=name, PolicyDocument=json.dumps(document | {"Statement": kept})
+            )
+            try:
+                yield
+            finally:
+                iam.put_role_policy(RoleName=role, PolicyName=name, PolicyDocument=json.dumps(document))
+            return
+    raise AssertionError(f"{role} has no single statement granting {action}")
+
+
+def _function_role(cloud: LocalCloud, deployment: Deployment, function: str) -> tuple[str, str]:
+    name = deployment.physical_id(function)
+    return name, str(cloud.client("lambda").get_function(FunctionName=name)["Configuration"]["Role"])
+
+
+def _invoke(cloud: LocalCloud, function: str, event: dict[str, Any]) -> dict[str, Any]:
+    answer = cloud.client("lambda").invoke(FunctionName=function, Payload=json.dumps(event).encode())
+    payload: dict[str, Any] = json.loads(answer["Payload"].read())
+    assert answer.get("FunctionError") == "Unhandled", payload
+    return payload
+
+
+def _denied(text: str, action: str) -> bool:
+    """AWS's refusal naming the action (SNS calls its AccessDenied "AuthorizationError")."""
+    return f"is not authorized to perform: {action}" in text
+
+
+FUNCTION_STEPS: list[tuple[str, str, Callable[[LocalCloud, Deployment], dict[str, Any]]]] = []
+
+
+def _data_gate_event(cloud: LocalCloud, deployment: Deployment) -> dict[str, Any]:
+    bucket = deployment.physical_id("ArtifactsBucket")
+    run_id = f"statement-{uuid.uuid4().hex[:8]}"
+    key = f"training/runs/{run_id}/manifest.json"
+    cloud.client("s3").put_object(Bucket=bucket, Key=key, Body=json.dumps({"data_version": "v", "objects": []}))
+    cloud.client("s3").delete_object(Bucket=bucket, Key="training/latest-data-profile.json")
+    return {"run_id": run_id, "manifest_key": key}
+
+
+@pytest.mark.parametrize(
+    ("function", "action", "on", "event"),
+    [
+        ("CheckDataGateFunction", "s3:ListBucket", "artifacts", _data_gate_event),
+        ("DriftDetectorFunction", "s3:ListBucket", "artifacts", lambda cloud, deployment: {}),
+        (
+            "NotifyTrainingOutcomeFunction",
+            "sns:Publish",
+            "",
+            lambda cloud, deployment: {"outcome": "failed", "run_id": "statement-test", "state": {}},
+        ),
+    ],
+    ids=["data gate: ListBucket", "drift detector: ListBucket", "training notifier: Publish"],
+)
+def test_a_function_fails_at_its_step_without_the_statement(
+    local_cloud: LocalCloud,
+    dev_stage: Deployment,
+    function: str,
+    action: str,
+    on: str,
+    event: Callable[[LocalCloud, Deployment], dict[str, Any]],
+) -> None:
+    name, role = _function_role(local_cloud, dev_stage, function)
+    payload = event(local_cloud, dev_stage)
+
+    with without_role_statement(local_cloud, role, action, on=on):
+        error = _invoke(local_cloud, name, payload)
+
+    shown = "SNS:Publish" if action == "sns:Publish" else action
+    assert _denied(error["errorMessage"], shown), error["errorMessage"]
+
+
+def test_the_training_workflow_fails_at_its_first_task_without_lambda_invoke(
+    local_cloud: LocalCloud, dev_stage: Deployment
+) -> None:
+    machine = dev_stage.physical_id("StateMachine")
+    role = local_cloud.client("stepfunctions").describe_state_machine(stateMachineArn=machine)["roleArn"]
+
+    with without_role_statement(local_cloud, role, "lambda:InvokeFunction"):
+        execution = local_cloud.client("stepfunctions").start_execution(
+            stateMachineArn=machine,
+            name=f"statement-{uuid.uuid4().hex[:8]}",
+            input=json.dumps({"trigger": {"kind": "manual", "requested_by": "statement-test"}}),
+        )
+        finished = local_cloud.wait_for_execution(execution["executionArn"], timeout=120)
+        history = local_cloud.client("stepfunctions").get_execution_history(executionArn=execution["executionArn"])
+
+    failures = [
+        json.dumps(e.get("taskFailedEventDetails") or e.get("lambdaFunctionFailedEventDetails") or {})
+        for e in history["events"]
+        if e["type"] in ("TaskFailed", "LambdaFunctionFailed")
+    ]
+    assert finished["status"] == "FAILED"
+    assert failures and _denied(failures[0], "lambda:InvokeFunction"), failures[:1]
+
+
+def test_alarm_actions_fail_without_the_topic_statement_for_cloudwatch(
+    local_cloud: LocalCloud, dev_stage: Deployment
+) -> None:
+    sns, cloudwatch = local_cloud.client("sns"), local_cloud.client("cloudwatch")
+    topic = dev_stage.physical_id("NotificationsTopic")
+    policy = json.loads(sns.get_topic_attributes(TopicArn=topic)["Attributes"]["Policy"])
+    kept = [s for s in policy["Statement"] if s.get("Sid") != "AllowCloudwatchPublish"]
+    alarm = next(a for a in cloudwatch.describe_alarms()["MetricAlarms"] if topic in a.get("AlarmActions", []))
+
+    cloudwatch.set_alarm_state(AlarmName=alarm["AlarmName"], StateValue="OK", StateReason="statement test start")
+    sns.set_topic_attributes(
+        TopicArn=topic, AttributeName="Policy", AttributeValue=json.dumps(policy | {"Statement": kept})
+    )
+    try:
+        cloudwatch.set_alarm_state(AlarmName=alarm["AlarmName"], StateValue="ALARM", StateReason="statement test")
+        latest = cloudwatch.describe_alarm_history(AlarmName=alarm["AlarmName"], HistoryItemType="Action")[
+            "AlarmHistoryItems"
+        ][0]
+    finally:
+        sns.set_topic_attributes(TopicArn=topic, AttributeName="Policy", AttributeValue=json.dumps(policy))
+        cloudwatch.set_alarm_state(AlarmName=alarm["AlarmName"], StateValue="OK", StateReason="statement test done")
+
+    assert len(kept) == len(policy["Statement"]) - 1
+    assert latest["HistorySummary"].startswith("Failed to execute action")
+    assert "AuthorizationError" in latest["HistoryData"] and "SNS:Publish" in latest["HistoryData"]

@@ -121,7 +121,10 @@ def deployed(local_cloud: LocalCloud, tmp_path_factory: pytest.TempPathFactory) 
         },
     }
     out = write_assembly(tmp_path_factory.mktemp("lambdas"), {f"mlloop-{stage}-fns": {"Resources": resources}})
-    return local_cloud.deploy(stage, cdk_out=out)
+    # "Reserved" reserves one execution: only an account whose quota AWS raised above a new account's 10 can.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LOCALCLOUD_LAMBDA_CONCURRENCY_QUOTA", "1000")
+        return local_cloud.deploy(stage, cdk_out=out)
 
 
 def _invoke(cloud: LocalCloud, function: str, event: dict[str, Any]) -> tuple[Any, str | None]:

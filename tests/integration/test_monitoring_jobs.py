@@ -53,6 +53,16 @@ def test_label_quality_without_labels_gives_no_verdict_and_says_so(
     assert local_cloud.client("s3").head_object(Bucket=report[0], Key=report[1])
 
 
+def _training_machine(stage: Deployment, prefix: str) -> str:
+    machines = stage.of_type("AWS::StepFunctions::StateMachine")
+    return next(r.physical_id for r in machines if r.physical_id.endswith(f":{prefix}-training"))
+
+
+def _executions(cloud: LocalCloud, machine: str) -> list[dict[str, Any]]:
+    pages = cloud.client("stepfunctions").get_paginator("list_executions").paginate(stateMachineArn=machine)
+    return [e for page in pages for e in page["executions"]]
+
+
 def _deployed_model(cloud: LocalCloud) -> ServingManifest:
     """The model serving the dev endpoint: an approved package deployed now (the serving tests' tiny model)."""
     before = len(deploy_executions(cloud))
@@ -94,9 +104,16 @@ def test_one_broken_feature_among_12_raises_the_drift_alarms(local_cloud: LocalC
         "window_hours": 1,
         "baseline_uri": f"s3://{artifacts}/{baseline_key}",
     }
+    training = _training_machine(dev_stage, config.prefix)
+    started_before = {e["executionArn"] for e in _executions(local_cloud, training)}
     summary = _invoke(local_cloud, dev_stage, "DriftDetectorFunction", event)
     names = alarm_names(config)
     states = local_cloud.evaluate_alarms()
+    # The composite's ALARM starts a retraining (unless inside the cooldown): it ends here, not during a later test.
+    local_cloud.wait_idle()
+    for execution in _executions(local_cloud, training):
+        if execution["executionArn"] not in started_before:
+            local_cloud.wait_for_execution(execution["executionArn"], timeout=300)
 
     # Then that one feature is the window's worst, its severity alarm and the retraining composite are in ALARM,
     # while the share of drifted features (1 of 12, under drifted_share_threshold) would not have alarmed alone

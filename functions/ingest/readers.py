@@ -250,6 +250,8 @@ def _open_csv(path: Path, chunk_rows: int) -> RawFile:
                 null_values=NULL_TOKENS,
                 strings_can_be_null=True,
                 quoted_strings_can_be_null=True,
+                # scan_utf8 checked every byte already, and lines with bad ones were set aside.
+                check_utf8=False,
             ),
         )
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:

@@ -43,7 +43,6 @@ from mlloop.localcloud.authz.sigv4 import SignatureError, Signed, parse, verify
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
-_S3_NS = ""
 _QUERY_NS = {
     "sns": "http://sns.amazonaws.com/doc/2010-03-31/",
     "sts": "https://sts.amazonaws.com/doc/2011-06-15/",
@@ -275,8 +274,8 @@ def _kms_checks_for_s3(operation: Operation, region: str) -> list[Check]:
     bucket, key = operation.params.get("Bucket"), operation.params.get("Key")
     if not bucket or key is None:
         return []
-    via = {"kms:ViaService": f"s3.{region}.amazonaws.com", "kms:CallerAccount": ""}
-    account = ""
+    account = resources.bucket_account(str(bucket))
+    via = {"kms:ViaService": f"s3.{region}.amazonaws.com", "kms:CallerAccount": account}
     if operation.name in ("PutObject", "CreateMultipartUpload", "CopyObject"):
         key_id = operation.params.get("SSEKMSKeyId") or resources.bucket_kms_key(str(bucket))
         action = "kms:GenerateDataKey"
@@ -287,11 +286,6 @@ def _kms_checks_for_s3(operation: Operation, region: str) -> list[Check]:
         return []
     if not key_id:
         return []
-    from moto.s3.models import s3_backends
-
-    found = s3_backends.bucket_accounts.get(str(bucket))
-    account = found[1] if found else ""
-    via["kms:CallerAccount"] = account
     return [Check(action, resources.kms_key_arn(str(key_id), account, region), via)]
 
 

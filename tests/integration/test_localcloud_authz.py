@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -21,6 +22,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from mlloop.localcloud import LocalCloud, fidelity, identity
+from tests.integration.localcloud_support import unique_stage, write_assembly
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("localcloud")]
 ACCOUNT = "123456789012"
@@ -293,3 +295,34 @@ def test_the_fidelity_report_counts_each_principals_decisions(local_cloud: Local
 
     assert (after["calls"] - before["calls"], after["authorised"] - before["authorised"]) == (2, 1)
     assert after["denied"] - before["denied"] == 1
+
+
+def test_a_condition_the_evaluator_does_not_know_is_reported_and_never_allows(
+    local_cloud: LocalCloud, role: str, bucket: str, tmp_path: Path
+) -> None:
+    unknown = {"StringEquals": {"aws:SourceVpce": "vpce-123"}}
+    stage = unique_stage()
+    policy = {
+        "Type": "AWS::IAM::ManagedPolicy",
+        "Properties": {
+            "PolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*", "Condition": unknown}],
+            }
+        },
+    }
+    deployment = local_cloud.deploy(
+        stage, cdk_out=write_assembly(tmp_path, {f"mlloop-{stage}-vpce": {"Resources": {"ViaEndpoint": policy}}})
+    )
+    _allow(
+        local_cloud,
+        role,
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*", "Condition": unknown},
+    )
+
+    code = _error(lambda: _as(local_cloud, role, "s3").get_object(Bucket=bucket, Key="data/present.txt"))[0]
+
+    assert "condition key aws:SourceVpce" in str(deployment.report)
+    assert code == "AccessDenied"
+    reasons = fidelity.report()["principals"][role.rsplit("/", 1)[-1]]["not_evaluable_reasons"]
+    assert "condition key aws:SourceVpce" in reasons

@@ -28,13 +28,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("localcloud")]
 ACCOUNT = "123456789012"
 
 
-def _client(cloud: LocalCloud, service: str, **keys: Any) -> Any:
+def _client(cloud: LocalCloud, service: str, config: Config | None = None, **keys: Any) -> Any:
     credentials = {"aws_access_key_id": identity.ADMIN_ACCESS_KEY_ID, "aws_secret_access_key": "localcloud"} | keys
     return boto3.client(
         service,
         region_name=cloud.region,
         endpoint_url=cloud.endpoint_url,
-        config=Config(retries={"max_attempts": 1}),
+        config=Config(retries={"max_attempts": 1}).merge(config or Config()),
         **credentials,
     )
 
@@ -326,3 +326,26 @@ def test_a_condition_the_evaluator_does_not_know_is_reported_and_never_allows(
     assert code == "AccessDenied"
     reasons = fidelity.report()["principals"][role.rsplit("/", 1)[-1]]["not_evaluable_reasons"]
     assert "condition key aws:SourceVpce" in reasons
+
+
+@pytest.mark.parametrize("signature_version", ["s3", "s3v4"])
+def test_presigned_urls_are_verified_and_expire(local_cloud: LocalCloud, bucket: str, signature_version: str) -> None:
+    s3 = _client(local_cloud, "s3", config=Config(signature_version=signature_version))
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "data/present.txt"}, ExpiresIn=60)
+    tampered = url.replace("present", "missing")
+    past = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=10)
+    with (
+        mock.patch("botocore.auth.get_current_datetime", return_value=past),
+        mock.patch("time.time", return_value=past.timestamp()),
+    ):
+        expired = s3.generate_presigned_url(
+            "get_object", Params={"Bucket": bucket, "Key": "data/present.txt"}, ExpiresIn=60
+        )
+
+    with urllib.request.urlopen(url, timeout=30) as response:
+        assert response.read() == b"hello"
+    for refused, code in ((tampered, b"<Code>SignatureDoesNotMatch</Code>"), (expired, b"Request has expired")):
+        with pytest.raises(urllib.error.HTTPError) as raised:
+            urllib.request.urlopen(refused, timeout=30)
+        assert raised.value.code == 403
+        assert code in raised.value.read()

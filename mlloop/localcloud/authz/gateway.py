@@ -187,7 +187,9 @@ def authenticate(
 ) -> tuple[Principal, bool]:
     """The caller a valid signature names, and whether it counts as a TLS caller (see the module's docstring)."""
     params = dict(parse_qsl(query))
-    token = headers.get("x-amz-security-token") or params.get("X-Amz-Security-Token")
+    token = (
+        headers.get("x-amz-security-token") or params.get("X-Amz-Security-Token") or params.get("x-amz-security-token")
+    )
     expires = params.get("X-Amz-Expires")
     if signed.access_key_id == identity.ADMIN_ACCESS_KEY_ID:
         secret = identity.ADMIN_SECRET_ACCESS_KEY

@@ -150,7 +150,7 @@ def verify(
         )
 
 
-class _HmacV1AtExpiry(HmacV1Auth):
+class _HmacV1AtExpiry(HmacV1Auth):  # type: ignore[misc]
     """botocore's SigV2 signer with the URL's Expires where the Date goes, as query-string authentication has it."""
 
     def __init__(self, credentials: Credentials, expires: int) -> None:

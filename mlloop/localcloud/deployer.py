@@ -21,6 +21,7 @@ from typing import Any
 
 from mlloop import assembly
 from mlloop.localcloud import apigateway, images
+from mlloop.localcloud.authz.policy import unevaluable
 from mlloop.localcloud.authz.resources import attach_aws_managed_policy
 from mlloop.localcloud.intrinsics import Resolver, TemplateError, references
 from mlloop.localcloud.resources import CloudServices, Creator, generated_name, name_suffix
@@ -274,6 +275,7 @@ class StackDeployer:
                     physical_id, attributes = self._not_emulated(logical_id, resource_type, properties)
                 else:
                     physical_id, attributes = create(self, logical_id, properties)
+                self._report_unevaluable_policies(logical_id, resource_type, properties)
             except Exception as exc:
                 raise DeployError(f"{self.stack}/{logical_id} ({resource_type}): {exc}") from exc
             self.deployed[logical_id] = DeployedResource(
@@ -291,6 +293,15 @@ class StackDeployer:
             if "Export" in output:
                 self.deployment.exports[self.resolver.resolve(output["Export"]["Name"])] = value
         self.deployment.outputs[self.stack] = values
+
+    def _report_unevaluable_policies(self, logical_id: str, resource_type: str, properties: dict[str, Any]) -> None:
+        """Condition keys, operators or principals the local IAM evaluator cannot evaluate (treated as unmet)."""
+        documents = [properties.get("PolicyDocument"), properties.get("KeyPolicy")]
+        documents += [policy.get("PolicyDocument") for policy in properties.get("Policies", [])]
+        found = sorted({item for document in documents if isinstance(document, dict) for item in unevaluable(document)})
+        if found:
+            reason = f"not evaluable locally, so treated as unmet: {', '.join(found)}"
+            self.report(logical_id, resource_type, "partly emulated", reason)
 
     def report(self, logical_id: str, resource_type: str, status: str, reason: str) -> None:
         self.deployment.report.add(self.stack, logical_id, resource_type, status, reason)

@@ -115,3 +115,24 @@ def signed_request(
         headers={"Content-Type": "application/json"},
     )
     return urllib.request.Request(url, data=body, method=method, headers=headers)
+
+
+def queue_for_events(cloud: Any, pattern: dict[str, Any]) -> str:
+    """A queue receiving every event that matches `pattern`, through a rule whose delivery its policy allows
+    (EventBridge sends as events.amazonaws.com, and the local cloud enforces queue policies as AWS does)."""
+    sqs, events = cloud.client("sqs"), cloud.client("events")
+    url: str = sqs.create_queue(QueueName=f"q-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    rule = f"r-{uuid.uuid4().hex[:8]}"
+    rule_arn = events.put_rule(Name=rule, EventPattern=json.dumps(pattern))["RuleArn"]
+    allow_rule = {
+        "Effect": "Allow",
+        "Principal": {"Service": "events.amazonaws.com"},
+        "Action": "sqs:SendMessage",
+        "Resource": arn,
+        "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+    }
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [allow_rule]})
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": policy})
+    events.put_targets(Rule=rule, Targets=[{"Id": "q", "Arn": arn}])
+    return url

@@ -16,6 +16,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from mlloop.localcloud import LocalCloud, cloudwatch
+from tests.integration.localcloud_support import queue_for_events
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("localcloud")]
 
@@ -59,26 +60,6 @@ def _state(cloud: LocalCloud, name: str) -> dict[str, Any]:
         AlarmNames=[name], AlarmTypes=["MetricAlarm", "CompositeAlarm"]
     )
     return dict((described["MetricAlarms"] + described["CompositeAlarms"])[0])
-
-
-def _queue_for_events(cloud: LocalCloud, pattern: dict[str, Any]) -> str:
-    sqs, events = cloud.client("sqs"), cloud.client("events")
-    url: str = sqs.create_queue(QueueName=f"q-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    rule = f"r-{uuid.uuid4().hex[:8]}"
-    rule_arn = events.put_rule(Name=rule, EventPattern=json.dumps(pattern))["RuleArn"]
-    # EventBridge sends as events.amazonaws.com: the queue's policy must allow it, as in AWS.
-    allow_rule = {
-        "Effect": "Allow",
-        "Principal": {"Service": "events.amazonaws.com"},
-        "Action": "sqs:SendMessage",
-        "Resource": arn,
-        "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
-    }
-    policy = json.dumps({"Version": "2012-10-17", "Statement": [allow_rule]})
-    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": policy})
-    events.put_targets(Rule=rule, Targets=[{"Id": "q", "Arn": arn}])
-    return url
 
 
 def _messages(cloud: LocalCloud, url: str) -> list[dict[str, Any]]:
@@ -310,7 +291,7 @@ def test_state_changes_are_in_the_history_and_emitted_as_events_and_sns_messages
     inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=inbox_arn, Attributes={"RawMessageDelivery": "true"})
     name = _alarm(cloud, ns, AlarmActions=[topic], OKActions=[topic], AlarmDescription="errors")
-    events = _queue_for_events(
+    events = queue_for_events(
         cloud,
         {
             "source": ["aws.cloudwatch"],

@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -21,18 +22,19 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from mlloop.localcloud import LocalCloud, fidelity, identity
+from tests.integration.localcloud_support import unique_stage, write_assembly
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("localcloud")]
 ACCOUNT = "123456789012"
 
 
-def _client(cloud: LocalCloud, service: str, **keys: Any) -> Any:
+def _client(cloud: LocalCloud, service: str, config: Config | None = None, **keys: Any) -> Any:
     credentials = {"aws_access_key_id": identity.ADMIN_ACCESS_KEY_ID, "aws_secret_access_key": "localcloud"} | keys
     return boto3.client(
         service,
         region_name=cloud.region,
         endpoint_url=cloud.endpoint_url,
-        config=Config(retries={"max_attempts": 1}),
+        config=Config(retries={"max_attempts": 1}).merge(config or Config()),
         **credentials,
     )
 
@@ -293,3 +295,57 @@ def test_the_fidelity_report_counts_each_principals_decisions(local_cloud: Local
 
     assert (after["calls"] - before["calls"], after["authorised"] - before["authorised"]) == (2, 1)
     assert after["denied"] - before["denied"] == 1
+
+
+def test_a_condition_the_evaluator_does_not_know_is_reported_and_never_allows(
+    local_cloud: LocalCloud, role: str, bucket: str, tmp_path: Path
+) -> None:
+    unknown = {"StringEquals": {"aws:SourceVpce": "vpce-123"}}
+    stage = unique_stage()
+    policy = {
+        "Type": "AWS::IAM::ManagedPolicy",
+        "Properties": {
+            "PolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*", "Condition": unknown}],
+            }
+        },
+    }
+    deployment = local_cloud.deploy(
+        stage, cdk_out=write_assembly(tmp_path, {f"mlloop-{stage}-vpce": {"Resources": {"ViaEndpoint": policy}}})
+    )
+    _allow(
+        local_cloud,
+        role,
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*", "Condition": unknown},
+    )
+
+    code = _error(lambda: _as(local_cloud, role, "s3").get_object(Bucket=bucket, Key="data/present.txt"))[0]
+
+    assert "condition key aws:SourceVpce" in str(deployment.report)
+    assert code == "AccessDenied"
+    reasons = fidelity.report()["principals"][role.rsplit("/", 1)[-1]]["not_evaluable_reasons"]
+    assert "condition key aws:SourceVpce" in reasons
+
+
+@pytest.mark.parametrize("signature_version", ["s3", "s3v4"])
+def test_presigned_urls_are_verified_and_expire(local_cloud: LocalCloud, bucket: str, signature_version: str) -> None:
+    s3 = _client(local_cloud, "s3", config=Config(signature_version=signature_version))
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "data/present.txt"}, ExpiresIn=60)
+    tampered = url.replace("present", "missing")
+    past = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=10)
+    with (
+        mock.patch("botocore.auth.get_current_datetime", return_value=past),
+        mock.patch("time.time", return_value=past.timestamp()),
+    ):
+        expired = s3.generate_presigned_url(
+            "get_object", Params={"Bucket": bucket, "Key": "data/present.txt"}, ExpiresIn=60
+        )
+
+    with urllib.request.urlopen(url, timeout=30) as response:
+        assert response.read() == b"hello"
+    for refused, code in ((tampered, b"<Code>SignatureDoesNotMatch</Code>"), (expired, b"Request has expired")):
+        with pytest.raises(urllib.error.HTTPError) as raised:
+            urllib.request.urlopen(refused, timeout=30)
+        assert raised.value.code == 403
+        assert code in raised.value.read()

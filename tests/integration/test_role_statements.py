@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import pytest
 
+from functions.shared.serving_manifest import manifest_key
 from mlloop.localcloud import LocalCloud
 from mlloop.localcloud.deployer import Deployment
 
@@ -68,44 +69,60 @@ def _denied(text: str, action: str) -> bool:
     return f"is not authorized to perform: {action}" in text
 
 
-FUNCTION_STEPS: list[tuple[str, str, Callable[[LocalCloud, Deployment], dict[str, Any]]]] = []
+Step = Callable[[LocalCloud, Deployment], AbstractContextManager[dict[str, Any]]]
 
 
-def _data_gate_event(cloud: LocalCloud, deployment: Deployment) -> dict[str, Any]:
+@contextmanager
+def _data_gate_run(cloud: LocalCloud, deployment: Deployment) -> Iterator[dict[str, Any]]:
+    """A run whose gate reads the (missing) latest profile: without ListBucket, S3 refuses to say it is missing."""
     bucket = deployment.physical_id("ArtifactsBucket")
     run_id = f"statement-{uuid.uuid4().hex[:8]}"
     key = f"training/runs/{run_id}/manifest.json"
-    cloud.client("s3").put_object(Bucket=bucket, Key=key, Body=json.dumps({"data_version": "v", "objects": []}))
-    cloud.client("s3").delete_object(Bucket=bucket, Key="training/latest-data-profile.json")
-    return {"run_id": run_id, "manifest_key": key}
+    s3 = cloud.client("s3")
+    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps({"data_version": "v", "objects": []}))
+    s3.delete_object(Bucket=bucket, Key="training/latest-data-profile.json")
+    yield {"run_id": run_id, "manifest_key": key}
+
+
+@contextmanager
+def _before_first_deploy(cloud: LocalCloud, deployment: Deployment) -> Iterator[dict[str, Any]]:
+    """The drift detector's schedule before any deploy: the serving manifest is missing (restored afterwards)."""
+    bucket = deployment.physical_id("ArtifactsBucket")
+    function = cloud.client("lambda").get_function(FunctionName=deployment.physical_id("DriftDetectorFunction"))
+    key = manifest_key(function["Configuration"]["Environment"]["Variables"]["ENDPOINT_NAME"])
+    s3 = cloud.client("s3")
+    try:
+        saved: bytes | None = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except s3.exceptions.NoSuchKey:
+        saved = None
+    s3.delete_object(Bucket=bucket, Key=key)
+    try:
+        yield {}
+    finally:
+        if saved is not None:
+            s3.put_object(Bucket=bucket, Key=key, Body=saved)
+
+
+@contextmanager
+def _failed_run(cloud: LocalCloud, deployment: Deployment) -> Iterator[dict[str, Any]]:
+    yield {"outcome": "failed", "run_id": "statement-test", "state": {}}
 
 
 @pytest.mark.parametrize(
-    ("function", "action", "on", "event"),
+    ("function", "action", "on", "step"),
     [
-        ("CheckDataGateFunction", "s3:ListBucket", "artifacts", _data_gate_event),
-        ("DriftDetectorFunction", "s3:ListBucket", "artifacts", lambda cloud, deployment: {}),
-        (
-            "NotifyTrainingOutcomeFunction",
-            "sns:Publish",
-            "",
-            lambda cloud, deployment: {"outcome": "failed", "run_id": "statement-test", "state": {}},
-        ),
+        ("CheckDataGateFunction", "s3:ListBucket", "artifacts", _data_gate_run),
+        ("DriftDetectorFunction", "s3:ListBucket", "artifacts", _before_first_deploy),
+        ("NotifyTrainingOutcomeFunction", "sns:Publish", "", _failed_run),
     ],
     ids=["data gate: ListBucket", "drift detector: ListBucket", "training notifier: Publish"],
 )
 def test_a_function_fails_at_its_step_without_the_statement(
-    local_cloud: LocalCloud,
-    dev_stage: Deployment,
-    function: str,
-    action: str,
-    on: str,
-    event: Callable[[LocalCloud, Deployment], dict[str, Any]],
+    local_cloud: LocalCloud, dev_stage: Deployment, function: str, action: str, on: str, step: Step
 ) -> None:
     name, role = _function_role(local_cloud, dev_stage, function)
-    payload = event(local_cloud, dev_stage)
 
-    with without_role_statement(local_cloud, role, action, on=on):
+    with step(local_cloud, dev_stage) as payload, without_role_statement(local_cloud, role, action, on=on):
         error = _invoke(local_cloud, name, payload)
 
     shown = "SNS:Publish" if action == "sns:Publish" else action

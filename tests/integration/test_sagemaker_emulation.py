@@ -28,6 +28,7 @@ from mlloop.datagen import generate_churn
 from mlloop.localcloud import LocalCloud
 from mlloop.localcloud import sagemaker as local_sagemaker
 from mlloop.localcloud.sagemaker_deployments import _shift_plan
+from tests.integration.localcloud_support import queue_for_events
 from tests.integration.serving_support import tar_files
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("localcloud")]
@@ -1026,13 +1027,7 @@ def _json_value(value: Any) -> Any:
 
 
 def _event_queue(cloud: LocalCloud, detail_type: str) -> str:
-    sqs, events = cloud.client("sqs"), cloud.client("events")
-    url: str = sqs.create_queue(QueueName=f"q-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    rule = f"r-{uuid.uuid4().hex[:8]}"
-    events.put_rule(Name=rule, EventPattern=json.dumps({"source": ["aws.sagemaker"], "detail-type": [detail_type]}))
-    events.put_targets(Rule=rule, Targets=[{"Id": "q", "Arn": arn}])
-    return url
+    return queue_for_events(cloud, {"source": ["aws.sagemaker"], "detail-type": [detail_type]})
 
 
 def test_the_model_registry_defaults_keeps_fields_deletes_and_emits_state_changes(cloud: LocalCloud) -> None:

@@ -18,6 +18,7 @@ from werkzeug.serving import make_server
 from mlloop.localcloud import fidelity, identity
 from mlloop.localcloud.authz import resources
 from mlloop.localcloud.authz.gateway import AuthorizingApp, Refusal, authorise, authorise_service
+from mlloop.localcloud.authz.policy import Principal, Request
 
 __all__ = [
     "AuthorizingMotoServer",
@@ -130,8 +131,6 @@ def authorise_service_publish(service: str, topic_arn: str, *, source_arn: str, 
 
 def authorise_role(role_arn: str, action: str, resource: str, *, session: str) -> None:
     """A service acting with a role it was given (an EventBridge target's RoleArn): the role's policies decide."""
-    from mlloop.localcloud.authz.policy import Principal, Request
-
     account = role_arn.split(":")[4]
     role_name = role_arn.rsplit("/", 1)[-1]
     principal = Principal(f"arn:aws:sts::{account}:assumed-role/{role_name}/{session}", account, role_arn=role_arn)

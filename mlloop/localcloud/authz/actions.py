@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from mlloop.localcloud.authz.operations import Operation
+from mlloop.localcloud.authz.resources import kms_key_arn
 
 
 @dataclass
@@ -251,8 +252,6 @@ def _logs(name: str, params: dict[str, Any], account: str, region: str) -> str:
 
 
 def _kms(name: str, params: dict[str, Any], account: str, region: str) -> str:
-    from mlloop.localcloud.authz.resources import kms_key_arn
-
     key = params.get("KeyId") or params.get("SourceKeyId")
     return kms_key_arn(str(key), account, region) if key else "*"
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-import threading
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -43,7 +42,6 @@ from mlloop.localcloud.authz.sigv4 import SignatureError, Signed, parse, verify
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
-_S3_NS = ""
 _QUERY_NS = {
     "sns": "http://sns.amazonaws.com/doc/2010-03-31/",
     "sts": "https://sts.amazonaws.com/doc/2011-06-15/",
@@ -68,12 +66,10 @@ class AuthorizingApp:
     def __init__(self, app: WsgiApp, *, account_id: str) -> None:
         self.app = app
         self.account_id = account_id
-        self.enabled = True
-        self._local = threading.local()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        if not self.enabled or path.startswith("/moto-api"):
+        if path.startswith("/moto-api"):  # the local cloud's own control endpoint, not an AWS API
             return self.app(environ, start_response)
         body = _read_body(environ)
         headers = _headers(environ)
@@ -188,7 +184,9 @@ def authenticate(
 ) -> tuple[Principal, bool]:
     """The caller a valid signature names, and whether it counts as a TLS caller (see the module's docstring)."""
     params = dict(parse_qsl(query))
-    token = headers.get("x-amz-security-token") or params.get("X-Amz-Security-Token")
+    token = (
+        headers.get("x-amz-security-token") or params.get("X-Amz-Security-Token") or params.get("x-amz-security-token")
+    )
     expires = params.get("X-Amz-Expires")
     if signed.access_key_id == identity.ADMIN_ACCESS_KEY_ID:
         secret = identity.ADMIN_SECRET_ACCESS_KEY
@@ -275,8 +273,8 @@ def _kms_checks_for_s3(operation: Operation, region: str) -> list[Check]:
     bucket, key = operation.params.get("Bucket"), operation.params.get("Key")
     if not bucket or key is None:
         return []
-    via = {"kms:ViaService": f"s3.{region}.amazonaws.com", "kms:CallerAccount": ""}
-    account = ""
+    account = resources.bucket_account(str(bucket))
+    via = {"kms:ViaService": f"s3.{region}.amazonaws.com", "kms:CallerAccount": account}
     if operation.name in ("PutObject", "CreateMultipartUpload", "CopyObject"):
         key_id = operation.params.get("SSEKMSKeyId") or resources.bucket_kms_key(str(bucket))
         action = "kms:GenerateDataKey"
@@ -287,11 +285,6 @@ def _kms_checks_for_s3(operation: Operation, region: str) -> list[Check]:
         return []
     if not key_id:
         return []
-    from moto.s3.models import s3_backends
-
-    found = s3_backends.bucket_accounts.get(str(bucket))
-    account = found[1] if found else ""
-    via["kms:CallerAccount"] = account
     return [Check(action, resources.kms_key_arn(str(key_id), account, region), via)]
 
 

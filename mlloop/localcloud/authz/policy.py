@@ -325,3 +325,24 @@ def _condition_holds(operator: str, key: str, expected: list[Any], request: Requ
             return False
     outcome.unknown.add(f"condition operator {operator}")
     return False
+
+
+_OPERATORS = {*_STRING, *_NUMERIC, "Bool", "Null"}
+
+
+def unevaluable(document: Mapping[str, Any]) -> list[str]:
+    """What in a policy this evaluator cannot evaluate (it counts as unmet): for the deployment report."""
+    found: set[str] = set()
+    for statement in _as_list(document.get("Statement")):
+        for operator, block in (statement.get("Condition") or {}).items():
+            base = operator.split(":", 1)[-1].removesuffix("IfExists")
+            if base not in _OPERATORS:
+                found.add(f"condition operator {operator}")
+            for key in block:
+                if key.lower() not in KNOWN_KEYS and not key.lower().startswith("aws:principaltag/"):
+                    found.add(f"condition key {key}")
+        for element in ("Principal", "NotPrincipal"):
+            principal = statement.get(element)
+            if isinstance(principal, Mapping):
+                found.update(f"principal {kind}" for kind in principal if kind not in ("AWS", "Service"))
+    return sorted(found)

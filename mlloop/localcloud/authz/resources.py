@@ -82,11 +82,19 @@ def _loads(value: Any) -> dict[str, Any] | None:
     return json.loads(value) if isinstance(value, str) else dict(value)
 
 
+def bucket_account(bucket: str) -> str:
+    """The account that owns a bucket (bucket names are global)."""
+    found = s3_backends.bucket_accounts.get(bucket)
+    return str(found[1]) if found else next(iter(s3_backends), "")
+
+
+def _bucket(bucket: str) -> Any:
+    return s3_backends[bucket_account(bucket)]["aws"].get_bucket(bucket)
+
+
 def bucket_policy(bucket: str) -> dict[str, Any] | None:
     try:
-        found = s3_backends.bucket_accounts.get(bucket)
-        account = found[1] if found else next(iter(s3_backends))
-        return _loads(s3_backends[account]["aws"].get_bucket(bucket).policy)
+        return _loads(_bucket(bucket).policy)
     except Exception:
         return None
 
@@ -94,9 +102,7 @@ def bucket_policy(bucket: str) -> dict[str, Any] | None:
 def bucket_kms_key(bucket: str) -> str | None:
     """The KMS key of a bucket's default SSE-KMS encryption, if any."""
     try:
-        found = s3_backends.bucket_accounts.get(bucket)
-        account = found[1] if found else next(iter(s3_backends))
-        encryption = s3_backends[account]["aws"].get_bucket(bucket).encryption or {}
+        encryption = _bucket(bucket).encryption or {}
     except Exception:
         return None
     for rule in _as_list(encryption.get("Rule")):
@@ -108,9 +114,7 @@ def bucket_kms_key(bucket: str) -> str | None:
 
 def object_kms_key(bucket: str, key: str) -> str | None:
     try:
-        found = s3_backends.bucket_accounts.get(bucket)
-        account = found[1] if found else next(iter(s3_backends))
-        stored = s3_backends[account]["aws"].get_object(bucket, key)
+        stored = s3_backends[bucket_account(bucket)]["aws"].get_object(bucket, key)
     except Exception:
         return None
     if stored is None or stored.encryption != "aws:kms":
@@ -120,9 +124,7 @@ def object_kms_key(bucket: str, key: str) -> str | None:
 
 def object_exists(bucket: str, key: str) -> bool:
     try:
-        found = s3_backends.bucket_accounts.get(bucket)
-        account = found[1] if found else next(iter(s3_backends))
-        return s3_backends[account]["aws"].get_object(bucket, key) is not None
+        return s3_backends[bucket_account(bucket)]["aws"].get_object(bucket, key) is not None
     except Exception:
         return False
 

@@ -16,10 +16,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
-from botocore.auth import S3SigV4Auth, SigV4Auth
-from botocore.awsrequest import AWSRequest
+from botocore.auth import HmacV1Auth, S3SigV4Auth, SigV4Auth
+from botocore.awsrequest import AWSRequest, HTTPHeaders
 from botocore.credentials import Credentials
 
 _AUTH = re.compile(
@@ -51,6 +51,8 @@ class Signed:
     signature: str
     amz_date: str
     presigned: bool
+    # S3's query-string Signature Version 2 (boto3's default for presigned S3 URLs): seconds since the epoch.
+    v2_expires: int | None = None
 
 
 def parse(headers: Mapping[str, str], query: str) -> Signed | None:
@@ -71,6 +73,8 @@ def parse(headers: Mapping[str, str], query: str) -> Signed | None:
             )
         return _signed(match["credential"], match["signed"], match["signature"], amz_date, presigned=False)
     params = dict(parse_qsl(query, keep_blank_values=True))
+    if "AWSAccessKeyId" in params and "Signature" in params and params.get("Expires", "").isdigit():
+        return Signed(params["AWSAccessKeyId"], "", "", "s3", (), params["Signature"], "", True, int(params["Expires"]))
     if "X-Amz-Signature" in params:
         return _signed(
             params.get("X-Amz-Credential", ""),
@@ -104,6 +108,9 @@ def verify(
     expires: int | None = None,
 ) -> None:
     """Raise SignatureError unless `signed` is the request's valid, current signature."""
+    if signed.v2_expires is not None:
+        _verify_v2(signed, secret_access_key, session_token, method=method, url=url, headers=headers, now=now)
+        return
     try:
         when = dt.datetime.strptime(signed.amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
     except ValueError as exc:
@@ -143,6 +150,46 @@ def verify(
         )
 
 
+class _HmacV1AtExpiry(HmacV1Auth):  # type: ignore[misc]
+    """botocore's SigV2 signer with the URL's Expires where the Date goes, as query-string authentication has it."""
+
+    def __init__(self, credentials: Credentials, expires: int) -> None:
+        super().__init__(credentials)
+        self._expires = str(expires)
+
+    def _get_date(self) -> str:
+        return self._expires
+
+
+def _verify_v2(
+    signed: Signed,
+    secret: str,
+    token: str | None,
+    *,
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    now: dt.datetime,
+) -> None:
+    """S3 query-string authentication, Signature Version 2 (S3 API reference, "Signing and authenticating REST
+    requests"): HMAC-SHA1 over the method, Content-MD5, Content-Type, Expires and the canonical resource."""
+    assert signed.v2_expires is not None
+    if now.timestamp() > signed.v2_expires:
+        raise SignatureError("expired", "Request has expired")
+    signing_headers = HTTPHeaders()
+    for name in ("content-md5", "content-type"):
+        if name in headers:
+            signing_headers[name] = headers[name]
+    auth = _HmacV1AtExpiry(Credentials(signed.access_key_id, secret, token), signed.v2_expires)
+    expected = auth.get_signature(method, urlsplit(url), signing_headers)
+    if not hmac.compare_digest(expected, signed.signature):
+        raise SignatureError(
+            "mismatch",
+            "The request signature we calculated does not match the signature you provided. Check your key and "
+            "signing method.",
+        )
+
+
 def _signature(
     signed: Signed,
     *,
@@ -170,8 +217,6 @@ def _signature(
     if signed.presigned:
         request.context["payload_signing_enabled"] = False
     content_sha = headers.get("x-amz-content-sha256", "")
-    if signed.presigned and not content_sha:
-        request.headers["X-Amz-Content-SHA256"] = UNSIGNED_PAYLOAD
     canonical = auth.canonical_request(request)
     if signed.presigned:
         # botocore appends the header hash for S3; a presigned URL's canonical request ends with UNSIGNED-PAYLOAD.

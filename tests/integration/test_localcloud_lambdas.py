@@ -213,7 +213,7 @@ def test_the_same_handler_runs_with_the_layer_that_provides_the_package(
 ) -> None:
     result, error = _invoke(local_cloud, deployed.physical_id("PandasWithLayer"), {})
 
-    assert error is None
+    assert error is None, result
     assert result == {"pandas": "2.3.0"}
 
 

@@ -183,6 +183,17 @@ def test_a_role_is_denied_what_its_policies_do_not_allow_naming_principal_action
     )
 
 
+def test_get_caller_identity_needs_no_permission_even_against_an_explicit_deny(
+    local_cloud: LocalCloud, role: str
+) -> None:
+    # STS API reference, GetCallerIdentity: "No permissions are required to perform this operation."
+    _allow(local_cloud, role, {"Effect": "Deny", "Action": "sts:GetCallerIdentity", "Resource": "*"})
+
+    caller = _as(local_cloud, role, "sts").get_caller_identity()
+
+    assert caller["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/{role.rsplit('/', 1)[-1]}/tester"
+
+
 def test_a_missing_key_is_403_without_list_bucket_and_404_with_it(
     local_cloud: LocalCloud, role: str, bucket: str
 ) -> None:

@@ -125,11 +125,38 @@ def _untar(data: bytes) -> dict[str, bytes]:
         return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
 
 
+def _create_execution_role(cloud: LocalCloud) -> None:
+    """The jobs' and models' role: the local cloud enforces IAM, and their processes act as it (the toolkit
+    downloads the bundle, the channels and writes the model with these permissions, as on SageMaker)."""
+    iam = cloud.client("iam")
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
+        iam.create_role(RoleName=ROLE.rsplit("/", 1)[1], AssumeRolePolicyDocument=json.dumps(trust))
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:PutObject", "s3:ListBucket"],
+                "Resource": [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/*"],
+            },
+            {"Effect": "Allow", "Action": ["logs:*", "cloudwatch:PutMetricData"], "Resource": "*"},
+        ],
+    }
+    iam.put_role_policy(RoleName=ROLE.rsplit("/", 1)[1], PolicyName="emulation-test", PolicyDocument=json.dumps(policy))
+
+
 @pytest.fixture(scope="module")
 def cloud(local_cloud: LocalCloud) -> LocalCloud:
     """The shared cloud with a bucket, three small models (v1..v3 scale x by 0.1..0.3) and a broken one."""
     s3, sm = local_cloud.client("s3"), local_cloud.client("sagemaker")
     s3.create_bucket(Bucket=BUCKET)
+    _create_execution_role(local_cloud)
     for version, weight in (("v1", 0.1), ("v2", 0.2), ("v3", 0.3)):
         archive = tar_files(
             {

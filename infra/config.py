@@ -88,7 +88,7 @@ class RollbackConfig:
 
     standby: bool = False
     window_hours: Annotated[int, Range(1, 720)] = 24
-    standby_instance_count: Annotated[int, Range(1, 40)] = 1
+    standby_instance_count: Annotated[int, Range(1, 40)] = 2
 
 
 @dataclass(frozen=True)
@@ -135,10 +135,12 @@ def _whole_instance_percents(instance_count: int, lowest: int) -> list[int]:
     ]
 
 
-def _check_deployment_fits(deployment: DeploymentConfig, endpoint: EndpointConfig) -> None:
+def _check_deployment_fits(deployment: DeploymentConfig, endpoint: EndpointConfig, rollback: RollbackConfig) -> None:
     """SageMaker sizes a canary or linear step in whole instances of the variant, at most half of them (and at
-    least 10 % for linear steps; API_TrafficRoutingConfig): a percentage that is not a whole number of instances
-    would shift another share of traffic than the stage says, and on one instance none is possible."""
+    least 10 % for linear steps; API_TrafficRoutingConfig: "Value must be less than or equal to 50% of the
+    variant's total instance count"): a percentage that is not a whole number of instances would shift another
+    share of traffic than the stage says, and on one instance none is possible. Every variant of the endpoint
+    config goes through the blue/green update, so a warm standby variant must fit the step too."""
     if deployment.mode == "ALL_AT_ONCE":
         return
     field, percent, lowest = (
@@ -146,14 +148,18 @@ def _check_deployment_fits(deployment: DeploymentConfig, endpoint: EndpointConfi
         if deployment.mode == "CANARY"
         else ("linear_step_percent", deployment.linear_step_percent, 10)
     )
-    allowed = _whole_instance_percents(endpoint.instance_count, lowest)
-    if percent not in allowed:
-        choices = ", ".join(map(str, allowed)) if allowed else "none: use ALL_AT_ONCE or at least 2 instances"
-        raise PolicyError(
-            f"deployment.{field}: {percent} is not a whole number of the endpoint's {endpoint.instance_count} "
-            f"instance(s) up to half of them, which is how SageMaker shifts {deployment.mode} traffic "
-            f"(allowed: {choices})"
-        )
+    variants = [("endpoint", endpoint.instance_count)]
+    if rollback.standby:
+        variants.append(("standby", rollback.standby_instance_count))
+    for variant, count in variants:
+        allowed = _whole_instance_percents(count, lowest)
+        if percent not in allowed:
+            choices = ", ".join(map(str, allowed)) if allowed else "none: use ALL_AT_ONCE or at least 2 instances"
+            raise PolicyError(
+                f"deployment.{field}: {percent} is not a whole number of the {variant}'s {count} "
+                f"instance(s) up to half of them, which is how SageMaker shifts {deployment.mode} traffic "
+                f"(allowed: {choices})"
+            )
 
 
 @dataclass(frozen=True)
@@ -241,7 +247,7 @@ class StageConfig:
     concurrency: ConcurrencyConfig = dataclasses.field(default_factory=ConcurrencyConfig)
 
     def __post_init__(self) -> None:
-        _check_deployment_fits(self.deployment, self.endpoint)
+        _check_deployment_fits(self.deployment, self.endpoint, self.rollback)
 
     @property
     def prefix(self) -> str:

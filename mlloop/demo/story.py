@@ -272,9 +272,10 @@ class Story:
         name = self.platform.find_function("deploy_model")
         lam = self.client("lambda")
         variables = dict(lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"])
-        variables["STANDBY_INSTANCE_COUNT"] = "1"
+        # Two instances: a blue/green canary step of 50 % must be a whole instance of every variant, the standby too.
+        variables["STANDBY_INSTANCE_COUNT"] = "2"
         lam.update_function_configuration(FunctionName=name, Environment={"Variables": variables})
-        self.fact("warm standby on (1 instance, as staging and prod keep it; dev's cdk.json keeps none)")
+        self.fact("warm standby on (2 instances, as staging and prod keep it; dev's cdk.json keeps none)")
 
     def _watch_timeline(self) -> None:
         """An audit rule, as an operator would add one: every alarm and SageMaker event lands in a queue."""

@@ -66,7 +66,7 @@ def test_the_deploy_function_gets_the_stages_guardrails_and_the_rollback_alarm_n
     ]
 
 
-@pytest.mark.parametrize(("stage", "standby"), [("dev", "0"), ("staging", "1"), ("prod", "1")])
+@pytest.mark.parametrize(("stage", "standby"), [("dev", "0"), ("staging", "2"), ("prod", "2")])
 def test_the_standby_is_on_where_the_stage_pays_for_it_and_the_deploy_function_may_switch_weights(
     templates: dict[str, dict[str, Any]], configs: dict[str, StageConfig], stage: str, standby: str
 ) -> None:

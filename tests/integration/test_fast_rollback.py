@@ -100,7 +100,7 @@ def api(local_cloud: LocalCloud, dev_stage: Deployment) -> Api:
 @pytest.fixture(scope="module")
 def warm(local_cloud: LocalCloud, dev_stage: Deployment) -> Iterator[tuple[int, int]]:
     """v1 then v2 promoted on a fresh endpoint whose stage keeps one standby instance."""
-    _keep_standby(local_cloud, 1)
+    _keep_standby(local_cloud, 2)
     _fresh_endpoint(local_cloud)
     try:
         yield _promote(local_cloud), _promote(local_cloud)

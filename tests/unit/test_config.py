@@ -192,3 +192,13 @@ def test_stage_config_parses_while_a_policy_module_is_out_of_sys_modules(
     monkeypatch.delitem(sys.modules, "functions.check_data_gate.logic")
     gates = load_stage_config(context, "dev").gates
     assert gates.data.min_rows == context["stages"]["dev"]["gates"]["data"]["min_rows"]
+
+
+def test_a_warm_standby_must_fit_the_deployment_step_too(context: dict) -> None:
+    # Every variant goes through the blue/green update: a one-instance standby cannot take a 50 % canary.
+    small = copy.deepcopy(context)
+    small["stages"]["prod"]["rollback"]["standby_instance_count"] = 1
+    with pytest.raises(ConfigError, match=r"canary_percent: 50 is not a whole number of the standby's 1 instance"):
+        load_stage_config(small, "prod")
+    small["stages"]["prod"]["deployment"]["mode"] = "ALL_AT_ONCE"
+    assert load_stage_config(small, "prod").rollback.standby_instance_count == 1

@@ -151,6 +151,7 @@ def test_a_canary_that_is_not_whole_instances_up_to_half_the_fleet_stops_synth(c
     with pytest.raises(ConfigError, match=r"linear_step_percent: 10 .* \(allowed: 25, 50\)$"):
         load_stage_config(four, "prod")
     four["stages"]["prod"]["deployment"]["linear_step_percent"] = 25
+    four["stages"]["prod"]["rollback"]["standby_instance_count"] = 4  # the standby takes the same steps
     assert load_stage_config(four, "prod").deployment.linear_step_percent == 25
     all_at_once = copy.deepcopy(one_instance)
     all_at_once["stages"]["dev"]["deployment"]["mode"] = "ALL_AT_ONCE"

@@ -6,6 +6,7 @@ the path; REST protocols are matched against each operation's `requestUri` templ
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import re
@@ -82,8 +83,17 @@ def expected_signing_name(headers: dict[str, str], path: str) -> str | None:
     return None
 
 
+def request_content(headers: dict[str, str], body: bytes) -> bytes:
+    """The body as the service reads it: SDKs gzip large PutMetricData bodies (the operation's
+    `requestcompression` trait) and say so in Content-Encoding; the signature covers the compressed bytes."""
+    if "gzip" in headers.get("content-encoding", "").lower() and body[:2] == b"\x1f\x8b":
+        return gzip.decompress(body)
+    return body
+
+
 def request_protocol(signing_name: str, *, headers: dict[str, str], path: str, query: str, body: bytes) -> str:
     """The protocol a request speaks (a service may accept several, e.g. CloudWatch: CBOR, JSON and query)."""
+    body = request_content(headers, body)
     if headers.get("x-amz-target"):
         return "json"
     if headers.get("smithy-protocol") == "rpc-v2-cbor" or (path.startswith("/service/") and "/operation/" in path):
@@ -136,6 +146,7 @@ def identify(
     signing_name: str, *, method: str, path: str, query: str, headers: dict[str, str], body: bytes
 ) -> Operation | None:
     """The operation a request calls; None if no model of the signing service describes it."""
+    body = request_content(headers, body)
     names = _SERVICES_BY_SIGNING_NAME.get(signing_name, ())
     target = headers.get("x-amz-target", "")
     form = dict(parse_qsl(query, keep_blank_values=True))

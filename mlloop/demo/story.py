@@ -702,8 +702,19 @@ class Story:
         self.client("sagemaker").delete_endpoint(EndpointName=self.config.endpoint_name)
         self.record["endpoint_killed_at"] = self.clock()
         caller.join(timeout=600)
+        # The breaker opens on the failure rate over its window (circuit_window_seconds), which still holds the
+        # successful calls of the minute before the kill: the caller keeps sending until enough failures tip it.
+        extra = 0
         status, health = self.traffic.get("/health")
-        self.record["health_after_kill"] = {"status": status, "answer": health}
+        while health.get("circuit") == "closed" and extra < total * 5:
+            traffic.predict("fallback", [records[extra % len(records)]])
+            extra += 1
+            status, health = self.traffic.get("/health")
+        self.record["health_after_kill"] = {"status": status, "answer": health, "requests_until_open": extra}
+        self.fact(
+            f"circuit {health.get('circuit')} after {extra} more requests: the failure rate over the "
+            f"{self.config.frontdoor.circuit_window_seconds} s window passed {self.config.frontdoor.circuit_failure_rate_percent} %"
+        )
         answers = self.traffic.of_phase("fallback")
         after = [a for a in answers if a.at >= self.record["endpoint_kill_issued_at"]]
         before = len(answers) - len(after)

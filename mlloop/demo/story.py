@@ -711,9 +711,10 @@ class Story:
             extra += 1
             status, health = self.traffic.get("/health")
         self.record["health_after_kill"] = {"status": status, "answer": health, "requests_until_open": extra}
+        breaker = self.config.frontdoor
         self.fact(
             f"circuit {health.get('circuit')} after {extra} more requests: the failure rate over the "
-            f"{self.config.frontdoor.circuit_window_seconds} s window passed {self.config.frontdoor.circuit_failure_rate_percent} %"
+            f"{breaker.circuit_window_seconds} s window passed {breaker.circuit_failure_rate_percent} %"
         )
         answers = self.traffic.of_phase("fallback")
         after = [a for a in answers if a.at >= self.record["endpoint_kill_issued_at"]]

@@ -13,8 +13,11 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
+from functions.shared.contract import load_contract
+from mlloop.datagen import generate_churn
 from mlloop.localcloud import LocalCloud
 from tests.integration.localcloud_support import signed_request
 from tests.unit.frontdoor_support import FALLBACK_DOC
@@ -76,6 +79,17 @@ def stage_bucket(cloud: LocalCloud, kind: str) -> str:
     return name
 
 
+@cache
+def drift_baseline_document() -> bytes:
+    """The drift baseline every registered package carries (register_model requires one): generated churn data,
+    scored as the tiny model scores it (tenure / 240, INFERENCE_PY)."""
+    from training.drift_profile import build_drift_baseline
+
+    reference = generate_churn(2_000, seed=41)
+    baseline = build_drift_baseline(reference, load_contract("churn"), reference["tenure_months"].to_numpy() / 240.0)
+    return json.dumps(baseline).encode()
+
+
 def register_package(cloud: LocalCloud, *, broken: bool) -> str:
     """Upload a model and its fallback into a run folder and register an approved package for them."""
     s3, artifacts = cloud.client("s3"), stage_bucket(cloud, "artifacts")
@@ -86,6 +100,7 @@ def register_package(cloud: LocalCloud, *, broken: bool) -> str:
         Body=tar_files({"model.json": "{}", "code/inference.py": INFERENCE_PY.format(broken=broken)}),
     )
     s3.put_object(Bucket=artifacts, Key=f"{run}/fallback_model.json", Body=json.dumps(FALLBACK_DOC).encode())
+    s3.put_object(Bucket=artifacts, Key=f"{run}/drift_baseline.json", Body=drift_baseline_document())
     arn: str = cloud.client("sagemaker").create_model_package(
         ModelPackageGroupName=GROUP,
         ModelApprovalStatus="Approved",
@@ -103,6 +118,7 @@ def register_package(cloud: LocalCloud, *, broken: bool) -> str:
         CustomerMetadataProperties={
             "contract_ref": "churn@1.0.0",
             "fallback_model_uri": f"s3://{artifacts}/{run}/fallback_model.json",
+            "drift_baseline_uri": f"s3://{artifacts}/{run}/drift_baseline.json",
         },
     )["ModelPackageArn"]
     return arn

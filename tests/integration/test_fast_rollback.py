@@ -70,8 +70,20 @@ def _quiet_rollback_alarms(cloud: LocalCloud) -> None:
         time.sleep(2)
 
 
+def _in_service(cloud: LocalCloud) -> None:
+    """A weights switch leaves the endpoint Updating for a moment: the next promotion starts from InService."""
+    sm = cloud.client("sagemaker")
+    deadline = time.monotonic() + 120
+    while any(e["EndpointName"] == ENDPOINT for e in sm.list_endpoints()["Endpoints"]):
+        if sm.describe_endpoint(EndpointName=ENDPOINT)["EndpointStatus"] == "InService":
+            return
+        assert time.monotonic() < deadline, "the endpoint stayed Updating"
+        time.sleep(0.5)
+
+
 def _promote(cloud: LocalCloud) -> int:
     _quiet_rollback_alarms(cloud)
+    _in_service(cloud)
     before = len(deploy_executions(cloud))
     arn = register_package(cloud, broken=False)
     assert wait_for_new_deploy(cloud, before)["status"] == "SUCCEEDED"

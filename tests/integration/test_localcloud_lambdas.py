@@ -103,7 +103,9 @@ def deployed(local_cloud: LocalCloud, tmp_path_factory: pytest.TempPathFactory) 
             },
         ),
         "PandasWithoutLayer": python_function(USES_PANDAS),
-        "PandasWithLayer": python_function(USES_PANDAS, layers=[POWERTOOLS_LAYER, PANDAS_LAYER]),
+        # Importing pandas, numpy and pyarrow takes about 130 MB resident: 128 MB (Lambda's default) is too little,
+        # and the local cloud kills a worker past its memory size as Lambda does.
+        "PandasWithLayer": python_function(USES_PANDAS, layers=[POWERTOOLS_LAYER, PANDAS_LAYER], MemorySize=512),
         "PandasFromUnknownLayer": python_function(USES_PANDAS, layers=[UNKNOWN_LAYER]),
         "Introspect": python_function(INTROSPECT, environment={"ONLY_HERE": "introspect"}, Timeout=2, MemorySize=128),
         "Reserved": python_function(INTROSPECT, ReservedConcurrentExecutions=1, Timeout=10),

@@ -99,6 +99,12 @@ def test_a_flapping_retraining_alarm_starts_at_most_one_training_run(
 
     # Then the detector's own metrics: a drifted window with enough traffic puts the composite in ALARM; the
     # trigger is recorded and, inside the cooldown, starts nothing more.
+    def alarm_records() -> int:
+        found = _trigger_records(local_cloud, artifacts, alarm)
+        return len([r for r in found if r["trigger"].get("detail", {}).get("state") == "ALARM"])
+
+    # Counted from here: the shared cloud's own evaluations may have recorded the same alarm before.
+    recorded_before = alarm_records()
     _publish_drift_window(local_cloud, config.endpoint_name, share=0.2, samples=5 * config.monitoring.min_drift_samples)
     states = local_cloud.evaluate_alarms([names["drift"], names["prediction-drift"], names["drift-traffic"]])
     local_cloud.wait_idle()
@@ -106,6 +112,5 @@ def test_a_flapping_retraining_alarm_starts_at_most_one_training_run(
     assert (states[names["drift"]], states[names["drift-traffic"]]) == ("ALARM", "ALARM")
     assert states[names["prediction-drift"]] != "ALARM"
     assert states[alarm] == "ALARM"
-    records = _trigger_records(local_cloud, artifacts, alarm)
-    assert len([r for r in records if r["trigger"].get("detail", {}).get("state") == "ALARM"]) == FLAPS + 1
+    assert alarm_records() == recorded_before + 1
     assert len([e for e in _executions(local_cloud, machine) if e["executionArn"] not in before]) == expected

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import io
 import json
 import os
 import statistics
-import tarfile
 import time
 import uuid
 from typing import Any
 
+from mlloop.archives import tar_gz
 from mlloop.localcloud import LocalCloud
 from mlloop.localcloud import sagemaker as local_sagemaker
 from mlloop.localcloud.sagemaker_endpoints import host_for
@@ -49,17 +48,6 @@ TRAIN_PY = """
 import os, pathlib
 pathlib.Path(os.environ["SM_MODEL_DIR"], "model.txt").write_text("ok")
 """
-
-
-def _tar(files: dict[str, str]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -115,9 +103,9 @@ def run(repeats: int, calls: int, gap: float) -> dict[str, Any]:
     with LocalCloud.start() as cloud:
         s3, sm = cloud.client("s3"), cloud.client("sagemaker")
         s3.create_bucket(Bucket=BUCKET)
-        s3.put_object(Bucket=BUCKET, Key="source.tar.gz", Body=_tar({"train.py": TRAIN_PY}))
+        s3.put_object(Bucket=BUCKET, Key="source.tar.gz", Body=tar_gz({"train.py": TRAIN_PY}))
         s3.put_object(Bucket=BUCKET, Key="data/rows.csv", Body=b"1\n")
-        s3.put_object(Bucket=BUCKET, Key="model.tar.gz", Body=_tar({"code/inference.py": INFERENCE_PY}))
+        s3.put_object(Bucket=BUCKET, Key="model.tar.gz", Body=tar_gz({"code/inference.py": INFERENCE_PY}))
         sm.create_model(
             ModelName="bench-model",
             ExecutionRoleArn=ROLE,

@@ -3,12 +3,10 @@ and call the API over local HTTP."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
 import sys
-import tarfile
 import urllib.error
 import urllib.request
 import uuid
@@ -17,6 +15,7 @@ from functools import cache
 from typing import Any
 
 from functions.shared.contract import load_contract
+from mlloop.archives import tar_gz as tar_files
 from mlloop.datagen import generate_churn
 from mlloop.localcloud import LocalCloud
 from tests.integration.localcloud_support import signed_request
@@ -60,17 +59,6 @@ def output_fn(prediction, accept):
     }}
     return json.dumps(body), "application/json"
 """
-
-
-def tar_files(files: dict[str, str]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
 
 
 def stage_bucket(cloud: LocalCloud, kind: str) -> str:

@@ -4,12 +4,14 @@ by its alarms, caught by the verify step and never reported as deployed."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import time
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from infra.config import load_stage_config, read_cdk_json_context
 from mlloop.localcloud import LocalCloud
@@ -93,13 +95,22 @@ def test_a_broken_canary_is_rolled_back_marked_and_never_reported_as_deployed(
     local_cloud.wait_idle()
     (running,) = [e for e in deploy_executions(local_cloud) if e["status"] == "RUNNING"] or [None]
     assert running is not None and len(deploy_executions(local_cloud)) == before + 1
-    # Callers keep calling during the canary; the broken variant's errors feed the rollback alarms.
+    # Callers keep calling during the canary; the broken variant's errors feed the rollback alarms. The front door
+    # soon opens its circuit and stops sending, so callers that invoke the endpoint directly (batch jobs, other
+    # services) carry the canary's errors past the 5XX alarm's threshold within the (scaled) bake, whatever the
+    # breaker's window held before.
+    runtime = local_cloud.client("sagemaker-runtime")
     while (
         local_cloud.client("stepfunctions").describe_execution(executionArn=running["executionArn"])["status"]
         == "RUNNING"
     ):
         status, answer = api.call("POST", "/predict", VALID_RECORD)
         assert status == 200, answer
+        for _ in range(3):
+            with contextlib.suppress(ClientError):
+                runtime.invoke_endpoint(
+                    EndpointName=ENDPOINT, ContentType="application/json", Body=json.dumps({"instances": [VALID_RECORD]})
+                )
     execution = local_cloud.wait_for_execution(running["executionArn"])
     assert execution["status"] == "FAILED"
     assert execution["error"] == "DeployNotCompleted" and "rolled the deploy back" in execution["cause"]

@@ -30,14 +30,14 @@ import functools
 import logging
 import threading
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
 import regex
 from botocore.model import OperationModel, Shape
 
-from mlloop.localcloud import fidelity
+from mlloop.localcloud import cloudwatch_rules, fidelity
 
 LOG = logging.getLogger("mlloop.localcloud")
 _UNCHECKED_SERVICES = frozenset({"s3", "s3control"})
@@ -289,10 +289,27 @@ def _refusal(response: Any) -> Any:
     except TypeError as exc:
         _count_refusal(service, operation.name)
         return refusal("SerializationException" if json_protocol else "ValidationError", str(exc))
-    if not errors:
+    if errors:
+        _count_refusal(service, operation.name)
+        return refusal("ValidationException" if json_protocol else "ValidationError", validation_message(errors))
+    rule = _SERVICE_RULES.get((service, operation.name))
+    message = rule(params) if rule is not None else None
+    if message is None:
         return None
     _count_refusal(service, operation.name)
-    return refusal("ValidationException" if json_protocol else "ValidationError", validation_message(errors))
+    code, text = message
+    return refusal(code, text)
+
+
+def _put_metric_data(params: Mapping[str, Any]) -> tuple[str, str] | None:
+    message = cloudwatch_rules.put_metric_data_refusal(params)
+    return None if message is None else ("InvalidParameterValue", message)
+
+
+# Rules a service applies beyond its model (documented bounds the model's shapes cannot say), by operation.
+_SERVICE_RULES: dict[tuple[str, str], Callable[[Mapping[str, Any]], tuple[str, str] | None]] = {
+    ("cloudwatch", "PutMetricData"): _put_metric_data,
+}
 
 
 def _count_refusal(service: str, operation: str) -> None:

@@ -113,6 +113,31 @@ def test_a_value_of_the_wrong_type_is_a_serialization_exception(local_cloud: Loc
     assert refused.value.response["Error"]["Code"] == "SerializationException"
 
 
+@pytest.mark.parametrize(
+    ("datum", "parameter", "shown"),
+    [
+        ({"Value": float("inf")}, "MetricData.member.1.Value", "Infinity"),
+        ({"Value": -(2.0**361)}, "MetricData.member.1.Value", repr(-(2.0**361))),
+        ({"Values": [1.0, float("-inf")], "Counts": [1, 1]}, "MetricData.member.1.Values", "-Infinity"),
+        (
+            {"StatisticValues": {"SampleCount": 1, "Sum": float("inf"), "Minimum": 0, "Maximum": 1}},
+            "MetricData.member.1.StatisticValues.Sum",
+            "Infinity",
+        ),
+    ],
+)
+def test_metric_values_cloudwatch_does_not_support_are_refused(
+    local_cloud: LocalCloud, datum: dict[str, object], parameter: str, shown: str
+) -> None:
+    """AWS: values outside -2^360..2^360 and NaN/+Infinity/-Infinity are rejected (MetricDatum.Value)."""
+    cloudwatch = local_cloud.client("cloudwatch")
+    with pytest.raises(ClientError) as refused:
+        cloudwatch.put_metric_data(Namespace="mlloop/test", MetricData=[{"MetricName": "m", **datum}])
+    assert refused.value.response["Error"]["Code"] == "InvalidParameterValue"
+    assert refused.value.response["Error"]["Message"] == f"The value {shown} for parameter {parameter} is invalid."
+    cloudwatch.put_metric_data(Namespace="mlloop/test", MetricData=[{"MetricName": "m", "Value": 2.0**359}])
+
+
 def test_messages_follow_aws_wording_for_several_errors() -> None:
     operation = SAGEMAKER.operation_model("UpdateEndpoint")
     errors = validation_errors(operation, {"EndpointName": "bad name!"})

@@ -109,7 +109,9 @@ def test_a_broken_canary_is_rolled_back_marked_and_never_reported_as_deployed(
         for _ in range(3):
             with contextlib.suppress(ClientError):
                 runtime.invoke_endpoint(
-                    EndpointName=ENDPOINT, ContentType="application/json", Body=json.dumps({"instances": [VALID_RECORD]})
+                    EndpointName=ENDPOINT,
+                    ContentType="application/json",
+                    Body=json.dumps({"instances": [VALID_RECORD]}),
                 )
     execution = local_cloud.wait_for_execution(running["executionArn"])
     assert execution["status"] == "FAILED"

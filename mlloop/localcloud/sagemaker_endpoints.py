@@ -278,6 +278,9 @@ class VariantServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        # The process is gone, so its output reaches end of file: let the reader finish before the pipe closes.
+        if self._reader is not threading.current_thread():
+            self._reader.join(timeout=5)
         for stream in (self.process.stdin, self.process.stdout):
             if stream is not None:
                 with contextlib.suppress(OSError):

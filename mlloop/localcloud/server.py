@@ -179,6 +179,24 @@ class LocalCloud:
             module.install(self)
             self._plugins.append(module)
 
+    def _stop_running_executions(self) -> None:
+        """StopExecution on every running execution, as deleting the state machines would: moto's interpreter
+        threads would otherwise outlive the cloud (a retraining the last alarm started, a Wait state)."""
+        sfn = self.client("stepfunctions")
+        try:
+            for page in sfn.get_paginator("list_state_machines").paginate():
+                for machine in page["stateMachines"]:
+                    running = sfn.get_paginator("list_executions").paginate(
+                        stateMachineArn=machine["stateMachineArn"], statusFilter="RUNNING"
+                    )
+                    for listing in running:
+                        for execution in listing["executions"]:
+                            sfn.stop_execution(
+                                executionArn=execution["executionArn"], cause="the local cloud is stopping"
+                            )
+        except Exception as exc:  # stopping must go on whatever state the account is in
+            LOG.warning("local cloud: running executions not stopped: %r", exc)
+
     def stop(self) -> None:
         """Release this user's hold; the last one stops plugins, patches, the dispatcher thread and the port."""
         with _process_lock:
@@ -190,6 +208,8 @@ class LocalCloud:
             self._shutdown()
 
     def _shutdown(self) -> None:
+        if self._server is not None and self._server._server is not None:
+            self._stop_running_executions()
         if self.dispatcher is not None:
             self.dispatcher.wait_idle(timeout=30)
         for module in reversed(self._plugins):

@@ -33,6 +33,20 @@ LIFECYCLE = textwrap.dedent(
         cloud.api_url("any-api", "prod")
         cloud.put_events([{"Source": "test", "DetailType": "Ping", "Detail": {}}])
         host = cloud.endpoint_url.split("//")[1].split(":")[0]
+        # An execution still waiting when the cloud stops (a retraining the last alarm started, say).
+        role = cloud.client("iam").create_role(
+            RoleName="lifecycle-machine",
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}]}),
+        )["Role"]["Arn"]
+        sfn = cloud.client("stepfunctions")
+        machine = sfn.create_state_machine(
+            name="lifecycle", roleArn=role,
+            definition=json.dumps(
+                {"StartAt": "Hold", "States": {"Hold": {"Type": "Wait", "Seconds": 86400, "End": True}}}
+            ),
+        )["stateMachineArn"]
+        sfn.start_execution(stateMachineArn=machine)
     left = sorted({t.name for t in threading.enumerate()} - before)
     probe = socket.socket()
     refused = probe.connect_ex(("127.0.0.1", port)) != 0

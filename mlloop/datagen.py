@@ -82,7 +82,7 @@ def changed_log_odds(
     term and support calls barely do, discounts retain, and premium customers who hardly use the service leave.
     Category arguments are indices into the generator's vocabularies; a missing usage counts as typical usage."""
     usage_known = np.where(np.isnan(usage), 40.0, usage)
-    return (
+    log_odds: np.ndarray = (
         -1.9
         + 0.3 * (contract_type == 0)
         - 0.2 * (contract_type == 2)
@@ -94,6 +94,7 @@ def changed_log_odds(
         - 0.6 * auto_renew
         + 1.5 * ((plan == 2) & (usage_known < 20.0))
     )
+    return log_odds
 
 
 def generate_churn(

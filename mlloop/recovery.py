@@ -310,3 +310,40 @@ def recovery_curve(
             )
         )
     return points
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m mlloop.recovery [--window-days N] [--retrain-after-days D ...] [--seed S ...]`: one JSON line per
+    scenario, seed and retraining day; the dev stage's timeline unless told otherwise."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(prog="python -m mlloop.recovery", description=main.__doc__)
+    parser.add_argument("--stage", default="dev")
+    parser.add_argument("--window-days", type=int, help="the stage's training.window_days instead")
+    parser.add_argument("--retrain-after-days", type=int, action="append", help="default: first_clean_retrain")
+    parser.add_argument("--seed", type=int, action="append", help="default: 1")
+    parser.add_argument("--scenario", choices=sorted(SCENARIOS), action="append", help="default: every scenario")
+    args = parser.parse_args(argv)
+    overrides: dict[str, Any] = {}
+    if args.window_days:
+        overrides["window_days"] = args.window_days
+        overrides["retrain_after_days"] = first_clean_retrain(args.window_days)
+    days = args.retrain_after_days or []
+    if days:
+        overrides["retrain_after_days"] = max(days)
+    timeline = stage_timeline(args.stage, **overrides)
+    for seed in args.seed or [1]:
+        pre_change = history(seed, timeline)
+        v1 = train_v1(pre_change, timeline)
+        for name in args.scenario or sorted(SCENARIOS):
+            curve = recovery_curve(
+                SCENARIOS[name], seed, timeline, days or [timeline.retrain_after_days], v1=v1, pre_change=pre_change
+            )
+            for point in curve:
+                print(json.dumps({"window_days": timeline.window_days, **point.to_dict()}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -125,3 +125,12 @@ def test_stage_timeline_follows_the_stage_and_the_label_contract() -> None:
 @pytest.mark.parametrize(("window_days", "expected"), [(365, 371), (364, 364), (1, 7)])
 def test_first_clean_retrain_is_the_first_weekly_run_past_one_window(window_days: int, expected: int) -> None:
     assert first_clean_retrain(window_days) == expected
+
+
+def test_feature_drift_moves_tenure_past_the_point_where_churn_stops_depending_on_it() -> None:
+    before = Scenario("none", "no change").generate(4000, seed=SEED, start=TIMELINE.change, days=60)
+    after = SCENARIOS["feature_drift"].generate(4000, seed=SEED, start=TIMELINE.change, days=60)
+
+    # The generator's log-odds use min(tenure, 72): flat past 72 months, linear below.
+    assert (before["tenure_months"] > 72).mean() < 0.1
+    assert (after["tenure_months"] > 72).mean() > 0.6

@@ -6,7 +6,7 @@ model can learn it (a fitted logistic regression reaches an AUC around 0.8). Kno
 - ``drift``: per-column strength. A numeric feature's mean moves by ``strength`` standard deviations
   (its range is respected); a categorical feature moves ``strength`` (0..1) of its probability mass
   to its last category; ``auto_renew`` flips that share of rows to False; the label column
-  (``churned``) shifts the churn log-odds by ``strength``, i.e. concept drift with unchanged features.
+  (``churned``) shifts the churn log-odds by ``strength``: the churn rate moves, the ranking of rows does not.
 - ``concept_change``: share (0..1) of the way from the base relationship between features and churn to a
   changed one (:func:`changed_log_odds`: price sensitivity up, contract terms and support calls matter less,
   discounts and a low-usage premium plan matter more), with the features drawn exactly as without it. Unlike

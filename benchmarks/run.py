@@ -20,7 +20,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bench_drift, bench_frontdoor, bench_imports, bench_ingest, bench_platform, bench_predict
+from benchmarks import (
+    bench_drift,
+    bench_frontdoor,
+    bench_imports,
+    bench_ingest,
+    bench_platform,
+    bench_predict,
+    bench_recovery,
+)
 from benchmarks.common import ROOT, SIZES, BenchResult, Size
 from infra.context import add_context_argument, use_context_arguments
 
@@ -31,6 +39,7 @@ BENCHMARKS: dict[str, Callable[[Size], BenchResult]] = {
     "imports": bench_imports.run,
     "ingest": bench_ingest.run,
     "platform": bench_platform.run,
+    "recovery": bench_recovery.run,
 }
 LATEST = ROOT / "benchmarks" / "results" / "latest.json"
 DOC = ROOT / "docs" / "benchmarks.md"

@@ -6,7 +6,12 @@ model can learn it (a fitted logistic regression reaches an AUC around 0.8). Kno
 - ``drift``: per-column strength. A numeric feature's mean moves by ``strength`` standard deviations
   (its range is respected); a categorical feature moves ``strength`` (0..1) of its probability mass
   to its last category; ``auto_renew`` flips that share of rows to False; the label column
-  (``churned``) shifts the churn log-odds by ``strength``, i.e. concept drift with unchanged features.
+  (``churned``) shifts the churn log-odds by ``strength``: the churn rate moves, the ranking of rows does not.
+- ``concept_change``: share (0..1) of the way from the base relationship between features and churn to a
+  changed one (:func:`changed_log_odds`: price sensitivity up, contract terms and support calls matter less,
+  discounts and a low-usage premium plan matter more), with the features drawn exactly as without it. Unlike
+  the ``churned`` drift knob, which moves only the intercept and so leaves every ranking (AUC) as it was, this
+  changes which customers churn: a model fitted before it ranks worse after it.
 - ``corrupt_fraction``: that share of rows breaks exactly one contract rule each (out of range,
   unknown category, null where not nullable, event time in the future, duplicate key). Their row
   positions are listed in ``df.attrs["corrupt_rows"]`` and the rule per row in ``df.attrs["corruptions"]``.
@@ -61,6 +66,37 @@ def _shift(values: np.ndarray, strength: float, lo: float, hi: float) -> np.ndar
     return np.clip(values + strength * float(np.std(values)), lo, hi)
 
 
+def changed_log_odds(
+    *,
+    contract_type: np.ndarray,
+    tenure: np.ndarray,
+    monthly: np.ndarray,
+    calls: np.ndarray,
+    last_login: np.ndarray,
+    discount: np.ndarray,
+    auto_renew: np.ndarray,
+    plan: np.ndarray,
+    usage: np.ndarray,
+) -> np.ndarray:
+    """The churn log-odds after a concept change (a cheaper competitor arrives): price drives churn, the contract
+    term and support calls barely do, discounts retain, and premium customers who hardly use the service leave.
+    Category arguments are indices into the generator's vocabularies; a missing usage counts as typical usage."""
+    usage_known = np.where(np.isnan(usage), 40.0, usage)
+    log_odds: np.ndarray = (
+        -1.9
+        + 0.3 * (contract_type == 0)
+        - 0.2 * (contract_type == 2)
+        - 0.02 * np.minimum(tenure, 72)
+        + 0.045 * (monthly - 55.0)
+        + 0.05 * calls
+        + 0.03 * np.minimum(last_login, 60)
+        - 0.09 * discount
+        - 0.6 * auto_renew
+        + 1.5 * ((plan == 2) & (usage_known < 20.0))
+    )
+    return log_odds
+
+
 def generate_churn(
     n_rows: int,
     *,
@@ -70,6 +106,7 @@ def generate_churn(
     drift: Mapping[str, float] | None = None,
     corrupt_fraction: float = 0.0,
     contract: DataContract | None = None,
+    concept_change: float = 0.0,
 ) -> pd.DataFrame:
     """Return ``n_rows`` churn snapshots with the contract's columns, in contract order, sorted by event time.
 
@@ -82,6 +119,8 @@ def generate_churn(
         raise ValueError(f"months: {months} must be >= 1")
     if not 0.0 <= corrupt_fraction <= 1.0:
         raise ValueError(f"corrupt_fraction: {corrupt_fraction} must be within 0..1")
+    if not 0.0 <= concept_change <= 1.0:
+        raise ValueError(f"concept_change: {concept_change} must be within 0..1")
     spec = contract or load_contract("churn")
     knobs = dict(drift or {})
     unknown = sorted(set(knobs) - set(spec.feature_names) - {spec.label.name})
@@ -138,8 +177,21 @@ def generate_churn(
         - 0.04 * discount
         - 0.6 * auto_renew
         + 0.5 * (payment == 3)
-        + knobs.get(spec.label.name, 0.0)
     )
+    if concept_change:
+        changed = changed_log_odds(
+            contract_type=contract_type,
+            tenure=tenure,
+            monthly=monthly,
+            calls=calls,
+            last_login=last_login,
+            discount=discount,
+            auto_renew=auto_renew,
+            plan=plan,
+            usage=usage,
+        )
+        log_odds = (1.0 - concept_change) * log_odds + concept_change * changed
+    log_odds = log_odds + knobs.get(spec.label.name, 0.0)
     churned = (rng.random(n) < 1.0 / (1.0 + np.exp(-log_odds))).astype(np.int64)
 
     plans, contracts, regions, payments = (np.array(s[0], dtype=object) for s in (_PLAN, _CONTRACT, _REGION, _PAYMENT))

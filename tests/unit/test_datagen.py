@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from functions.shared.contract import load_contract
 from mlloop.datagen import CORRUPTIONS, generate_churn
@@ -93,3 +94,39 @@ def test_zero_rows_gives_an_empty_frame_with_the_contract_columns() -> None:
 
     assert frame.empty
     assert list(frame.columns) == load_contract("churn").columns
+
+
+def test_churn_label_drift_leaves_the_ranking_unchanged() -> None:
+    # The intercept knob is no concept change: the same rows rank the same way (why concept_change exists).
+    base = generate_churn(6000, seed=5, start=START)
+    shifted = generate_churn(6000, seed=5, start=START, drift={"churned": 1.0})
+
+    base_auc = roc_auc_score(base["churned"], base["monthly_charges"])
+    shifted_auc = roc_auc_score(shifted["churned"], shifted["monthly_charges"])
+    assert abs(shifted_auc - base_auc) < 0.03
+
+
+def test_concept_change_keeps_every_feature_and_changes_which_customers_churn() -> None:
+    contract = load_contract("churn")
+    base = generate_churn(6000, seed=5, start=START)
+    changed = generate_churn(6000, seed=5, start=START, concept_change=1.0)
+
+    features = [contract.entity_key, contract.event_timestamp, *contract.feature_names]
+    assert changed[features].equals(base[features])
+    assert (changed["churned"] != base["churned"]).mean() > 0.1
+    # Price now drives churn and the contract term barely does.
+    assert roc_auc_score(changed["churned"], changed["monthly_charges"]) > (
+        roc_auc_score(base["churned"], base["monthly_charges"]) + 0.1
+    )
+    month_to_month = (base["contract_type"] == "month_to_month").astype(int)
+    assert roc_auc_score(changed["churned"], month_to_month) < roc_auc_score(base["churned"], month_to_month) - 0.05
+
+
+def test_no_concept_change_is_the_base_generator() -> None:
+    assert generate_churn(500, seed=3, start=START, concept_change=0.0).equals(generate_churn(500, seed=3, start=START))
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.5])
+def test_concept_change_outside_zero_to_one_is_refused(share: float) -> None:
+    with pytest.raises(ValueError, match="concept_change"):
+        generate_churn(10, seed=1, concept_change=share)

@@ -13,6 +13,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -108,25 +109,152 @@ def _failed_run(cloud: LocalCloud, deployment: Deployment) -> Iterator[dict[str,
     yield {"outcome": "failed", "run_id": "statement-test", "state": {}}
 
 
-@pytest.mark.parametrize(
-    ("function", "action", "on", "step"),
-    [
-        ("CheckDataGateFunction", "s3:ListBucket", "artifacts", _data_gate_run),
-        ("DriftDetectorFunction", "s3:ListBucket", "artifacts", _before_first_deploy),
-        ("NotifyTrainingOutcomeFunction", "sns:Publish", "", _failed_run),
-    ],
-    ids=["data gate: ListBucket", "drift detector: ListBucket", "training notifier: Publish"],
-)
-def test_a_function_fails_at_its_step_without_the_statement(
-    local_cloud: LocalCloud, dev_stage: Deployment, function: str, action: str, on: str, step: Step
-) -> None:
-    name, role = _function_role(local_cloud, dev_stage, function)
+def _run_id() -> str:
+    return f"statement-{uuid.uuid4().hex[:8]}"
 
-    with step(local_cloud, dev_stage) as payload, without_role_statement(local_cloud, role, action, on=on):
+
+@contextmanager
+def _raw_object_created(cloud: LocalCloud, deployment: Deployment) -> Iterator[dict[str, Any]]:
+    """S3's "Object Created" event for a raw file, as the raw bucket's rule delivers it."""
+    bucket = deployment.physical_id("RawBucket")
+    yield {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "account": deployment.account_id,
+        "time": "2026-12-01T00:00:00Z",
+        "region": deployment.region,
+        "resources": [f"arn:aws:s3:::{bucket}"],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": bucket},
+            "object": {"key": f"churn/{_run_id()}.csv", "size": 10, "etag": "0" * 32},
+            "request-id": "statement-test",
+            "requester": deployment.account_id,
+            "reason": "PutObject",
+        },
+    }
+
+
+@contextmanager
+def _training_run(cloud: LocalCloud, deployment: Deployment) -> Iterator[dict[str, Any]]:
+    yield {"run_id": _run_id(), "trigger": {"kind": "manual", "requested_by": "statement-test"}}
+
+
+@contextmanager
+def _trained_candidate(cloud: LocalCloud, deployment: Deployment) -> Iterator[dict[str, Any]]:
+    run_id, bucket = _run_id(), deployment.physical_id("ArtifactsBucket")
+    yield {"run_id": run_id, "model_artifacts_uri": f"s3://{bucket}/training/runs/{run_id}/output/model.tar.gz"}
+
+
+@contextmanager
+def _promoted_candidate(cloud: LocalCloud, deployment: Deployment) -> Iterator[dict[str, Any]]:
+    run_id, bucket = _run_id(), deployment.physical_id("ArtifactsBucket")
+    run = f"s3://{bucket}/training/runs/{run_id}"
+    yield {
+        "run_id": run_id,
+        "trigger": {"kind": "manual", "requested_by": "statement-test"},
+        "data_version": "statement-test",
+        "manifest_uri": f"{run}/manifest.json",
+        "training_job_name": f"churn-{run_id}",
+        "model_data_url": f"{run}/output/model.tar.gz",
+        "evaluation": {"promote": True, "metrics": {}, "reasons": []},
+    }
+
+
+@contextmanager
+def _scheduled_trigger(cloud: LocalCloud, deployment: Deployment) -> Iterator[dict[str, Any]]:
+    rule = deployment.physical_id("ScheduleRule")
+    yield {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": deployment.account_id,
+        "time": "2026-12-01T00:00:00Z",
+        "region": deployment.region,
+        "resources": [f"arn:aws:events:{deployment.region}:{deployment.account_id}:rule/{rule}"],
+        "detail": {},
+    }
+
+
+@contextmanager
+def _quality_schedule(cloud: LocalCloud, deployment: Deployment) -> Iterator[dict[str, Any]]:
+    yield {"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
+
+
+@contextmanager
+def _batch_plan_before_first_deploy(cloud: LocalCloud, deployment: Deployment) -> Iterator[dict[str, Any]]:
+    with _before_first_deploy(cloud, deployment):
+        yield {"action": "plan", "partition_date": "2026-12-01"}
+
+
+@contextmanager
+def _approved_package(cloud: LocalCloud, deployment: Deployment) -> Iterator[dict[str, Any]]:
+    group = deployment.physical_id("ModelPackageGroup")
+    arn = f"arn:aws:sagemaker:{deployment.region}:{deployment.account_id}:model-package/{group}/999"
+    yield {"action": "start", "event_id": _run_id(), "model_package_arn": arn}
+
+
+@dataclass(frozen=True)
+class FunctionSample:
+    """A function's needed statement (granting `action` on a resource whose ARN holds `on`), and the step that
+    needs it. `shown` is the action AWS names when the statement grants several and another is called first."""
+
+    function: str
+    action: str
+    on: str
+    step: Step
+    shown: str = ""
+
+
+FUNCTION_SAMPLES = {
+    "ingest: PutObject on quarantine": FunctionSample(
+        "IngestFunction", "s3:PutObject", "-quarantine-", _raw_object_created
+    ),
+    "prepare data: ListBucketVersions": FunctionSample(
+        "PrepareTrainingDataFunction", "s3:ListBucketVersions", "curated", _training_run
+    ),
+    "data gate: ListBucket": FunctionSample("CheckDataGateFunction", "s3:ListBucket", "artifacts", _data_gate_run),
+    "evaluate: GetObject": FunctionSample("EvaluateCandidateFunction", "s3:GetObject", "artifacts", _trained_candidate),
+    "register: ListModelPackages": FunctionSample(
+        "RegisterModelFunction", "sagemaker:ListModelPackages", "", _promoted_candidate
+    ),
+    "training notifier: Publish": FunctionSample(
+        "NotifyTrainingOutcomeFunction", "sns:Publish", "", _failed_run, shown="SNS:Publish"
+    ),
+    "start training: DescribeExecution": FunctionSample(
+        "StartTrainingFunction", "states:DescribeExecution", "", _scheduled_trigger
+    ),
+    "drift detector: ListBucket": FunctionSample(
+        "DriftDetectorFunction", "s3:ListBucket", "artifacts", _before_first_deploy
+    ),
+    "label quality: ListBucket on curated": FunctionSample(
+        "LabelQualityFunction", "s3:ListBucket", "curated", _quality_schedule
+    ),
+    "batch score: ListBucket on artifacts": FunctionSample(
+        "BatchScoreFunction", "s3:ListBucket", "artifacts", _batch_plan_before_first_deploy
+    ),
+    "deploy: DescribeModelPackage": FunctionSample(
+        "CanaryEndpoint/DeployFunction", "sagemaker:DescribeModelPackage", "", _approved_package
+    ),
+}
+
+
+@pytest.mark.parametrize("sample", FUNCTION_SAMPLES.values(), ids=FUNCTION_SAMPLES.keys())
+def test_a_function_fails_at_its_step_without_the_statement(
+    local_cloud: LocalCloud, dev_stage: Deployment, sample: FunctionSample
+) -> None:
+    name, role = _function_role(local_cloud, dev_stage, sample.function)
+
+    with (
+        sample.step(local_cloud, dev_stage) as payload,
+        without_role_statement(local_cloud, role, sample.action, on=sample.on),
+    ):
         error = _invoke(local_cloud, name, payload)
 
-    shown = "SNS:Publish" if action == "sns:Publish" else action
-    assert _denied(error["errorMessage"], shown), error["errorMessage"]
+    assert _denied(error["errorMessage"], sample.shown or sample.action), error["errorMessage"]
 
 
 def test_the_training_workflow_fails_at_its_first_task_without_lambda_invoke(

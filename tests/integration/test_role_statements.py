@@ -10,6 +10,8 @@ resource policy).
 from __future__ import annotations
 
 import json
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -21,6 +23,7 @@ import pytest
 from functions.shared.serving_manifest import manifest_key
 from mlloop.localcloud import LocalCloud
 from mlloop.localcloud.deployer import Deployment
+from tests.integration.localcloud_support import signed_request
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("localcloud")]
 
@@ -42,9 +45,12 @@ def without_role_statement(cloud: LocalCloud, role_arn: str, action: str, *, on:
         document = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
         kept = [s for s in document["Statement"] if not _grants(s, action, on)]
         if len(kept) == len(document["Statement"]) - 1:
-            iam.put_role_policy(
-                RoleName=role, PolicyName=name, PolicyDocument=json.dumps(document | {"Statement": kept})
-            )
+            if kept:
+                iam.put_role_policy(
+                    RoleName=role, PolicyName=name, PolicyDocument=json.dumps(document | {"Statement": kept})
+                )
+            else:  # IAM refuses a policy without statements
+                iam.delete_role_policy(RoleName=role, PolicyName=name)
             try:
                 yield
             finally:
@@ -257,20 +263,30 @@ def test_a_function_fails_at_its_step_without_the_statement(
     assert _denied(error["errorMessage"], sample.shown or sample.action), error["errorMessage"]
 
 
-def test_the_training_workflow_fails_at_its_first_task_without_lambda_invoke(
-    local_cloud: LocalCloud, dev_stage: Deployment
+MACHINE_INPUTS = {
+    "StateMachine": {"trigger": {"kind": "manual", "requested_by": "statement-test"}},
+    "CanaryEndpoint/DeployStateMachine": {
+        "action": "start",
+        "event_id": "statement-test",
+        "model_package_arn": "",
+        "emergency": False,
+    },
+    "BatchScoringStateMachine": {"partition_date": ""},
+}
+
+
+@pytest.mark.parametrize(("machine", "execution_input"), MACHINE_INPUTS.items(), ids=MACHINE_INPUTS.keys())
+def test_a_workflow_fails_at_its_first_task_without_lambda_invoke(
+    local_cloud: LocalCloud, dev_stage: Deployment, machine: str, execution_input: dict[str, Any]
 ) -> None:
-    machine = dev_stage.physical_id("StateMachine")
-    role = local_cloud.client("stepfunctions").describe_state_machine(stateMachineArn=machine)["roleArn"]
+    sfn = local_cloud.client("stepfunctions")
+    arn = dev_stage.physical_id(machine)
+    role = sfn.describe_state_machine(stateMachineArn=arn)["roleArn"]
 
     with without_role_statement(local_cloud, role, "lambda:InvokeFunction"):
-        execution = local_cloud.client("stepfunctions").start_execution(
-            stateMachineArn=machine,
-            name=f"statement-{uuid.uuid4().hex[:8]}",
-            input=json.dumps({"trigger": {"kind": "manual", "requested_by": "statement-test"}}),
-        )
+        execution = sfn.start_execution(stateMachineArn=arn, name=_run_id(), input=json.dumps(execution_input))
         finished = local_cloud.wait_for_execution(execution["executionArn"], timeout=120)
-        history = local_cloud.client("stepfunctions").get_execution_history(executionArn=execution["executionArn"])
+        history = sfn.get_execution_history(executionArn=execution["executionArn"])
 
     failures = [
         json.dumps(e.get("taskFailedEventDetails") or e.get("lambdaFunctionFailedEventDetails") or {})
@@ -279,6 +295,86 @@ def test_the_training_workflow_fails_at_its_first_task_without_lambda_invoke(
     ]
     assert finished["status"] == "FAILED"
     assert failures and _denied(failures[0], "lambda:InvokeFunction"), failures[:1]
+
+
+@contextmanager
+def without_function_permission(cloud: LocalCloud, function: str, principal: str, *, source: str) -> Iterator[None]:
+    """The function's resource policy as deployed, minus the one statement letting `principal` invoke it from a
+    source ARN that contains `source` (EventBridge's rule, API Gateway's method)."""
+    lambda_ = cloud.client("lambda")
+    statements = json.loads(lambda_.get_policy(FunctionName=function)["Policy"])["Statement"]
+    matching = [
+        s
+        for s in statements
+        if s["Principal"].get("Service") == principal and source in json.dumps(s.get("Condition", {}))
+    ]
+    assert len(matching) == 1, f"{function}: {len(matching)} statements let {principal} invoke it from {source}"
+    statement = matching[0]
+    conditions = statement.get("Condition", {})
+    restore = {
+        "FunctionName": function,
+        "StatementId": statement["Sid"],
+        "Action": statement["Action"],
+        "Principal": principal,
+        "SourceArn": conditions["ArnLike"]["AWS:SourceArn"],
+    }
+    if "AWS:SourceAccount" in conditions.get("StringEquals", {}):
+        restore["SourceAccount"] = conditions["StringEquals"]["AWS:SourceAccount"]
+    lambda_.remove_permission(FunctionName=function, StatementId=statement["Sid"])
+    try:
+        yield
+    finally:
+        lambda_.add_permission(**restore)
+
+
+def _schedule_fails(cloud: LocalCloud, rule: str) -> list[str]:
+    before = len(cloud.delivery_failures)
+    cloud.fire_schedule(rule)
+    return [f.error for f in cloud.delivery_failures[before:]]
+
+
+def test_a_schedule_cannot_invoke_its_function_without_the_function_policy_statement(
+    local_cloud: LocalCloud, dev_stage: Deployment
+) -> None:
+    """EventBridge invokes Lambda targets as events.amazonaws.com: only the function's policy can allow it."""
+    rule_arn = f"rule/{dev_stage.physical_id('DriftScheduleRule')}"
+    function = dev_stage.physical_id("DriftDetectorFunction")
+
+    with without_function_permission(local_cloud, function, "events.amazonaws.com", source=rule_arn):
+        errors = _schedule_fails(local_cloud, "DriftScheduleRule")
+
+    assert errors and _denied(errors[0], "lambda:InvokeFunction"), errors
+
+
+def test_a_schedule_cannot_start_its_workflow_without_the_rule_role_statement(
+    local_cloud: LocalCloud, dev_stage: Deployment
+) -> None:
+    """Step Functions targets are started with the target's role: its policy must allow states:StartExecution."""
+    role = dev_stage.attribute("BatchScoringStateMachine/EventsRole", "Arn")
+
+    with without_role_statement(local_cloud, role, "states:StartExecution"):
+        errors = _schedule_fails(local_cloud, "BatchScoringSchedule")
+
+    assert errors and _denied(errors[0], "states:StartExecution"), errors
+
+
+def test_the_api_answers_500_without_the_front_door_policy_statement_for_api_gateway(
+    local_cloud: LocalCloud, dev_stage: Deployment
+) -> None:
+    """API Gateway invokes the front door as apigateway.amazonaws.com; refused, it answers 500 "Internal server
+    error" (API Gateway Developer Guide, "Lambda proxy integration": an integration permission error)."""
+    api = dev_stage.physical_id("Api")
+    stage = dev_stage.of_type("AWS::ApiGateway::Stage")[0].physical_id
+    function = dev_stage.physical_id("FrontDoorFunction")
+
+    with without_function_permission(local_cloud, function, "apigateway.amazonaws.com", source=f"/{stage}/GET/model"):
+        try:
+            urllib.request.urlopen(signed_request(f"{local_cloud.api_url(api, stage)}/model"), timeout=30)
+            status, body = 200, {}
+        except urllib.error.HTTPError as error:
+            status, body = error.code, json.loads(error.read())
+
+    assert (status, body) == (500, {"message": "Internal server error"})
 
 
 def test_alarm_actions_fail_without_the_topic_statement_for_cloudwatch(

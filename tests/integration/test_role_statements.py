@@ -9,7 +9,9 @@ resource policy).
 
 from __future__ import annotations
 
+import gzip
 import json
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -295,6 +297,92 @@ def test_a_workflow_fails_at_its_first_task_without_lambda_invoke(
     ]
     assert finished["status"] == "FAILED"
     assert failures and _denied(failures[0], "lambda:InvokeFunction"), failures[:1]
+
+
+def _training_task_parameters(cloud: LocalCloud, deployment: Deployment) -> dict[str, Any]:
+    """The training workflow's CreateTrainingJob parameters as deployed (their constant part)."""
+    machine = cloud.client("stepfunctions").describe_state_machine(
+        stateMachineArn=deployment.physical_id("StateMachine")
+    )
+    states = json.loads(machine["definition"])["States"]
+    task = next(s for s in states.values() if str(s.get("Resource", "")).endswith(":sagemaker:createTrainingJob"))
+    return {k: v for k, v in task["Parameters"].items() if not k.endswith(".$")}
+
+
+def _wait_until_settled(describe: Callable[[], dict[str, Any]], status_key: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while (described := describe())[status_key] in ("InProgress", "Creating") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return described
+
+
+def test_the_training_job_fails_to_download_its_snapshot_without_the_training_role_statement(
+    local_cloud: LocalCloud, dev_stage: Deployment
+) -> None:
+    """SageMaker downloads the job's channels with the role passed to CreateTrainingJob."""
+    parameters = _training_task_parameters(local_cloud, dev_stage)
+    bucket, run_id = dev_stage.physical_id("ArtifactsBucket"), _run_id()
+    run = f"s3://{bucket}/training/runs/{run_id}"
+    local_cloud.client("s3").put_object(Bucket=bucket, Key=f"training/runs/{run_id}/data/part-0.csv", Body=b"x\n1\n")
+    sagemaker = local_cloud.client("sagemaker")
+
+    with without_role_statement(local_cloud, parameters["RoleArn"], "s3:GetObject", on="/data/"):
+        sagemaker.create_training_job(
+            TrainingJobName=f"churn-{run_id}",
+            RoleArn=parameters["RoleArn"],
+            AlgorithmSpecification=parameters["AlgorithmSpecification"],
+            InputDataConfig=[
+                {
+                    "ChannelName": "train",
+                    "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"{run}/data/"}},
+                }
+            ],
+            OutputDataConfig={"S3OutputPath": f"{run}/output"},
+            ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
+            StoppingCondition={"MaxRuntimeInSeconds": 300},
+        )
+        job = _wait_until_settled(
+            lambda: sagemaker.describe_training_job(TrainingJobName=f"churn-{run_id}"), "TrainingJobStatus"
+        )
+
+    assert job["TrainingJobStatus"] == "Failed"
+    assert job["FailureReason"].startswith("ClientError: Data download failed:Unable to download object")
+    assert _denied(job["FailureReason"], "s3:GetObject"), job["FailureReason"]
+
+
+def test_the_endpoint_fails_to_download_its_model_without_the_model_role_statement(
+    local_cloud: LocalCloud, dev_stage: Deployment
+) -> None:
+    """SageMaker downloads the model's data with the role passed to CreateModel; its FailureReason names neither
+    the action nor S3's error (aws-samples/cvat-on-aws-china issue 3 quotes it)."""
+    image = _training_task_parameters(local_cloud, dev_stage)["AlgorithmSpecification"]["TrainingImage"]
+    role = dev_stage.attribute("CanaryEndpoint/ModelRole", "Arn")
+    bucket, run_id = dev_stage.physical_id("ArtifactsBucket"), _run_id()
+    key = f"training/runs/{run_id}/output/churn-{run_id}/output/model.tar.gz"
+    local_cloud.client("s3").put_object(Bucket=bucket, Key=key, Body=gzip.compress(b""))
+    sagemaker = local_cloud.client("sagemaker")
+    url = f"s3://{bucket}/{key}"
+
+    with without_role_statement(local_cloud, role, "s3:GetObject", on="artifacts"):
+        sagemaker.create_model(
+            ModelName=run_id, ExecutionRoleArn=role, PrimaryContainer={"Image": image, "ModelDataUrl": url}
+        )
+        sagemaker.create_endpoint_config(
+            EndpointConfigName=run_id,
+            ProductionVariants=[
+                {"VariantName": "v1", "ModelName": run_id, "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}
+            ],
+        )
+        sagemaker.create_endpoint(EndpointName=run_id, EndpointConfigName=run_id)
+        endpoint = _wait_until_settled(lambda: sagemaker.describe_endpoint(EndpointName=run_id), "EndpointStatus")
+    sagemaker.delete_endpoint(EndpointName=run_id)
+
+    assert endpoint["EndpointStatus"] == "Failed"
+    assert endpoint["FailureReason"] == (
+        f'Failed to download model data for container "container_1" from URL: "{url}". Please ensure that there '
+        "is an object located at the URL and that the role passed to CreateModel has permissions to download the "
+        "object."
+    )
 
 
 @contextmanager

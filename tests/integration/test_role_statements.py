@@ -22,7 +22,8 @@ from typing import Any
 
 import pytest
 
-from functions.shared.serving_manifest import manifest_key
+from functions.shared.contract import load_contract
+from functions.shared.serving_manifest import ServingManifest, manifest_key
 from mlloop.localcloud import LocalCloud
 from mlloop.localcloud.deployer import Deployment
 from tests.integration.localcloud_support import signed_request
@@ -463,6 +464,71 @@ def test_the_api_answers_500_without_the_front_door_policy_statement_for_api_gat
             status, body = error.code, json.loads(error.read())
 
     assert (status, body) == (500, {"message": "Internal server error"})
+
+
+@contextmanager
+def _serving_manifest(cloud: LocalCloud, deployment: Deployment, version: str) -> Iterator[None]:
+    """A deployed model's serving manifest in place of whatever is there (restored afterwards)."""
+    function = cloud.client("lambda").get_function(FunctionName=deployment.physical_id("FrontDoorFunction"))
+    endpoint = function["Configuration"]["Environment"]["Variables"]["ENDPOINT_NAME"]
+    bucket, key = deployment.physical_id("ArtifactsBucket"), manifest_key(endpoint)
+    manifest = ServingManifest(
+        endpoint_name=endpoint,
+        model_version=version,
+        model_package_arn=f"arn:aws:sagemaker:{deployment.region}:{deployment.account_id}:model-package/churn/1",
+        endpoint_config_name=f"{endpoint}-{version}",
+        variant_name=version,
+        model_name=f"{endpoint}-{version}",
+        contract=json.loads(load_contract("churn").to_json()),
+        threshold=0.5,
+        deployed_at="2026-12-01T00:00:00Z",
+    )
+    s3 = cloud.client("s3")
+    with _before_first_deploy(cloud, deployment):
+        s3.put_object(Bucket=bucket, Key=key, Body=manifest.to_json().encode())
+        yield
+
+
+@contextmanager
+def _fresh_environments(cloud: LocalCloud, function: str) -> Iterator[None]:
+    """A configuration update, after which Lambda serves from new execution environments (nothing cached)."""
+    lambda_ = cloud.client("lambda")
+    variables = lambda_.get_function_configuration(FunctionName=function)["Environment"]["Variables"]
+    lambda_.update_function_configuration(
+        FunctionName=function, Environment={"Variables": variables | {"STATEMENT_TEST": _run_id()}}
+    )
+    try:
+        yield
+    finally:
+        lambda_.update_function_configuration(FunctionName=function, Environment={"Variables": variables})
+
+
+def test_the_front_door_cannot_see_the_deployed_model_without_its_manifest_statement(
+    local_cloud: LocalCloud, dev_stage: Deployment
+) -> None:
+    """The front door reads the serving manifest with its role; refused, it answers as if no model were deployed
+    (it never fails a request over the manifest) and logs the refusal."""
+    api = dev_stage.physical_id("Api")
+    stage = dev_stage.of_type("AWS::ApiGateway::Stage")[0].physical_id
+    name, role = _function_role(local_cloud, dev_stage, "FrontDoorFunction")
+    since = int(time.time() * 1000)
+
+    with (
+        _serving_manifest(local_cloud, dev_stage, "v999"),
+        without_role_statement(local_cloud, role, "s3:GetObject", on="/serving"),
+        _fresh_environments(local_cloud, name),
+    ):
+        try:
+            answer = urllib.request.urlopen(signed_request(f"{local_cloud.api_url(api, stage)}/model"), timeout=30)
+            status, body = answer.status, json.loads(answer.read())
+        except urllib.error.HTTPError as error:
+            status, body = error.code, json.loads(error.read())
+    group = dev_stage.resource("FrontDoorFunction").properties["LoggingConfig"]["LogGroup"]
+    events = local_cloud.client("logs").filter_log_events(logGroupName=group, startTime=since)["events"]
+    warnings = [e["message"] for e in events if "serving manifest could not be read" in e["message"]]
+
+    assert status == 404, body
+    assert warnings and _denied(warnings[0], "s3:GetObject"), warnings
 
 
 def test_alarm_actions_fail_without_the_topic_statement_for_cloudwatch(

@@ -556,3 +556,34 @@ def test_alarm_actions_fail_without_the_topic_statement_for_cloudwatch(
     assert len(kept) == len(policy["Statement"]) - 1
     assert latest["HistorySummary"].startswith("Failed to execute action")
     assert "AuthorizationError" in latest["HistoryData"] and "SNS:Publish" in latest["HistoryData"]
+
+
+# Roles no step of the loop acts as: CloudFormation runs CDK's custom resource providers at deploy time only, and
+# API Gateway's account-wide CloudWatch role only writes execution logs, which the local API does not write.
+NOT_IN_THE_LOOP = (
+    "/Custom::S3AutoDeleteObjectsCustomResourceProvider/",
+    "/BucketNotificationsHandler",
+    "/Api/CloudWatchRole/",
+)
+# Sampled by the tests above that drive a service acting with the role it was given.
+SERVICE_ROLES_SAMPLED = ("TrainingJobRole", "CanaryEndpoint/ModelRole", "BatchScoringStateMachine/EventsRole")
+# The services whose calls only a function's resource policy allows, each sampled above.
+FUNCTION_POLICY_PRINCIPALS_SAMPLED = ("events.amazonaws.com", "apigateway.amazonaws.com")
+
+
+def test_every_role_and_service_principal_that_acts_in_the_loop_is_sampled(
+    local_cloud: LocalCloud, dev_stage: Deployment
+) -> None:
+    """A new role (or a new service invoking a function) fails this until a sample shows what it needs."""
+    sfn = local_cloud.client("stepfunctions")
+    sampled = (
+        {_function_role(local_cloud, dev_stage, s.function)[1] for s in FUNCTION_SAMPLES.values()}
+        | {_function_role(local_cloud, dev_stage, "FrontDoorFunction")[1]}
+        | {sfn.describe_state_machine(stateMachineArn=dev_stage.physical_id(m))["roleArn"] for m in MACHINE_INPUTS}
+        | {dev_stage.attribute(name, "Arn") for name in SERVICE_ROLES_SAMPLED}
+    )
+    roles = [r for r in dev_stage.of_type("AWS::IAM::Role") if not any(m in r.path for m in NOT_IN_THE_LOOP)]
+    principals = {str(r.properties["Principal"]) for r in dev_stage.of_type("AWS::Lambda::Permission")}
+
+    assert sorted(r.path for r in roles if r.attributes["Arn"] not in sampled) == []
+    assert principals <= set(FUNCTION_POLICY_PRINCIPALS_SAMPLED)

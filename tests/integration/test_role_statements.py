@@ -266,6 +266,21 @@ def test_a_function_fails_at_its_step_without_the_statement(
     assert _denied(error["errorMessage"], sample.shown or sample.action), error["errorMessage"]
 
 
+def test_a_failed_asynchronous_invocation_cannot_reach_the_dead_letter_queue_without_the_statement(
+    local_cloud: LocalCloud, dev_stage: Deployment
+) -> None:
+    """Lambda sends the failed event to the dead-letter queue with the function's role, after its retries."""
+    name, role = _function_role(local_cloud, dev_stage, "EvaluateCandidateFunction")
+    before = len(local_cloud.delivery_failures)
+
+    with without_role_statement(local_cloud, role, "sqs:SendMessage"):
+        local_cloud.client("lambda").invoke(FunctionName=name, InvocationType="Event", Payload=b"{}")
+        local_cloud.wait_idle()
+
+    errors = [f.error for f in local_cloud.delivery_failures[before:] if name in f.description]
+    assert errors and _denied(errors[0], "sqs:SendMessage"), errors
+
+
 MACHINE_INPUTS = {
     "StateMachine": {"trigger": {"kind": "manual", "requested_by": "statement-test"}},
     "CanaryEndpoint/DeployStateMachine": {

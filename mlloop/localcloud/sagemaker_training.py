@@ -68,16 +68,17 @@ def _tar_directory(directory: Path) -> bytes:
     return buffer.getvalue()
 
 
-class DataDownloadError(RuntimeError):
-    """SageMaker could not download a channel with the job's role; the message is the job's FailureReason."""
+class DataTransferError(RuntimeError):
+    """SageMaker could not download a channel (or upload the output) with the job's role; the message is the job's
+    FailureReason."""
 
 
-def _download_failed(uri: str, error: ClientError) -> DataDownloadError:
+def _download_failed(uri: str, error: ClientError) -> DataTransferError:
     # SageMaker's FailureReason for a channel object the role may not read, with S3's error code and message:
     # "ClientError: Data download failed:Unable to download object s3://... (AccessDenied: Access Denied)"
     # (aws/amazon-sagemaker-examples issue 4384).
     detail = error.response.get("Error", {})
-    return DataDownloadError(
+    return DataTransferError(
         f"ClientError: Data download failed:Unable to download object {uri} "
         f"({detail.get('Code', 'Unknown')}: {detail.get('Message', '')})"
     )
@@ -99,6 +100,20 @@ def _list(s3: Any, uri: str) -> list[str]:
         return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
     except ClientError as error:
         raise _download_failed(uri, error) from error
+
+
+def _upload(s3: Any, uri: str, body: bytes, kms_key_id: str | None) -> None:
+    """SageMaker's upload of the job's output with the job's role (s3:PutObject, and the key's use for SSE-KMS).
+    The FailureReason's wording for a refused upload is not documented; it carries S3's code and message."""
+    bucket, key = aws_state.split_s3_uri(uri)
+    encryption = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id} if kms_key_id else {}
+    try:
+        s3.put_object(Bucket=bucket, Key=key, Body=body, **encryption)
+    except ClientError as error:
+        detail = error.response.get("Error", {})
+        raise DataTransferError(
+            f"ClientError: Unable to upload {uri} ({detail.get('Code', 'Unknown')}: {detail.get('Message', '')})"
+        ) from error
 
 
 class TrainingRun:
@@ -251,7 +266,7 @@ class TrainingRun:
     def _run(self) -> None:
         try:
             self._run_job()
-        except DataDownloadError as exc:
+        except DataTransferError as exc:
             self._finish("Failed", "Failed", "Training job failed", str(exc))
         except Exception as exc:
             self._finish("Failed", "Failed", "Training job failed", f"ClientError: {type(exc).__name__}: {exc}")
@@ -312,12 +327,9 @@ class TrainingRun:
         self._emit()
         prefix = f"{self.job.output_data_config['S3OutputPath'].rstrip('/')}/{self.job.training_job_name}/output"
         kms = self.job.output_data_config.get("KmsKeyId")
-        aws_state.write_s3(
-            self.account_id, f"{prefix}/model.tar.gz", _tar_directory(base_dir / "model"), kms_key_id=kms
-        )
-        aws_state.write_s3(
-            self.account_id, f"{prefix}/output.tar.gz", _tar_directory(base_dir / "output" / "data"), kms_key_id=kms
-        )
+        s3 = s3_client_as(self.job.role_arn, self.job.training_job_name, region=self.region)
+        _upload(s3, f"{prefix}/model.tar.gz", _tar_directory(base_dir / "model"), kms)
+        _upload(s3, f"{prefix}/output.tar.gz", _tar_directory(base_dir / "output" / "data"), kms)
         self.job.model_artifacts = {"S3ModelArtifacts": f"{prefix}/model.tar.gz"}
         self.job.final_metric_data_list = self._metrics(self.logs) or None
         self._finish("Completed", "Completed", "Training job completed")

@@ -24,6 +24,7 @@ import pytest
 
 from functions.shared.contract import load_contract
 from functions.shared.serving_manifest import ServingManifest, manifest_key
+from mlloop.archives import tar_gz
 from mlloop.localcloud import LocalCloud
 from mlloop.localcloud.deployer import Deployment
 from tests.integration.localcloud_support import signed_request
@@ -332,25 +333,37 @@ def _wait_until_settled(describe: Callable[[], dict[str, Any]], status_key: str)
     return described
 
 
-def test_the_training_job_fails_to_download_its_snapshot_without_the_training_role_statement(
-    local_cloud: LocalCloud, dev_stage: Deployment
+# A training script that succeeds at once, for the samples that need the job to reach its upload.
+TRAIN_PY = 'import os, pathlib\npathlib.Path(os.environ["SM_MODEL_DIR"], "model.txt").write_text("ok")\n'
+# (statement removed: action, on; what the FailureReason starts with)
+TRAINING_ROLE_SAMPLES = {
+    "download the snapshot: GetObject": ("s3:GetObject", "/data/", "ClientError: Data download failed:"),
+    "upload the model: PutObject": ("s3:PutObject", "/output/", "ClientError: Unable to upload"),
+}
+
+
+@pytest.mark.parametrize(("action", "on", "reason"), TRAINING_ROLE_SAMPLES.values(), ids=TRAINING_ROLE_SAMPLES.keys())
+def test_the_training_job_fails_without_the_training_role_statement(
+    local_cloud: LocalCloud, dev_stage: Deployment, action: str, on: str, reason: str
 ) -> None:
-    """SageMaker downloads the job's channels with the role passed to CreateTrainingJob."""
+    """SageMaker downloads the job's channels and uploads its output with the role passed to CreateTrainingJob."""
     parameters = _training_task_parameters(local_cloud, dev_stage)
     bucket, run_id = dev_stage.physical_id("ArtifactsBucket"), _run_id()
     run = f"s3://{bucket}/training/runs/{run_id}"
-    local_cloud.client("s3").put_object(Bucket=bucket, Key=f"training/runs/{run_id}/data/part-0.csv", Body=b"x\n1\n")
-    sagemaker = local_cloud.client("sagemaker")
+    s3, sagemaker = local_cloud.client("s3"), local_cloud.client("sagemaker")
+    s3.put_object(Bucket=bucket, Key=f"training/runs/{run_id}/data/part-0.csv", Body=b"x\n1\n")
+    s3.put_object(Bucket=bucket, Key=f"training/runs/{run_id}/data/code.tar.gz", Body=tar_gz({"train.py": TRAIN_PY}))
 
-    with without_role_statement(local_cloud, parameters["RoleArn"], "s3:GetObject", on="/data/"):
+    with without_role_statement(local_cloud, parameters["RoleArn"], action, on=on):
         sagemaker.create_training_job(
             TrainingJobName=f"churn-{run_id}",
             RoleArn=parameters["RoleArn"],
             AlgorithmSpecification=parameters["AlgorithmSpecification"],
+            HyperParameters={"sagemaker_program": "train.py", "sagemaker_submit_directory": f"{run}/data/code.tar.gz"},
             InputDataConfig=[
                 {
                     "ChannelName": "train",
-                    "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"{run}/data/"}},
+                    "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"{run}/data/part-0.csv"}},
                 }
             ],
             OutputDataConfig={"S3OutputPath": f"{run}/output"},
@@ -362,8 +375,8 @@ def test_the_training_job_fails_to_download_its_snapshot_without_the_training_ro
         )
 
     assert job["TrainingJobStatus"] == "Failed"
-    assert job["FailureReason"].startswith("ClientError: Data download failed:Unable to download object")
-    assert _denied(job["FailureReason"], "s3:GetObject"), job["FailureReason"]
+    assert job["FailureReason"].startswith(reason), job["FailureReason"]
+    assert _denied(job["FailureReason"], action), job["FailureReason"]
 
 
 def test_the_endpoint_fails_to_download_its_model_without_the_model_role_statement(

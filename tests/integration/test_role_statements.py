@@ -1,10 +1,14 @@
 """Each statement the loop needs is really needed: without it, the step that uses it fails with AccessDenied
 naming the action (issue 16, "Done when").
 
-One deployment of the dev stage is reused: a statement is removed from the synthesized policy as deployed,
-only the step that needs it is driven, and the statement is restored. At least one statement is sampled per
-kind of principal: a Lambda execution role, a state machine role and an AWS service principal (through a
-resource policy).
+One deployment of the dev stage is reused: a statement is removed from the policy as deployed (a role's inline
+policy, a function's, topic's or key's resource policy), only the step that needs it is driven, and the
+statement is restored. Every role that acts in the loop has a sample (each function's execution role, each
+workflow's role, the training job's and the model's roles, the schedule's rule role), and so does every service
+principal a resource policy lets in (EventBridge and API Gateway invoking functions, CloudWatch publishing to the
+encrypted topic); `test_every_role_and_service_principal_that_acts_in_the_loop_is_sampled` fails when a new one
+appears without a sample. Where AWS's answer does not name the action (an endpoint's model download, API Gateway's
+500), the test asserts AWS's answer.
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ def without_role_statement(cloud: LocalCloud, role_arn: str, action: str, *, on:
                 iam.put_role_policy(
                     RoleName=role, PolicyName=name, PolicyDocument=json.dumps(document | {"Statement": kept})
                 )
-            else:  # IAM refuses a policy without statements
+            else:  # PutRolePolicy refuses an empty Statement list
                 iam.delete_role_policy(RoleName=role, PolicyName=name)
             try:
                 yield

@@ -634,7 +634,9 @@ NOT_IN_THE_LOOP = (
 )
 # Sampled by the tests above that drive a service acting with the role it was given.
 SERVICE_ROLES_SAMPLED = ("TrainingJobRole", "CanaryEndpoint/ModelRole", "BatchScoringStateMachine/EventsRole")
-# The services whose calls only a function's resource policy allows, each sampled above.
+# The services whose calls only a function's resource policy allows, each sampled above. S3's Object Created
+# events need none: "Amazon S3 does not require any additional permissions to deliver events to Amazon
+# EventBridge" (S3 User Guide, ev-permissions.html).
 FUNCTION_POLICY_PRINCIPALS_SAMPLED = ("events.amazonaws.com", "apigateway.amazonaws.com")
 
 

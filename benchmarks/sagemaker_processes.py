@@ -99,9 +99,25 @@ def _endpoint(cloud: LocalCloud, variants: int) -> tuple[str, float]:
     return config, time.perf_counter() - started
 
 
+def _create_role(cloud: LocalCloud) -> None:
+    """The jobs' and the model's role: the local cloud enforces IAM, and SageMaker and the toolkit act as it."""
+    iam, name = cloud.client("iam"), ROLE.rsplit("/", 1)[1]
+    trust = {"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [trust]}))
+    bucket_access = {
+        "Effect": "Allow",
+        "Action": ["s3:GetObject", "s3:PutObject", "s3:ListBucket"],
+        "Resource": [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/*"],
+    }
+    logs = {"Effect": "Allow", "Action": ["logs:*", "cloudwatch:PutMetricData"], "Resource": "*"}
+    policy = {"Version": "2012-10-17", "Statement": [bucket_access, logs]}
+    iam.put_role_policy(RoleName=name, PolicyName="benchmark", PolicyDocument=json.dumps(policy))
+
+
 def run(repeats: int, calls: int, gap: float) -> dict[str, Any]:
     with LocalCloud.start() as cloud:
         s3, sm = cloud.client("s3"), cloud.client("sagemaker")
+        _create_role(cloud)
         s3.create_bucket(Bucket=BUCKET)
         s3.put_object(Bucket=BUCKET, Key="source.tar.gz", Body=tar_gz({"train.py": TRAIN_PY}))
         s3.put_object(Bucket=BUCKET, Key="data/rows.csv", Body=b"1\n")

@@ -120,8 +120,9 @@ class S3ManifestSource:
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if code not in ("304", "NotModified", "NoSuchKey", "404"):
-                # Keep answering with the manifest we have; the next check may succeed.
-                logger.warning("serving manifest could not be read", extra={"error": code})
+                # Keep answering with the manifest we have; the next check may succeed. The message names what
+                # was refused (e.g. the role's s3:GetObject), which the code alone does not.
+                logger.warning("serving manifest could not be read", extra={"error": code, "detail": str(exc)[:500]})
             return self._manifest
         except (ValueError, KeyError, TypeError) as exc:
             logger.error("serving manifest is malformed", extra={"error": str(exc)[:300]})

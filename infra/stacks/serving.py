@@ -224,7 +224,8 @@ class ServingStack(Stack):
             validate_request_body=True,
             validate_request_parameters=True,
         )
-        integration = apigateway.LambdaIntegration(self.frontdoor_function)
+        # No permission for the console's test-invoke-stage: nothing in the loop invokes through it (least privilege).
+        integration = apigateway.LambdaIntegration(self.frontdoor_function, allow_test_invoke=False)
         api.root.add_resource("predict").add_method(
             "POST",
             integration,

@@ -11,8 +11,13 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Any
 
+import boto3
+from botocore.config import Config
 from moto.sts.models import sts_backends
+
+from mlloop.localcloud import aws_state
 
 ADMIN_ACCESS_KEY_ID = "localcloud"
 ADMIN_SECRET_ACCESS_KEY = "localcloud"
@@ -86,3 +91,21 @@ def issued_to_cloud_principal(access_key_id: str) -> bool:
     AWS's, made over HTTPS), rather than a caller having obtained it through the STS API."""
     with _lock:
         return any(issued.access_key_id == access_key_id for issued in _issued.values())
+
+
+def s3_client_as(role_arn: str, session_name: str, *, region: str) -> Any:
+    """An S3 client signed with the role's credentials against the local cloud's API, for what a service does
+    with the role it was given (SageMaker downloading a job's channels or a model's data): the request path then
+    authorises it like any other caller (identity and bucket policies, the SSE-KMS key, 403 for a missing key)."""
+    if not aws_state.endpoint_url():
+        raise RuntimeError("the local cloud's API is not running: a service cannot act with a role's credentials")
+    credentials = role_credentials(role_arn, session_name, region=region)
+    return boto3.client(
+        "s3",
+        region_name=region,
+        endpoint_url=aws_state.endpoint_url(),
+        aws_access_key_id=credentials.access_key_id,
+        aws_secret_access_key=credentials.secret_access_key,
+        aws_session_token=credentials.session_token,
+        config=Config(retries={"max_attempts": 1}),
+    )

@@ -28,6 +28,8 @@ from moto.awslambda.models import LambdaFunction
 from moto.awslambda.utils import get_backend as get_lambda_backend
 from moto.core.exceptions import JsonRESTError
 
+from mlloop.localcloud.authz import authorise_role
+from mlloop.localcloud.authz.gateway import Refusal
 from mlloop.localcloud.dispatch import AsyncDispatcher
 from mlloop.localcloud.execution import envs
 from mlloop.localcloud.execution.lambda_environments import FunctionSpec, LambdaEnvironments, Outcome, ThrottledError
@@ -232,10 +234,14 @@ class LambdaRuntime:
                 payload, errored, _ = self._when_not_throttled(function, lambda: self.invoke(function, event))
                 if not errored:
                     return
+            failed = f"{function.function_name} failed {attempts} time(s): {payload}"
             destination = self._failure_destinations.get(function.function_name)
             if destination:
-                self._send_failure(function, destination, event, payload)
-            raise RuntimeError(f"{function.function_name} failed {attempts} time(s): {payload}")
+                try:
+                    self._send_failure(function, destination, event, payload)
+                except Refusal as refusal:
+                    raise RuntimeError(f"{failed}; its failure destination was refused: {refusal}") from refusal
+            raise RuntimeError(failed)
 
         self.dispatcher.submit(f"async invoke {function.function_name}", run)
 
@@ -247,6 +253,11 @@ class LambdaRuntime:
         }
         parts = destination.split(":")
         service, region, account = parts[2], parts[3], parts[4]
+        # Lambda sends to a dead-letter queue or on-failure destination with the function's execution role (Lambda
+        # Developer Guide, "Dead-letter queues"; SAM's DeadLetterQueue adds sqs:SendMessage or sns:Publish to it).
+        action = {"sqs": "sqs:SendMessage", "sns": "sns:Publish"}.get(service)
+        if action:
+            authorise_role(function.role, action, destination, session=function.function_name)
         if service == "sqs":
             from moto.sqs.models import sqs_backends
 

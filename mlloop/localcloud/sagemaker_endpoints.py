@@ -39,10 +39,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
 from moto.core.exceptions import ServiceException
 
 from mlloop.localcloud import aws_state, images
-from mlloop.localcloud.identity import role_credentials
+from mlloop.localcloud.identity import role_credentials, s3_client_as
 
 _registry_lock = threading.RLock()
 _hosts: dict[tuple[str, str, str], EndpointHost] = {}
@@ -358,6 +359,29 @@ def _extract(archive: bytes, target: Path) -> None:
         tar.extractall(target, filter="data")
 
 
+class ModelDataDownloadError(ContainerStartError):
+    """SageMaker could not download the model's data with the role passed to CreateModel."""
+
+    def __init__(self, url: str):
+        # SageMaker's FailureReason: it names neither the action nor S3's error (a missing object reads the same).
+        RuntimeError.__init__(
+            self,
+            f'Failed to download model data for container "container_1" from URL: "{url}". Please ensure that '
+            "there is an object located at the URL and that the role passed to CreateModel has permissions to "
+            "download the object.",
+        )
+
+
+def _download_model_data(role_arn: str, session: str, region: str, url: str) -> bytes:
+    """SageMaker's part: the model's archive, read with the model's execution role."""
+    bucket, key = aws_state.split_s3_uri(url)
+    try:
+        body = s3_client_as(role_arn, session, region=region).get_object(Bucket=bucket, Key=key)["Body"]
+        return bytes(body.read())
+    except ClientError as error:
+        raise ModelDataDownloadError(url) from error
+
+
 def start_fleet(backend: Any, variant: dict[str, Any], capture: dict[str, Any], host: EndpointHost) -> Fleet:
     """Download and extract one variant's model (SageMaker's part), then start its serving container."""
     account_id, endpoint = host.account_id, host.name
@@ -365,11 +389,12 @@ def start_fleet(backend: Any, variant: dict[str, Any], capture: dict[str, Any], 
     image = images.for_image(str(container.get("Image", "")))
     server = _take_container(image)
     try:
-        if container.get("ModelDataUrl"):
-            _extract(aws_state.read_s3(account_id, container["ModelDataUrl"]), server.root / "model")
-        model_environment = {str(k): str(v) for k, v in (container.get("Environment") or {}).items()}
         region = backend.region_name
         session = f"{variant['VariantName']}-{uuid.uuid4().hex[:8]}"
+        if container.get("ModelDataUrl"):
+            archive = _download_model_data(model.execution_role_arn, session, region, container["ModelDataUrl"])
+            _extract(archive, server.root / "model")
+        model_environment = {str(k): str(v) for k, v in (container.get("Environment") or {}).items()}
         environment = {
             **images.at_root(model_environment, server.root),
             **role_credentials(model.execution_role_arn, session, region=region).environment(),

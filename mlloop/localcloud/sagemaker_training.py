@@ -48,8 +48,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from mlloop.localcloud import aws_state, images
-from mlloop.localcloud.identity import role_credentials
+from mlloop.localcloud.identity import role_credentials, s3_client_as
 
 _jobs_lock = threading.Lock()
 _runs: dict[str, TrainingRun] = {}
@@ -64,6 +66,54 @@ def _tar_directory(directory: Path) -> bytes:
         for path in sorted(directory.rglob("*")):
             tar.add(path, arcname=str(path.relative_to(directory)), recursive=False)
     return buffer.getvalue()
+
+
+class DataTransferError(RuntimeError):
+    """SageMaker could not download a channel (or upload the output) with the job's role; the message is the job's
+    FailureReason."""
+
+
+def _download_failed(uri: str, error: ClientError) -> DataTransferError:
+    # SageMaker's FailureReason for a channel object the role may not read, with S3's error code and message:
+    # "ClientError: Data download failed:Unable to download object s3://... (AccessDenied: Access Denied)"
+    # (aws/amazon-sagemaker-examples issue 4384).
+    detail = error.response.get("Error", {})
+    return DataTransferError(
+        f"ClientError: Data download failed:Unable to download object {uri} "
+        f"({detail.get('Code', 'Unknown')}: {detail.get('Message', '')})"
+    )
+
+
+def _download(s3: Any, uri: str) -> bytes:
+    bucket, key = aws_state.split_s3_uri(uri)
+    try:
+        return bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except ClientError as error:
+        raise _download_failed(uri, error) from error
+
+
+def _list(s3: Any, uri: str) -> list[str]:
+    """The keys under an S3Prefix channel's prefix, sorted (SageMaker lists it with the role: s3:ListBucket)."""
+    bucket, prefix = aws_state.split_s3_uri(uri)
+    try:
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
+    except ClientError as error:
+        raise _download_failed(uri, error) from error
+
+
+def _upload(s3: Any, uri: str, body: bytes, kms_key_id: str | None) -> None:
+    """SageMaker's upload of the job's output with the job's role (s3:PutObject, and the key's use for SSE-KMS).
+    The FailureReason's wording for a refused upload is not documented; it carries S3's code and message."""
+    bucket, key = aws_state.split_s3_uri(uri)
+    encryption = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id} if kms_key_id else {}
+    try:
+        s3.put_object(Bucket=bucket, Key=key, Body=body, **encryption)
+    except ClientError as error:
+        detail = error.response.get("Error", {})
+        raise DataTransferError(
+            f"ClientError: Unable to upload {uri} ({detail.get('Code', 'Unknown')}: {detail.get('Message', '')})"
+        ) from error
 
 
 class TrainingRun:
@@ -117,6 +167,9 @@ class TrainingRun:
 
     # -- the container's preparation
     def _download_channels(self, input_dir: Path) -> dict[str, Path]:
+        """SageMaker's download of every channel, with the job's role (its policies, the bucket's and the key's
+        decide, as on SageMaker)."""
+        s3 = s3_client_as(self.job.role_arn, self.job.training_job_name, region=self.region)
         channels = {}
         for channel in self.job.input_data_config or []:
             name = channel["ChannelName"]
@@ -125,25 +178,25 @@ class TrainingRun:
             target.mkdir(parents=True, exist_ok=True)
             uri = source.get("S3Uri", "")
             if source.get("S3DataType") == "ManifestFile":
-                manifest = json.loads(aws_state.read_s3(self.account_id, uri))
+                manifest = json.loads(_download(s3, uri))
                 prefix = manifest[0]["prefix"]
                 for relative in manifest[1:]:
-                    self._fetch(prefix.rstrip("/") + "/" + relative, target / relative)
+                    self._fetch(s3, prefix.rstrip("/") + "/" + relative, target / relative)
             else:
                 bucket, key_prefix = aws_state.split_s3_uri(uri)
-                keys = aws_state.list_s3(self.account_id, uri)
+                keys = _list(s3, uri)
                 if not keys:
                     raise FileNotFoundError(f"No S3 objects found under S3 URL {uri!r} given in input data source.")
                 base = key_prefix if key_prefix.endswith("/") or key_prefix in keys else key_prefix.rsplit("/", 1)[0]
                 for key in keys:
                     relative = key[len(base) :].lstrip("/") or key.rsplit("/", 1)[-1]
-                    self._fetch(f"s3://{bucket}/{key}", target / relative)
+                    self._fetch(s3, f"s3://{bucket}/{key}", target / relative)
             channels[name] = target
         return channels
 
-    def _fetch(self, uri: str, path: Path) -> None:
+    def _fetch(self, s3: Any, uri: str, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(aws_state.read_s3(self.account_id, uri))
+        path.write_bytes(_download(s3, uri))
 
     def _write_config(self, config_dir: Path, channels: dict[str, Path]) -> None:
         """The files SageMaker writes into /opt/ml/input/config before the container starts."""
@@ -213,6 +266,8 @@ class TrainingRun:
     def _run(self) -> None:
         try:
             self._run_job()
+        except DataTransferError as exc:
+            self._finish("Failed", "Failed", "Training job failed", str(exc))
         except Exception as exc:
             self._finish("Failed", "Failed", "Training job failed", f"ClientError: {type(exc).__name__}: {exc}")
         finally:
@@ -272,12 +327,9 @@ class TrainingRun:
         self._emit()
         prefix = f"{self.job.output_data_config['S3OutputPath'].rstrip('/')}/{self.job.training_job_name}/output"
         kms = self.job.output_data_config.get("KmsKeyId")
-        aws_state.write_s3(
-            self.account_id, f"{prefix}/model.tar.gz", _tar_directory(base_dir / "model"), kms_key_id=kms
-        )
-        aws_state.write_s3(
-            self.account_id, f"{prefix}/output.tar.gz", _tar_directory(base_dir / "output" / "data"), kms_key_id=kms
-        )
+        s3 = s3_client_as(self.job.role_arn, self.job.training_job_name, region=self.region)
+        _upload(s3, f"{prefix}/model.tar.gz", _tar_directory(base_dir / "model"), kms)
+        _upload(s3, f"{prefix}/output.tar.gz", _tar_directory(base_dir / "output" / "data"), kms)
         self.job.model_artifacts = {"S3ModelArtifacts": f"{prefix}/model.tar.gz"}
         self.job.final_metric_data_list = self._metrics(self.logs) or None
         self._finish("Completed", "Completed", "Training job completed")

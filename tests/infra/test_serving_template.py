@@ -171,6 +171,18 @@ def test_the_api_requires_iam_auth_is_throttled_logged_and_bounds_the_batch(
     assert json.loads(bad_body["ResponseTemplates"]["application/json"])["fields"]["body"]
 
 
+@pytest.mark.parametrize("stage", STAGES)
+def test_api_gateway_may_invoke_the_front_door_only_from_the_deployed_stage(
+    templates: dict[str, dict[str, Any]], stage: str
+) -> None:
+    """Least privilege: no permission for the console's test-invoke-stage, which no step of the loop uses."""
+    permissions = [p["Properties"] for p in resources(templates[stage], "AWS::Lambda::Permission").values()]
+    from_api = [p for p in permissions if p["Principal"] == "apigateway.amazonaws.com"]
+
+    assert len(from_api) == 3  # POST /predict, GET /health, GET /model
+    assert not [p for p in from_api if "test-invoke-stage" in json.dumps(p["SourceArn"])]
+
+
 def test_the_front_door_gets_its_limits_and_may_only_invoke_this_endpoint(
     templates: dict[str, dict[str, Any]], configs: dict[str, StageConfig]
 ) -> None:

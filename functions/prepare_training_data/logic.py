@@ -284,9 +284,10 @@ def join_labels_as_of(facts: Any, feed: Any, contract: DataContract, cut: dateti
         rows = facts[[key, ts]].reset_index(names="__row")
         matched = rows.merge(usable[[key, ts, label, _ARRIVED]], on=[key, ts], how="inner")
         candidates.append(matched[["__row", label, _ARRIVED]].assign(**{_LABEL_FROM: "feed"}))
-    every = pd.concat(candidates, ignore_index=True)
-    if every.empty:
-        return every.set_index("__row"), pd.Series([], dtype="datetime64[ns, UTC]")
+    present = [c for c in candidates if len(c)]
+    if not present:
+        return candidates[0].set_index("__row"), pd.Series([], dtype="datetime64[ns, UTC]")
+    every = pd.concat(present, ignore_index=True)
     every[_ARRIVED] = pd.to_datetime(every[_ARRIVED], utc=True)
     # Known from when both had happened: the window closed and the label landed.
     closed = pd.Series(closes.loc[every["__row"]].to_numpy(), index=every.index)

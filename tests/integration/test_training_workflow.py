@@ -300,15 +300,15 @@ def test_a_snapshot_never_holds_an_immature_or_not_yet_arrived_label(workflow: W
     awaiting = recent[mature].sample(frac=0.3, random_state=1).index
     staged = recent.astype({"churned": "float64"})
     staged.loc[awaiting, "churned"] = np.nan
-    put_curated(workflow.s3, workflow.curated, staged, part="leakage-0000")
+    put_curated(workflow.s3, workflow.curated, staged, file_stem="leakage-0000")
     _wait_for_the_next_second()
     cut = iso_now()
     _wait_for_the_next_second()
     # ... and after the cut: the missing outcomes land through the label dataset, and a late file of rows
     outcomes = recent.loc[awaiting, ["customer_id", "event_time", "churned"]].assign(label_source="window_elapsed")
-    put_curated(workflow.s3, workflow.curated, outcomes, dataset="churn_labels", part="leakage-0000")
+    put_curated(workflow.s3, workflow.curated, outcomes, dataset="churn_labels", file_stem="leakage-0000")
     late = generate_churn(200, seed=32, start=now - timedelta(days=50), months=1)
-    put_curated(workflow.s3, workflow.curated, late, part="leakage-late-0000")
+    put_curated(workflow.s3, workflow.curated, late, file_stem="leakage-late-0000")
     trigger = {"kind": "manual", "source": "leakage-test", "time": cut, "event_id": "leakage", "detail": {}}
 
     # When a snapshot is cut at that time, and another one now

@@ -7,6 +7,10 @@ when enough predictions have their labels; LabelQualityInsufficientData says whe
 
 from __future__ import annotations
 
+# Where each run's quality_report.json goes: <prefix>/<endpoint>/yyyy/mm/dd/hh/ in the artifacts bucket.
+REPORTS_PREFIX = "monitoring/quality"
+REPORT_NAME = "quality_report.json"
+
 ENDPOINT_DIMENSION = "EndpointName"
 # The same quality metrics per model version too (EndpointName + ModelVersion): each version on its own answers.
 MODEL_VERSION_DIMENSION = "ModelVersion"

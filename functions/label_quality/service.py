@@ -18,7 +18,7 @@ from functions.label_quality.logic import QualityReport, join_labels, measure_qu
 from functions.shared.contract import DataContract, load_contract
 from functions.shared.settings import load_settings
 
-REPORTS_PREFIX = "monitoring/quality"
+REPORTS_PREFIX = names.REPORTS_PREFIX
 # PutMetricData takes at most 1000 metrics a call (PutMetricData API reference); a version adds seven.
 MAX_METRICS_PER_CALL = 1000
 _PARTITION = {"labels": "event_date=", "predictions": "prediction_date="}
@@ -131,7 +131,7 @@ def run_quality_check(
         **report.to_dict(),
         "by_model_version": by_version,
     }
-    key = f"{REPORTS_PREFIX}/{settings.endpoint_name}/{now:%Y/%m/%d/%H}/quality_report.json"
+    key = f"{REPORTS_PREFIX}/{settings.endpoint_name}/{now:%Y/%m/%d/%H}/{names.REPORT_NAME}"
     s3.put_object(
         Bucket=settings.artifacts_bucket,
         Key=key,

@@ -1,9 +1,9 @@
 """TrainingStack: the governed retraining workflow (Step Functions) and the model's package group in the registry.
 
 prepare (snapshot cut at the run's time, labels joined point-in-time + manifest) -> data gate -> new labels since
-the champion? (none: notify and stop, nothing trained or registered) -> SageMaker training job (request-response create, then a
-Wait/describe/Choice poll loop) -> evaluate (promotion gate vs the champion) -> register (approval by stage
-policy) -> notify. Every trigger (schedule, new curated data, drift alarm, manual) enters through one function
+the champion? (none: notify and stop, nothing trained or registered) -> SageMaker training job (request-response
+create, then a Wait/describe/Choice poll loop) -> evaluate (promotion gate vs the champion) -> register (approval
+by stage policy) -> notify. Every trigger (schedule, new curated data, drift alarm, manual) enters through one function
 that applies the cooldown and names the execution after the trigger. docs/training-workflow.md tells the story.
 """
 

@@ -238,7 +238,8 @@ def test_a_snapshot_the_data_gate_refuses_never_trains(workflow: Workflow) -> No
 
 def test_the_same_trigger_delivered_twice_gives_one_execution_and_one_package(workflow: Workflow) -> None:
     now = datetime.now(UTC)
-    workflow.stage_year(now - timedelta(days=362))
+    # Twelve 30-day months ending now: the rows whose 30-day label window has closed are the first eleven.
+    workflow.stage_year(now - timedelta(days=360))
     starter = workflow.deployment.physical_id(f"{PREFIX}-training/StartTrainingFunction")
     request = {
         "trigger": "manual",

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
+from functions.notify_training_outcome.logic import NotifySettings, summarise
 from functions.prepare_training_data.logic import (
     LabelCounts,
     join_labels_as_of,
@@ -101,3 +102,23 @@ def test_a_run_with_no_new_labels_since_the_champion_is_not_worth_a_training_job
     assert retraining_verdict(stale, {"kind": "schedule"}, has_champion=False) == (True, "no champion yet")
     fresh = LabelCounts(cut=stale.cut, labelled=4000, newly_matured=12, champion_model_version="v1")
     assert retraining_verdict(fresh, {"kind": "alarm"}, has_champion=True)[0] is True
+
+
+def test_the_notification_of_a_stopped_run_says_why_and_that_nothing_was_trained() -> None:
+    state = {
+        "trigger": {"kind": "alarm", "source": "mlloop-dev-monitoring-retraining-needed", "time": "2026-03-01T00:00Z"},
+        "snapshot": {
+            "object_count": 3,
+            "has_new_labels": False,
+            "retraining_reason": "no new labels: none of the 4000 labelled rows matured or arrived ...",
+            "labels": {"cut": "2026-03-01T00:00:00+00:00", "labelled": 4000, "immature_dropped": 600},
+        },
+    }
+
+    summary = summarise("no_new_labels", "run-7", state, NotifySettings("topic", "group", "dev"))
+
+    assert "no new labels" in summary.subject
+    assert "No training job was started and nothing was registered: no new labels" in summary.text
+    assert "alarm from mlloop-dev-monitoring-retraining-needed" in summary.text
+    assert "600 still in their label window" in summary.text
+    assert summary.error == ""

@@ -61,8 +61,10 @@ class DemoOptions:
     corrupt_fraction: float = 0.03
     serve_requests: int = 40
     drift_rows: int = 900
-    # Labelled rows of the drifted customers that land after the alarm's retraining stopped for want of labels.
-    fresh_rows: int = 1500
+    # Labelled rows of the drifted customers (their snapshots of the last months whose label windows have closed)
+    # that land after the alarm's retraining stopped for want of labels.
+    fresh_rows: int = 900
+    fresh_months: int = 6
     fallback_requests: int = 60
     time_scale: float = 0.01
     seed: int = 7
@@ -512,11 +514,13 @@ class Story:
         # The drifted customers' earlier snapshots, whose label windows have closed, land with their outcomes: new
         # labels. Their arrival is a curated file like any other, and dev retrains on new data.
         known = {e["executionArn"] for e in self._executions("training")}
+        # Spread over months, as the training's time split needs: validation and test each follow a label-window gap.
+        window_days = self.contract.label.window_days
         fresh = generate_churn(
             o.fresh_rows,
             seed=o.seed + 3,
-            start=now - timedelta(days=2 * self.contract.label.window_days + 1),
-            months=1,
+            start=now - timedelta(days=(o.fresh_months + 1) * window_days + 1),
+            months=o.fresh_months,
             drift=DRIFT,
         )
         key = f"{self.config.dataset}/demo-outcomes-{datetime.now(UTC):%Y%m%dT%H%M%S}.csv"

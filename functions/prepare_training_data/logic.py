@@ -232,32 +232,37 @@ def window_as_of(trigger: Mapping[str, Any], now: datetime) -> date:
     return run_cut(trigger, now).date()
 
 
-def _read_frames(s3: Any, bucket: str, objects: list[SourceObject]) -> list[Any]:
-    import pandas as pd
+def _read_tables(s3: Any, bucket: str, objects: list[SourceObject]) -> list[Any]:
+    """Each object's rows (a pyarrow Table), with its arrival (LastModified) on every row, in arrival order."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     def read(obj: SourceObject) -> Any:
         extra = {"VersionId": obj.version_id} if obj.version_id != "null" else {}
-        body = s3.get_object(Bucket=bucket, Key=obj.key, **extra)["Body"].read()
-        return pd.read_parquet(io.BytesIO(body)).assign(**{_ARRIVED: pd.Timestamp(obj.last_modified)})
+        table = pq.read_table(io.BytesIO(s3.get_object(Bucket=bucket, Key=obj.key, **extra)["Body"].read()))
+        arrived = pa.array([_utc(obj.last_modified)] * table.num_rows, pa.timestamp("us", tz="UTC"))
+        return table.append_column(_ARRIVED, arrived)
 
+    ordered = sorted(objects, key=lambda o: (o.last_modified, o.key))
     with ThreadPoolExecutor(max_workers=COPY_WORKERS) as pool:
-        return list(pool.map(read, objects))
+        return list(pool.map(read, ordered))
 
 
-def _facts(frames: list[Any], contract: DataContract, columns: list[str]) -> tuple[Any, int]:
-    """Each fact once, the latest arrival winning; and how many copies were removed."""
+def _facts(tables: list[Any], contract: DataContract, columns: list[str]) -> tuple[Any, int]:
+    """Each fact once, the latest arrival winning (`functions/shared/facts.py`); and how many copies were removed."""
     import pandas as pd
 
-    if frames:
-        frame = pd.concat([f[[*columns, _ARRIVED]] for f in frames], ignore_index=True)
+    from functions.shared.facts import latest_arrival_wins
+
+    present = [t.select([c for c in [*columns, _ARRIVED] if c in t.column_names]) for t in tables if t.num_rows]
+    if present:
+        table, removed = latest_arrival_wins(present, contract.entity_key, contract.event_timestamp)
+        frame = table.to_pandas().reindex(columns=[*columns, _ARRIVED])
     else:
-        frame = pd.DataFrame({c: pd.Series(dtype="datetime64[ns, UTC]") for c in (contract.event_timestamp, _ARRIVED)})
-        frame = frame.reindex(columns=[*columns, _ARRIVED])
-    frame[contract.event_timestamp] = pd.to_datetime(frame[contract.event_timestamp], utc=True)
-    frame[_ARRIVED] = pd.to_datetime(frame[_ARRIVED], utc=True)
-    keys = [contract.entity_key, contract.event_timestamp]
-    unique = frame.sort_values(_ARRIVED, kind="stable").drop_duplicates(keys, keep="last")
-    return unique.reset_index(drop=True), len(frame) - len(unique)
+        frame, removed = pd.DataFrame(columns=[*columns, _ARRIVED]), 0
+    for column in (contract.event_timestamp, _ARRIVED):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame.reset_index(drop=True), removed
 
 
 def join_labels_as_of(facts: Any, feed: Any, contract: DataContract, cut: datetime) -> tuple[Any, Any]:
@@ -364,9 +369,9 @@ def prepare_training_data(
     objects = in_window(landed, start, end)
     late_objects = in_window([source_object(v) for v in later], start, end)
     columns = list(contract.columns)
-    facts, duplicates_removed = _facts(_read_frames(s3, settings.curated_bucket, objects), contract, columns)
+    facts, duplicates_removed = _facts(_read_tables(s3, settings.curated_bucket, objects), contract, columns)
     counts = LabelCounts(cut=cut.isoformat(), rows_in_window=len(facts))
-    counts.rows_not_yet_arrived = sum(len(f) for f in _read_frames(s3, settings.curated_bucket, late_objects))
+    counts.rows_not_yet_arrived = sum(t.num_rows for t in _read_tables(s3, settings.curated_bucket, late_objects))
 
     label_objects: list[SourceObject] = []
     feed = pd.DataFrame()
@@ -378,9 +383,9 @@ def prepare_training_data(
         label_current, label_later = versions_as_of(label_versions, label_markers, cut)
         label_objects = in_window([source_object(v) for v in label_current], start, end)
         label_columns = [labels_contract.entity_key, labels_contract.event_timestamp, labels_contract.label.name]
-        feed, _ = _facts(_read_frames(s3, settings.curated_bucket, label_objects), labels_contract, label_columns)
+        feed, _ = _facts(_read_tables(s3, settings.curated_bucket, label_objects), labels_contract, label_columns)
         late_feed, _ = _facts(
-            _read_frames(s3, settings.curated_bucket, in_window([source_object(v) for v in label_later], start, end)),
+            _read_tables(s3, settings.curated_bucket, in_window([source_object(v) for v in label_later], start, end)),
             labels_contract,
             label_columns,
         )

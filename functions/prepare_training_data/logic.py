@@ -266,7 +266,8 @@ def _facts(tables: list[Any], contract: DataContract, columns: list[str]) -> tup
 
 
 def join_labels_as_of(facts: Any, feed: Any, contract: DataContract, cut: datetime) -> tuple[Any, Any]:
-    """Each fact's label as known at `cut` (NaN when it had none) and since when it was known (NaT when never)."""
+    """The facts labelled at `cut`, indexed by their row in `facts`: each one's label (the latest usable arrival) and
+    where it came from; and since when each had a usable label. Facts without one are in neither."""
     import pandas as pd
 
     label, ts, key = contract.label.name, contract.event_timestamp, contract.entity_key

@@ -180,8 +180,8 @@ def evaluate_data_gate(
 
 
 def _snapshot_keys(manifest: Mapping[str, Any]) -> Iterable[str]:
-    """Each snapshot file once: a partition merged to hold each fact once is one file for several objects."""
-    return list(dict.fromkeys(str(o["snapshot_key"]) for o in manifest.get("objects", [])))
+    """Each snapshot file once: a partition's objects become one file of its labelled rows (none when it has none)."""
+    return list(dict.fromkeys(str(o["snapshot_key"]) for o in manifest.get("objects", []) if o.get("snapshot_key")))
 
 
 def _read_json(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:

@@ -18,6 +18,7 @@ from functions.drift_detector import metric_names as names
 from functions.drift_detector.capture import CaptureBatch, FeatureSpec, parse_capture
 from functions.drift_detector.logic import DriftDetector, DriftThresholds
 from functions.drift_detector.report_html import render_html
+from functions.label_quality import metric_names as quality_names
 from functions.shared.serving_manifest import ServingManifest, manifest_key
 
 # The operator CLI (`mlloop report`) fetches the newest report under this prefix with its siblings (.html).
@@ -208,6 +209,45 @@ def publish_metrics(cloudwatch: Any, namespace: str, data: list[dict[str, Any]],
         cloudwatch.put_metric_data(Namespace=namespace, MetricData=chunk)
 
 
+_QUALITY_FIELDS = ("verdict", "labeled_predictions", "auc", "precision", "recall", "positive_rate", "mean_score")
+
+
+def latest_live_quality(s3: Any, bucket: str, endpoint_name: str) -> dict[str, Any] | None:
+    """The newest live-quality report of the endpoint, per model version (functions/label_quality): the drift report
+    shows beside the inputs' drift how each version did on the labels that have arrived. None before the first."""
+    prefix = f"{quality_names.REPORTS_PREFIX}/{endpoint_name}/"
+    keys = [
+        str(item["Key"])
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for item in page.get("Contents", [])
+        if str(item["Key"]).endswith(quality_names.REPORT_NAME)
+    ]
+    if not keys:
+        return None
+    # Keys carry yyyy/mm/dd/hh: the greatest is the newest.
+    newest = max(keys)
+    report = json.loads(s3.get_object(Bucket=bucket, Key=newest)["Body"].read())
+
+    def summary(quality: Mapping[str, Any]) -> dict[str, Any]:
+        out = {k: quality.get(k) for k in _QUALITY_FIELDS}
+        out["expected_calibration_error"] = (quality.get("calibration") or {}).get("expected_calibration_error")
+        return out
+
+    return {
+        "report_uri": f"s3://{bucket}/{newest}",
+        "generated_at": report.get("generated_at"),
+        "window_start": report.get("window_start"),
+        "overall": summary(report),
+        "by_model_version": {
+            str(version): {
+                **summary(quality),
+                "by_day": {day: summary(q) for day, q in (quality.get("by_day") or {}).items()},
+            }
+            for version, quality in (report.get("by_model_version") or {}).items()
+        },
+    }
+
+
 def report_keys(endpoint_name: str, window: Window) -> dict[str, str]:
     folder = f"{REPORTS_PREFIX}/{endpoint_name}/{window.end:%Y/%m/%d/%H}"
     return {"json": f"{folder}/drift_report.json", "html": f"{folder}/drift_report.html"}
@@ -245,6 +285,7 @@ def run_drift_check(
     # alarms (CloudWatch evaluates periods ending now), so the verdict is stamped no later than now.
     stamp = min(window.end, now)
     publish_metrics(cloudwatch, settings.metrics_namespace, drift_metrics(report, settings.endpoint_name), stamp)
+    report["live_quality"] = latest_live_quality(s3, settings.artifacts_bucket, settings.endpoint_name)
     keys = report_keys(settings.endpoint_name, window)
     body = json.dumps(report, separators=(",", ":"), allow_nan=False).encode()
     s3.put_object(Bucket=settings.artifacts_bucket, Key=keys["json"], Body=body, ContentType="application/json")

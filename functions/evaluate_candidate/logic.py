@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from functions.prepare_training_data.logic import run_prefix
+from functions.shared.champion import describe_champion
 from functions.shared.settings import load_settings
 from training.gate import GatePolicy, evaluate_gate
 
@@ -103,17 +104,10 @@ def read_reports(archive: Any) -> dict[str, bytes]:
 
 def find_champion(sagemaker: Any, s3: Any, group: str) -> Champion | None:
     """The newest Approved package of the group, with its evaluation report; None before the first approval."""
-    listed = sagemaker.list_model_packages(
-        ModelPackageGroupName=group,
-        ModelApprovalStatus="Approved",
-        SortBy="CreationTime",
-        SortOrder="Descending",
-        MaxResults=1,
-    ).get("ModelPackageSummaryList", [])
-    if not listed:
+    described = describe_champion(sagemaker, group)
+    if described is None:
         return None
-    arn = str(listed[0]["ModelPackageArn"])
-    described = sagemaker.describe_model_package(ModelPackageName=arn)
+    arn = str(described["ModelPackageArn"])
     metadata = described.get("CustomerMetadataProperties") or {}
     uri = metadata.get(EVALUATION_URI_KEY) or (
         described.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {}).get("S3Uri")

@@ -160,3 +160,26 @@ def measure_quality(
     report.precision, report.recall = _finite(precision), _finite(recall)
     report.calibration = calibration(y, scores)
     return report
+
+
+def quality_by_version(
+    joined: pd.DataFrame, *, contract: DataContract, min_labeled: int, threshold: float = 0.5
+) -> dict[str, dict[str, Any]]:
+    """Per model version: its quality over every labelled prediction of the window, and per day (the labelled
+    snapshot's event date, the day the prediction was about). Each version is judged on its own answers only."""
+    if not len(joined) or "model_version" not in joined:
+        return {}
+    days = pd.to_datetime(joined[contract.event_timestamp], utc=True).dt.strftime("%Y-%m-%d")
+    out: dict[str, dict[str, Any]] = {}
+    for version, rows in joined.groupby(joined["model_version"].astype(str), sort=True):
+        report = measure_quality(
+            rows, contract=contract, labels_received=len(rows), min_labeled=min_labeled, threshold=threshold
+        ).to_dict()
+        report["by_day"] = {
+            str(day): measure_quality(
+                part, contract=contract, labels_received=len(part), min_labeled=min_labeled, threshold=threshold
+            ).to_dict()
+            for day, part in rows.groupby(days.loc[rows.index], sort=True)
+        }
+        out[str(version)] = report
+    return out

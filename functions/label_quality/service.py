@@ -14,11 +14,13 @@ from typing import Any
 import pandas as pd
 
 from functions.label_quality import metric_names as names
-from functions.label_quality.logic import QualityReport, join_labels, measure_quality
+from functions.label_quality.logic import QualityReport, join_labels, measure_quality, quality_by_version
 from functions.shared.contract import DataContract, load_contract
 from functions.shared.settings import load_settings
 
-REPORTS_PREFIX = "monitoring/quality"
+REPORTS_PREFIX = names.REPORTS_PREFIX
+# PutMetricData takes at most 1000 metrics a call (PutMetricData API reference); a version adds seven.
+MAX_METRICS_PER_CALL = 1000
 _PARTITION = {"labels": "event_date=", "predictions": "prediction_date="}
 
 
@@ -73,8 +75,10 @@ def read_predictions(s3: Any, settings: QualitySettings, since: str) -> pd.DataF
     return pd.DataFrame(rows)
 
 
-def quality_metrics(report: QualityReport, endpoint_name: str) -> list[dict[str, Any]]:
+def quality_metrics(report: QualityReport, endpoint_name: str, model_version: str = "") -> list[dict[str, Any]]:
     dims = [{"Name": names.ENDPOINT_DIMENSION, "Value": endpoint_name}]
+    if model_version:
+        dims.append({"Name": names.MODEL_VERSION_DIMENSION, "Value": model_version})
     values: list[tuple[str, float | None, str]] = [
         (names.LABELED_PREDICTIONS, report.labeled_predictions, "Count"),
         (names.INSUFFICIENT_DATA, 0 if report.verdict == "measured" else 1, "None"),
@@ -105,10 +109,19 @@ def run_quality_check(
     report = measure_quality(
         joined, contract=labels_contract, labels_received=len(labels), min_labeled=settings.min_labeled
     )
-    cloudwatch.put_metric_data(
-        Namespace=settings.metrics_namespace,
-        MetricData=[{**d, "Timestamp": now} for d in quality_metrics(report, settings.endpoint_name)],
-    )
+    by_version = quality_by_version(joined, contract=labels_contract, min_labeled=settings.min_labeled)
+    data = quality_metrics(report, settings.endpoint_name)
+    for version, quality in by_version.items():
+        fields = {k: v for k, v in quality.items() if k != "by_day"}
+        data += quality_metrics(QualityReport(**fields), settings.endpoint_name, version)
+    # Stamped at the run, not at the predictions' days: a label lands window_days after its prediction, and
+    # CloudWatch takes data points at most two weeks old (CloudWatch User Guide, "Publish custom metrics").
+    # The report below keeps the per-day figures.
+    for start in range(0, len(data), MAX_METRICS_PER_CALL):
+        cloudwatch.put_metric_data(
+            Namespace=settings.metrics_namespace,
+            MetricData=[{**d, "Timestamp": now} for d in data[start : start + MAX_METRICS_PER_CALL]],
+        )
     document = {
         "kind": "mlloop.quality_report",
         "endpoint": settings.endpoint_name,
@@ -116,8 +129,9 @@ def run_quality_check(
         "generated_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "labels_contract": labels_contract.ref,
         **report.to_dict(),
+        "by_model_version": by_version,
     }
-    key = f"{REPORTS_PREFIX}/{settings.endpoint_name}/{now:%Y/%m/%d/%H}/quality_report.json"
+    key = f"{REPORTS_PREFIX}/{settings.endpoint_name}/{now:%Y/%m/%d/%H}/{names.REPORT_NAME}"
     s3.put_object(
         Bucket=settings.artifacts_bucket,
         Key=key,
@@ -128,5 +142,6 @@ def run_quality_check(
         "verdict": report.verdict,
         "labeled_predictions": report.labeled_predictions,
         "auc": report.auc,
+        "auc_by_model_version": {v: q["auc"] for v, q in by_version.items()},
         "report": f"s3://{settings.artifacts_bucket}/{key}",
     }

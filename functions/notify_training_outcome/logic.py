@@ -1,4 +1,5 @@
-"""Tell people how a training run ended: registered, rejected by a gate (with every reason), or failed (what broke).
+"""Tell people how a training run ended: registered, rejected by a gate (with every reason), stopped for want of
+new labels, or failed (what broke).
 
 The same summary goes to the notifications topic and back to the workflow, whose Fail state quotes it.
 """
@@ -11,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-Outcome = Literal["registered", "rejected", "data_rejected", "failed"]
-OUTCOMES: tuple[str, ...] = ("registered", "rejected", "data_rejected", "failed")
+Outcome = Literal["registered", "rejected", "data_rejected", "no_new_labels", "failed"]
+OUTCOMES: tuple[str, ...] = ("registered", "rejected", "data_rejected", "no_new_labels", "failed")
 MAX_SUBJECT = 100
 MAX_CAUSE = 2000
 
@@ -133,6 +134,18 @@ def summarise(outcome: str, run_id: str, state: Mapping[str, Any], settings: Not
             f"Profile: {gate.get('profile_uri', '')}",
         ]
         error, cause = "DataGateRejected", str(gate.get("summary", "data gate rejected the snapshot"))[:MAX_CAUSE]
+    elif outcome == "no_new_labels":
+        labels = snapshot.get("labels") or {}
+        subject = f"[{settings.stage}] retraining stopped, no new labels since the champion: {run_id}"
+        lines = [
+            *head,
+            "No training job was started and nothing was registered: "
+            + str(snapshot.get("retraining_reason", "no new labels since the champion")),
+            f"Labels at the cut {labels.get('cut', '')}: {labels.get('labelled', 0)} labelled rows, "
+            f"{labels.get('immature_dropped', 0)} still in their label window, "
+            f"{labels.get('rows_not_yet_arrived', 0)} rows and {labels.get('labels_not_yet_arrived', 0)} labels "
+            "landed after it.",
+        ]
     else:
         error, cause = _failure(state)
         subject = f"[{settings.stage}] training run failed: {run_id}"

@@ -1,4 +1,5 @@
-"""Workflow step: snapshot the curated data of the training window and write its manifest (the data version)."""
+"""Workflow step: snapshot the training window as known at the run's cut, labels joined point-in-time, and write
+its manifest (the data version, the label counts, whether there is anything new to learn since the champion)."""
 
 from __future__ import annotations
 
@@ -24,9 +25,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             str(event["run_id"]),
             event.get("trigger") or {},
             s3=boto3.client("s3", config=Config(max_pool_connections=COPY_WORKERS)),
+            sagemaker=boto3.client("sagemaker"),
             settings=PrepareSettings.from_env(),
             now=datetime.now(UTC),
         )
     metrics.add_metric(name="TrainingSnapshotFiles", unit=MetricUnit.Count, value=snapshot.object_count)
+    metrics.add_metric(name="TrainingSnapshotNewLabels", unit=MetricUnit.Count, value=snapshot.labels["newly_matured"])
     logger.info("training data snapshot written", extra={"snapshot": snapshot.to_dict()})
     return snapshot.to_dict()

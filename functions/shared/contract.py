@@ -245,6 +245,11 @@ def contracts_dir() -> Path:
     return Path(os.environ.get("CONTRACTS_DIR", str(DEFAULT_CONTRACTS_DIR)))
 
 
+def labels_dataset(dataset: str) -> str:
+    """The dataset that carries `dataset`'s delayed outcomes (contracts/<dataset>_labels/)."""
+    return f"{dataset}_labels"
+
+
 def load_contract(dataset: str, version: str | None = None, *, root: str | Path | None = None) -> DataContract:
     """Load `contracts/<dataset>/v<major>.json`; with no version, the highest major on disk."""
     base = Path(root) if root is not None else contracts_dir()

@@ -21,6 +21,7 @@ from constructs import Construct
 from functions.drift_detector import metric_names as drift_names
 from functions.frontdoor import metric_names as frontdoor_names
 from functions.label_quality import metric_names as quality_names
+from functions.shared.contract import labels_dataset as labels_dataset_of
 from functions.shared.contract import load_contract
 from infra.config import StageConfig
 from infra.constructs.canary_endpoint import lake_objects, manifest_listing, rollback_alarm_names, wildcard_finding
@@ -33,11 +34,10 @@ DRIFT_MEMORY_MB = 3008
 LABEL_QUALITY_MEMORY_MB = 1024
 JOB_TIMEOUT = Duration.minutes(15)
 DATA_CAPTURE_PREFIX = "datacapture"
-LABELS_DATASET_SUFFIX = "_labels"
 LABEL_LOOKBACK_DAYS = 90
 MIN_LABELED_PREDICTIONS = 200
 DRIFT_REPORTS_PREFIX = "drift-reports"
-QUALITY_REPORTS_PREFIX = "monitoring/quality"
+QUALITY_REPORTS_PREFIX = quality_names.REPORTS_PREFIX
 CLOUDWATCH_ALARM_EVENT = "CloudWatch Alarm State Change"
 
 
@@ -249,7 +249,7 @@ class MonitoringStack(Stack):
         return fn
 
     def _label_quality_function(self) -> PlatformFunction:
-        labels_dataset = f"{self.config.dataset}{LABELS_DATASET_SUFFIX}"
+        labels_dataset = labels_dataset_of(self.config.dataset)
         fn = PlatformFunction(
             self,
             "LabelQualityFunction",

@@ -1,8 +1,9 @@
 """TrainingStack: the governed retraining workflow (Step Functions) and the model's package group in the registry.
 
-prepare (snapshot + manifest) -> data gate -> SageMaker training job (request-response create, then a
-Wait/describe/Choice poll loop) -> evaluate (promotion gate vs the champion) -> register (approval by stage
-policy) -> notify. Every trigger (schedule, new curated data, drift alarm, manual) enters through one function
+prepare (snapshot cut at the run's time, labels joined point-in-time + manifest) -> data gate -> new labels since
+the champion? (none: notify and stop, nothing trained or registered) -> SageMaker training job (request-response
+create, then a Wait/describe/Choice poll loop) -> evaluate (promotion gate vs the champion) -> register (approval
+by stage policy) -> notify. Every trigger (schedule, new curated data, drift alarm, manual) enters through one function
 that applies the cooldown and names the execution after the trigger. docs/training-workflow.md tells the story.
 """
 
@@ -31,7 +32,7 @@ from constructs import Construct
 
 from functions.check_data_gate.logic import LATEST_PROFILE_KEY
 from functions.prepare_training_data.logic import RUNS_PREFIX
-from functions.shared.contract import load_contract
+from functions.shared.contract import labels_dataset, load_contract
 from functions.shared.platform_events import CURATED_DATA_INGESTED, INGEST_SOURCE
 from functions.start_training.logic import TRIGGER_RECORDS_PREFIX
 from infra.config import StageConfig
@@ -253,33 +254,35 @@ class TrainingStack(Stack):
         fn = self._function(
             "PrepareTrainingDataFunction",
             "prepare_training_data",
-            "Snapshots the curated data of the training window and writes its manifest (the data version)",
+            "Snapshots the training window as known at the run's cut, labels joined point-in-time",
             {
                 "CURATED_BUCKET": self.lake.curated_bucket.bucket_name,
                 "ARTIFACTS_BUCKET": self.lake.artifacts_bucket.bucket_name,
                 "DATASET": self.config.dataset,
+                "LABELS_DATASET": labels_dataset(self.config.dataset),
                 "MODEL_NAME": self.config.model_name,
+                "MODEL_PACKAGE_GROUP": self.model_package_group_name,
                 "WINDOW_DAYS": str(self.config.training.window_days),
             },
             timeout=Duration.minutes(10),
             memory_mb=1024,
-            # pyarrow: a partition whose objects repeat a fact is merged into the snapshot (each fact once).
+            # pandas/pyarrow: the snapshot joins labels to rows and writes the labelled rows per day.
             with_pandas=True,
         )
-        dataset_prefix = f"{self.config.dataset}/*"
+        prefixes = [f"{self.config.dataset}/*", f"{labels_dataset(self.config.dataset)}/*"]
         self._allow(
-            fn,
-            ["s3:ListBucketVersions"],
-            [self._bucket("curated")],
-            conditions={"StringLike": {"s3:prefix": [dataset_prefix]}},
+            fn, ["s3:ListBucketVersions"], [self._bucket("curated")], conditions={"StringLike": {"s3:prefix": prefixes}}
         )
         self._allow(
             fn,
             ["s3:GetObject", "s3:GetObjectVersion"],
-            [self._curated(dataset_prefix)],
-            "Curated partitions (event_date=...) of the model's dataset are named by the data.",
+            [self._curated(prefix) for prefix in prefixes],
+            "Curated partitions (event_date=...) of the model's dataset and its labels are named by the data.",
         )
-        self._allow(fn, ["s3:PutObject"], [self._artifacts(f"{RUNS_PREFIX}/*")], RUN_FOLDER_REASON)
+        # Its own run folder, and the champion's manifest (the cut of the labels it was trained on).
+        self._allow(fn, ["s3:PutObject", "s3:GetObject"], [self._artifacts(f"{RUNS_PREFIX}/*")], RUN_FOLDER_REASON)
+        self._allow(fn, ["sagemaker:DescribeModelPackage"], self._package_arns(), PACKAGE_VERSIONS_REASON)
+        self._allow(fn, ["sagemaker:ListModelPackages"], ["*"], LIST_PACKAGES_REASON)
         self._grant_key(fn, "kms:Decrypt", "kms:GenerateDataKey")
         return fn
 
@@ -568,9 +571,24 @@ class TrainingStack(Stack):
         )
         catch(notify_rejected, "notify the rejection")
 
+        notify_no_new_labels = self._invoke(
+            "NotifyNoNewLabels",
+            self.notify_function,
+            {"outcome": "no_new_labels", "run_id": run_id, "state": sfn.JsonPath.entire_payload},
+            "$.notification",
+        )
+        catch(notify_no_new_labels, "notify that there are no new labels")
+        notify_no_new_labels.next(sfn.Succeed(self, "NoNewLabels", comment="Nothing new to learn since the champion"))
+
+        # After the data gate: broken data fails loudly even when there is nothing new to learn from.
         definition = prepare.next(data_gate).next(
             sfn.Choice(self, "DataGatePassed")
-            .when(sfn.Condition.boolean_equals("$.data_gate.passed", True), create_job)
+            .when(
+                sfn.Condition.boolean_equals("$.data_gate.passed", True),
+                sfn.Choice(self, "NewLabelsSinceChampion")
+                .when(sfn.Condition.boolean_equals("$.snapshot.has_new_labels", False), notify_no_new_labels)
+                .otherwise(create_job),
+            )
             .otherwise(notify_data_rejected)
         )
         create_job.next(wait)
@@ -680,6 +698,8 @@ class TrainingStack(Stack):
                     "contract_version": self.contract.version,
                     "model_version.$": "$.snapshot.training_job_name",
                     "data_version.$": "$.snapshot.data_version",
+                    # Labels are known up to the snapshot's cut, not up to its newest event.
+                    "label_as_of.$": "$.snapshot.label_as_of",
                     "code_version": self.source_bundle.code_version,
                     "candidate": training.candidate,
                     **training.decision.hyperparameters(),

@@ -61,6 +61,10 @@ class DemoOptions:
     corrupt_fraction: float = 0.03
     serve_requests: int = 40
     drift_rows: int = 900
+    # Labelled rows of the drifted customers (their snapshots of the last months whose label windows have closed)
+    # that land after the alarm's retraining stopped for want of labels.
+    fresh_rows: int = 900
+    fresh_months: int = 6
     fallback_requests: int = 60
     time_scale: float = 0.01
     seed: int = 7
@@ -115,7 +119,7 @@ class Story:
             ("train_v1", "Train, evaluate and register v1 (training state machine)", self.train_v1),
             ("deploy_v1", "Deploy v1 on approval", self.deploy_v1),
             ("serve", "Serve traffic: HTTP API and sagemaker-runtime", self.serve),
-            ("drift", "Drifted traffic: detector, alarm, retraining", self.drift),
+            ("drift", "Drifted traffic: detector, alarm, no new labels yet; fresh labels land, retraining", self.drift),
             ("canary_v2", "v2 through a canary, promoted", self.canary_v2),
             ("bad_canary", "A bad model: its canary trips an alarm and rolls back", self.bad_canary),
             ("fast_rollback", "v2 turns out slow under load after its canary: fast rollback", self.fast_rollback),
@@ -366,7 +370,7 @@ class Story:
             time.sleep(0.2)
         raise StoryError(f"no ingest report for {raw_key} in s3://{bucket}/reports/ after {timeout:.0f} s")
 
-    def _training_run(self, execution: dict[str, Any], label: str) -> dict[str, Any]:
+    def _training_run(self, execution: dict[str, Any], label: str, *, registers: bool = True) -> dict[str, Any]:
         finished = self._wait_for(execution["executionArn"], timeout=900)
         history = self.client("stepfunctions").get_execution_history(
             executionArn=execution["executionArn"], maxResults=1000
@@ -376,9 +380,13 @@ class Story:
         run = {**finished, "label": label, "states": states, "trigger": finished["input"].get("trigger", {})}
         run["evaluation"] = finished["output"].get("evaluation", {})
         run["package_arn"] = registration.get("model_package_arn", "")
+        run["snapshot"] = finished["output"].get("snapshot", {})
+        run["notification"] = finished["output"].get("notification", {})
         self.record["trainings"].append(run)
-        if finished["status"] != "SUCCEEDED" or not run["package_arn"]:
+        if finished["status"] != "SUCCEEDED" or (registers and not run["package_arn"]):
             raise StoryError(f"training {finished['name']} ended {finished['status']}: {finished['cause']}")
+        if not registers and (run["package_arn"] or run["snapshot"].get("has_new_labels") is not False):
+            raise StoryError(f"training {finished['name']} should have stopped for want of new labels: {run['states']}")
         return run
 
     def train_v1(self) -> None:
@@ -492,12 +500,42 @@ class Story:
         self.fact("in ALARM: " + ", ".join(sorted(n for n, s in states.items() if s == "ALARM")))
         self.cloud.wait_idle(timeout=300)
         retraining = self._new_execution("training", known, timeout=120)
+        stopped = self._training_run(retraining, "no-new-labels", registers=False)
+        labels = stopped["snapshot"].get("labels", {})
+        self.fact(
+            f"retraining {stopped['name']} (trigger: {stopped['trigger'].get('kind')} "
+            f"{stopped['trigger'].get('source')}) stopped before training: "
+            f"{stopped['snapshot'].get('retraining_reason')}"
+        )
+        self.fact(
+            f"its snapshot at {labels.get('cut', '')}: {labels.get('labelled', 0)} labelled rows, "
+            f"{labels.get('immature_dropped', 0)} still in their {self.contract.label.window_days}-day label window"
+        )
+        # The drifted customers' earlier snapshots, whose label windows have closed, land with their outcomes: new
+        # labels. Their arrival is a curated file like any other, and dev retrains on new data.
+        known = {e["executionArn"] for e in self._executions("training")}
+        # Spread over months, as the training's time split needs: validation and test each follow a label-window gap.
+        window_days = self.contract.label.window_days
+        fresh = generate_churn(
+            o.fresh_rows,
+            seed=o.seed + 3,
+            start=now - timedelta(days=(o.fresh_months + 1) * window_days + 1),
+            months=o.fresh_months,
+            drift=DRIFT,
+        )
+        key = f"{self.config.dataset}/demo-outcomes-{datetime.now(UTC):%Y%m%dT%H%M%S}.csv"
+        self.client("s3").put_object(Bucket=self._bucket("RawBucket"), Key=key, Body=fresh.to_csv(index=False).encode())
+        report = self._ingest_report(key, timeout=600)
+        self.record["fresh_labels"] = {"raw_key": key, "rows": len(fresh), "rows_curated": report["rows_curated"]}
+        self.fact(f"{report['rows_curated']} labelled rows of the drifted customers landed (s3://.../{key})")
+        retraining = self._new_execution("training", known, timeout=300)
         run = self._training_run(retraining, "v2")
         package = self._package(run["package_arn"])
         self.record["packages"].append({**package, "label": "v2"})
         self.fact(
             f"retraining {run['name']} (trigger: {run['trigger'].get('kind')} {run['trigger'].get('source')}) "
-            f"{run['status']}: v{package['version']} {package['approval']}"
+            f"{run['status']} on {run['snapshot'].get('labels', {}).get('newly_matured', 0)} new labels: "
+            f"v{package['version']} {package['approval']}"
         )
 
     def _alarm_states(self) -> dict[str, str]:

@@ -85,7 +85,7 @@ def test_the_approval_deploys_v1_and_both_doors_answer_with_it(demo: DemoRun) ->
     assert "plan" in demo.record["invalid_request"]["answer"]["fields"]
 
 
-def test_drifted_traffic_fires_the_alarm_whose_retraining_produces_v2(demo: DemoRun) -> None:
+def test_drift_fires_the_alarm_whose_retraining_waits_for_new_labels_which_then_produce_v2(demo: DemoRun) -> None:
     drift = demo.record["drift"]["summary"]
     assert drift["verdict"] == "drift"
     assert {"monthly_charges", "tenure_months"} <= set(drift["drifted_features"])
@@ -99,13 +99,21 @@ def test_drifted_traffic_fires_the_alarm_whose_retraining_produces_v2(demo: Demo
         and e["detail"]["alarmName"] == "mlloop-dev-monitoring-retraining-needed"
     ]
     assert [e["state"]["value"] for e in alarm_events][:1] == ["ALARM"]
+    stopped = demo.training("no-new-labels")
+    assert stopped["status"] == "SUCCEEDED"
+    assert stopped["trigger"]["kind"] == "alarm"
+    assert stopped["trigger"]["source"] == "mlloop-dev-monitoring-retraining-needed"
+    assert "StartTrainingJob" not in stopped["states"] and stopped["states"][-1] == "NoNewLabels"
+    assert stopped["snapshot"]["labels"]["newly_matured"] == 0
+    assert stopped["notification"]["outcome"] == "no_new_labels"
+    assert stopped["package_arn"] == ""
     training = demo.training("v2")
     assert training["status"] == "SUCCEEDED"
-    assert training["trigger"]["kind"] == "alarm"
-    assert training["trigger"]["source"] == "mlloop-dev-monitoring-retraining-needed"
+    assert training["trigger"]["kind"] == "new_data"
+    assert training["snapshot"]["labels"]["newly_matured"] > 0
     entry = demo.registry_entry("v2")
     assert entry["version"] == 2 and entry["approval"] == "Approved"
-    assert entry["metadata"]["trigger"] == "alarm"
+    assert entry["metadata"]["trigger"] == "new_data"
 
 
 def test_v2_goes_through_a_canary_and_is_promoted(demo: DemoRun) -> None:

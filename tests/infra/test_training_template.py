@@ -290,3 +290,18 @@ def test_the_source_bundle_is_reproducible_and_holds_what_train_py_imports() -> 
         names
     )
     assert not [n for n in names if "__pycache__" in n or n.startswith("tests/")]
+
+
+def test_a_snapshot_with_no_new_labels_stops_before_the_training_job(templates: dict[str, dict[str, Any]]) -> None:
+    states = definition(templates["dev"])["States"]
+
+    assert states["DataGatePassed"]["Choices"][0]["Next"] == "NewLabelsSinceChampion"
+    choice = states["NewLabelsSinceChampion"]
+    assert choice["Choices"] == [
+        {"Variable": "$.snapshot.has_new_labels", "BooleanEquals": False, "Next": "NotifyNoNewLabels"}
+    ]
+    assert choice["Default"] == "StartTrainingJob"
+    assert states["NotifyNoNewLabels"]["Next"] == "NoNewLabels"
+    assert states["NoNewLabels"]["Type"] == "Succeed"
+    hyperparameters = states["StartTrainingJob"]["Parameters"]["HyperParameters"]
+    assert hyperparameters["label_as_of.$"] == "$.snapshot.label_as_of"

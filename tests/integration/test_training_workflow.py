@@ -3,14 +3,17 @@
 The state machine is the one `cdk synth` wrote (deployed from cdk.out); SageMaker training runs training/train.py
 from the synthesized source bundle. The staging stage is used: it approves automatically like dev but does not
 retrain on every curated file, so the data other integration tests write never starts runs here. Each scenario owns
-a calendar year of curated data and triggers at that year's end, so its training window holds its data only.
+a calendar year of curated data and names that year's end as its window end, so its training window holds its data
+only; it triggers now, after its data landed (a run knows only what had landed by its trigger's time).
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import re
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -45,8 +48,13 @@ class Workflow:
         self.s3 = cloud.client("s3")
         self.sagemaker = cloud.client("sagemaker")
 
-    def stage_year(self, start: datetime, frame_edit: Callable[[pd.DataFrame], pd.DataFrame] | None = None) -> None:
-        frame = generate_churn(ROWS, seed=start.year, start=start, months=12)
+    def stage_year(
+        self,
+        start: datetime,
+        frame_edit: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+        seed: int | None = None,
+    ) -> None:
+        frame = generate_churn(ROWS, seed=seed or start.year, start=start, months=12)
         put_curated(self.s3, self.curated, frame_edit(frame) if frame_edit else frame)
 
     def run(self, name: str, trigger: dict[str, Any]) -> dict[str, Any]:
@@ -83,10 +91,15 @@ def year_trigger(year: int, kind: str = "manual", source: str = "integration-tes
     return {
         "kind": kind,
         "source": source,
-        "time": f"{year}-12-31T00:00:00Z",
+        "time": iso_now(),
         "event_id": f"{kind}-{year}",
-        "detail": {},
+        "detail": {"window_end": f"{year}-12-31"},
     }
+
+
+def iso_now() -> str:
+    """Now, to S3's precision: LastModified, the lake's arrival record, has whole seconds."""
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 @contextlib.contextmanager
@@ -136,7 +149,7 @@ def registered_run(workflow: Workflow) -> dict[str, Any]:
     trigger = year_trigger(2021, kind="alarm", source=f"{PREFIX}-churn-retraining-needed")
     with throttled("CreateModelPackage", "it-registered-2021", times=2) as calls:
         execution = workflow.run("it-registered-2021", trigger)
-    return {"execution": execution, "create_calls": len(calls)}
+    return {"execution": execution, "create_calls": len(calls), "trigger": trigger}
 
 
 def test_the_happy_path_registers_a_package_with_metrics_and_lineage(
@@ -161,7 +174,9 @@ def test_the_happy_path_registers_a_package_with_metrics_and_lineage(
     assert meta["code_version"].startswith("sha256:")
     assert meta["contract_version"] == "1.0.0"
     assert (meta["trigger"], meta["trigger_source"]) == ("alarm", f"{PREFIX}-churn-retraining-needed")
-    assert meta["trigger_time"] == "2021-12-31T00:00:00Z"
+    assert meta["trigger_time"] == registered_run["trigger"]["time"]
+    assert manifest["labels"]["cut"] == output["snapshot"]["label_as_of"]
+    assert manifest["labels"]["labelled"] > 0 and manifest["retraining"]["reason"]
     assert meta["model_version"] == "churn-it-registered-2021"
     assert workflow.read_json(meta["fallback_model_uri"])
     assert workflow.read_json(meta["drift_baseline_uri"])
@@ -228,7 +243,9 @@ def test_a_snapshot_the_data_gate_refuses_never_trains(workflow: Workflow) -> No
 
 def test_the_same_trigger_delivered_twice_gives_one_execution_and_one_package(workflow: Workflow) -> None:
     now = datetime.now(UTC)
-    workflow.stage_year(now - timedelta(days=362))
+    # The 2021 champion's rows again, twelve months ending a label window ago (every label closed): the same model,
+    # which the promotion gate passes whatever the noise of its slices.
+    workflow.stage_year(now - timedelta(days=390), seed=2021)
     starter = workflow.deployment.physical_id(f"{PREFIX}-training/StartTrainingFunction")
     request = {
         "trigger": "manual",
@@ -251,3 +268,111 @@ def test_the_same_trigger_delivered_twice_gives_one_execution_and_one_package(wo
     assert third["started"] is False and "duplicate" in third["reason"]
     assert execution["status"] == "SUCCEEDED", execution.get("cause")
     assert len(workflow.packages_of(answers[0]["execution_name"])) == 1
+
+
+def _snapshot_rows(workflow: Workflow, manifest: dict[str, Any]) -> pd.DataFrame:
+    keys = sorted({o["snapshot_key"] for o in manifest["objects"] if o["snapshot_key"]})
+    frames = [
+        pd.read_parquet(io.BytesIO(workflow.s3.get_object(Bucket=workflow.artifacts, Key=k)["Body"].read()))
+        for k in keys
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _prepare(workflow: Workflow, run_id: str, trigger: dict[str, Any]) -> dict[str, Any]:
+    """The deployed snapshot step, invoked as the workflow invokes it (its own role, its own process)."""
+    function = workflow.deployment.physical_id(f"{PREFIX}-training/PrepareTrainingDataFunction")
+    answer = workflow.cloud.client("lambda").invoke(
+        FunctionName=function, Payload=json.dumps({"run_id": run_id, "trigger": trigger}).encode()
+    )
+    snapshot = json.loads(answer["Payload"].read())
+    assert "FunctionError" not in answer, snapshot
+    return {"snapshot": snapshot, "manifest": workflow.read_json(snapshot["manifest_uri"])}
+
+
+def _wait_for_the_next_second() -> None:
+    """S3's LastModified has whole seconds: what lands after a cut must land in a later second."""
+    start = datetime.now(UTC).replace(microsecond=0)
+    while datetime.now(UTC).replace(microsecond=0) <= start:
+        time.sleep(0.05)
+
+
+def test_a_snapshot_never_holds_an_immature_or_not_yet_arrived_label(workflow: Workflow) -> None:
+    # Given recent rows, some still inside their 30-day label window, some whose inline label is missing
+    now = datetime.now(UTC)
+    recent = generate_churn(800, seed=31, start=now - timedelta(days=55), months=2)
+    recent = recent[pd.to_datetime(recent["event_time"], utc=True) <= now - timedelta(hours=1)].reset_index(drop=True)
+    times = pd.to_datetime(recent["event_time"], utc=True)
+    mature = times + timedelta(days=30) <= now
+    awaiting = recent[mature].sample(frac=0.3, random_state=1).index
+    staged = recent.astype({"churned": "float64"})
+    staged.loc[awaiting, "churned"] = np.nan
+    put_curated(workflow.s3, workflow.curated, staged, file_stem="leakage-0000")
+    _wait_for_the_next_second()
+    cut = iso_now()
+    _wait_for_the_next_second()
+    # ... and after the cut: the missing outcomes land through the label dataset, and a late file of rows
+    outcomes = recent.loc[awaiting, ["customer_id", "event_time", "churned"]].assign(label_source="window_elapsed")
+    put_curated(workflow.s3, workflow.curated, outcomes, dataset="churn_labels", file_stem="leakage-0000")
+    late = generate_churn(200, seed=32, start=now - timedelta(days=50), months=1)
+    put_curated(workflow.s3, workflow.curated, late, file_stem="leakage-late-0000")
+    trigger = {"kind": "manual", "source": "leakage-test", "time": cut, "event_id": "leakage", "detail": {}}
+
+    # When a snapshot is cut at that time, and another one now
+    at_cut = _prepare(workflow, "it-leakage-at-cut", trigger)
+    later = _prepare(workflow, "it-leakage-later", {**trigger, "time": iso_now(), "event_id": "leakage-later"})
+
+    # Then at the cut: no row whose window was open, no label or row that landed after it
+    rows = _snapshot_rows(workflow, at_cut["manifest"])
+    cut_time = pd.Timestamp(cut)
+    assert (pd.to_datetime(rows["event_time"], utc=True) + pd.Timedelta(days=30) <= cut_time).all()
+    assert rows["churned"].notna().all()
+    keys = set(zip(rows["customer_id"], pd.to_datetime(rows["event_time"], utc=True), strict=True))
+    assert not keys & set(zip(outcomes["customer_id"], pd.to_datetime(outcomes["event_time"], utc=True), strict=True))
+    assert not keys & set(zip(late["customer_id"], pd.to_datetime(late["event_time"], utc=True), strict=True))
+    labels = at_cut["manifest"]["labels"]
+    assert labels["cut"] == at_cut["snapshot"]["label_as_of"] == cut_time.isoformat()
+    assert labels["immature_dropped"] >= int((~mature).sum())
+    assert labels["unlabelled_dropped"] >= len(awaiting)
+    assert labels["labels_not_yet_arrived"] >= len(awaiting)
+    assert labels["rows_not_yet_arrived"] >= len(late)
+    assert labels["labelled"] == len(rows)
+    # ... and once they have landed, the outcomes label their rows
+    rows_later = _snapshot_rows(workflow, later["manifest"])
+    later_keys = set(zip(rows_later["customer_id"], pd.to_datetime(rows_later["event_time"], utc=True), strict=True))
+    awaited = set(zip(outcomes["customer_id"], pd.to_datetime(outcomes["event_time"], utc=True), strict=True))
+    assert awaited <= later_keys
+    assert later["manifest"]["labels"]["feed_labels"] >= len(awaiting)
+
+
+def test_a_retraining_with_no_new_labels_stops_with_its_reason_and_registers_nothing(
+    workflow: Workflow, registered_run: dict[str, Any]
+) -> None:
+    # Given a champion trained on 2021, and nothing about 2021 landed since
+    trigger = year_trigger(2021, kind="alarm", source=f"{PREFIX}-churn-retraining-needed")
+    trigger["event_id"] = "alarm-2021-again"
+
+    # When the alarm asks for a retraining of the same window
+    execution = workflow.run("it-no-new-labels-2021", trigger)
+
+    # Then the run stops before the training job, says why, keeps its trigger, and registers nothing
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    output = json.loads(execution["output"])
+    entered = [
+        e["stateEnteredEventDetails"]["name"]
+        for e in workflow.history(execution["executionArn"])
+        if "stateEnteredEventDetails" in e
+    ]
+    assert "StartTrainingJob" not in entered
+    assert entered[-2:] == ["NotifyNoNewLabels", "NoNewLabels"]
+    assert output["snapshot"]["has_new_labels"] is False
+    assert output["snapshot"]["labels"]["newly_matured"] == 0
+    assert output["snapshot"]["labels"]["champion_model_version"]
+    assert output["snapshot"]["retraining_reason"].startswith("no new labels")
+    assert output["notification"]["outcome"] == "no_new_labels"
+    assert "no new labels" in output["notification"]["subject"]
+    assert output["trigger"]["source"] == f"{PREFIX}-churn-retraining-needed"
+    manifest = workflow.read_json(output["snapshot"]["manifest_uri"])
+    assert manifest["retraining"] == {"has_new_labels": False, "reason": output["snapshot"]["retraining_reason"]}
+    assert manifest["trigger"]["kind"] == "alarm"
+    assert workflow.packages_of("it-no-new-labels-2021") == []

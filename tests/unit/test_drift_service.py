@@ -228,3 +228,42 @@ def test_an_on_demand_check_of_the_current_hour_publishes_its_verdict_now(aws):
         Statistics=["Maximum"],
     )["Datapoints"]
     assert [p["Maximum"] for p in points] == [400]
+
+
+def test_the_drift_report_carries_the_newest_live_quality_per_model_version(aws):
+    # Given two quality runs of the endpoint, the newer measuring v3 and v4 separately
+    s3, sm, cw = aws
+    _capture(s3, generate_churn(300, seed=9), NOW - timedelta(hours=1), "a")
+    older = {"generated_at": "2026-11-20T06:00:00Z", "auc": 0.5, "by_model_version": {}}
+    newer = {
+        "generated_at": "2026-11-22T06:00:00Z",
+        "verdict": "measured",
+        "auc": 0.74,
+        "calibration": {"expected_calibration_error": 0.03},
+        "by_model_version": {
+            "3": {"verdict": "measured", "auc": 0.71, "precision": 0.5, "recall": 0.6, "calibration": {}, "by_day": {}},
+            "4": {
+                "verdict": "measured",
+                "auc": 0.79,
+                "calibration": {"expected_calibration_error": 0.02},
+                "by_day": {"2026-11-21": {"verdict": "measured", "auc": 0.8}},
+            },
+        },
+    }
+    for day, doc in (("2026/11/20/06", older), ("2026/11/22/06", newer)):
+        key = f"monitoring/quality/mlloop-dev-churn/{day}/quality_report.json"
+        s3.put_object(Bucket="artifacts", Key=key, Body=json.dumps(doc).encode())
+
+    # When the drift check runs
+    summary = run_drift_check(
+        {"time": "2026-11-22T09:30:00Z"}, settings=_settings(), s3=s3, sagemaker=sm, cloudwatch=cw, now=NOW
+    )
+
+    # Then its report shows each version's live quality from the newest quality run
+    report = json.loads(s3.get_object(Bucket="artifacts", Key=summary["report"].split("/", 3)[3])["Body"].read())
+    live = report["live_quality"]
+    assert live["generated_at"] == "2026-11-22T06:00:00Z"
+    assert live["overall"]["auc"] == 0.74 and live["overall"]["expected_calibration_error"] == 0.03
+    assert live["by_model_version"]["3"]["auc"] == 0.71
+    assert live["by_model_version"]["4"]["expected_calibration_error"] == 0.02
+    assert live["by_model_version"]["4"]["by_day"]["2026-11-21"]["auc"] == 0.8

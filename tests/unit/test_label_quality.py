@@ -7,7 +7,14 @@ import pandas as pd
 import pytest
 from sklearn.metrics import precision_score, recall_score, roc_auc_score
 
-from functions.label_quality.logic import calibration, join_labels, measure_quality, precision_recall, roc_auc
+from functions.label_quality.logic import (
+    calibration,
+    join_labels,
+    measure_quality,
+    precision_recall,
+    quality_by_version,
+    roc_auc,
+)
 from functions.label_quality.service import QualitySettings, quality_metrics
 from functions.shared.contract import load_contract
 
@@ -116,3 +123,31 @@ def test_the_labels_contract_describes_the_churn_label():
     assert LABELS.entity_key == churn.entity_key
     assert LABELS.label.name == churn.label.name
     assert LABELS.label.window_days == churn.label.window_days
+
+
+def test_each_model_version_is_measured_on_its_own_answers_overall_and_per_day():
+    # Given v1 answering at random and v2 ranking well, both labelled
+    rng = np.random.default_rng(2)
+    predictions = _predictions(800, rng)
+    labels = (rng.random(800) < predictions["probability"]).astype(int)
+    predictions.loc[:399, "model_version"] = "v1"
+    predictions.loc[400:, "model_version"] = "v2"
+    predictions.loc[:399, "probability"] = rng.random(400)
+    joined = predictions.assign(churned=labels, event_time=predictions["predicted_at"])
+
+    # When quality is measured per version
+    by_version = quality_by_version(joined, contract=LABELS, min_labeled=50)
+
+    # Then each version has its own AUC, per day as well, and its own metrics
+    v1, v2 = joined.iloc[:400], joined.iloc[400:]
+    assert by_version["v1"]["auc"] == pytest.approx(roc_auc_score(v1["churned"], v1["probability"]))
+    assert by_version["v2"]["auc"] == pytest.approx(roc_auc_score(v2["churned"], v2["probability"]))
+    assert by_version["v2"]["auc"] > by_version["v1"]["auc"] + 0.2
+    days = pd.to_datetime(v2["event_time"], utc=True).dt.strftime("%Y-%m-%d")
+    assert set(by_version["v2"]["by_day"]) == set(days)
+    assert sum(d["labeled_predictions"] for d in by_version["v2"]["by_day"].values()) == 400
+    fields = {k: v for k, v in by_version["v2"].items() if k != "by_day"}
+    metrics = quality_metrics(measure_quality(v2, contract=LABELS, labels_received=400, min_labeled=50), "e", "v2")
+    assert {m["MetricName"] for m in metrics} >= {"LiveAUC", "LivePrecision", "LiveRecall", "LiveCalibrationError"}
+    assert all(m["Dimensions"][1] == {"Name": "ModelVersion", "Value": "v2"} for m in metrics)
+    assert fields["precision"] == pytest.approx(precision_score(v2["churned"], v2["label"]))

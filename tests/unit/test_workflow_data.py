@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -29,8 +29,9 @@ from mlloop.datagen import generate_churn
 from tests.unit.workflow_support import curated_frame, put_curated
 
 CONTRACT = load_contract("churn")
-NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
-TRIGGER = {"kind": "schedule", "source": "rule", "time": "2026-11-22T08:00:00Z"}
+# The lake's arrival record is S3's LastModified, which moto stamps with the wall clock: the runs are cut after it.
+NOW = datetime.now(UTC) + timedelta(minutes=5)
+TRIGGER = {"kind": "schedule", "source": "rule", "time": NOW.isoformat()}
 
 
 @pytest.fixture
@@ -53,7 +54,7 @@ def gate(s3: Any, snapshot: Any, min_rows: int = 1000) -> Any:
     return check_data_gate(snapshot.run_id, snapshot.manifest_key, s3=s3, contract=CONTRACT, settings=settings)
 
 
-def test_the_snapshot_copies_the_window_by_version_and_names_its_data_version(s3: Any) -> None:
+def test_the_snapshot_writes_the_window_labelled_per_day_and_names_its_data_version(s3: Any) -> None:
     keys = put_curated(s3, "curated", curated_frame())
     s3.put_object(Bucket="curated", Key="churn/event_date=2020-01-01/old.parquet", Body=b"outside the window")
 
@@ -62,7 +63,9 @@ def test_the_snapshot_copies_the_window_by_version_and_names_its_data_version(s3
     assert snapshot.object_count == len(keys)
     assert snapshot.training_job_name == "churn-run-1"
     copied = s3.list_objects_v2(Bucket="artifacts", Prefix="training/runs/run-1/data/")["Contents"]
-    assert sorted(o["Key"].split("/data/")[1] for o in copied) == sorted(k.removeprefix("churn/") for k in keys)
+    assert sorted(o["Key"].split("/data/")[1] for o in copied) == sorted(
+        f"{k.removeprefix('churn/').rsplit('/', 1)[0]}/labelled.parquet" for k in keys
+    )
     manifest = json.loads(s3.get_object(Bucket="artifacts", Key=snapshot.manifest_key)["Body"].read())
     assert manifest["data_version"] == snapshot.data_version
     assert all(o["version_id"] not in ("", "null") for o in manifest["objects"])

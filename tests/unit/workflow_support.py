@@ -19,14 +19,16 @@ def curated_frame(rows: int = 3000, seed: int = 5, **drift: float) -> pd.DataFra
     return generate_churn(rows, seed=seed, start=DATA_START, months=1, drift=drift or None)
 
 
-def put_curated(s3: Any, bucket: str, frame: pd.DataFrame, dataset: str = "churn") -> list[str]:
-    """One Parquet file per event date, as ingestion lays out the curated bucket."""
+def put_curated(
+    s3: Any, bucket: str, frame: pd.DataFrame, dataset: str = "churn", file_stem: str = "part-0000"
+) -> list[str]:
+    """One Parquet file per event date, as ingestion lays out the curated bucket; `file_stem` names the files."""
     keys = []
     dates = pd.to_datetime(frame["event_time"], utc=True).dt.strftime("%Y-%m-%d")
     for day, part in frame.groupby(dates):
         buffer = io.BytesIO()
         part.to_parquet(buffer, index=False)
-        key = f"{dataset}/event_date={day}/part-0000.parquet"
+        key = f"{dataset}/event_date={day}/{file_stem}.parquet"
         s3.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
         keys.append(key)
     return keys

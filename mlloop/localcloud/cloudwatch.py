@@ -964,8 +964,12 @@ def install(cloud: object) -> None:
     aws_state.clock().add_source(_PERIODS)
     if _originals:
         return
-    _originals["utcnow"] = getattr(models, "utcnow")  # noqa: B009
-    setattr(models, "utcnow", _clock_utcnow)  # noqa: B010
+    from moto.logs import models as logs_models
+
+    # CloudWatch Logs too: it accepts events from 14 days before to 2 hours after its now, the clock's.
+    for module in (models, logs_models):
+        _originals[f"utcnow:{module.__name__}"] = getattr(module, "utcnow")  # noqa: B009
+        setattr(module, "utcnow", _clock_utcnow)  # noqa: B010
     _originals["put_metric_data"] = CloudWatchBackend.put_metric_data
     CloudWatchBackend.put_metric_data = _patched_put_metric_data  # type: ignore[method-assign]
     _originals["put_metric_alarm"] = CloudWatchBackend.put_metric_alarm
@@ -983,11 +987,13 @@ def uninstall() -> None:
     from moto.cloudwatch import models
     from moto.cloudwatch.models import CloudWatchBackend
     from moto.cloudwatch.responses import CloudWatchResponse
+    from moto.logs import models as logs_models
 
     aws_state.clock().remove_source(_PERIODS)
     with _lock:
         if _originals:
-            setattr(models, "utcnow", _originals.pop("utcnow"))  # noqa: B010
+            for module in (models, logs_models):
+                setattr(module, "utcnow", _originals.pop(f"utcnow:{module.__name__}"))  # noqa: B010
             CloudWatchBackend.put_metric_data = _originals.pop("put_metric_data")  # type: ignore[method-assign]
             CloudWatchBackend.put_metric_alarm = _originals.pop("put_metric_alarm")  # type: ignore[method-assign]
             CloudWatchBackend.set_alarm_state = _originals.pop("set_alarm_state")  # type: ignore[method-assign]

@@ -99,6 +99,11 @@ def controlled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpProcess]:
     yield from _up(tmp_path_factory.mktemp("controlled"), "--clock", "controlled")
 
 
+@pytest.fixture
+def scaled(tmp_path: Path) -> Iterator[UpProcess]:
+    yield from _up(tmp_path)
+
+
 def _queue_for_rule(up: UpProcess, rule_arn: str) -> tuple[str, str]:
     sqs = up.client("sqs")
     url = sqs.create_queue(QueueName=f"q-{uuid.uuid4().hex[:8]}")["QueueUrl"]
@@ -239,24 +244,23 @@ def test_a_wait_state_completes_only_once_the_clock_has_passed_it(controlled: Up
     assert (before, after) == ("RUNNING", "SUCCEEDED")
 
 
-def test_up_evaluates_alarms_on_its_scaled_clock_without_being_asked(tmp_path: Path) -> None:
-    for up in _up(tmp_path):
-        cloudwatch = up.client("cloudwatch")
-        cloudwatch.put_metric_alarm(
-            AlarmName="errors",
-            Namespace="Clock/up",
-            MetricName="Errors",
-            Statistic="Maximum",
-            Period=60,
-            EvaluationPeriods=1,
-            Threshold=10.0,
-            ComparisonOperator="GreaterThanThreshold",
-        )
-        cloudwatch.put_metric_data(Namespace="Clock/up", MetricData=[{"MetricName": "Errors", "Value": 50.0}])
-        deadline = time.monotonic() + 60
-        state = "INSUFFICIENT_DATA"
-        while state != "ALARM" and time.monotonic() < deadline:
-            time.sleep(0.2)
-            state = cloudwatch.describe_alarms(AlarmNames=["errors"])["MetricAlarms"][0]["StateValue"]
+def test_up_evaluates_alarms_on_its_scaled_clock_without_being_asked(scaled: UpProcess) -> None:
+    cloudwatch = scaled.client("cloudwatch")
+    cloudwatch.put_metric_alarm(
+        AlarmName="errors",
+        Namespace="Clock/up",
+        MetricName="Errors",
+        Statistic="Maximum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=10.0,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    cloudwatch.put_metric_data(Namespace="Clock/up", MetricData=[{"MetricName": "Errors", "Value": 50.0}])
+    deadline = time.monotonic() + 60
+    state = "INSUFFICIENT_DATA"
+    while state != "ALARM" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        state = cloudwatch.describe_alarms(AlarmNames=["errors"])["MetricAlarms"][0]["StateValue"]
 
-        assert state == "ALARM"
+    assert state == "ALARM"

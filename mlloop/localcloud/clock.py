@@ -75,6 +75,7 @@ class Clock:
         self._origin = datetime.now(UTC)
         self._origin_mono = time.monotonic()
         self._waits: dict[int, _Wait] = {}
+        self._busy: set[threading.Thread] = set()
         self._sources: list[TimedSource] = []
         self._advance_lock = threading.Lock()
         self._background: threading.Thread | None = None
@@ -108,6 +109,17 @@ class Clock:
         """How many threads wait on the clock now (a Wait state, a bake): work that advancing will resume."""
         with self._cond:
             return len(self._waits)
+
+    def track(self) -> None:
+        """Count the calling thread as the cloud's work (a Step Functions execution): `advance` lets it reach a
+        clock wait, or finish, before it moves time on."""
+        with self._cond:
+            self._busy.add(threading.current_thread())
+
+    def untrack(self) -> None:
+        with self._cond:
+            self._busy.discard(threading.current_thread())
+            self._cond.notify_all()
 
     # ------------------------------------------------------------------ modes
     def take_control(self, start: datetime | None = None) -> datetime:
@@ -194,6 +206,7 @@ class Clock:
             if current is None:
                 raise RuntimeError("the clock is not controlled: take_control() first")
             target = current + span
+            self._settle_threads([], current)
             self.settle()
             while True:
                 due = self._next_due(current)
@@ -216,11 +229,12 @@ class Clock:
             if source.next_due(previous) == due:
                 source.run_due(due, due)
         self.settle()
+        self._settle_threads([], due)
 
-    def _settle_threads(self, threads: list[threading.Thread], now: datetime) -> None:
+    def _settle_threads(self, woken: list[threading.Thread], now: datetime) -> None:
         deadline = time.monotonic() + SETTLE_SECONDS
         with self._cond:
-            for thread in threads:
+            for thread in [*woken, *self._busy]:
                 while thread.is_alive():
                     wait = self._waits.get(id(thread))
                     if wait is not None and wait.due > now:

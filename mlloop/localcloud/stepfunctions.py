@@ -14,6 +14,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.program.program import Program
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp import Timestamp
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
@@ -36,9 +37,20 @@ class StepFunctionsClock:
         self.clock = clock
         self._original_wait: Any = None
         self._original_time: Any = None
+        self._original_body: Any = None
 
     def install(self) -> None:
         clock = self.clock
+        original_body: Any = Program._eval_body
+
+        def _program_body(program: Program, env: Any) -> None:
+            # The thread that runs an execution's states is the cloud's work: a controlled clock lets it reach
+            # its next wait (or its end) before moving on.
+            clock.track()
+            try:
+                original_body(program, env)
+            finally:
+                clock.untrack()
 
         def _eval_body(wait: WaitFunction, env: Any) -> None:
             clock.sleep(_wait_seconds(wait, env, clock), stop=lambda: not env.is_running())
@@ -49,12 +61,15 @@ class StepFunctionsClock:
         self._original_wait = WaitFunction._eval_body
         self._original_time = retrier_decl.time  # type: ignore[attr-defined]
         WaitFunction._eval_body = _eval_body  # type: ignore[method-assign,assignment]
+        self._original_body = original_body
+        Program._eval_body = _program_body  # type: ignore[method-assign,assignment]
         retrier_decl.time = SimpleNamespace(sleep=sleep, time=time.time, monotonic=time.monotonic)  # type: ignore[attr-defined,assignment]
 
     def uninstall(self) -> None:
         if self._original_wait is not None:
             WaitFunction._eval_body = self._original_wait  # type: ignore[method-assign]
             retrier_decl.time = self._original_time  # type: ignore[attr-defined]
+            Program._eval_body = self._original_body  # type: ignore[method-assign]
             self._original_wait = None
 
 

@@ -23,8 +23,30 @@ from typing import Any
 import boto3
 import pytest
 
+from mlloop.archives import tar_gz
+
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("localcloud")]
 REPO_ROOT = Path(__file__).resolve().parents[2]
+SKLEARN_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.9-0-cpu-py3"
+INFERENCE_PY = """
+import json
+
+
+def model_fn(model_dir):
+    return None
+
+
+def input_fn(body, content_type):
+    return json.loads(body)
+
+
+def predict_fn(data, model):
+    return data
+
+
+def output_fn(prediction, accept):
+    return json.dumps(prediction), "application/json"
+"""
 
 
 @dataclass
@@ -264,3 +286,81 @@ def test_up_evaluates_alarms_on_its_scaled_clock_without_being_asked(scaled: UpP
         state = cloudwatch.describe_alarms(AlarmNames=["errors"])["MetricAlarms"][0]["StateValue"]
 
     assert state == "ALARM"
+
+
+def _serving_model(up: UpProcess, version: str) -> str:
+    """A model the scikit-learn serving container loads, readable by its execution role."""
+    bucket, name = f"models-{uuid.uuid4().hex[:8]}", f"m-{version}-{uuid.uuid4().hex[:6]}"
+    up.client("s3").create_bucket(Bucket=bucket)
+    up.client("s3").put_object(Bucket=bucket, Key="model.tar.gz", Body=tar_gz({"code/inference.py": INFERENCE_PY}))
+    iam = up.client("iam")
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    reads = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:ListBucket"],
+                "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+            },
+            {"Effect": "Allow", "Action": ["logs:*", "cloudwatch:PutMetricData"], "Resource": "*"},
+        ],
+    }
+    iam.put_role_policy(RoleName=name, PolicyName="serve", PolicyDocument=json.dumps(reads))
+    up.client("sagemaker").create_model(
+        ModelName=name,
+        ExecutionRoleArn=role,
+        PrimaryContainer={
+            "Image": SKLEARN_IMAGE,
+            "ModelDataUrl": f"s3://{bucket}/model.tar.gz",
+            "Environment": {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"},
+        },
+    )
+    config = f"c-{version}-{uuid.uuid4().hex[:6]}"
+    up.client("sagemaker").create_endpoint_config(
+        EndpointConfigName=config,
+        ProductionVariants=[
+            {"VariantName": "live", "ModelName": name, "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}
+        ],
+    )
+    return config
+
+
+def test_a_blue_green_bake_and_termination_wait_elapse_only_as_the_clock_passes_them(controlled: UpProcess) -> None:
+    sagemaker = controlled.client("sagemaker")
+    endpoint = f"ep-{uuid.uuid4().hex[:8]}"
+    sagemaker.create_endpoint(EndpointName=endpoint, EndpointConfigName=_serving_model(controlled, "v1"))
+    sagemaker.get_waiter("endpoint_in_service").wait(
+        EndpointName=endpoint, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
+    )
+    target = _serving_model(controlled, "v2")
+
+    sagemaker.update_endpoint(
+        EndpointName=endpoint,
+        EndpointConfigName=target,
+        DeploymentConfig={
+            "BlueGreenUpdatePolicy": {
+                "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 600},
+                "TerminationWaitInSeconds": 300,
+                "MaximumExecutionTimeoutInSeconds": 3600,
+            }
+        },
+    )
+    deadline = time.monotonic() + 120
+    while controlled.status()["clock"]["waiting"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+    controlled.advance("899s")
+    during = sagemaker.describe_endpoint(EndpointName=endpoint)
+    controlled.advance("1s")
+    after = sagemaker.describe_endpoint(EndpointName=endpoint)
+
+    assert during["EndpointStatus"] == "Updating" and during["EndpointConfigName"] != target
+    assert during["PendingDeploymentSummary"]["ProductionVariants"][0]["VariantStatus"][0]["Status"] == "Baking"
+    assert (after["EndpointStatus"], after["EndpointConfigName"]) == ("InService", target)

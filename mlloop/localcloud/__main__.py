@@ -169,7 +169,9 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _call(method: str, path: str, body: dict[str, Any] | None, *, quiet: bool = False) -> dict[str, Any] | None:
+def _call(
+    method: str, path: str, body: dict[str, Any] | None, *, quiet: bool = False, timeout: float = 600
+) -> dict[str, Any] | None:
     try:
         state = json.loads(STATE_FILE.read_text())
         request = urllib.request.Request(
@@ -178,7 +180,7 @@ def _call(method: str, path: str, body: dict[str, Any] | None, *, quiet: bool = 
             method=method,
             headers={"Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=600) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             answer: dict[str, Any] = json.loads(response.read())
             return answer
     except urllib.error.HTTPError as exc:
@@ -224,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("up", "deploy") and not args.stage and not args.no_deploy:
         args.stage = ["dev"]
     if args.command == "advance":
-        answer = _call("POST", "/advance", {"by": args.duration})
+        # Advancing weeks runs every schedule's real work (Lambda calls, executions) on the way: no short timeout.
+        answer = _call("POST", "/advance", {"by": args.duration}, timeout=24 * 3600)
         if answer is None:
             return 1
         print(answer["now"])

@@ -1,8 +1,10 @@
-"""Command line: `python -m mlloop.localcloud up|deploy|status|down --stage dev`.
+"""Command line: `python -m mlloop.localcloud up|deploy|status|advance|down --stage dev`.
 
-`up` runs the cloud in its own process (Lambda handlers run inside it), deploys the stage and waits;
-the other commands talk to that process through a small control endpoint on 127.0.0.1 whose address
-`up` writes to .localcloud/state.json.
+`up` runs the cloud in its own process (Lambda handlers run inside it), deploys the stage and waits, running
+every timed behaviour on the cloud's clock (schedules, alarm evaluation, waits): scaled real time by default,
+or `--clock controlled`, where time moves only with `advance 1d` (90s, 15m, 6h, 2w). The other commands talk
+to that process through a small control endpoint on 127.0.0.1 whose address `up` writes to
+.localcloud/state.json.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from infra.config import ConfigError
 from infra.context import add_context_argument, use_context_arguments
 from mlloop.localcloud import fidelity
+from mlloop.localcloud.clock import parse_duration
 
 if TYPE_CHECKING:
     from mlloop.localcloud.server import LocalCloud
@@ -48,8 +51,19 @@ def _summary(cloud: LocalCloud) -> dict[str, Any]:
             "apis": apis,
             "report": [entry.__dict__ for entry in deployment.report.entries],
         }
+    clock = {
+        "mode": "controlled" if cloud.clock.controlled else "scaled",
+        "now": cloud.clock.now().isoformat(),
+        "waiting": cloud.clock.waiting(),
+    }
     # Per principal: calls authorised, denied and not evaluable by the IAM layer; requests validated.
-    return {"endpoint_url": cloud.endpoint_url, "pid": os.getpid(), "stages": stages, "fidelity": fidelity.report()}
+    return {
+        "endpoint_url": cloud.endpoint_url,
+        "pid": os.getpid(),
+        "clock": clock,
+        "stages": stages,
+        "fidelity": fidelity.report(),
+    }
 
 
 class _Control:
@@ -81,6 +95,13 @@ class _Control:
                         self._answer(500, {"error": f"{type(exc).__name__}: {exc}"})
                         return
                     self._answer(200, _summary(control.cloud))
+                elif self.path == "/advance":
+                    try:
+                        now = control.cloud.clock.advance(parse_duration(str(request["by"])))
+                    except (RuntimeError, ValueError) as exc:
+                        self._answer(400, {"error": str(exc)})
+                        return
+                    self._answer(200, {"now": now.isoformat()})
                 elif self.path == "/down":
                     self._answer(200, {"stopping": True})
                     stop.set()
@@ -120,13 +141,16 @@ def _up(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     with LocalCloud.start(port=args.port) as cloud:
         start_seconds = time.perf_counter() - started
+        if args.clock == "controlled":
+            cloud.clock.take_control()
+        cloud.clock.start_background()
         control = _Control(cloud, stop)
         try:
             STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
             STATE_FILE.write_text(json.dumps({"endpoint_url": cloud.endpoint_url, "control_url": control.url}))
             _print_usage(cloud)
-            print(f"started in {start_seconds:.2f} s")
-            for stage in args.stage:
+            print(f"started in {start_seconds:.2f} s; clock {args.clock} at {cloud.clock.now().isoformat()}")
+            for stage in args.stage or []:
                 deployment = cloud.deploy(stage)
                 print(f"deployed {stage}: {len(deployment.stack_names)} stacks in {deployment.seconds:.2f} s")
                 print(deployment.report)
@@ -145,7 +169,9 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _call(method: str, path: str, body: dict[str, Any] | None, *, quiet: bool = False) -> dict[str, Any] | None:
+def _call(
+    method: str, path: str, body: dict[str, Any] | None, *, quiet: bool = False, timeout: float = 600
+) -> dict[str, Any] | None:
     try:
         state = json.loads(STATE_FILE.read_text())
         request = urllib.request.Request(
@@ -154,7 +180,7 @@ def _call(method: str, path: str, body: dict[str, Any] | None, *, quiet: bool = 
             method=method,
             headers={"Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=600) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             answer: dict[str, Any] = json.loads(response.read())
             return answer
     except urllib.error.HTTPError as exc:
@@ -168,8 +194,16 @@ def _call(method: str, path: str, body: dict[str, Any] | None, *, quiet: bool = 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mlloop.localcloud", description="The embedded local AWS.")
-    parser.add_argument("command", choices=["up", "deploy", "status", "down"])
+    parser.add_argument("command", choices=["up", "deploy", "status", "advance", "down"])
+    parser.add_argument("duration", nargs="?", help="advance: how far to move a controlled clock (90s, 15m, 6h, 1d)")
     parser.add_argument("--stage", action="append", help="stage to deploy (repeatable; default dev for up/deploy)")
+    parser.add_argument("--no-deploy", action="store_true", help="up: start the cloud with no stage deployed")
+    parser.add_argument(
+        "--clock",
+        choices=["scaled", "controlled"],
+        default="scaled",
+        help="up: scaled real time (LOCALCLOUD_TIME_SCALE) or a clock that moves only with `advance`",
+    )
     parser.add_argument("--port", type=int, default=0, help="port of the AWS endpoint for `up` (default: a free one)")
     add_context_argument(parser)
     parser.add_argument("--json", action="store_true", help="status: print JSON (what it prints anyway)")
@@ -180,8 +214,24 @@ def main(argv: list[str] | None = None) -> int:
         use_context_arguments(args.context)
     except ConfigError as exc:
         parser.error(str(exc))
-    if args.command in ("up", "deploy") and not args.stage:
+    if args.command == "advance":
+        if not args.duration:
+            parser.error("advance needs a duration, e.g. `advance 1d`")
+        try:
+            parse_duration(args.duration)
+        except ValueError as exc:
+            parser.error(str(exc))
+    elif args.duration:
+        parser.error(f"unexpected argument {args.duration!r}")
+    if args.command in ("up", "deploy") and not args.stage and not args.no_deploy:
         args.stage = ["dev"]
+    if args.command == "advance":
+        # Advancing weeks runs every schedule's real work (Lambda calls, executions) on the way: no short timeout.
+        answer = _call("POST", "/advance", {"by": args.duration}, timeout=24 * 3600)
+        if answer is None:
+            return 1
+        print(answer["now"])
+        return 0
     if args.command == "up":
         return _up(args)
     if args.command == "deploy":

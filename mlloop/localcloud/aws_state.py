@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+from mlloop.localcloud.clock import Clock
+
 DEFAULT_TIME_SCALE = 0.01
 
 EventEmitter = Callable[..., Any]
@@ -21,6 +23,7 @@ _bind_lock = threading.Lock()
 _emitter: EventEmitter | None = None
 _time_scale: float | None = None
 _endpoint_url: str = ""
+_clock: Clock | None = None
 
 
 def time_scale() -> float:
@@ -32,11 +35,26 @@ def time_scale() -> float:
 
 
 def scaled(seconds: float) -> float:
+    """Real seconds for `seconds` of service time in scaled mode (for ages compared with real time, not waits)."""
     return max(0.0, float(seconds)) * time_scale()
 
 
+def clock() -> Clock:
+    """The bound cloud's clock; unbound (a unit test of one emulation), a scaled clock of its own."""
+    global _clock  # noqa: PLW0603
+    with _bind_lock:
+        if _clock is None:
+            _clock = Clock(time_scale())
+        return _clock
+
+
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    return clock().now()
+
+
+def clock_offset() -> float:
+    """Seconds the clock is ahead of the host (0 in scaled mode): what a host timestamp needs to be on the clock."""
+    return clock().host_offset()
 
 
 def iso_millis(moment: datetime) -> str:
@@ -46,19 +64,21 @@ def iso_millis(moment: datetime) -> str:
 
 def bind(cloud: Any) -> None:
     """Take the cloud's time scale and endpoint, and send service events through its EventBridge delivery."""
-    global _emitter, _time_scale, _endpoint_url  # noqa: PLW0603
+    global _emitter, _time_scale, _endpoint_url, _clock  # noqa: PLW0603
     with _bind_lock:
         _emitter = cloud.emit_event
         _time_scale = getattr(cloud, "time_scale", None)
         _endpoint_url = str(getattr(cloud, "endpoint_url", "") or "")
+        _clock = getattr(cloud, "clock", None)
 
 
 def unbind() -> None:
-    global _emitter, _time_scale, _endpoint_url  # noqa: PLW0603
+    global _emitter, _time_scale, _endpoint_url, _clock  # noqa: PLW0603
     with _bind_lock:
         _emitter = None
         _time_scale = None
         _endpoint_url = ""
+        _clock = None
 
 
 def endpoint_url() -> str:
@@ -127,7 +147,7 @@ def put_log_lines(account_id: str, region: str, group: str, stream: str, lines: 
         logs.create_log_group(group, {})
     if stream not in logs.groups[group].streams:
         logs.create_log_stream(group, stream)
-    now = int(datetime.now(UTC).timestamp() * 1000)
+    now = int(utcnow().timestamp() * 1000)
     events = [{"timestamp": now, "message": line} for line in lines if line.strip()]
     if events:
         logs.put_log_events(group, stream, events)

@@ -13,8 +13,10 @@ calls against the local endpoint behave as AWS does:
   emitted as an AWS-shaped "CloudWatch Alarm State Change" event and published to the SNS topics
   named in AlarmActions / OKActions / InsufficientDataActions.
 
-Periods are evaluated on real time, ending now (AWS aligns them to period boundaries); only the
-background evaluator's interval is scaled by LOCALCLOUD_TIME_SCALE.
+Alarms are evaluated on the cloud's clock (clock.py) by `AlarmPeriods`: with a controlled clock at each
+boundary of the alarm's period (UTC epoch multiples) that `advance` passes, over the periods ending there;
+on the scaled timeline while the clock runs in the background (`up`), ending at the host's now. PutMetricData
+stamps data without a Timestamp with the clock's now and refuses timestamps AWS refuses relative to it.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import math
 import re
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mlloop.localcloud import aws_state
@@ -53,7 +55,10 @@ LOG = logging.getLogger("mlloop.localcloud")
 _lock = threading.RLock()
 _history: dict[str, list[dict[str, Any]]] = {}
 _originals: dict[str, Any] = {}
-_evaluator: _BackgroundEvaluator | None = None
+# PutMetricData's documented bounds: "time stamps that are as much as two weeks before the current date, and as
+# much as 2 hours after the current day and time" (botocore's cloudwatch service model, PutMetricData).
+_OLDEST_TIMESTAMP = timedelta(weeks=2)
+_NEWEST_TIMESTAMP = timedelta(hours=2)
 
 
 # ---------------------------------------------------------------- statistics
@@ -522,12 +527,15 @@ def _evaluate_backend(
             break
 
 
-def evaluate_alarms(cloud: object = None, alarm_names: list[str] | None = None) -> dict[str, str]:
-    """Evaluate every alarm (or the named metric alarms, plus all composites) now; return state by alarm name."""
+def evaluate_alarms(
+    cloud: object = None, alarm_names: list[str] | None = None, *, now: datetime | None = None
+) -> dict[str, str]:
+    """Evaluate every alarm (or the named metric alarms, plus all composites) at `now` (default: the clock's now);
+    return state by alarm name."""
     from moto.cloudwatch.models import cloudwatch_backends
 
     names = set(alarm_names) if alarm_names is not None else None
-    now = aws_state.utcnow()
+    now = now or aws_state.utcnow()
     states: dict[str, str] = {}
     outbox: list[_Notice] = []
     with _lock:
@@ -860,44 +868,110 @@ def _as_datetime(value: Any) -> datetime:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
-# ---------------------------------------------------------------- background evaluator
+# ---------------------------------------------------------------- evaluation on the clock
 
 
-class _BackgroundEvaluator:
-    def __init__(self, interval: float):
-        self.interval = interval
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="localcloud-alarm-evaluator", daemon=True)
-
-    def _run(self) -> None:
-        while not self.stop.wait(self.interval):
-            evaluate_alarms()
+def _alarm_period(alarm: Any) -> int:
+    for query in alarm.metric_data_queries or []:
+        if query.metric_stat is not None and query.metric_stat.period:
+            return int(query.metric_stat.period)
+        if query.period:
+            return int(query.period)
+    return int(alarm.period or 60)
 
 
-def start_alarm_evaluator(interval_seconds: float = 60.0) -> None:
-    """Evaluate all alarms every `interval_seconds` of service time (scaled by LOCALCLOUD_TIME_SCALE)."""
-    global _evaluator  # noqa: PLW0603
-    stop_alarm_evaluator()
-    _evaluator = _BackgroundEvaluator(max(aws_state.scaled(interval_seconds), 0.05))
-    _evaluator.thread.start()
+def _metric_alarm_periods() -> dict[str, int]:
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    with _lock:
+        return {
+            alarm.name: _alarm_period(alarm)
+            for _, _, backend in aws_state.iter_backends(cloudwatch_backends)
+            for alarm in list(backend.alarms.values())
+            if alarm.rule is None
+        }
+
+
+class AlarmPeriods:
+    """Each metric alarm is evaluated at every boundary of its period (multiples of it since the epoch)."""
+
+    name = "alarms"
+
+    def next_due(self, after: datetime) -> datetime | None:
+        periods = set(_metric_alarm_periods().values())
+        if not periods:
+            return None
+        epoch = after.timestamp()
+        return min(datetime.fromtimestamp((epoch // p + 1) * p, tz=UTC) for p in periods)
+
+    def run_due(self, due: datetime, now: datetime) -> None:
+        epoch = round(due.timestamp())
+        names = [name for name, period in _metric_alarm_periods().items() if epoch % period == 0]
+        if names:
+            evaluate_alarms(alarm_names=names, now=now)
+
+
+_PERIODS = AlarmPeriods()
+
+
+def start_alarm_evaluator() -> None:
+    """Evaluate alarms period by period on the clock's scaled timeline in the background (`up` runs it too)."""
+    aws_state.clock().start_background(only=(_PERIODS.name,))
 
 
 def stop_alarm_evaluator() -> None:
-    global _evaluator  # noqa: PLW0603
-    if _evaluator is not None:
-        _evaluator.stop.set()
-        _evaluator.thread.join(timeout=5)
-        _evaluator = None
+    aws_state.clock().stop_background()
+
+
+def _member(number: int) -> str:
+    # AWS's message (e.g. github.com/cloud-custodian/cloud-custodian/issues/2559): "The parameter
+    # MetricData.member.1.Timestamp must specify a time within the past two weeks."
+    return f"The parameter MetricData.member.{number}.Timestamp"
+
+
+def _patched_put_metric_data(self: Any, namespace: str, metric_data: list[dict[str, Any]]) -> None:
+    from moto.cloudwatch.exceptions import InvalidParameterValue
+
+    now = aws_state.utcnow()
+    problems = []
+    for number, metric in enumerate(metric_data, start=1):
+        stamp = metric.get("Timestamp")
+        if stamp is None:
+            continue
+        moment = _aware(_as_datetime(stamp))
+        if moment < now - _OLDEST_TIMESTAMP:
+            problems.append(f"{_member(number)} must specify a time within the past two weeks.")
+        elif moment > now + _NEWEST_TIMESTAMP:
+            # AWS's wording for this bound is not documented; the message mirrors the past-bound one.
+            problems.append(f"{_member(number)} must specify a time no more than two hours in the future.")
+    if problems:
+        raise InvalidParameterValue("\n".join(problems))
+    _originals["put_metric_data"](self, namespace, metric_data)
+
+
+def _clock_utcnow() -> datetime:
+    """moto's CloudWatch stamps (datapoints received without a Timestamp, alarm updates) in its naive UTC."""
+    return aws_state.utcnow().astimezone(UTC).replace(tzinfo=None)
 
 
 def install(cloud: object) -> None:
     """Patch moto's CloudWatch in this process; emit events through the cloud."""
+    from moto.cloudwatch import models
     from moto.cloudwatch.models import CloudWatchBackend
     from moto.cloudwatch.responses import CloudWatchResponse
 
     aws_state.bind(cloud)
+    aws_state.clock().add_source(_PERIODS)
     if _originals:
         return
+    from moto.logs import models as logs_models
+
+    # CloudWatch Logs too: it accepts events from 14 days before to 2 hours after its now, the clock's.
+    for module in (models, logs_models):
+        _originals[f"utcnow:{module.__name__}"] = getattr(module, "utcnow")  # noqa: B009
+        setattr(module, "utcnow", _clock_utcnow)  # noqa: B010
+    _originals["put_metric_data"] = CloudWatchBackend.put_metric_data
+    CloudWatchBackend.put_metric_data = _patched_put_metric_data  # type: ignore[method-assign]
     _originals["put_metric_alarm"] = CloudWatchBackend.put_metric_alarm
     _originals["set_alarm_state"] = CloudWatchBackend.set_alarm_state
     _originals["describe_alarms"] = CloudWatchResponse.describe_alarms
@@ -910,12 +984,17 @@ def install(cloud: object) -> None:
 
 def uninstall() -> None:
     """Stop the evaluator and restore moto's CloudWatch classes."""
+    from moto.cloudwatch import models
     from moto.cloudwatch.models import CloudWatchBackend
     from moto.cloudwatch.responses import CloudWatchResponse
+    from moto.logs import models as logs_models
 
-    stop_alarm_evaluator()
+    aws_state.clock().remove_source(_PERIODS)
     with _lock:
         if _originals:
+            for module in (models, logs_models):
+                setattr(module, "utcnow", _originals.pop(f"utcnow:{module.__name__}"))  # noqa: B010
+            CloudWatchBackend.put_metric_data = _originals.pop("put_metric_data")  # type: ignore[method-assign]
             CloudWatchBackend.put_metric_alarm = _originals.pop("put_metric_alarm")  # type: ignore[method-assign]
             CloudWatchBackend.set_alarm_state = _originals.pop("set_alarm_state")  # type: ignore[method-assign]
             CloudWatchResponse.describe_alarms = _originals.pop("describe_alarms")  # type: ignore[method-assign]

@@ -5,6 +5,9 @@ Lambda and Step Functions targets and ignores `Input`/`InputPath`. `Rule.send_to
 so every source of events (boto3 `put_events`, S3 EventBridge notifications, the emulated services'
 `emit_event`, fired schedules) goes through one delivery path: Lambda targets are invoked
 asynchronously (as AWS does), Step Functions targets start a named execution.
+
+Schedule rules fire on the cloud's clock (`ScheduleSource`, clock.py): when a controlled clock is advanced,
+or on the scaled timeline while the clock runs in the background (`up`); `fire_schedule` fires one now.
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ from urllib.parse import quote_plus
 from moto.events.models import Rule, events_backends
 from moto.events.utils import EventMessageType, EventTemplateParser
 
+from mlloop.localcloud import schedule_expressions
 from mlloop.localcloud.dispatch import DeliveryFailure
 
 if TYPE_CHECKING:
+    from mlloop.localcloud.clock import Clock
     from mlloop.localcloud.lambdas import LambdaRuntime
 
 LOG = logging.getLogger("mlloop.localcloud")
@@ -78,10 +83,11 @@ def target_input(target: Mapping[str, Any], event: dict[str, Any]) -> Any:
 class EventRouter:
     """Owns the patched delivery; one per running local cloud."""
 
-    def __init__(self, runtime: LambdaRuntime, *, account_id: str, region: str) -> None:
+    def __init__(self, runtime: LambdaRuntime, *, account_id: str, region: str, clock: Clock) -> None:
         self.runtime = runtime
         self.account_id = account_id
         self.region = region
+        self.clock = clock
         self._original_send: Any = None
 
     def install(self) -> None:
@@ -106,7 +112,7 @@ class EventRouter:
     def deliver(self, rule: Rule, original_event: Mapping[str, Any]) -> None:
         """Send an event that matched `rule` to each of its targets; failures are recorded, never raised."""
         event = copy.deepcopy(dict(original_event))
-        event["time"] = _iso_time(event.get("time") or dt.datetime.now(tz=dt.UTC).timestamp())
+        event["time"] = _iso_time(event.get("time") or self.clock.now().timestamp())
         event.pop("ingestion-time", None)
         for target in list(rule.targets):
             try:
@@ -181,20 +187,79 @@ class EventRouter:
         rule = self.find_rule(rule_name)
         if not rule.scheduled_expression:
             raise ValueError(f"rule {rule_name!r} has no schedule expression")
+        return self.fire_rule(rule, self.clock.now())
+
+    def fire_rule(self, rule: Rule, moment: dt.datetime) -> dict[str, Any]:
+        """A schedule rule's "Scheduled Event" with `time` = `moment`, delivered unless the rule is disabled."""
+        _, _, _, region, account, _ = rule.arn.split(":", 5)
         event = {
             "version": "0",
             "id": str(uuid.uuid4()),
             "detail-type": "Scheduled Event",
             "source": "aws.events",
-            "account": self.account_id,
-            "time": dt.datetime.now(tz=dt.UTC).timestamp(),
-            "region": self.region,
+            "account": account,
+            "time": moment.timestamp(),
+            "region": region,
             "resources": [rule.arn],
             "detail": {},
         }
         if rule.state != "DISABLED":
             self.deliver(rule, event)
         return {**event, "time": _iso_time(event["time"])}
+
+
+class ScheduleSource:
+    """Every enabled schedule rule of every account and region, firing on the clock's timeline.
+
+    A rule's creation is when this source first sees it (at once with a controlled clock, which only moves in
+    `advance`; within a tick of the background clock otherwise); a changed expression counts as a new rule.
+    """
+
+    name = "schedules"
+
+    def __init__(self, router: EventRouter) -> None:
+        self.router = router
+        self._created: dict[str, tuple[str, dt.datetime]] = {}
+        self._refused: set[str] = set()
+
+    def _rules(self) -> list[tuple[Rule, dt.datetime]]:
+        rules = []
+        seen = set()
+        for by_region in list(events_backends.values()):
+            for backend in list(by_region.values()):
+                for bus in list(backend.event_buses.values()):
+                    for rule in list(bus.rules.values()):
+                        expression = rule.scheduled_expression
+                        if not expression or rule.state == "DISABLED":
+                            continue
+                        seen.add(rule.arn)
+                        known = self._created.get(rule.arn)
+                        if known is None or known[0] != expression:
+                            known = (expression, self.router.clock.timeline())
+                            self._created[rule.arn] = known
+                        rules.append((rule, known[1]))
+        for arn in set(self._created) - seen:
+            del self._created[arn]
+        return rules
+
+    def _next(self, rule: Rule, after: dt.datetime, created: dt.datetime) -> dt.datetime | None:
+        try:
+            return schedule_expressions.next_run(rule.scheduled_expression or "", after, created)
+        except ValueError as exc:
+            if rule.arn not in self._refused:
+                self._refused.add(rule.arn)
+                LOG.warning("schedule rule %s never fires locally: %s", rule.name, exc)
+            return None
+
+    def next_due(self, after: dt.datetime) -> dt.datetime | None:
+        dues = [due for rule, created in self._rules() if (due := self._next(rule, after, created)) is not None]
+        return min(dues) if dues else None
+
+    def run_due(self, due: dt.datetime, now: dt.datetime) -> None:
+        just_before = due - dt.timedelta(microseconds=1)
+        for rule, created in self._rules():
+            if self._next(rule, just_before, created) == due:
+                self.router.fire_rule(rule, now)
 
 
 def _authorise_delivery(rule: Rule, target: Mapping[str, Any], service: str, account: str) -> None:

@@ -28,6 +28,7 @@ from moto.awslambda.models import LambdaFunction
 from moto.awslambda.utils import get_backend as get_lambda_backend
 from moto.core.exceptions import JsonRESTError
 
+from mlloop.localcloud import aws_state
 from mlloop.localcloud.authz import authorise_role
 from mlloop.localcloud.authz.gateway import Refusal
 from mlloop.localcloud.dispatch import AsyncDispatcher
@@ -60,14 +61,17 @@ class TooManyRequestsError(JsonRESTError):
         self.function_name = function_name
 
 
-def emf_to_metric_data(line: str) -> list[tuple[str, list[dict[str, Any]]]]:
-    """(namespace, MetricData) pairs for one CloudWatch Embedded Metric Format line; [] for other lines."""
+def emf_to_metric_data(line: str, *, clock_offset: float = 0.0) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(namespace, MetricData) pairs for one CloudWatch Embedded Metric Format line; [] for other lines.
+
+    The worker stamps the line with the host's time; `clock_offset` (the cloud's clock minus the host's, in
+    seconds) moves it onto the cloud's clock."""
     if not line.startswith("{") or '"_aws"' not in line:
         return []
     try:
         blob = json.loads(line)
         directives = blob["_aws"]["CloudWatchMetrics"]
-        timestamp = blob["_aws"].get("Timestamp", time.time() * 1000) / 1000.0
+        timestamp = blob["_aws"].get("Timestamp", time.time() * 1000) / 1000.0 + clock_offset
     except (ValueError, KeyError, TypeError):
         return []
     result: list[tuple[str, list[dict[str, Any]]]] = []
@@ -357,7 +361,7 @@ class LambdaRuntime:
     def _publish_output(self, function: LambdaFunction, outcome: Outcome) -> None:
         echoed: list[str] = []
         for line in outcome.logs.splitlines():
-            metric_data = emf_to_metric_data(line)
+            metric_data = emf_to_metric_data(line, clock_offset=aws_state.clock_offset())
             if not metric_data:
                 echoed.append(line)
             for namespace, data in metric_data:
@@ -374,7 +378,7 @@ class LambdaRuntime:
             backend.ensure_log_group(log_group)
             with contextlib.suppress(Exception):
                 backend.create_log_stream(log_group, outcome.log_stream)
-            now = int(time.time() * 1000)
+            now = int(aws_state.utcnow().timestamp() * 1000)
             backend.put_log_events(
                 log_group,
                 outcome.log_stream,

@@ -1,7 +1,7 @@
 """Endpoint lifecycle on the local cloud: CreateEndpoint starts real fleets, UpdateEndpoint runs blue/green.
 
-The update runs in a background thread per endpoint. Its timeline, with every wait scaled by
-LOCALCLOUD_TIME_SCALE:
+The update runs in a background thread per endpoint. Its timeline, with every wait on the cloud's clock
+(clock.py: scaled by LOCALCLOUD_TIME_SCALE, or elapsing as a controlled clock is advanced):
 
 1. the green fleet starts from the new EndpointConfig (PendingDeploymentSummary VariantStatus Creating);
 2. traffic shifts to it in the policy's steps: ALL_AT_ONCE (100 %), CANARY (CanarySize, then 100 %),
@@ -26,7 +26,6 @@ import json
 import logging
 import re
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -209,7 +208,7 @@ def update_weights(_original: Any, backend: Any, endpoint_name: str, desired: li
     host = host_for(backend.account_id, backend.region_name, endpoint_name)
 
     def apply() -> None:
-        time.sleep(aws_state.scaled(_WEIGHTS_UPDATE_SECONDS))
+        aws_state.clock().sleep(_WEIGHTS_UPDATE_SECONDS)
         fleets = {f.variant_name: f for f in host.fleets} if host is not None else {}
         with host.lock if host is not None else contextlib.nullcontext():
             for variant in endpoint.production_variants:
@@ -255,7 +254,8 @@ class BlueGreenUpdate:
         rollback = deployment_config.get("AutoRollbackConfiguration") or {}
         self.alarms = [a["AlarmName"] for a in rollback.get("Alarms") or []]
         self.deployment = _Deployment(config_name=config.endpoint_config_name, fleets=[])
-        self.started = time.monotonic()
+        self.clock = aws_state.clock()
+        self.started = self.clock.timeline()
 
     # -- describe_endpoint's view of the green fleet
     def _publish(self, status: str, message: str) -> None:
@@ -278,12 +278,14 @@ class BlueGreenUpdate:
         detail["PendingDeploymentSummary"] = json.loads(json.dumps(pending, default=_epoch_ms))
         aws_state.emit("aws.sagemaker", "SageMaker Endpoint Deployment State Change", detail, [self.endpoint.arn])
 
+    def _elapsed(self) -> float:
+        return (self.clock.timeline() - self.started).total_seconds()
+
     def _deadline_left(self) -> float:
-        return aws_state.scaled(self.max_execution) - (time.monotonic() - self.started)
+        return self.max_execution - self._elapsed()
 
     def _bake(self, seconds: float, *, watch_alarms: bool) -> None:
-        end = time.monotonic() + aws_state.scaled(seconds)
-        check_every = max(aws_state.scaled(_ALARM_CHECK_SECONDS), 0.05)
+        remaining = seconds
         while True:
             if self.deployment.cancel.is_set():
                 raise _RollbackError("the endpoint was deleted during the update")
@@ -297,10 +299,11 @@ class BlueGreenUpdate:
                     "Rolled back because the deployment exceeded MaximumExecutionTimeoutInSeconds "
                     f"({self.max_execution:g})"
                 )
-            remaining = end - time.monotonic()
             if remaining <= 0:
                 return
-            time.sleep(min(check_every, remaining))
+            step = min(_ALARM_CHECK_SECONDS, remaining)
+            self.clock.sleep(step, stop=self.deployment.cancel.is_set)
+            remaining -= step
 
     def _instances(self, share: float) -> int:
         total = sum(int(v.get("InitialInstanceCount") or 1) for v in self.config.production_variants)

@@ -30,10 +30,11 @@ from moto.core.config import default_user_config
 
 from mlloop.localcloud import authz, request_validation
 from mlloop.localcloud.apigateway import LocalApiGateway
+from mlloop.localcloud.clock import Clock
 from mlloop.localcloud.deployer import Deployment, deploy_stage
 from mlloop.localcloud.dispatch import AsyncDispatcher, DeliveryFailure
 from mlloop.localcloud.environment import drop_added_variables
-from mlloop.localcloud.events import EventRouter
+from mlloop.localcloud.events import EventRouter, ScheduleSource
 from mlloop.localcloud.lambdas import LambdaRuntime
 from mlloop.localcloud.stepfunctions import ExecutionOutputs, StepFunctionsClock
 
@@ -81,6 +82,10 @@ class LocalCloud:
         self.region = region
         self._requested_port = port
         self.time_scale = time_scale_from_env() if time_scale is None else time_scale
+        # The one clock every timed behaviour follows (clock.py): scaled real time until take_control().
+        self.clock = Clock(self.time_scale)
+        self.clock.settle = self.wait_idle
+        self._schedules: ScheduleSource | None = None
         self._server: authz.AuthorizingMotoServer | None = None
         self.endpoint_url = ""
         self.port = 0
@@ -91,7 +96,7 @@ class LocalCloud:
         self.dispatcher: AsyncDispatcher | None = None
         self.lambdas: LambdaRuntime | None = None
         self.events: EventRouter | None = None
-        self._clock: StepFunctionsClock | None = None
+        self._waits: StepFunctionsClock | None = None
         self._outputs: ExecutionOutputs | None = None
         self._plugins: list[ModuleType] = []
         self._api_gateway: LocalApiGateway | None = None
@@ -156,10 +161,12 @@ class LocalCloud:
                 put_metric_data=self._put_metric_data,
             )
             self.lambdas.install()
-            self.events = EventRouter(self.lambdas, account_id=self.account_id, region=self.region)
+            self.events = EventRouter(self.lambdas, account_id=self.account_id, region=self.region, clock=self.clock)
             self.events.install()
-            self._clock = StepFunctionsClock(self.time_scale)
-            self._clock.install()
+            self._schedules = ScheduleSource(self.events)
+            self.clock.add_source(self._schedules)
+            self._waits = StepFunctionsClock(self.clock)
+            self._waits.install()
             self._outputs = ExecutionOutputs()
             self._outputs.install()
             self._install_plugins()
@@ -208,8 +215,14 @@ class LocalCloud:
             self._shutdown()
 
     def _shutdown(self) -> None:
+        self.clock.stop_background()
+        if self._schedules is not None:
+            self.clock.remove_source(self._schedules)
+            self._schedules = None
         if self._server is not None and self._server._server is not None:
             self._stop_running_executions()
+        # Waits still pending (a bake, a Wait state) finish on scaled time instead of blocking forever.
+        self.clock.release()
         if self.dispatcher is not None:
             self.dispatcher.wait_idle(timeout=30)
         for module in reversed(self._plugins):
@@ -224,7 +237,7 @@ class LocalCloud:
         if self._server is not None and self._server._server is not None:
             self._post("/moto-api/reset", {})
         authz.uninstall()
-        for patch in (self._outputs, self._clock, self.events, self.lambdas):
+        for patch in (self._outputs, self._waits, self.events, self.lambdas):
             if patch is not None:
                 patch.uninstall()
         if self.dispatcher is not None:
@@ -365,7 +378,7 @@ class LocalCloud:
         self.events.emit_event(source, detail_type, detail, resources)
 
     def fire_schedule(self, rule_name: str, *, wait: bool = True) -> dict[str, Any]:
-        """Fire a schedule rule now (rules never fire on their own locally); returns the event sent."""
+        """Fire a schedule rule now, whatever its schedule; returns the event sent."""
         assert self.events is not None
         try:
             event = self.events.fire_schedule(rule_name)

@@ -335,7 +335,7 @@ def test_overwriting_an_alarm_keeps_its_state(cloud: LocalCloud, ns: str) -> Non
 def test_the_background_evaluator_moves_alarms_without_being_asked(cloud: LocalCloud, ns: str) -> None:
     name = _alarm(cloud, ns)
     _put(cloud, ns, [50.0])
-    cloudwatch.start_alarm_evaluator(interval_seconds=5)
+    cloudwatch.start_alarm_evaluator()
     try:
         deadline = time.monotonic() + 10
         while _state(cloud, name)["StateValue"] != "ALARM" and time.monotonic() < deadline:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from mlloop.localcloud import aws_state
+from mlloop.localcloud import aws_state, cloudwatch_rules
 
 ALARM = "ALARM"
 OK = "OK"
@@ -55,10 +55,6 @@ LOG = logging.getLogger("mlloop.localcloud")
 _lock = threading.RLock()
 _history: dict[str, list[dict[str, Any]]] = {}
 _originals: dict[str, Any] = {}
-# PutMetricData's documented bounds: "time stamps that are as much as two weeks before the current date, and as
-# much as 2 hours after the current day and time" (botocore's cloudwatch service model, PutMetricData).
-_OLDEST_TIMESTAMP = timedelta(weeks=2)
-_NEWEST_TIMESTAMP = timedelta(hours=2)
 
 
 # ---------------------------------------------------------------- statistics
@@ -923,27 +919,11 @@ def stop_alarm_evaluator() -> None:
     aws_state.clock().stop_background()
 
 
-def _member(number: int) -> str:
-    # AWS's message (e.g. github.com/cloud-custodian/cloud-custodian/issues/2559): "The parameter
-    # MetricData.member.1.Timestamp must specify a time within the past two weeks."
-    return f"The parameter MetricData.member.{number}.Timestamp"
-
-
 def _patched_put_metric_data(self: Any, namespace: str, metric_data: list[dict[str, Any]]) -> None:
     from moto.cloudwatch.exceptions import InvalidParameterValue
 
-    now = aws_state.utcnow()
-    problems = []
-    for number, metric in enumerate(metric_data, start=1):
-        stamp = metric.get("Timestamp")
-        if stamp is None:
-            continue
-        moment = _aware(_as_datetime(stamp))
-        if moment < now - _OLDEST_TIMESTAMP:
-            problems.append(f"{_member(number)} must specify a time within the past two weeks.")
-        elif moment > now + _NEWEST_TIMESTAMP:
-            # AWS's wording for this bound is not documented; the message mirrors the past-bound one.
-            problems.append(f"{_member(number)} must specify a time no more than two hours in the future.")
+    stamps = [None if m.get("Timestamp") is None else _aware(_as_datetime(m["Timestamp"])) for m in metric_data]
+    problems = cloudwatch_rules.timestamp_problems(stamps, aws_state.utcnow())
     if problems:
         raise InvalidParameterValue("\n".join(problems))
     _originals["put_metric_data"](self, namespace, metric_data)

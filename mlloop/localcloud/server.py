@@ -42,7 +42,12 @@ LOG = logging.getLogger("mlloop.localcloud")
 ACCOUNT_ID = "123456789012"
 DEFAULT_TIME_SCALE = 0.01
 # Emulations owned by their own modules; each exposes install(cloud) and uninstall().
-_PLUGIN_MODULES = ("mlloop.localcloud.sagemaker", "mlloop.localcloud.cloudwatch", "mlloop.localcloud.account_quotas")
+_PLUGIN_MODULES = (
+    "mlloop.localcloud.sagemaker",
+    "mlloop.localcloud.cloudwatch",
+    "mlloop.localcloud.account_quotas",
+    "mlloop.localcloud.s3_conditional_writes",
+)
 _process_lock = threading.Lock()
 
 

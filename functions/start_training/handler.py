@@ -13,6 +13,7 @@ from functions.shared.observability import logger, metrics, tracer
 from functions.shared.transient import transient_faults
 from functions.start_training.logic import (
     BotoExecutions,
+    S3StartLease,
     S3TriggerLog,
     StartTrainingSettings,
     start_training,
@@ -24,11 +25,13 @@ from functions.start_training.logic import (
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = StartTrainingSettings.from_env()
+    s3 = boto3.client("s3")
     with transient_faults():
         outcome = start_training(
             event,
             executions=BotoExecutions(boto3.client("stepfunctions"), settings.state_machine_arn),
-            log=S3TriggerLog(boto3.client("s3"), settings.artifacts_bucket),
+            lease=S3StartLease(s3, settings.artifacts_bucket),
+            log=S3TriggerLog(s3, settings.artifacts_bucket),
             settings=settings,
             now=datetime.now(UTC),
         )

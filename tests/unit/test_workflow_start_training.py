@@ -12,7 +12,11 @@ import pytest
 from moto import mock_aws
 
 from functions.start_training.logic import (
+    START_LEASE_KEY,
+    START_LEASE_TTL,
     BotoExecutions,
+    Lease,
+    S3StartLease,
     S3TriggerLog,
     StartTrainingSettings,
     TriggerError,
@@ -150,7 +154,12 @@ def run(aws: tuple[Any, Any, str], event: dict[str, Any], *, cooldown: int = 60,
     sfn, s3, arn = aws
     settings = StartTrainingSettings(state_machine_arn=arn, artifacts_bucket=BUCKET, cooldown_minutes=cooldown)
     return start_training(
-        event, executions=BotoExecutions(sfn, arn), log=S3TriggerLog(s3, BUCKET), settings=settings, now=now
+        event,
+        executions=BotoExecutions(sfn, arn),
+        lease=S3StartLease(s3, BUCKET),
+        log=S3TriggerLog(s3, BUCKET),
+        settings=settings,
+        now=now,
     )
 
 
@@ -191,3 +200,75 @@ def test_an_alarm_during_a_running_retraining_is_recorded_not_started(aws: tuple
     assert len(sfn.list_executions(stateMachineArn=arn)["executions"]) == 1
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="training/triggers/")["Contents"]]
     assert any("-recorded-alarm-" in k for k in keys)
+
+
+def manual_event(request_id: str, *, force: bool = False) -> dict[str, Any]:
+    return {"trigger": "manual", "requested_by": "alice", "request_id": request_id, "force": force}
+
+
+def test_a_lease_left_by_a_start_that_crashed_expires(aws: tuple[Any, Any, str]) -> None:
+    sfn, s3, arn = aws
+    crashed = Lease(holder="schedule-crashed", taken_at=NOW - timedelta(minutes=1))
+    s3.put_object(Bucket=BUCKET, Key=START_LEASE_KEY, Body=crashed.to_json())
+
+    held = run(aws, alarm_event("alarm-1"), cooldown=0)
+    later = NOW + START_LEASE_TTL
+    expired = run(aws, alarm_event("alarm-2"), cooldown=0, now=later)
+
+    assert not held.started
+    assert "schedule-crashed" in held.reason
+    assert expired.started
+    lease = Lease.from_json(s3.get_object(Bucket=BUCKET, Key=START_LEASE_KEY)["Body"].read())
+    assert (lease.holder, lease.execution_arn) == (expired.execution_name, expired.execution_arn)
+
+
+def test_the_lease_of_a_finished_run_is_free_and_a_forced_run_skips_only_the_cooldown(
+    aws: tuple[Any, Any, str],
+) -> None:
+    sfn, _, _ = aws
+    first = run(aws, schedule_event("evt-1"), cooldown=60)
+    forced_while_running = run(aws, manual_event("req-1", force=True), cooldown=60)
+    sfn.stop_execution(executionArn=first.execution_arn)
+    in_cooldown = run(aws, alarm_event("alarm-3"), cooldown=60)
+    forced = run(aws, manual_event("req-2", force=True), cooldown=60)
+
+    assert first.started
+    assert not forced_while_running.started
+    assert "already running" in forced_while_running.reason
+    assert not in_cooldown.started
+    assert "cooldown" in in_cooldown.reason
+    assert forced.started
+
+
+class ChecksBeforeTheRunIsListed(BotoExecutions):
+    """ListExecutions is eventually consistent: the first check does not list a run that has just started."""
+
+    def __init__(self, sfn: Any, arn: str) -> None:
+        super().__init__(sfn, arn)
+        self.checks = 0
+
+    def running(self) -> list[str]:
+        self.checks += 1
+        return [] if self.checks == 1 else super().running()
+
+
+def test_a_trigger_refused_under_the_lease_frees_it(aws: tuple[Any, Any, str]) -> None:
+    sfn, s3, arn = aws
+    run(aws, schedule_event("evt-1"), cooldown=0)
+    s3.put_object(Bucket=BUCKET, Key=START_LEASE_KEY, Body=Lease(holder="gone", taken_at=NOW, released=True).to_json())
+    settings = StartTrainingSettings(state_machine_arn=arn, artifacts_bucket=BUCKET, cooldown_minutes=0)
+
+    outcome = start_training(
+        alarm_event("alarm-4"),
+        executions=ChecksBeforeTheRunIsListed(sfn, arn),
+        lease=S3StartLease(s3, BUCKET),
+        log=S3TriggerLog(s3, BUCKET),
+        settings=settings,
+        # After the run moto stamped with the wall clock, so only the running check can refuse.
+        now=datetime.now(UTC) + timedelta(minutes=1),
+    )
+
+    assert not outcome.started
+    assert "already running" in outcome.reason
+    lease = Lease.from_json(s3.get_object(Bucket=BUCKET, Key=START_LEASE_KEY)["Body"].read())
+    assert (lease.holder, lease.released) == (outcome.execution_name, True)

@@ -207,7 +207,7 @@ def manual_event(request_id: str, *, force: bool = False) -> dict[str, Any]:
 
 
 def test_a_lease_left_by_a_start_that_crashed_expires(aws: tuple[Any, Any, str]) -> None:
-    sfn, s3, arn = aws
+    _, s3, _ = aws
     crashed = Lease(holder="schedule-crashed", taken_at=NOW - timedelta(minutes=1))
     s3.put_object(Bucket=BUCKET, Key=START_LEASE_KEY, Body=crashed.to_json())
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,6 +22,7 @@ from functions.start_training.logic import (
     StartTrainingSettings,
     TriggerError,
     decide,
+    lease_refusal,
     parse_trigger,
     start_training,
 )
@@ -272,3 +274,18 @@ def test_a_trigger_refused_under_the_lease_frees_it(aws: tuple[Any, Any, str]) -
     assert "already running" in outcome.reason
     lease = Lease.from_json(s3.get_object(Bucket=BUCKET, Key=START_LEASE_KEY)["Body"].read())
     assert (lease.holder, lease.released) == (outcome.execution_name, True)
+
+
+def test_a_lease_is_held_while_its_run_runs_or_its_holder_may_still_start_one() -> None:
+    run_arn = "arn:aws:states:us-east-1:123456789012:execution:mlloop-dev-training:alarm-1"
+    starting = Lease(holder="alarm-1", taken_at=NOW)
+    started = Lease(holder="alarm-1", taken_at=NOW, execution_arn=run_arn)
+    later = NOW + START_LEASE_TTL
+
+    assert "another trigger (alarm-1)" in str(lease_refusal(starting, now=NOW, execution_status=None))
+    assert lease_refusal(starting, now=later, execution_status=None) is None
+    assert "already running (alarm-1" in str(lease_refusal(started, now=later, execution_status="RUNNING"))
+    # Not listed yet (Step Functions reads are eventually consistent): held until the lease would expire.
+    assert lease_refusal(started, now=NOW, execution_status=None) is not None
+    assert lease_refusal(started, now=NOW, execution_status="SUCCEEDED") is None
+    assert lease_refusal(replace(starting, released=True), now=NOW, execution_status=None) is None

@@ -19,7 +19,7 @@ from functions.drift_detector.capture import CaptureBatch, FeatureSpec, parse_ca
 from functions.drift_detector.logic import DriftDetector, DriftThresholds
 from functions.drift_detector.report_html import render_html
 from functions.label_quality import metric_names as quality_names
-from functions.shared.serving_manifest import ServingManifest, load_manifest, manifest_key
+from functions.shared.serving_manifest import load_manifest
 
 # The operator CLI (`mlloop report`) fetches the newest report under this prefix with its siblings (.html).
 REPORTS_PREFIX = "drift-reports"

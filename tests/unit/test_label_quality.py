@@ -17,8 +17,8 @@ from functions.label_quality.logic import (
     roc_auc,
 )
 from functions.label_quality.service import QualitySettings, auc_drop_metrics, quality_metrics
-from functions.shared.package_metadata import evaluated_metric, evaluated_metric_key
 from functions.shared.contract import load_contract
+from functions.shared.package_metadata import evaluated_metric, evaluated_metric_key
 
 LABELS = load_contract("churn_labels")
 

@@ -207,6 +207,10 @@ def test_a_live_auc_fall_below_the_evaluated_auc_raises_the_drop_alarm_and_asks_
     assert states[names["live-auc-drop"]] == "ALARM"
     assert states[names["live-auc"]] != "ALARM"
     assert states[names["retraining-needed"]] == "ALARM"
+    # And its notification says by how much (the data point) and where the version is named
+    (alarm,) = local_cloud.client("cloudwatch").describe_alarms(AlarmNames=[names["live-auc-drop"]])["MetricAlarms"]
+    assert str(drop["drop"]) in alarm["StateReason"]
+    assert "ModelVersion" in alarm["AlarmDescription"]
     # And the report says which version and by how much
     bucket, key = summary["report"].removeprefix("s3://").split("/", 1)
     report = json.loads(local_cloud.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())

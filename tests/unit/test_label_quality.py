@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import boto3
 import numpy as np
 import pandas as pd
 import pytest
+from moto import mock_aws
 from sklearn.metrics import precision_score, recall_score, roc_auc_score
 
 from functions.label_quality.logic import (
@@ -16,9 +18,10 @@ from functions.label_quality.logic import (
     quality_by_version,
     roc_auc,
 )
-from functions.label_quality.service import QualitySettings, auc_drop_metrics, quality_metrics
+from functions.label_quality.service import QualitySettings, auc_drop_metrics, quality_metrics, serving_evaluation
 from functions.shared.contract import load_contract
 from functions.shared.package_metadata import evaluated_metric, evaluated_metric_key
+from functions.shared.serving_manifest import ServingManifest, manifest_key
 
 LABELS = load_contract("churn_labels")
 
@@ -207,3 +210,49 @@ def test_the_evaluated_auc_is_read_from_the_key_registration_writes():
     assert evaluated_metric({"test_roc_auc": "0.794195"}, "roc_auc") == pytest.approx(0.794195)
     assert evaluated_metric({}, "roc_auc") is None
     assert evaluated_metric({"test_roc_auc": "-"}, "roc_auc") is None
+
+
+def test_the_serving_version_and_its_evaluated_auc_come_from_the_manifest_and_its_package(monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    settings = QualitySettings.from_env(
+        {
+            "ENDPOINT_NAME": "mlloop-dev-churn",
+            "CURATED_BUCKET": "curated",
+            "LABELS_DATASET": "churn_labels",
+            "PREDICTIONS_BUCKET": "capture",
+            "PREDICTIONS_PREFIX": "predictions",
+            "ARTIFACTS_BUCKET": "artifacts",
+            "LOOKBACK_DAYS": "90",
+            "MIN_LABELED": "200",
+            "POWERTOOLS_METRICS_NAMESPACE": "MLLoop/dev",
+        }
+    )
+    with mock_aws():
+        s3, sm = boto3.client("s3"), boto3.client("sagemaker")
+        s3.create_bucket(Bucket="artifacts")
+        # Before the first deploy there is nothing to judge
+        assert serving_evaluation(s3, sm, settings) is None
+
+        sm.create_model_package_group(ModelPackageGroupName="mlloop-dev-churn")
+        evaluated, unevaluated = (
+            sm.create_model_package(
+                ModelPackageGroupName="mlloop-dev-churn",
+                ModelApprovalStatus="Approved",
+                CustomerMetadataProperties=meta,
+            )["ModelPackageArn"]
+            for meta in ({evaluated_metric_key("roc_auc"): "0.821000"}, {"run_id": "by-hand"})
+        )
+        for arn, version, expected in ((evaluated, "4", 0.821), (unevaluated, "5", None)):
+            manifest = ServingManifest(
+                endpoint_name="mlloop-dev-churn",
+                model_version=version,
+                model_package_arn=arn,
+                endpoint_config_name="c",
+                variant_name=version,
+                model_name="m",
+                contract={},
+                threshold=0.5,
+                deployed_at="2026-11-20T00:00:00Z",
+            )
+            s3.put_object(Bucket="artifacts", Key=manifest_key("mlloop-dev-churn"), Body=manifest.to_json())
+            assert serving_evaluation(s3, sm, settings) == (version, expected)

@@ -215,6 +215,9 @@ class MonitoringConfig:
     validation_error_rate_percent: Annotated[float, Range(0.1, 100)]
     quarantine_rate_percent: Annotated[float, Range(0.1, 100)]
     min_live_auc: Annotated[float, Range(0.5, 1)]
+    # How far the serving version's live AUC may fall below its own evaluated test AUC before retraining: an
+    # absolute floor cannot see a concept change that costs a 0.82 model 0.05 (docs/monitoring.md).
+    max_live_auc_drop: Annotated[float, Range(0.005, 0.5)]
     retraining_needs_approval: bool
 
 

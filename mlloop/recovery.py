@@ -214,6 +214,11 @@ def holdout_auc(result: TrainingResult, holdout: pd.DataFrame, contract: DataCon
     return float(ranking_and_calibration(labels, scores)["roc_auc"])
 
 
+def evaluated_auc(result: TrainingResult) -> float:
+    """The test AUC registration records for the model (`test_roc_auc`), the live-AUC drop alarm's reference."""
+    return float(result.evaluation["metrics"]["test"]["roc_auc"])
+
+
 @dataclass(frozen=True)
 class Recovery:
     scenario: str
@@ -224,6 +229,8 @@ class Recovery:
     auc_oracle: float
     v2_rows: int
     v2_chosen: str
+    # v1's AUC on its own test set at registration: what the live-AUC drop alarm compares with.
+    auc_v1_evaluated: float
 
     @property
     def gap(self) -> float:
@@ -233,6 +240,11 @@ class Recovery:
     @property
     def ratio(self) -> float:
         return (self.auc_v2 - self.auc_v1) / self.gap
+
+    @property
+    def v1_live_auc_drop(self) -> float:
+        """LiveAUCDrop v1 would show once the post-change labels arrive (functions/label_quality)."""
+        return self.auc_v1_evaluated - self.auc_v1
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -246,6 +258,8 @@ class Recovery:
             "recovery_ratio": round(self.ratio, 4),
             "v2_rows": self.v2_rows,
             "v2_chosen": self.v2_chosen,
+            "auc_v1_evaluated": round(self.auc_v1_evaluated, 4),
+            "v1_live_auc_drop": round(self.v1_live_auc_drop, 4),
         }
 
 
@@ -307,6 +321,7 @@ def recovery_curve(
                 auc_oracle=auc_oracle,
                 v2_rows=len(retrained_on),
                 v2_chosen=str(v2.chosen),
+                auc_v1_evaluated=evaluated_auc(champion),
             )
         )
     return points

@@ -19,7 +19,7 @@ from functions.drift_detector.capture import CaptureBatch, FeatureSpec, parse_ca
 from functions.drift_detector.logic import DriftDetector, DriftThresholds
 from functions.drift_detector.report_html import render_html
 from functions.label_quality import metric_names as quality_names
-from functions.shared.serving_manifest import ServingManifest, manifest_key
+from functions.shared.serving_manifest import load_manifest
 
 # The operator CLI (`mlloop report`) fetches the newest report under this prefix with its siblings (.html).
 REPORTS_PREFIX = "drift-reports"
@@ -96,14 +96,6 @@ def _read_json(s3: Any, uri: str) -> dict[str, Any]:
     body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     loaded: dict[str, Any] = json.loads(body)
     return loaded
-
-
-def load_manifest(s3: Any, bucket: str, endpoint_name: str) -> ServingManifest | None:
-    try:
-        body = s3.get_object(Bucket=bucket, Key=manifest_key(endpoint_name))["Body"].read()
-    except s3.exceptions.NoSuchKey:
-        return None
-    return ServingManifest.from_json(body)
 
 
 def baseline_uri_for(sagemaker: Any, model_package_arn: str) -> str:

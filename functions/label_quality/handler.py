@@ -20,6 +20,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         settings=QualitySettings.from_env(),
         s3=session.client("s3"),
         cloudwatch=session.client("cloudwatch"),
+        sagemaker=session.client("sagemaker"),
         now=datetime.now(UTC),
     )
     logger.info("live quality measured", extra=summary)

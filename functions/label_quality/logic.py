@@ -183,3 +183,36 @@ def quality_by_version(
         }
         out[str(version)] = report
     return out
+
+
+@dataclass(frozen=True)
+class AucDrop:
+    """How far the serving version's live AUC fell below the AUC its evaluation measured on the test set."""
+
+    model_version: str
+    evaluated_auc: float
+    live_auc: float
+    labeled_predictions: int
+
+    @property
+    def drop(self) -> float:
+        return self.evaluated_auc - self.live_auc
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "drop": self.drop}
+
+
+def auc_drop(
+    by_version: dict[str, dict[str, Any]], *, serving_version: str, evaluated_auc: float | None
+) -> AucDrop | None:
+    """The serving version judged against its own evaluation. None when it has no live AUC (fewer labelled
+    predictions than the minimum, or one class only) or no evaluated AUC: no figure is no evidence."""
+    quality = by_version.get(serving_version)
+    if evaluated_auc is None or not quality or quality.get("verdict") != "measured" or quality.get("auc") is None:
+        return None
+    return AucDrop(
+        model_version=serving_version,
+        evaluated_auc=float(evaluated_auc),
+        live_auc=float(quality["auc"]),
+        labeled_predictions=int(quality["labeled_predictions"]),
+    )

@@ -18,6 +18,8 @@ MODEL_VERSION_DIMENSION = "ModelVersion"
 LABELED_PREDICTIONS = "LabeledPredictions"
 INSUFFICIENT_DATA = "LabelQualityInsufficientData"
 LIVE_AUC = "LiveAUC"
+# The serving version's evaluated test AUC (its model package) minus its live AUC: > 0 means it got worse.
+LIVE_AUC_DROP = "LiveAUCDrop"
 LIVE_PRECISION = "LivePrecision"
 LIVE_RECALL = "LiveRecall"
 CALIBRATION_ERROR = "LiveCalibrationError"

@@ -14,11 +14,22 @@ from typing import Any
 import pandas as pd
 
 from functions.label_quality import metric_names as names
-from functions.label_quality.logic import QualityReport, join_labels, measure_quality, quality_by_version
+from functions.label_quality.logic import (
+    AucDrop,
+    QualityReport,
+    auc_drop,
+    join_labels,
+    measure_quality,
+    quality_by_version,
+)
 from functions.shared.contract import DataContract, load_contract
+from functions.shared.package_metadata import evaluated_metric
+from functions.shared.serving_manifest import load_manifest
 from functions.shared.settings import load_settings
 
 REPORTS_PREFIX = names.REPORTS_PREFIX
+# The figure registration records from the candidate's evaluation on its test set (register_model.logic).
+EVALUATED_METRIC = "roc_auc"
 # PutMetricData takes at most 1000 metrics a call (PutMetricData API reference); a version adds seven.
 MAX_METRICS_PER_CALL = 1000
 _PARTITION = {"labels": "event_date=", "predictions": "prediction_date="}
@@ -98,8 +109,34 @@ def quality_metrics(report: QualityReport, endpoint_name: str, model_version: st
     ]
 
 
+def auc_drop_metrics(drop: AucDrop, endpoint_name: str) -> list[dict[str, Any]]:
+    """The drop per endpoint (what the alarm watches) and per version (which version it was)."""
+    endpoint = {"Name": names.ENDPOINT_DIMENSION, "Value": endpoint_name}
+    version = {"Name": names.MODEL_VERSION_DIMENSION, "Value": drop.model_version}
+    return [
+        {"MetricName": names.LIVE_AUC_DROP, "Value": float(drop.drop), "Unit": "None", "Dimensions": dims}
+        for dims in ([endpoint], [endpoint, version])
+    ]
+
+
+def serving_evaluation(s3: Any, sagemaker: Any, settings: QualitySettings) -> tuple[str, float | None] | None:
+    """The version the endpoint serves (its manifest) and the test AUC its model package recorded; None before
+    the first deploy."""
+    manifest = load_manifest(s3, settings.artifacts_bucket, settings.endpoint_name)
+    if manifest is None:
+        return None
+    package = sagemaker.describe_model_package(ModelPackageName=manifest.model_package_arn)
+    return manifest.model_version, evaluated_metric(package.get("CustomerMetadataProperties") or {}, EVALUATED_METRIC)
+
+
 def run_quality_check(
-    *, settings: QualitySettings, s3: Any, cloudwatch: Any, now: datetime, contract: DataContract | None = None
+    *,
+    settings: QualitySettings,
+    s3: Any,
+    cloudwatch: Any,
+    sagemaker: Any,
+    now: datetime,
+    contract: DataContract | None = None,
 ) -> dict[str, Any]:
     labels_contract = contract or load_contract(settings.labels_dataset)
     since = (now - timedelta(days=settings.lookback_days)).astimezone(UTC).strftime("%Y-%m-%d")
@@ -114,6 +151,10 @@ def run_quality_check(
     for version, quality in by_version.items():
         fields = {k: v for k, v in quality.items() if k != "by_day"}
         data += quality_metrics(QualityReport(**fields), settings.endpoint_name, version)
+    serving = serving_evaluation(s3, sagemaker, settings)
+    drop = auc_drop(by_version, serving_version=serving[0], evaluated_auc=serving[1]) if serving else None
+    if drop is not None:
+        data += auc_drop_metrics(drop, settings.endpoint_name)
     # Stamped at the run, not at the predictions' days: a label lands window_days after its prediction, and
     # CloudWatch takes data points at most two weeks old (CloudWatch User Guide, "Publish custom metrics").
     # The report below keeps the per-day figures.
@@ -130,6 +171,7 @@ def run_quality_check(
         "labels_contract": labels_contract.ref,
         **report.to_dict(),
         "by_model_version": by_version,
+        "auc_drop": drop.to_dict() if drop else None,
     }
     key = f"{REPORTS_PREFIX}/{settings.endpoint_name}/{now:%Y/%m/%d/%H}/{names.REPORT_NAME}"
     s3.put_object(
@@ -143,5 +185,6 @@ def run_quality_check(
         "labeled_predictions": report.labeled_predictions,
         "auc": report.auc,
         "auc_by_model_version": {v: q["auc"] for v, q in by_version.items()},
+        "auc_drop": drop.to_dict() if drop else None,
         "report": f"s3://{settings.artifacts_bucket}/{key}",
     }

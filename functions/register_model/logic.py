@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from functions.shared.package_metadata import metadata_value
+from functions.shared.package_metadata import evaluated_metric_key, metadata_value
 
 ApprovalStatus = Literal["Approved", "PendingManualApproval"]
 RECENT_PACKAGES_CHECKED = 20
@@ -113,7 +113,7 @@ def lineage_metadata(candidate: Candidate, settings: RegisterSettings) -> dict[s
     metrics = ev.get("metrics") or {}
     for name in ("roc_auc", "pr_auc", "log_loss", "ece"):
         if name in metrics:
-            values[f"test_{name}"] = f"{float(metrics[name]):.6f}"
+            values[evaluated_metric_key(name)] = f"{float(metrics[name]):.6f}"
     return {key: metadata_value(value) for key, value in values.items() if value != ""}
 
 

@@ -9,7 +9,9 @@ notification, ApprovalDescription).
 
 from __future__ import annotations
 
+import math
 import unicodedata
+from collections.abc import Mapping
 from typing import Any
 
 MAX_METADATA_VALUE = 256
@@ -26,3 +28,17 @@ def metadata_value(value: Any, *, replacement: str = "-") -> str:
     if replacement == " ":
         text = " ".join(text.split())
     return text[:MAX_METADATA_VALUE].strip() or "-"
+
+
+def evaluated_metric_key(metric: str) -> str:
+    """The key under which registration records a candidate's test-set figure (e.g. `test_roc_auc`)."""
+    return f"test_{metric}"
+
+
+def evaluated_metric(metadata: Mapping[str, Any], metric: str) -> float | None:
+    """The package's evaluated test-set figure, or None when it was not recorded (older packages)."""
+    try:
+        value = float(metadata[evaluated_metric_key(metric)])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None

@@ -52,3 +52,12 @@ class ServingManifest:
     @classmethod
     def from_json(cls, text: str | bytes) -> ServingManifest:
         return cls.from_dict(json.loads(text))
+
+
+def load_manifest(s3: Any, bucket: str, endpoint_name: str) -> ServingManifest | None:
+    """The endpoint's manifest, or None before its first deploy (NoSuchKey needs s3:ListBucket, else 403)."""
+    try:
+        body = s3.get_object(Bucket=bucket, Key=manifest_key(endpoint_name))["Body"].read()
+    except s3.exceptions.NoSuchKey:
+        return None
+    return ServingManifest.from_json(body)

@@ -1,7 +1,8 @@
 """MonitoringStack: drift and live-quality jobs, the alarms people and retraining act on, and the stage's dashboard.
 
 The drift detector runs on the stage's schedule against the deployed model's baseline; its metrics feed a
-composite "retraining needed" alarm (drift AND enough traffic) whose entry into ALARM starts the training
+composite "retraining needed" alarm ((drift AND enough traffic) OR live AUC dropped below the serving version's
+evaluated AUC) whose entry into ALARM starts the training
 workflow through the one trigger function (which holds the cooldown), or, where the stage requires approval,
 asks people instead. The endpoint's own 5XX, latency and fallback alarms live with the canary deploy that they
 roll back (ServingStack); this stack adds what watches the model and the data, and shows all of them.
@@ -23,6 +24,7 @@ from functions.frontdoor import metric_names as frontdoor_names
 from functions.label_quality import metric_names as quality_names
 from functions.shared.contract import labels_dataset as labels_dataset_of
 from functions.shared.contract import load_contract
+from functions.shared.serving_manifest import manifest_key
 from infra.config import StageConfig
 from infra.constructs.canary_endpoint import lake_objects, manifest_listing, rollback_alarm_names, wildcard_finding
 from infra.constructs.platform_function import PlatformFunction, acknowledge, removal_policy
@@ -55,6 +57,7 @@ def alarm_names(config: StageConfig) -> dict[str, str]:
         "quarantine-rate",
         "training-failures",
         "live-auc",
+        "live-auc-drop",
     )
     return {kind: f"{config.prefix}-monitoring-{kind}" for kind in kinds}
 
@@ -225,9 +228,7 @@ class MonitoringStack(Stack):
                 ],
             )
         )
-        packages = self.format_arn(
-            service="sagemaker", resource="model-package", resource_name=f"{self.config.model_package_group.lower()}/*"
-        )
+        packages = self._model_packages()
         fn.add_to_role_policy(iam.PolicyStatement(actions=["sagemaker:DescribeModelPackage"], resources=[packages]))
         self._allow_job_basics(fn)
         acknowledge(
@@ -247,6 +248,11 @@ class MonitoringStack(Stack):
             "DriftScheduleRule", "Runs the drift detector over the last window of captured traffic", fn
         )
         return fn
+
+    def _model_packages(self) -> str:
+        return self.format_arn(
+            service="sagemaker", resource="model-package", resource_name=f"{self.config.model_package_group.lower()}/*"
+        )
 
     def _label_quality_function(self) -> PlatformFunction:
         labels_dataset = labels_dataset_of(self.config.dataset)
@@ -273,8 +279,13 @@ class MonitoringStack(Stack):
         labels = lake_objects(self.config, "curated", f"{labels_dataset}/*")
         predictions = lake_objects(self.config, "capture", f"{PREDICTIONS_PREFIX}/*")
         reports = lake_objects(self.config, "artifacts", f"{QUALITY_REPORTS_PREFIX}/*")
-        fn.add_to_role_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[labels, predictions]))
+        # The serving manifest names the version and its package, whose metadata holds the evaluated test AUC.
+        manifest = lake_objects(self.config, "artifacts", manifest_key(self.endpoint_name))
+        packages = self._model_packages()
+        fn.add_to_role_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[labels, predictions, manifest]))
         fn.add_to_role_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[reports]))
+        fn.add_to_role_policy(manifest_listing(self.lake.artifacts_bucket))
+        fn.add_to_role_policy(iam.PolicyStatement(actions=["sagemaker:DescribeModelPackage"], resources=[packages]))
         for bucket, prefix in (
             (self.lake.curated_bucket, labels_dataset),
             (self.lake.capture_bucket, PREDICTIONS_PREFIX),
@@ -293,6 +304,8 @@ class MonitoringStack(Stack):
                 wildcard_finding(labels): "Curated label files are partitioned by event date.",
                 wildcard_finding(predictions): "Prediction logs are partitioned by prediction date and request.",
                 wildcard_finding(reports): "One quality report per run under the quality reports prefix.",
+                wildcard_finding(packages): "Every version of this stage's model package group; the deployed one "
+                "changes with each deploy.",
                 "AwsSolutions-IAM5[Resource::*]": "cloudwatch:PutMetricData has no resource-level form; it is "
                 "limited to the stage's namespace by condition. X-Ray has no resource-level form either.",
             },
@@ -453,6 +466,20 @@ class MonitoringStack(Stack):
                 what="AUC of the live model on delayed ground truth fell below the minimum",
                 comparison=below,
             ),
+            "live-auc-drop": self._alarm(
+                "LiveAucDropAlarm",
+                "live-auc-drop",
+                metric=self._metric(quality_names.LIVE_AUC_DROP, statistic="Maximum", period=Duration.days(1)),
+                threshold=m.max_live_auc_drop,
+                what=(
+                    "live AUC of the serving model version on delayed labels fell below its evaluated test AUC "
+                    "(recorded in its model package) by more than allowed; the value is the drop, the "
+                    f"version is the {quality_names.MODEL_VERSION_DIMENSION} dimension of "
+                    f"{quality_names.LIVE_AUC_DROP} and auc_drop in the latest quality report under "
+                    f"{QUALITY_REPORTS_PREFIX}/{self.endpoint_name}/; entering ALARM asks for a retraining"
+                ),
+                comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            ),
         }
 
     def _retraining_alarm(self) -> cloudwatch.CompositeAlarm:
@@ -467,11 +494,17 @@ class MonitoringStack(Stack):
             "RetrainingNeededAlarm",
             composite_alarm_name=self.alarm_names["retraining-needed"],
             alarm_description=(
-                f"{self.config.prefix}: inputs or scores drifted on a window with enough traffic; "
-                "entering ALARM starts a retraining (lineage: this alarm)"
+                f"{self.config.prefix}: inputs or scores drifted on a window with enough traffic, or the serving "
+                "version's live AUC fell below its evaluated AUC; entering ALARM starts a retraining "
+                "(lineage: this alarm)"
             ),
-            alarm_rule=cloudwatch.AlarmRule.all_of(
-                drifted, cloudwatch.AlarmRule.from_alarm(self.alarms["drift-traffic"], cloudwatch.AlarmState.ALARM)
+            # A concept change leaves the inputs as they were: only the labels show it, so the drop alone suffices.
+            alarm_rule=cloudwatch.AlarmRule.any_of(
+                cloudwatch.AlarmRule.all_of(
+                    drifted,
+                    cloudwatch.AlarmRule.from_alarm(self.alarms["drift-traffic"], cloudwatch.AlarmState.ALARM),
+                ),
+                cloudwatch.AlarmRule.from_alarm(self.alarms["live-auc-drop"], cloudwatch.AlarmState.ALARM),
             ),
         )
         composite.add_alarm_action(cw_actions.SnsAction(self.lake.notifications_topic))
@@ -627,6 +660,12 @@ class MonitoringStack(Stack):
                 ],
                 left_annotations=[
                     cloudwatch.HorizontalAnnotation(value=self.config.monitoring.min_live_auc, label="minimum AUC")
+                ],
+                right=[self._metric(quality_names.LIVE_AUC_DROP, label="AUC drop below evaluated", period=hour)],
+                right_annotations=[
+                    cloudwatch.HorizontalAnnotation(
+                        value=self.config.monitoring.max_live_auc_drop, label="maximum AUC drop"
+                    )
                 ],
                 width=8,
             ),

@@ -56,6 +56,7 @@ def test_every_alarm_exists_with_the_stage_threshold_and_pages_people(templates,
         "quarantine-rate": m.quarantine_rate_percent,
         "training-failures": 1,
         "live-auc": m.min_live_auc,
+        "live-auc-drop": m.max_live_auc_drop,
     }
 
     assert set(alarms) == {names[k] for k in expected}
@@ -66,6 +67,7 @@ def test_every_alarm_exists_with_the_stage_threshold_and_pages_people(templates,
         notifies = "AlarmActions" in alarm
         assert notifies is (kind != "drift-traffic"), kind
     assert alarms[names["live-auc"]]["ComparisonOperator"] == "LessThanThreshold"
+    assert alarms[names["live-auc-drop"]]["ComparisonOperator"] == "GreaterThanThreshold"
 
 
 def test_one_failed_training_run_is_enough_for_the_failures_alarm(templates):
@@ -120,9 +122,39 @@ def test_retraining_needs_drift_and_enough_traffic(templates, stage):
     assert composite["AlarmName"] == f"mlloop-{stage}-monitoring-retraining-needed"
     # (drift OR feature-drift OR weighted-drift OR prediction-drift) AND drift-traffic: one severe feature suffices.
     drifted = [rule.index(ids[k]) for k in ("drift", "feature-drift", "weighted-drift", "prediction-drift")]
-    assert drifted == sorted(drifted) and rule.count(" OR ") == 3
+    assert drifted == sorted(drifted) and rule.count(" OR ") == 4
     assert drifted[-1] < rule.index(" AND ") < rule.index(ids["drift-traffic"])
     assert composite["AlarmActions"]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_a_live_auc_drop_below_the_evaluated_auc_alone_asks_for_retraining(templates, stage):
+    # Given the stage's relative live-quality alarm
+    template = templates[stage]
+    config = load_stage_config(read_cdk_json_context(), stage)
+    alarm = _alarms(template)[alarm_names(config)["live-auc-drop"]]
+    composite = next(iter(_of_type(template, "AWS::CloudWatch::CompositeAlarm").values()))
+    rule = json.dumps(composite["AlarmRule"])
+    drop_id = _logical_id(template, "AWS::CloudWatch::Alarm", AlarmName=alarm["AlarmName"])
+
+    # Then it watches the label-quality job's drop on this endpoint over a day, above the stage's allowance
+    assert (alarm["MetricName"], alarm["Namespace"], alarm["Dimensions"]) == (
+        quality_names.LIVE_AUC_DROP,
+        config.metrics_namespace,
+        [{"Name": quality_names.ENDPOINT_DIMENSION, "Value": config.endpoint_name}],
+    )
+    assert (alarm["Statistic"], alarm["Period"], alarm["Threshold"]) == (
+        "Maximum",
+        86400,
+        config.monitoring.max_live_auc_drop,
+    )
+    # And it is OR-ed with (drift AND traffic) at the top of the retraining composite: it needs no drift
+    assert rule.rindex(" OR ") < rule.index(drop_id)
+    assert rule.index(" AND ") < rule.rindex(" OR ")
+    # And its notification says what it compares and where the version is named
+    assert (
+        "evaluated" in alarm["AlarmDescription"] and quality_names.MODEL_VERSION_DIMENSION in alarm["AlarmDescription"]
+    )
 
 
 @pytest.mark.parametrize("stage", ["dev", "staging"])

@@ -15,6 +15,7 @@ from functools import cache
 from typing import Any
 
 from functions.shared.contract import load_contract
+from functions.shared.package_metadata import evaluated_metric_key
 from mlloop.archives import tar_gz as tar_files
 from mlloop.datagen import generate_churn
 from mlloop.localcloud import LocalCloud
@@ -78,8 +79,9 @@ def drift_baseline_document() -> bytes:
     return json.dumps(baseline).encode()
 
 
-def register_package(cloud: LocalCloud, *, broken: bool) -> str:
-    """Upload a model and its fallback into a run folder and register an approved package for them."""
+def register_package(cloud: LocalCloud, *, broken: bool, evaluated_auc: float | None = None) -> str:
+    """Upload a model and its fallback into a run folder and register an approved package for them (with the
+    test AUC its evaluation would have recorded, when given)."""
     s3, artifacts = cloud.client("s3"), stage_bucket(cloud, "artifacts")
     run = f"training/runs/serving-{uuid.uuid4().hex[:8]}/output"
     s3.put_object(
@@ -107,6 +109,7 @@ def register_package(cloud: LocalCloud, *, broken: bool) -> str:
             "contract_ref": "churn@1.0.0",
             "fallback_model_uri": f"s3://{artifacts}/{run}/fallback_model.json",
             "drift_baseline_uri": f"s3://{artifacts}/{run}/drift_baseline.json",
+            **({evaluated_metric_key("roc_auc"): f"{evaluated_auc:.6f}"} if evaluated_auc is not None else {}),
         },
     )["ModelPackageArn"]
     return arn

@@ -6,7 +6,10 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from functions.shared.contract import load_contract
 from functions.shared.serving_manifest import ServingManifest, manifest_key
@@ -63,10 +66,10 @@ def _executions(cloud: LocalCloud, machine: str) -> list[dict[str, Any]]:
     return [e for page in pages for e in page["executions"]]
 
 
-def _deployed_model(cloud: LocalCloud) -> ServingManifest:
+def _deployed_model(cloud: LocalCloud, evaluated_auc: float | None = None) -> ServingManifest:
     """The model serving the dev endpoint: an approved package deployed now (the serving tests' tiny model)."""
     before = len(deploy_executions(cloud))
-    register_package(cloud, broken=False)
+    register_package(cloud, broken=False, evaluated_auc=evaluated_auc)
     assert wait_for_new_deploy(cloud, before)["status"] == "SUCCEEDED"
     artifacts = stage_bucket(cloud, "artifacts")
     body = cloud.client("s3").get_object(Bucket=artifacts, Key=manifest_key("mlloop-dev-churn"))["Body"].read()
@@ -125,3 +128,90 @@ def test_one_broken_feature_among_12_raises_the_drift_alarms(local_cloud: LocalC
     assert states[names["retraining-needed"]] == "ALARM"
     assert states[names["prediction-drift"]] != "ALARM"
     assert 1 / len(contract.features) < config.monitoring.drifted_share_threshold
+
+
+def _labelled_predictions(
+    cloud: LocalCloud, version: str, *, rows: int, day: datetime, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Logged predictions of `version` on one day and their delayed labels, through the lake as the jobs read them:
+    scores that rank outcomes only weakly (a concept change: same inputs, another relationship)."""
+    rng = np.random.default_rng(seed)
+    scores = rng.random(rows)
+    churned = (rng.random(rows) < 0.1 + 0.5 * scores).astype(int)
+    stamp = f"{day:%Y-%m-%dT%H:%M:%SZ}"
+    ids = [f"auc-drop-{seed}-{i}" for i in range(rows)]
+    predictions = [
+        {
+            "request_id": rid,
+            "customer_id": f"c-{rid}",
+            "predicted_at": stamp,
+            "probability": float(p),
+            "label": int(p >= 0.5),
+            "model_version": version,
+        }
+        for rid, p in zip(ids, scores, strict=True)
+    ]
+    labels = pd.DataFrame(
+        {
+            "request_id": ids,
+            "customer_id": [f"c-{rid}" for rid in ids],
+            "event_time": pd.Timestamp(stamp),
+            "churned": churned,
+            "label_source": "window_elapsed",
+        }
+    )
+    s3 = cloud.client("s3")
+    s3.put_object(
+        Bucket=stage_bucket(cloud, "capture"),
+        Key=f"predictions/prediction_date={day:%Y-%m-%d}/auc-drop-{seed}.json",
+        Body="".join(json.dumps(p) + "\n" for p in predictions).encode(),
+    )
+    s3.put_object(
+        Bucket=stage_bucket(cloud, "curated"),
+        Key=f"churn_labels/event_date={day:%Y-%m-%d}/auc-drop-{seed}.parquet",
+        Body=labels.to_parquet(index=False),
+    )
+    return churned, scores
+
+
+def test_a_live_auc_fall_below_the_evaluated_auc_raises_the_drop_alarm_and_asks_for_retraining(
+    local_cloud: LocalCloud, dev_stage: Deployment
+) -> None:
+    # Given a version serving whose evaluation recorded a test AUC of 0.85, and a month later the delayed labels of
+    # its predictions: it still ranks (live AUC above the absolute floor) but clearly worse than it was evaluated
+    config = load_stage_config(read_cdk_json_context(), "dev")
+    names = alarm_names(config)
+    manifest = _deployed_model(local_cloud, evaluated_auc=0.85)
+    day = datetime.now(UTC) - timedelta(days=35)
+    churned, scores = _labelled_predictions(local_cloud, manifest.model_version, rows=1_000, day=day, seed=19)
+    training = _training_machine(dev_stage, config.prefix)
+    started_before = {e["executionArn"] for e in _executions(local_cloud, training)}
+
+    # When the deployed label-quality job runs and the drop alarm is evaluated
+    summary = _invoke(local_cloud, dev_stage, "LabelQualityFunction", {"detail-type": "Scheduled Event"})
+    states = local_cloud.evaluate_alarms([names["live-auc-drop"], names["live-auc"]])
+    # The composite's ALARM starts a retraining (unless inside the cooldown): it ends here, not during a later test.
+    local_cloud.wait_idle()
+    for execution in _executions(local_cloud, training):
+        if execution["executionArn"] not in started_before:
+            local_cloud.wait_for_execution(execution["executionArn"], timeout=300)
+
+    # Then the job measured that version against its own evaluation, and the drop is over the stage's allowance
+    drop = summary["auc_drop"]
+    assert drop["model_version"] == manifest.model_version
+    assert drop["evaluated_auc"] == pytest.approx(0.85)
+    assert drop["live_auc"] == pytest.approx(roc_auc_score(churned, scores))
+    assert drop["drop"] > config.monitoring.max_live_auc_drop
+    # And the relative alarm fires, and with it the retraining composite, where the absolute floor alone is silent
+    assert drop["live_auc"] > config.monitoring.min_live_auc
+    assert states[names["live-auc-drop"]] == "ALARM"
+    assert states[names["live-auc"]] != "ALARM"
+    assert states[names["retraining-needed"]] == "ALARM"
+    # And its notification says by how much (the data point) and where the version is named
+    (alarm,) = local_cloud.client("cloudwatch").describe_alarms(AlarmNames=[names["live-auc-drop"]])["MetricAlarms"]
+    assert str(drop["drop"]) in alarm["StateReason"]
+    assert "ModelVersion" in alarm["AlarmDescription"]
+    # And the report says which version and by how much
+    bucket, key = summary["report"].removeprefix("s3://").split("/", 1)
+    report = json.loads(local_cloud.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+    assert report["auc_drop"] == drop

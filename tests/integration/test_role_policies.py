@@ -14,7 +14,7 @@ import pytest
 from botocore.config import Config
 
 from functions.check_data_gate.logic import LATEST_PROFILE_KEY, _read_json
-from functions.drift_detector.service import load_manifest
+from functions.shared.serving_manifest import load_manifest
 from mlloop.localcloud import LocalCloud, identity
 from mlloop.localcloud.deployer import Deployment
 

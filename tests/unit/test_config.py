@@ -49,6 +49,8 @@ def test_every_stage_parses_and_stages_differ_by_config(context: dict) -> None:
         (("gates", "promotion", "min_auc"), 0.8, "stages.prod.gates.promotion.min_auc: unknown key (allowed: max_ece"),
         (("training", "decision", "cost_false_negative"), -1, "stages.prod.training.decision.cost_false_negative: -1"),
         (("training", "decision", "target_recall"), 1.5, "stages.prod.training.decision.target_recall: 1.5 is out"),
+        (("monitoring", "max_live_auc_drop"), 0.6, "stages.prod.monitoring.max_live_auc_drop: 0.6 is out of range"),
+        (("monitoring", "max_live_auc_drop"), 0, "stages.prod.monitoring.max_live_auc_drop: 0.0 is out of range"),
     ],
 )
 def test_a_bad_value_names_the_key_and_the_allowed_values(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import boto3
 import numpy as np
 import pandas as pd
 import pytest
+from moto import mock_aws
 from sklearn.metrics import precision_score, recall_score, roc_auc_score
 
 from functions.label_quality.logic import (
+    auc_drop,
     calibration,
     join_labels,
     measure_quality,
@@ -15,8 +18,10 @@ from functions.label_quality.logic import (
     quality_by_version,
     roc_auc,
 )
-from functions.label_quality.service import QualitySettings, quality_metrics
+from functions.label_quality.service import QualitySettings, auc_drop_metrics, quality_metrics, serving_evaluation
 from functions.shared.contract import load_contract
+from functions.shared.package_metadata import evaluated_metric, evaluated_metric_key
+from functions.shared.serving_manifest import ServingManifest, manifest_key
 
 LABELS = load_contract("churn_labels")
 
@@ -151,3 +156,103 @@ def test_each_model_version_is_measured_on_its_own_answers_overall_and_per_day()
     assert {m["MetricName"] for m in metrics} >= {"LiveAUC", "LivePrecision", "LiveRecall", "LiveCalibrationError"}
     assert all(m["Dimensions"][1] == {"Name": "ModelVersion", "Value": "v2"} for m in metrics)
     assert fields["precision"] == pytest.approx(precision_score(v2["churned"], v2["label"]))
+
+
+def _two_versions(min_labeled: int = 50) -> dict[str, dict]:
+    rng = np.random.default_rng(5)
+    predictions = _predictions(800, rng)
+    labels = (rng.random(800) < predictions["probability"]).astype(int)
+    predictions.loc[:399, "model_version"] = "v1"
+    predictions.loc[400:, "model_version"] = "v2"
+    joined = predictions.assign(churned=labels, event_time=predictions["predicted_at"])
+    return quality_by_version(joined, contract=LABELS, min_labeled=min_labeled)
+
+
+def test_the_drop_is_the_serving_versions_evaluated_auc_minus_its_own_live_auc():
+    # Given two versions measured on their own answers, v2 serving and evaluated at 0.95 before release
+    by_version = _two_versions()
+
+    # When the drop of the serving version is computed
+    drop = auc_drop(by_version, serving_version="v2", evaluated_auc=0.95)
+
+    # Then it is v2's evaluated AUC minus v2's live AUC (never v1's), with the rows it rests on
+    assert drop is not None
+    assert drop.model_version == "v2"
+    assert drop.live_auc == pytest.approx(by_version["v2"]["auc"])
+    assert drop.drop == pytest.approx(0.95 - by_version["v2"]["auc"])
+    assert drop.labeled_predictions == 400
+    assert drop.to_dict()["drop"] == pytest.approx(drop.drop)
+
+
+def test_no_drop_without_enough_labels_or_without_an_evaluated_auc():
+    # A small sample gives no live AUC, so no drop: a quiet day must not flap the alarm
+    assert auc_drop(_two_versions(min_labeled=401), serving_version="v2", evaluated_auc=0.95) is None
+    assert auc_drop(_two_versions(), serving_version="v2", evaluated_auc=None) is None
+    assert auc_drop(_two_versions(), serving_version="v3", evaluated_auc=0.95) is None
+
+
+def test_the_drop_is_published_per_endpoint_and_per_version():
+    drop = auc_drop(_two_versions(), serving_version="v2", evaluated_auc=0.95)
+    assert drop is not None
+
+    metrics = auc_drop_metrics(drop, "mlloop-dev-churn")
+
+    assert {m["MetricName"] for m in metrics} == {"LiveAUCDrop"}
+    assert [m["Dimensions"] for m in metrics] == [
+        [{"Name": "EndpointName", "Value": "mlloop-dev-churn"}],
+        [{"Name": "EndpointName", "Value": "mlloop-dev-churn"}, {"Name": "ModelVersion", "Value": "v2"}],
+    ]
+    assert all(m["Value"] == pytest.approx(drop.drop) for m in metrics)
+
+
+def test_the_evaluated_auc_is_read_from_the_key_registration_writes():
+    assert evaluated_metric_key("roc_auc") == "test_roc_auc"
+    assert evaluated_metric({"test_roc_auc": "0.794195"}, "roc_auc") == pytest.approx(0.794195)
+    assert evaluated_metric({}, "roc_auc") is None
+    assert evaluated_metric({"test_roc_auc": "-"}, "roc_auc") is None
+
+
+def test_the_serving_version_and_its_evaluated_auc_come_from_the_manifest_and_its_package(monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    settings = QualitySettings.from_env(
+        {
+            "ENDPOINT_NAME": "mlloop-dev-churn",
+            "CURATED_BUCKET": "curated",
+            "LABELS_DATASET": "churn_labels",
+            "PREDICTIONS_BUCKET": "capture",
+            "PREDICTIONS_PREFIX": "predictions",
+            "ARTIFACTS_BUCKET": "artifacts",
+            "LOOKBACK_DAYS": "90",
+            "MIN_LABELED": "200",
+            "POWERTOOLS_METRICS_NAMESPACE": "MLLoop/dev",
+        }
+    )
+    with mock_aws():
+        s3, sm = boto3.client("s3"), boto3.client("sagemaker")
+        s3.create_bucket(Bucket="artifacts")
+        # Before the first deploy there is nothing to judge
+        assert serving_evaluation(s3, sm, settings) is None
+
+        sm.create_model_package_group(ModelPackageGroupName="mlloop-dev-churn")
+        evaluated, unevaluated = (
+            sm.create_model_package(
+                ModelPackageGroupName="mlloop-dev-churn",
+                ModelApprovalStatus="Approved",
+                CustomerMetadataProperties=meta,
+            )["ModelPackageArn"]
+            for meta in ({evaluated_metric_key("roc_auc"): "0.821000"}, {"run_id": "by-hand"})
+        )
+        for arn, version, expected in ((evaluated, "4", 0.821), (unevaluated, "5", None)):
+            manifest = ServingManifest(
+                endpoint_name="mlloop-dev-churn",
+                model_version=version,
+                model_package_arn=arn,
+                endpoint_config_name="c",
+                variant_name=version,
+                model_name="m",
+                contract={},
+                threshold=0.5,
+                deployed_at="2026-11-20T00:00:00Z",
+            )
+            s3.put_object(Bucket="artifacts", Key=manifest_key("mlloop-dev-churn"), Body=manifest.to_json())
+            assert serving_evaluation(s3, sm, settings) == (version, expected)

@@ -9,11 +9,13 @@ import pandas as pd
 import pytest
 
 from functions.shared.contract import load_contract
+from infra.config import load_stage_config, read_cdk_json_context
 from mlloop.recovery import (
     SCENARIOS,
     Scenario,
     Timeline,
     build_world,
+    evaluated_auc,
     first_clean_retrain,
     history,
     holdout_auc,
@@ -53,6 +55,22 @@ def test_each_scenario_costs_the_old_model_at_least_two_hundredths_of_auc(
 
     # Then the change is no harmless shift
     assert gap >= 0.02, gap
+
+
+def test_a_concept_change_takes_v1_past_the_live_auc_drop_alarm_while_the_absolute_floor_stays_silent(
+    pre_change: pd.DataFrame, v1: TrainingResult
+) -> None:
+    # Given v1 with the test AUC its registration records, and the relationship changed under unchanged inputs (no
+    # drift alarm can see it; only the labels can)
+    monitoring = load_stage_config(read_cdk_json_context(), "dev").monitoring
+    world = build_world(SCENARIOS["concept_change"], SEED, TIMELINE, pre_change=pre_change)
+
+    # When v1 is scored on post-change outcomes, as the delayed labels would score it
+    live = holdout_auc(v1, world.holdout, load_contract("churn"))
+
+    # Then its drop below its own evaluation is over the stage's allowance, though it never reaches the floor
+    assert evaluated_auc(v1) - live > monitoring.max_live_auc_drop, (evaluated_auc(v1), live)
+    assert live > monitoring.min_live_auc
 
 
 def test_concept_change_scenario_keeps_the_inputs() -> None:

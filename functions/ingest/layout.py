@@ -49,12 +49,19 @@ class SourceObject:
         return f"{stem}-{digest}"
 
 
-def curated_key(dataset: str, event_date: str, source: SourceObject, chunk: int) -> str:
-    return f"{dataset}/{EVENT_DATE_PARTITION}={event_date}/{source.file_id}-{chunk:05d}.parquet"
+def _chunk_name(source: SourceObject, chunk: int, part: int | None) -> str:
+    """The file's chunk; a byte range of a split file (`part`) numbers its chunks under its own name."""
+    return f"{source.file_id}-{chunk:05d}" if part is None else f"{source.file_id}-r{part:04d}-{chunk:05d}"
 
 
-def quarantine_rows_key(dataset: str, ingest_date: str, source: SourceObject, chunk: int) -> str:
-    return f"{QUARANTINE_ROWS_PREFIX}/{dataset}/ingest_date={ingest_date}/{source.file_id}-{chunk:05d}.parquet"
+def curated_key(dataset: str, event_date: str, source: SourceObject, chunk: int, part: int | None = None) -> str:
+    return f"{dataset}/{EVENT_DATE_PARTITION}={event_date}/{_chunk_name(source, chunk, part)}.parquet"
+
+
+def quarantine_rows_key(
+    dataset: str, ingest_date: str, source: SourceObject, chunk: int, part: int | None = None
+) -> str:
+    return f"{QUARANTINE_ROWS_PREFIX}/{dataset}/ingest_date={ingest_date}/{_chunk_name(source, chunk, part)}.parquet"
 
 
 def quarantine_file_prefix(dataset: str, ingest_date: str, source: SourceObject) -> str:
@@ -63,3 +70,8 @@ def quarantine_file_prefix(dataset: str, ingest_date: str, source: SourceObject)
 
 def report_key(dataset: str, ingest_date: str, source: SourceObject) -> str:
     return f"{REPORTS_PREFIX}/{dataset or '_unknown'}/ingest_date={ingest_date}/{source.file_id}.json"
+
+
+def range_result_key(dataset: str, ingest_date: str, source: SourceObject, part: int) -> str:
+    """A split file's range outcome, read by the step that merges the ranges into the file's report."""
+    return f"{REPORTS_PREFIX}/{dataset or '_unknown'}/ingest_date={ingest_date}/{source.file_id}.ranges/{part:04d}.json"

@@ -12,6 +12,7 @@ import functools
 import hashlib
 import io
 import json
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -27,7 +28,8 @@ import pyarrow.parquet as pq
 
 from functions.ingest import layout
 from functions.ingest.layout import SourceObject
-from functions.ingest.readers import RawFile, RejectedFileError, open_raw_file
+from functions.ingest.ranges import ByteRange
+from functions.ingest.readers import Origin, RawFile, RejectedFileError, open_raw_file
 from functions.ingest.settings import IngestSettings
 from functions.ingest.validation import ChunkValidator, FileTally
 from functions.shared.contract import ContractError, DataContract, load_contract
@@ -40,6 +42,9 @@ SUMMARY_REASON_CHARS = 1000
 WRITE_WORKERS = 4
 STAMP_KEYS = ("contract", "contract_version", "source_file")
 PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
+CSV_COPY_BYTES = 8 << 20
+# Parquet metadata of a split file's quarantined rows: the row offset already added to `source_row`.
+ROW_OFFSET_KEY = "source_row_offset"
 # S3 answers a version that is gone with 404, or with 403 when the caller may not list the bucket: retrying
 # cannot help, so the file is recorded as unreadable. Any other error is raised, and the event retried.
 _GONE = frozenset({"404", "403", "NoSuchKey", "NoSuchVersion", "AccessDenied"})
@@ -47,6 +52,8 @@ _GONE = frozenset({"404", "403", "NoSuchKey", "NoSuchVersion", "AccessDenied"})
 
 class ObjectStore(Protocol):
     def download(self, source: SourceObject, path: Path) -> None: ...
+
+    def download_ranges(self, source: SourceObject, path: Path, spans: list[tuple[int, int]]) -> None: ...
 
     def put(self, bucket: str, key: str, body: bytes, *, metadata: Mapping[str, str], content_type: str) -> None: ...
 
@@ -76,6 +83,19 @@ class S3ObjectStore:
             raise RejectedFileError(
                 "unreadable_file", f"the object cannot be downloaded ({code}: {exc})", copyable=False
             ) from exc
+
+    def download_ranges(self, source: SourceObject, path: Path, spans: list[tuple[int, int]]) -> None:
+        """Bytes [start, end) of each span, one after another, into `path` (a split file's header and range)."""
+        extra = {"VersionId": source.version_id} if source.version_id else {}
+        with path.open("wb") as target:
+            for start, end in spans:
+                if end <= start:
+                    continue
+                # HTTP ranges are inclusive of their last byte (RFC 9110, section 14.1.2).
+                body = self.client.get_object(
+                    Bucket=source.bucket, Key=source.key, Range=f"bytes={start}-{end - 1}", **extra
+                )["Body"]
+                shutil.copyfileobj(body, target, CSV_COPY_BYTES)
 
     def put(self, bucket: str, key: str, body: bytes, *, metadata: Mapping[str, str], content_type: str) -> None:
         self.client.put_object(Bucket=bucket, Key=key, Body=body, Metadata=dict(metadata), ContentType=content_type)
@@ -150,6 +170,22 @@ class IngestReport:
             "quarantine_object_count": len(self.quarantine_objects),
             "report_digest": self.report_digest,
         }
+
+
+@dataclass
+class RangeOutcome:
+    """What one byte range of a split file left: its report (counts relative to the range, `source_row`s from 0
+    within it) and the tallies the file's report is merged from. Stored as JSON between the steps."""
+
+    index: int
+    report: dict[str, Any]
+    parsed_rows: int
+    null_cells: int
+    feature_cells: int
+    newest_event: str | None
+    rejected_rule: str | None = None
+    rejected_reason: str | None = None
+    rejected_copyable: bool = True
 
 
 def low_cardinality_columns(contract: DataContract) -> frozenset[str]:
@@ -234,8 +270,14 @@ class Ingestion:
         now: datetime | None = None,
         notify: Notify | None = None,
         contracts_root: Path | None = None,
+        part: ByteRange | None = None,
+        header_end: int = 0,
     ) -> None:
         self.source = source
+        self.part = part
+        self.header_end = header_end
+        self.tally = FileTally()
+        self.rejected: RejectedFileError | None = None
         self.store = store
         self.settings = settings
         self.now = now or datetime.now(UTC)
@@ -257,18 +299,47 @@ class Ingestion:
 
     def run(self) -> IngestReport:
         try:
-            contract = self._contract()
-            self.report.contract_version = contract.version
-            with tempfile.TemporaryDirectory(prefix="ingest-") as workdir:
-                local = Path(workdir) / "raw"
-                self.store.download(self.source, local)
-                raw = open_raw_file(local, self.source.file_name, self.settings.chunk_rows)
-                self._check_columns(raw, contract)
-                self._ingest_rows(raw, contract)
+            self._read_and_validate()
         except RejectedFileError as rejected:
             self._quarantine_whole(rejected)
         self._write_report()
         return self.report
+
+    def run_range(self) -> RangeOutcome:
+        """Ingest this run's byte range as a file of its own; the merge step writes the file's report."""
+        assert self.part is not None
+        try:
+            self._read_and_validate()
+        except RejectedFileError as rejected:
+            self.rejected = rejected
+        tally = self.tally
+        return RangeOutcome(
+            index=self.part.index,
+            report=self.report.to_dict(),
+            parsed_rows=tally.rows_in - tally.rule_counts.get("malformed_row", 0),
+            null_cells=tally.null_cells,
+            feature_cells=tally.feature_cells,
+            newest_event=None if tally.newest_event is None else tally.newest_event.isoformat(),
+            rejected_rule=None if self.rejected is None else self.rejected.rule,
+            rejected_reason=None if self.rejected is None else self.rejected.reason,
+            rejected_copyable=True if self.rejected is None else self.rejected.copyable,
+        )
+
+    def _read_and_validate(self) -> None:
+        contract = self._contract()
+        self.report.contract_version = contract.version
+        with tempfile.TemporaryDirectory(prefix="ingest-") as workdir:
+            local = Path(workdir) / "raw"
+            origin = None
+            if self.part is None:
+                self.store.download(self.source, local)
+            else:
+                # The header, then the range: the range reads as a file, reporting the raw file's lines and offsets.
+                self.store.download_ranges(self.source, local, [(0, self.header_end), (self.part.start, self.part.end)])
+                origin = Origin(line_shift=self.part.first_line - 2, byte_shift=self.part.start - self.header_end)
+            raw = open_raw_file(local, self.source.file_name, self.settings.chunk_rows, origin)
+            self._check_columns(raw, contract)
+            self._ingest_rows(raw, contract)
 
     def _contract(self) -> DataContract:
         if not self.source.dataset:
@@ -301,6 +372,7 @@ class Ingestion:
         next_row = 0
         chunk_number = 0
         curated, quarantine = self.settings.curated_bucket, self.settings.quarantine_bucket
+        part = None if self.part is None else self.part.index
         with ParallelWriter(self.store, stamp, low_cardinality_columns(contract)) as writer:
             try:
                 for chunk in raw.chunks:
@@ -310,7 +382,7 @@ class Ingestion:
                     parts = rows_by_event_date(result.typed, contract.event_timestamp, np.flatnonzero(result.good))
                     self._list_partitions(contract, [event_date for event_date, _ in parts])
                     for event_date, rows in parts:
-                        key = layout.curated_key(contract.dataset, event_date, self.source, chunk_number)
+                        key = layout.curated_key(contract.dataset, event_date, self.source, chunk_number, part)
                         if not self._partitions.get(event_date):
                             # Nothing else curated on that date: the rows are taken on the writer's thread.
                             writer.submit(curated, key, functools.partial(result.take, rows))
@@ -319,7 +391,9 @@ class Ingestion:
                         if fresh.num_rows:
                             writer.submit(curated, key, fresh)
                     if result.quarantined.num_rows:
-                        key = layout.quarantine_rows_key(contract.dataset, self.ingest_date, self.source, chunk_number)
+                        key = layout.quarantine_rows_key(
+                            contract.dataset, self.ingest_date, self.source, chunk_number, part
+                        )
                         writer.submit(quarantine, key, result.quarantined)
                     for bucket, key in writer.flush():
                         written = self.report.curated_objects if bucket == curated else self.report.quarantine_objects
@@ -329,7 +403,7 @@ class Ingestion:
                     del chunk, table, result, parts
             finally:
                 self._tally(validator.tally, contract)
-        if self.report.rows_in == 0:
+        if self.report.rows_in == 0 and self.part is None:
             raise RejectedFileError("no_rows", "the file has a header or schema but no data rows")
 
     def _list_partitions(self, contract: DataContract, dates: list[str]) -> None:
@@ -376,6 +450,7 @@ class Ingestion:
         return merged.fresh
 
     def _tally(self, tally: FileTally, contract: DataContract) -> None:
+        self.tally = tally
         report = self.report
         report.rows_in = tally.rows_in
         report.rows_curated = tally.rows_curated - self._dropped
@@ -452,3 +527,112 @@ def ingest_object(
     return Ingestion(
         source, store=store, settings=settings, now=now, notify=notify, contracts_root=contracts_root
     ).run()
+
+
+def ingest_range(
+    source: SourceObject,
+    part: ByteRange,
+    *,
+    header_end: int,
+    store: ObjectStore,
+    settings: IngestSettings,
+    now: datetime,
+    contracts_root: Path | None = None,
+) -> RangeOutcome:
+    """Ingest one byte range of a split file and store its outcome where `merge_ranges` reads it."""
+    ingestion = Ingestion(
+        source, store=store, settings=settings, now=now, contracts_root=contracts_root, part=part, header_end=header_end
+    )
+    outcome = ingestion.run_range()
+    store.put(
+        settings.quarantine_bucket,
+        layout.range_result_key(source.dataset, ingestion.ingest_date, source, part.index),
+        json.dumps(asdict(outcome), default=str).encode(),
+        metadata={"source_file": source.lineage},
+        content_type="application/json",
+    )
+    return outcome
+
+
+def merge_ranges(
+    source: SourceObject,
+    range_count: int,
+    *,
+    store: ObjectStore,
+    settings: IngestSettings,
+    now: datetime,
+    notify: Notify | None = None,
+    contracts_root: Path | None = None,
+) -> IngestReport:
+    """The split file's one report from its ranges' outcomes: counts summed, quarantined rows numbered as the
+    unsplit path numbers them (each range's `source_row`s shifted by the rows parsed before it), report written."""
+    ingestion = Ingestion(source, store=store, settings=settings, now=now, notify=notify, contracts_root=contracts_root)
+    report = ingestion.report
+    outcomes = [
+        RangeOutcome(
+            **json.loads(
+                store.read(
+                    settings.quarantine_bucket,
+                    layout.range_result_key(source.dataset, ingestion.ingest_date, source, index),
+                )
+            )
+        )
+        for index in range(range_count)
+    ]
+    tally = FileTally()
+    rows_before = 0
+    for outcome in outcomes:
+        part = outcome.report
+        report.contract_version = report.contract_version or part["contract_version"]
+        report.curated_objects += part["curated_objects"]
+        report.quarantine_objects += part["quarantine_objects"]
+        for uri in part["quarantine_objects"]:
+            _shift_source_rows(store, uri, rows_before)
+        rows_before += outcome.parsed_rows
+        ingestion._dropped += part["rows_dropped_duplicate"]
+        ingestion._superseded += part["rows_superseded"]
+        tally.rows_in += part["rows_in"]
+        tally.rows_curated += part["rows_curated"] + part["rows_dropped_duplicate"]
+        tally.rows_quarantined += part["rows_quarantined"]
+        tally.rule_counts.update(part["rule_counts"])
+        tally.null_cells += outcome.null_cells
+        tally.feature_cells += outcome.feature_cells
+        if outcome.newest_event is not None:
+            newest = datetime.fromisoformat(outcome.newest_event)
+            tally.newest_event = newest if tally.newest_event is None else max(tally.newest_event, newest)
+    rejected = next(
+        (
+            RejectedFileError(o.rejected_rule, o.rejected_reason or "", copyable=o.rejected_copyable)
+            for o in outcomes
+            if o.rejected_rule is not None
+        ),
+        None,
+    )
+    try:
+        contract = ingestion._contract()
+        ingestion._tally(tally, contract)
+        if rejected is not None:
+            raise rejected
+        if report.rows_in == 0:
+            raise RejectedFileError("no_rows", "the file has a header or schema but no data rows")
+    except RejectedFileError as whole:
+        ingestion._quarantine_whole(whole)
+    ingestion._write_report()
+    return report
+
+
+def _shift_source_rows(store: ObjectStore, uri: str, offset: int) -> None:
+    """Number a range's quarantined rows from the file's start; idempotent, as a retried merge runs it again."""
+    bucket, key = uri[len("s3://") :].split("/", 1)
+    if not key.endswith(".parquet"):
+        return
+    table = pq.read_table(io.BytesIO(store.read(bucket, key)))
+    metadata = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
+    applied = int(metadata.get(ROW_OFFSET_KEY, "0"))
+    if applied == offset:
+        return
+    rows = table.column("source_row")
+    shifted = pc.add(rows, pa.scalar(offset - applied, pa.int64()))
+    table = table.set_column(table.schema.get_field_index("source_row"), "source_row", shifted)
+    stamp = {**_stamp_of(table), ROW_OFFSET_KEY: str(offset)}
+    store.put(bucket, key, parquet_bytes(table, stamp), metadata=_stamp_of(table), content_type=PARQUET_CONTENT_TYPE)

@@ -77,11 +77,24 @@ def detect_format(file_name: str) -> str:
     raise RejectedFileError("unsupported_file_type", f"{file_name!r} is not a supported file type (allowed: {allowed})")
 
 
-def open_raw_file(path: Path, file_name: str, chunk_rows: int) -> RawFile:
+@dataclass(frozen=True)
+class Origin:
+    """Where the local file's data lines sit in the raw file: a byte range of a split file is read as the header
+    followed by the range, and its line numbers and byte offsets are reported as the raw file's own."""
+
+    line_shift: int = 0
+    byte_shift: int = 0
+
+
+def open_raw_file(path: Path, file_name: str, chunk_rows: int, origin: Origin | None = None) -> RawFile:
     fmt = detect_format(file_name)
     if path.stat().st_size == 0:
         raise RejectedFileError("empty_file", "the file is empty (0 bytes)")
-    opener: Callable[[Path, int], RawFile] = {"csv": _open_csv, "jsonl": _open_jsonl, "parquet": _open_parquet}[fmt]
+    if fmt == "csv":
+        return _open_csv(path, chunk_rows, origin or Origin())
+    if origin is not None:
+        raise ValueError(f"only CSV files are read by byte range, not {fmt}")
+    opener: Callable[[Path, int], RawFile] = {"jsonl": _open_jsonl, "parquet": _open_parquet}[fmt]
     return opener(path, chunk_rows)
 
 
@@ -193,7 +206,7 @@ def scan_utf8(path: Path) -> list[tuple[int, int, int]]:
     return bad
 
 
-def _without_lines(path: Path, lines: list[tuple[int, int, int]]) -> tuple[Path, list[MalformedRow]]:
+def _without_lines(path: Path, lines: list[tuple[int, int, int]], origin: Origin) -> tuple[Path, list[MalformedRow]]:
     """A copy of the file with each listed line emptied (the parser skips empty lines), and those lines as rows."""
     cleaned = path.with_name(path.name + ".utf8")
     rows = []
@@ -202,7 +215,7 @@ def _without_lines(path: Path, lines: list[tuple[int, int, int]]) -> tuple[Path,
         for number, start, end in lines:
             shutil.copyfileobj(_Limited(source, start - position), target)
             line = source.read(end - start)
-            rows.append(_not_utf8(line, number, start))
+            rows.append(_not_utf8(line, number + origin.line_shift, start + origin.byte_shift))
             target.write(b"\n" if line.endswith(b"\n") else b"")
             position = end
         shutil.copyfileobj(source, target)
@@ -222,17 +235,17 @@ class _Limited:
         return chunk
 
 
-def _open_csv(path: Path, chunk_rows: int) -> RawFile:
+def _open_csv(path: Path, chunk_rows: int, origin: Origin) -> RawFile:
     columns = _read_csv_header(path)
     malformed: list[MalformedRow] = []
     not_utf8 = scan_utf8(path)
     if not_utf8:
-        path, malformed = _without_lines(path, not_utf8)
+        path, malformed = _without_lines(path, not_utf8, origin)
 
     def keep_malformed(row: Any) -> str:
         malformed.append(
             MalformedRow(
-                line=row.number,
+                line=None if row.number is None else row.number + origin.line_shift,
                 text=row.text,
                 reason=f"expected {row.expected_columns} columns, found {row.actual_columns}",
             )
@@ -257,7 +270,7 @@ def _open_csv(path: Path, chunk_rows: int) -> RawFile:
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise RejectedFileError("unreadable_file", f"the CSV cannot be parsed ({exc})") from exc
 
-    lines = LineFinder(path)
+    lines = LineFinder(path, origin.line_shift)
 
     def chunks() -> Iterator[RawChunk]:
         try:
@@ -279,14 +292,18 @@ class LineFinder:
     """Line numbers for rejected rows known by their text: each is found in the file after the previous one,
     so repeated texts get successive lines. Maps the file only when a row needs it (rejected rows are rare)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, line_shift: int = 0) -> None:
         self.path = path
+        self.line_shift = line_shift
         self._map: mmap.mmap | None = None
         self._taken: set[int] = set()
         self._at, self._line = 0, 1
 
     def number(self, rows: list[MalformedRow]) -> list[MalformedRow]:
-        return [row if row.line is not None else replace(row, line=self._find(row.text)) for row in rows]
+        return [row if row.line is not None else replace(row, line=self._shifted(self._find(row.text))) for row in rows]
+
+    def _shifted(self, line: int | None) -> int | None:
+        return None if line is None else line + self.line_shift
 
     def _find(self, text: str) -> int | None:
         if self._map is None:

@@ -36,6 +36,9 @@ class LakeConfig:
     raw_glacier_days: Annotated[int, Range(31, 3650)]
     noncurrent_expiry_days: Annotated[int, Range(1, 3650)]
     ingest_chunk_rows: Annotated[int, Range(1000, 5_000_000)]
+    # Files larger than this are split into byte ranges ingested in parallel (docs/data-lake.md); 0: the largest
+    # file one ingest invocation holds, computed from its memory, time limit and /tmp (functions/ingest/ranges.py).
+    ingest_split_bytes: Annotated[int, Range(0, 1 << 40)] = 0
 
 
 @dataclass(frozen=True)

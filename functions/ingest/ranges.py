@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import BinaryIO
 
+from functions.ingest.readers import CSV_SUFFIXES
+
 MIB = 1 << 20
 # docs/benchmarks.md: `ingest_peak_mem_over_file` is about 2.8 (peak extra memory over the CSV's size).
 PEAK_MEMORY_OVER_FILE = 2.8
@@ -38,6 +40,11 @@ def largest_single_file(memory_mb: int, timeout_seconds: float, ephemeral_mb: in
     by_time = MEASURED_MIB_PER_SECOND * MIB * timeout_seconds
     by_disk = ephemeral_mb * MIB
     return int(SAFETY * min(by_memory, by_time, by_disk))
+
+
+def should_split(file_name: str, size: int, split_bytes: int) -> bool:
+    """Only CSVs are split (their rows are lines); a threshold of 0 turns splitting off."""
+    return split_bytes > 0 and size > split_bytes and file_name.lower().endswith(CSV_SUFFIXES)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any, cast
 
@@ -26,7 +26,8 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.ingest.layout import SourceObject
-from functions.ingest.logic import IngestReport, S3ObjectStore, ingest_object
+from functions.ingest.logic import IngestReport, S3ObjectStore, ingest_object, ingest_range, merge_ranges
+from functions.ingest.ranges import ByteRange, plan_ranges, read_blocks, should_split
 from functions.ingest.settings import IngestSettings
 from functions.shared.platform_events import CURATED_DATA_INGESTED, INGEST_SOURCE
 
@@ -88,9 +89,11 @@ def handle_object_created(
     sns_client: Any = None,
     dynamodb_client: Any = None,
     events_client: Any = None,
+    stepfunctions_client: Any = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """Ingest `source` once; return its report summary (the first run's, on redelivery)."""
+    """Ingest `source` once; return its report summary (the first run's, on redelivery), or, for a file larger
+    than one invocation holds, the split execution that ingests it by byte ranges."""
     s3 = s3_client or _client("s3")
     sns = sns_client or _client("sns")
     bus = events_client or _client("events")
@@ -105,6 +108,9 @@ def handle_object_created(
         sns.publish(TopicArn=settings.notifications_topic_arn, Subject=subject, Message=message)
 
     def ingest_raw_object(raw_object: dict[str, Any]) -> dict[str, Any]:
+        split = start_split(SourceObject(**raw_object), s3=s3, sfn=stepfunctions_client, settings=settings, now=now)
+        if split is not None:
+            return split
         report = ingest_object(
             SourceObject(**raw_object), store=S3ObjectStore(s3), settings=settings, now=now, notify=notify
         )
@@ -120,3 +126,71 @@ def handle_object_created(
         ),
     )
     return once(raw_object=asdict(source))
+
+
+def split_execution_name(source: SourceObject) -> str:
+    """One execution per object version: Step Functions refuses a second standard execution of that name."""
+    return f"split-{source.file_id.rsplit('-', 1)[1]}"
+
+
+def start_split(
+    source: SourceObject, *, s3: Any, sfn: Any, settings: IngestSettings, now: datetime | None
+) -> dict[str, Any] | None:
+    """Start the split execution when the object is larger than one invocation holds; None when it is not."""
+    if not settings.split_state_machine_arn:
+        return None
+    extra = {"VersionId": source.version_id} if source.version_id else {}
+    size = int(s3.head_object(Bucket=source.bucket, Key=source.key, **extra)["ContentLength"])
+    if not should_split(source.file_name, size, settings.split_bytes):
+        return None
+    sfn = sfn or _client("stepfunctions")
+    body = s3.get_object(Bucket=source.bucket, Key=source.key, **extra)["Body"]
+    ranges = plan_ranges(read_blocks(body), size, settings.split_bytes)
+    started_at = (now or datetime.now(UTC)).isoformat()
+    name = split_execution_name(source)
+    split_input = {
+        "source": asdict(source),
+        "started_at": started_at,
+        "header_end": ranges[0].start if ranges else 0,
+        "range_count": len(ranges),
+        "ranges": [r.as_dict() for r in ranges],
+    }
+    try:
+        arn = sfn.start_execution(
+            stateMachineArn=settings.split_state_machine_arn, name=name, input=json.dumps(split_input)
+        )["executionArn"]
+    except sfn.exceptions.ExecutionAlreadyExists:
+        # A redelivered event after a run that failed before its idempotency record was saved: already split.
+        arn = settings.split_state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
+    return {"source": source.lineage, "split": True, "execution_arn": arn, "ranges": len(ranges), "bytes": size}
+
+
+def handle_split_step(
+    event: dict[str, Any],
+    *,
+    settings: IngestSettings,
+    metrics: Metrics,
+    s3_client: Any = None,
+    sns_client: Any = None,
+    events_client: Any = None,
+) -> dict[str, Any]:
+    """One step of the split execution: ingest a byte range, or merge the ranges into the file's report."""
+    s3 = s3_client or _client("s3")
+    source = SourceObject(**event["source"])
+    now = datetime.fromisoformat(event["started_at"])
+    store = S3ObjectStore(s3)
+    if event["step"] == "range":
+        outcome = ingest_range(
+            source, ByteRange(**event["range"]), header_end=event["header_end"], store=store, settings=settings, now=now
+        )
+        return {"index": outcome.index, "rows_in": outcome.report["rows_in"], "rejected": outcome.rejected_rule}
+    sns = sns_client or _client("sns")
+
+    def notify(subject: str, message: str) -> None:
+        sns.publish(TopicArn=settings.notifications_topic_arn, Subject=subject, Message=message)
+
+    report = merge_ranges(source, event["range_count"], store=store, settings=settings, now=now, notify=notify)
+    record_metrics(report, metrics)
+    if report.rows_curated > 0:
+        announce_curated_data(events_client or _client("events"), report, source=asdict(source), stage=settings.stage)
+    return report.summary()

@@ -17,6 +17,9 @@ class IngestSettings:
     notifications_topic_arn: str
     chunk_rows: int = DEFAULT_CHUNK_ROWS
     stage: str = ""
+    # A CSV larger than this is split into byte ranges run by the split state machine; 0: never split.
+    split_bytes: int = 0
+    split_state_machine_arn: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> IngestSettings:
@@ -38,4 +41,6 @@ class IngestSettings:
             notifications_topic_arn=source["NOTIFICATIONS_TOPIC_ARN"],
             chunk_rows=chunk_rows,
             stage=source.get("STAGE", ""),
+            split_bytes=int(source.get("INGEST_SPLIT_BYTES", "0")),
+            split_state_machine_arn=source.get("INGEST_SPLIT_STATE_MACHINE_ARN", ""),
         )

@@ -17,15 +17,24 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from functions.ingest.layout import QUARANTINE_ROWS_PREFIX
+from functions.ingest.ranges import largest_single_file
 from functions.shared.contract import DataContract, load_contract
 from infra.config import StageConfig
-from infra.constructs.platform_function import BASIC_EXECUTION_ROLE_FINDING, PlatformFunction
+from infra.constructs.platform_function import (
+    BASIC_EXECUTION_ROLE_FINDING,
+    PlatformFunction,
+    acknowledge,
+    removal_policy,
+)
 
 GLUE_TYPES = {"integer": "bigint", "float": "double", "categorical": "string", "boolean": "boolean"}
 # Where the front door writes its prediction log (docs/data-lake.md).
@@ -34,6 +43,9 @@ INGEST_MEMORY_MB = 3008
 INGEST_TIMEOUT = Duration.minutes(15)
 # Raw files are downloaded to /tmp and streamed from there in chunks: up to 10 GiB per file.
 INGEST_EPHEMERAL_MB = 10240
+# Byte ranges of a split file ingested at once; each holds up to the split threshold in memory.
+SPLIT_MAX_CONCURRENCY = 20
+SPLIT_LAMBDA_ERRORS = ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException"]
 
 
 def bucket_name(config: StageConfig, kind: str) -> str:
@@ -57,6 +69,7 @@ class DataLakeStack(Stack):
         self.contract = load_contract(config.dataset)
         destroy = config.removal_policy == "destroy"
         self._removal = RemovalPolicy.DESTROY if destroy else RemovalPolicy.RETAIN
+        self._removal_destroys = destroy
 
         self.key = kms.Key(
             self,
@@ -185,6 +198,11 @@ class DataLakeStack(Stack):
 
         self.glue_database_name = glue_database_name(config)
         self._catalog(self.contract)
+        self.split_bytes = config.lake.ingest_split_bytes or largest_single_file(
+            INGEST_MEMORY_MB, INGEST_TIMEOUT.to_seconds(), INGEST_EPHEMERAL_MB
+        )
+        self.ingest_range_function = self._ingest_range_function(config)
+        self.split_state_machine = self._split_state_machine(config)
         self.ingest_function = self._ingestion(config)
         self._acknowledge_cdk_helpers()
 
@@ -350,6 +368,116 @@ class DataLakeStack(Stack):
         )
         table.add_dependency(database)
 
+    def _ingest_environment(self, config: StageConfig) -> dict[str, str]:
+        return {
+            "CURATED_BUCKET": self.curated_bucket.bucket_name,
+            "QUARANTINE_BUCKET": self.quarantine_bucket.bucket_name,
+            "IDEMPOTENCY_TABLE": self.idempotency_table.table_name,
+            "NOTIFICATIONS_TOPIC_ARN": self.notifications_topic.topic_arn,
+            "INGEST_CHUNK_ROWS": str(config.lake.ingest_chunk_rows),
+        }
+
+    def _ingest_range_function(self, config: StageConfig) -> PlatformFunction:
+        """The split execution's steps: one byte range of a large file, then the merge into the file's report."""
+        function = PlatformFunction(
+            self,
+            "IngestRangeFunction",
+            config=config,
+            name="ingest_range",
+            description="Ingests one byte range of a split raw file, or merges the ranges into the file's report",
+            memory_mb=INGEST_MEMORY_MB,
+            timeout=INGEST_TIMEOUT,
+            ephemeral_storage_mb=INGEST_EPHEMERAL_MB,
+            with_pandas=True,
+            environment=self._ingest_environment(config),
+        )
+        self._grant_ingest_writes(function)
+        # The merge reads the ranges' outcomes and quarantined rows back from the quarantine bucket.
+        function.add_to_role_policy(
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[self.quarantine_bucket.arn_for_objects("*")])
+        )
+        return function
+
+    def _split_state_machine(self, config: StageConfig) -> sfn.StateMachine:
+        """A file larger than one invocation holds: its byte ranges in a Distributed Map, then one merged report."""
+        ingest_range = tasks.LambdaInvoke(
+            self,
+            "IngestRange",
+            lambda_function=self.ingest_range_function,
+            payload_response_only=True,
+            retry_on_service_exceptions=False,
+        )
+        merge = tasks.LambdaInvoke(
+            self,
+            "MergeRangeReports",
+            lambda_function=self.ingest_range_function,
+            payload=sfn.TaskInput.from_object(
+                {
+                    "step": "merge",
+                    "source": sfn.JsonPath.object_at("$.source"),
+                    "started_at": sfn.JsonPath.string_at("$.started_at"),
+                    "range_count": sfn.JsonPath.number_at("$.range_count"),
+                }
+            ),
+            payload_response_only=True,
+            retry_on_service_exceptions=False,
+        )
+        for task in (ingest_range, merge):
+            task.add_retry(errors=SPLIT_LAMBDA_ERRORS, interval=Duration.seconds(2), max_attempts=6, backoff_rate=2)
+        ranges = sfn.DistributedMap(
+            self,
+            "IngestRanges",
+            items_path="$.ranges",
+            item_selector={
+                "step": "range",
+                "range": sfn.JsonPath.object_at("$$.Map.Item.Value"),
+                "source": sfn.JsonPath.object_at("$.source"),
+                "header_end": sfn.JsonPath.number_at("$.header_end"),
+                "started_at": sfn.JsonPath.string_at("$.started_at"),
+            },
+            max_concurrency=SPLIT_MAX_CONCURRENCY,
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        ranges.item_processor(ingest_range)
+        log_group = logs.LogGroup(
+            self,
+            "IngestSplitLogs",
+            log_group_name=f"/aws/vendedlogs/states/{config.prefix}-ingest-split",
+            retention=logs.RetentionDays.ONE_MONTH if self._removal_destroys else logs.RetentionDays.ONE_YEAR,
+            removal_policy=removal_policy(config),
+        )
+        machine = sfn.StateMachine(
+            self,
+            "IngestSplitStateMachine",
+            state_machine_name=f"{config.prefix}-ingest-split",
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition_body=sfn.DefinitionBody.from_chainable(ranges.next(merge)),
+            timeout=Duration.hours(6),
+            tracing_enabled=True,
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            comment=f"{config.prefix}: a raw file larger than one ingest invocation, by byte ranges, one report",
+        )
+        # CDK's Distributed Map grants the machine the map runs of its own executions; the LambdaInvoke task
+        # grants the function's versions.
+        machine_ref = self.resolve(machine.state_machine_arn)["Ref"]
+        executions = (
+            "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
+            f'{{"Fn::Select":[6,{{"Fn::Split":[":",{{"Ref":"{machine_ref}"}}]}}]}}'
+        )
+        range_function = self.ingest_range_function.node.default_child
+        function_logical = self.resolve(range_function.get_att("Arn"))["Fn::GetAtt"][0]  # type: ignore[union-attr]
+        own_runs = "The Distributed Map's own map runs and child executions, of this machine only."
+        acknowledge(
+            machine,
+            {
+                f"AwsSolutions-IAM5[Resource::{executions}:*]": own_runs,
+                f"AwsSolutions-IAM5[Resource::{executions}/*:*]": own_runs,
+                f"AwsSolutions-IAM5[Resource::<{function_logical}.Arn>:*]": "LambdaInvoke calls its versions.",
+                "AwsSolutions-IAM5[Resource::*]": "X-Ray and CloudWatch Logs delivery have no resource-level form.",
+            },
+        )
+        return machine
+
     def _ingestion(self, config: StageConfig) -> PlatformFunction:
         function = PlatformFunction(
             self,
@@ -362,13 +490,24 @@ class DataLakeStack(Stack):
             ephemeral_storage_mb=INGEST_EPHEMERAL_MB,
             with_pandas=True,
             environment={
-                "CURATED_BUCKET": self.curated_bucket.bucket_name,
-                "QUARANTINE_BUCKET": self.quarantine_bucket.bucket_name,
-                "IDEMPOTENCY_TABLE": self.idempotency_table.table_name,
-                "NOTIFICATIONS_TOPIC_ARN": self.notifications_topic.topic_arn,
-                "INGEST_CHUNK_ROWS": str(config.lake.ingest_chunk_rows),
+                **self._ingest_environment(config),
+                "INGEST_SPLIT_BYTES": str(self.split_bytes),
+                "INGEST_SPLIT_STATE_MACHINE_ARN": self.split_state_machine.state_machine_arn,
             },
         )
+        self._grant_ingest_writes(function)
+        self.split_state_machine.grant_start_execution(function)
+        # Powertools idempotency's calls exactly; the table's and topic's own grants would add kms wildcards.
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+                resources=[self.idempotency_table.table_arn],
+            )
+        )
+        self._ingest_rule(function)
+        return function
+
+    def _grant_ingest_writes(self, function: PlatformFunction) -> None:
         # Exact actions instead of grant_read_write: ingestion never deletes and never writes raw. It lists and
         # reads the curated partitions it writes to, so the lake holds each fact once (functions/shared/facts.py).
         function.add_to_role_policy(
@@ -391,17 +530,22 @@ class DataLakeStack(Stack):
         function.add_to_role_policy(
             iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[self.key.key_arn])
         )
-        events.EventBus.from_event_bus_name(self, "DefaultBus", "default").grant_put_events_to(function)
-        # Powertools idempotency's calls exactly; the table's and topic's own grants would add kms wildcards.
-        function.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
-                resources=[self.idempotency_table.table_arn],
-            )
+        events.EventBus.from_event_bus_name(self, f"{function.node.id}DefaultBus", "default").grant_put_events_to(
+            function
         )
         function.add_to_role_policy(
             iam.PolicyStatement(actions=["sns:Publish"], resources=[self.notifications_topic.topic_arn])
         )
+        for bucket in (self.raw_bucket, self.curated_bucket, self.quarantine_bucket):
+            arn = self.resolve(bucket.node.default_child.get_att("Arn"))["Fn::GetAtt"][0]  # type: ignore[union-attr]
+            Validations.of(function).acknowledge(
+                Acknowledgment(
+                    id=f"AwsSolutions-IAM5[Resource::<{arn}.Arn>/*]",
+                    reason="Object keys are data-driven (dataset, partition, file); access stays within this bucket.",
+                )
+            )
+
+    def _ingest_rule(self, function: PlatformFunction) -> None:
 
         rule_dead_letters = sqs.Queue(
             self,
@@ -433,15 +577,6 @@ class DataLakeStack(Stack):
                 )
             ],
         )
-        for bucket in (self.raw_bucket, self.curated_bucket, self.quarantine_bucket):
-            arn = self.resolve(bucket.node.default_child.get_att("Arn"))["Fn::GetAtt"][0]  # type: ignore[union-attr]
-            Validations.of(function).acknowledge(
-                Acknowledgment(
-                    id=f"AwsSolutions-IAM5[Resource::<{arn}.Arn>/*]",
-                    reason="Object keys are data-driven (dataset, partition, file); access stays within this bucket.",
-                )
-            )
-        return function
 
     def _acknowledge_cdk_helpers(self) -> None:
         """CDK's own singleton helper for bucket notifications is built with the AWS managed execution policy."""

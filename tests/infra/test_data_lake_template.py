@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
+from functions.ingest.ranges import largest_single_file
 from functions.shared.contract import load_contract
 from infra.config import load_stage_config, read_cdk_json_context
 from mlloop.assembly import load_template, synthesize
@@ -140,7 +142,7 @@ def test_ingest_function_is_configured_for_the_lake(dev: dict[str, Any]) -> None
     (fn,) = [
         v
         for v in resources(dev, "AWS::Lambda::Function").values()
-        if v["Properties"]["Handler"].startswith("functions.ingest")
+        if v["Properties"]["Handler"] == "functions.ingest.handler.handler"
     ]
     env = fn["Properties"]["Environment"]["Variables"]
 
@@ -194,3 +196,52 @@ def test_catalog_tables_use_partition_projection(dev: dict[str, Any]) -> None:
     assert columns[: len(contract.columns)] == contract.columns
     assert "contract_version" in columns
     assert tables["churn_quarantine"]["PartitionKeys"] == [{"Name": "ingest_date", "Type": "string"}]
+
+
+def _definition(machine: dict[str, Any]) -> dict[str, Any]:
+    parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
+    return dict(json.loads("".join(p if isinstance(p, str) else "TOKEN" for p in parts)))
+
+
+def test_a_file_too_large_for_one_invocation_is_split_by_a_distributed_map_then_merged(dev: dict[str, Any]) -> None:
+    (machine_id, machine), *others = [
+        (k, v) for k, v in resources(dev, "AWS::StepFunctions::StateMachine").items() if "IngestSplit" in k
+    ]
+    assert not others
+    definition = _definition(machine)
+    ranges = definition["States"][definition["StartAt"]]
+
+    assert ranges["Type"] == "Map" and ranges["ItemsPath"] == "$.ranges"
+    assert ranges["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
+    assert ranges["ItemSelector"]["range.$"] == "$$.Map.Item.Value" and ranges["ItemSelector"]["step"] == "range"
+    (worker,) = ranges["ItemProcessor"]["States"].values()
+    assert "Parameters" not in worker  # the item, as selected, is the range function's event
+    merge = definition["States"][ranges["Next"]]
+    assert merge["Parameters"]["step"] == "merge" and merge.get("End") is True
+
+    (ingest,) = [
+        v
+        for v in resources(dev, "AWS::Lambda::Function").values()
+        if v["Properties"]["Handler"] == "functions.ingest.handler.handler"
+    ]
+    env = ingest["Properties"]["Environment"]["Variables"]
+    assert env["INGEST_SPLIT_BYTES"] == str(largest_single_file(3008, 900, 10240))
+    assert env["INGEST_SPLIT_STATE_MACHINE_ARN"] == {"Ref": machine_id}
+
+
+def test_the_ingest_role_may_start_only_the_split_machine_and_the_range_role_keeps_no_idempotency(
+    dev: dict[str, Any],
+) -> None:
+    def statements(role_part: str) -> list[dict[str, Any]]:
+        return [
+            s
+            for policy in resources(dev, "AWS::IAM::Policy").values()
+            if any(role_part in r["Ref"] for r in policy["Properties"]["Roles"])
+            for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        ]
+
+    (machine_id,) = [k for k in resources(dev, "AWS::StepFunctions::StateMachine") if "IngestSplit" in k]
+    (start,) = [s for s in statements("IngestFunction") if "states:StartExecution" in str(s["Action"])]
+    assert start["Resource"] == {"Ref": machine_id}
+    range_actions = str([s["Action"] for s in statements("IngestRangeFunction")])
+    assert "dynamodb" not in range_actions and "Delete" not in range_actions and "states:" not in range_actions

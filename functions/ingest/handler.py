@@ -25,7 +25,13 @@ def handler(event: S3EventNotificationEventBridgeModel, context: LambdaContext) 
     source = SourceObject(
         bucket=detail.bucket.name, key=unquote_plus(detail.object.key), version_id=detail.object.version_id
     )
-    report = handle_object_created(source, settings=IngestSettings.from_env(), metrics=metrics, lambda_context=context)
+    report = handle_object_created(
+        source,
+        settings=IngestSettings.from_env(),
+        metrics=metrics,
+        lambda_context=context,
+        size=None if detail.object.size is None else int(detail.object.size),
+    )
     logger.info(
         "ingested", extra={k: v for k, v in report.items() if k not in ("curated_objects", "quarantine_objects")}
     )

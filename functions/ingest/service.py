@@ -91,6 +91,7 @@ def handle_object_created(
     events_client: Any = None,
     stepfunctions_client: Any = None,
     now: datetime | None = None,
+    size: int | None = None,
 ) -> dict[str, Any]:
     """Ingest `source` once; return its report summary (the first run's, on redelivery), or, for a file larger
     than one invocation holds, the split execution that ingests it by byte ranges."""
@@ -108,7 +109,9 @@ def handle_object_created(
         sns.publish(TopicArn=settings.notifications_topic_arn, Subject=subject, Message=message)
 
     def ingest_raw_object(raw_object: dict[str, Any]) -> dict[str, Any]:
-        split = start_split(SourceObject(**raw_object), s3=s3, sfn=stepfunctions_client, settings=settings, now=now)
+        split = start_split(
+            SourceObject(**raw_object), size=size, s3=s3, sfn=stepfunctions_client, settings=settings, now=now
+        )
         if split is not None:
             return split
         report = ingest_object(
@@ -134,15 +137,15 @@ def split_execution_name(source: SourceObject) -> str:
 
 
 def start_split(
-    source: SourceObject, *, s3: Any, sfn: Any, settings: IngestSettings, now: datetime | None
+    source: SourceObject, *, size: int | None, s3: Any, sfn: Any, settings: IngestSettings, now: datetime | None
 ) -> dict[str, Any] | None:
-    """Start the split execution when the object is larger than one invocation holds; None when it is not."""
-    if not settings.split_state_machine_arn:
+    """Start the split execution when the object (`size` bytes, as S3's event says) is larger than one invocation
+    holds; None when it is not."""
+    if not settings.split_state_machine_arn or size is None:
         return None
-    extra = {"VersionId": source.version_id} if source.version_id else {}
-    size = int(s3.head_object(Bucket=source.bucket, Key=source.key, **extra)["ContentLength"])
     if not should_split(source.file_name, size, settings.split_bytes):
         return None
+    extra = {"VersionId": source.version_id} if source.version_id else {}
     sfn = sfn or _client("stepfunctions")
     body = s3.get_object(Bucket=source.bucket, Key=source.key, **extra)["Body"]
     ranges = plan_ranges(read_blocks(body), size, settings.split_bytes)

@@ -211,6 +211,27 @@ def _approved_package(cloud: LocalCloud, deployment: Deployment) -> Iterator[dic
     yield {"action": "start", "event_id": _run_id(), "model_package_arn": arn}
 
 
+def _split_range(bucket: str, key: str) -> dict[str, Any]:
+    """The split state machine's input for one range of a raw object (functions/ingest/service.py)."""
+    return {
+        "source": {"bucket": bucket, "key": key, "version_id": None},
+        "started_at": "2026-12-01T00:00:00+00:00",
+        "header_end": 4,
+        "range_count": 1,
+        "ranges": [{"index": 0, "start": 4, "end": 8, "first_line": 2}],
+    }
+
+
+@contextmanager
+def _split_range_step(cloud: LocalCloud, deployment: Deployment) -> Iterator[dict[str, Any]]:
+    """A split file's range step, on a raw object that exists."""
+    key = f"churn/{_run_id()}.csv"
+    cloud.client("s3").put_object(Bucket=deployment.physical_id("RawBucket"), Key=key, Body=b"a,b\n1,2\n")
+    split = _split_range(deployment.physical_id("RawBucket"), key)
+    shared = {k: split[k] for k in ("source", "header_end", "started_at")}
+    yield {"step": "range", "range": split["ranges"][0], **shared}
+
+
 @dataclass(frozen=True)
 class FunctionSample:
     """A function's needed statement (granting `action` on a resource whose ARN holds `on`), and the step that
@@ -250,6 +271,7 @@ FUNCTION_SAMPLES = {
     "batch score: ListBucket on artifacts": FunctionSample(
         "BatchScoreFunction", "s3:ListBucket", "artifacts", _batch_plan_before_first_deploy
     ),
+    "ingest range: GetObject on raw": FunctionSample("IngestRangeFunction", "s3:GetObject", "-raw-", _split_range_step),
     "deploy: DescribeModelPackage": FunctionSample(
         "CanaryEndpoint/DeployFunction", "sagemaker:DescribeModelPackage", "", _approved_package
     ),
@@ -295,6 +317,7 @@ MACHINE_INPUTS = {
         "emergency": False,
     },
     "BatchScoringStateMachine": {"partition_date": ""},
+    "IngestSplitStateMachine": _split_range("the-task-fails-before-reading", "churn/statement-test.csv"),
 }
 
 

@@ -164,6 +164,8 @@ def start_split(
         )["executionArn"]
     except sfn.exceptions.ExecutionAlreadyExists:
         # A redelivered event after a run that failed before its idempotency record was saved: already split.
+        # StartExecution answers this for a name already used with another input or by a closed execution
+        # (https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html).
         arn = settings.split_state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
     return {"source": source.lineage, "split": True, "execution_arn": arn, "ranges": len(ranges), "bytes": size}
 

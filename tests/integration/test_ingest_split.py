@@ -76,3 +76,44 @@ def test_a_file_over_the_threshold_is_ingested_by_ranges_into_one_report(
     assert report["rows_in"] == report["rows_curated"] + report["rows_quarantined"] + report["rows_dropped_duplicate"]
     assert report["rows_dropped_duplicate"] > 0 and report["rows_quarantined"] > 0
     assert len(report["curated_objects"]) >= 3 and all("-r0" in uri for uri in report["curated_objects"])
+
+
+def test_a_redelivered_event_does_not_split_the_file_twice(
+    local_cloud: LocalCloud, dev_stage: Deployment, split_threshold: int
+) -> None:
+    s3, sfn = local_cloud.client("s3"), local_cloud.client("stepfunctions")
+    raw = dev_stage.physical_id("RawBucket")
+    key = f"churn/redelivered-{uuid.uuid4().hex[:8]}.csv"
+    body = generate_churn(200, seed=29, months=1).to_csv(index=False).encode()
+    version = s3.put_object(Bucket=raw, Key=key, Body=body)["VersionId"]
+    local_cloud.wait_idle()
+    event = {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "account": dev_stage.account_id,
+        "time": "2026-12-01T00:00:00Z",
+        "region": dev_stage.region,
+        "resources": [f"arn:aws:s3:::{raw}"],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": raw},
+            "object": {"key": key, "size": len(body), "etag": "0" * 32, "version-id": version},
+            "request-id": "redelivery",
+            "requester": dev_stage.account_id,
+            "reason": "PutObject",
+        },
+    }
+
+    answer = local_cloud.client("lambda").invoke(
+        FunctionName=dev_stage.physical_id("IngestFunction"), Payload=json.dumps(event).encode()
+    )
+    local_cloud.wait_idle()
+
+    summary = json.loads(answer["Payload"].read())
+    source = SourceObject(bucket=raw, key=key, version_id=version)
+    assert summary["split"] is True and summary["execution_arn"].endswith(split_execution_name(source))
+    machine = dev_stage.physical_id("IngestSplitStateMachine")
+    executions = sfn.list_executions(stateMachineArn=machine)["executions"]
+    assert [e["name"] for e in executions].count(split_execution_name(source)) == 1

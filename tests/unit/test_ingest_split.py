@@ -3,9 +3,13 @@ merged from the ranges, with the same curated rows and quarantine reasons as the
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+from datetime import timedelta
 from functools import cache
 from itertools import pairwise
 
+import boto3
 import pandas as pd
 import pytest
 from moto import mock_aws
@@ -13,6 +17,7 @@ from moto import mock_aws
 from functions.ingest.layout import SourceObject
 from functions.ingest.logic import IngestReport, S3ObjectStore, ingest_range, merge_ranges
 from functions.ingest.ranges import ByteRange, largest_single_file, plan_ranges, read_blocks
+from functions.ingest.service import start_split
 from tests.unit.ingest_support import NOW, RAW, Lake, _make_lake, churn_rows, csv_bytes
 
 HEADER = b"a,b\n"
@@ -143,3 +148,26 @@ def test_merging_again_numbers_the_quarantined_rows_once() -> None:
         rows = lake.quarantined_rows(again)["source_row"].dropna().tolist()
         assert rows == lake.quarantined_rows(first)["source_row"].dropna().tolist()
         assert len(set(rows)) == len(rows) and again.report_digest == first.report_digest
+
+
+def test_starting_the_split_again_for_the_same_object_version_starts_no_second_execution() -> None:
+    _, body = raw_file()
+    with pytest.MonkeyPatch.context() as monkeypatch, mock_aws():
+        lake = _make_lake(monkeypatch)
+        sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        machine = sfn.create_state_machine(
+            name="split",
+            definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+            roleArn="arn:aws:iam::123456789012:role/split",
+        )["stateMachineArn"]
+        settings = replace(lake.settings, split_bytes=len(body) // 3, split_state_machine_arn=machine)
+        source = lake.put_raw("churn/big.csv", body)
+
+        first = start_split(source, size=len(body), s3=lake.s3, sfn=sfn, settings=settings, now=NOW)
+        later = NOW + timedelta(minutes=5)
+        again = start_split(source, size=len(body), s3=lake.s3, sfn=sfn, settings=settings, now=later)
+        small = start_split(source, size=len(body) // 3, s3=lake.s3, sfn=sfn, settings=settings, now=NOW)
+
+        assert first is not None and again is not None and small is None
+        assert again["execution_arn"] == first["execution_arn"] and first["ranges"] == 3
+        assert len(sfn.list_executions(stateMachineArn=machine)["executions"]) == 1

@@ -69,6 +69,9 @@ def test_a_file_over_the_threshold_is_ingested_by_ranges_into_one_report(
     execution = f"{machine.replace(':stateMachine:', ':execution:')}:{split_execution_name(source)}"
     described = local_cloud.wait_for_execution(execution)
     assert described["status"] == "SUCCEEDED", described
+    # The Map ran as a Distributed Map (a map run), as on AWS, not as an inline one.
+    history = local_cloud.client("stepfunctions").get_execution_history(executionArn=execution, maxResults=1000)
+    assert "MapRunStarted" in {event["type"] for event in history["events"]}
     split_input = json.loads(described["input"])
     assert split_input["range_count"] == len(split_input["ranges"]) >= 3
     report = _report(local_cloud, quarantine, source)

@@ -64,6 +64,14 @@ class ObjectStore(Protocol):
     def read(self, bucket: str, key: str) -> bytes: ...
 
 
+def _unreadable_if_gone(exc: Any) -> Exception:
+    """The error to raise for a failed read of the raw object: the file is unreadable if it is gone, else `exc`."""
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    if code not in _GONE:
+        return exc  # type: ignore[no-any-return]
+    return RejectedFileError("unreadable_file", f"the object cannot be downloaded ({code}: {exc})", copyable=False)
+
+
 class S3ObjectStore:
     """The lake's buckets through a boto3 S3 client."""
 
@@ -77,24 +85,24 @@ class S3ObjectStore:
         try:
             self.client.download_file(source.bucket, source.key, str(path), ExtraArgs=extra)
         except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", ""))
-            if code not in _GONE:
-                raise
-            raise RejectedFileError(
-                "unreadable_file", f"the object cannot be downloaded ({code}: {exc})", copyable=False
-            ) from exc
+            raise _unreadable_if_gone(exc) from exc
 
     def download_ranges(self, source: SourceObject, path: Path, spans: list[tuple[int, int]]) -> None:
         """Bytes [start, end) of each span, one after another, into `path` (a split file's header and range)."""
+        from botocore.exceptions import ClientError
+
         extra = {"VersionId": source.version_id} if source.version_id else {}
         with path.open("wb") as target:
             for start, end in spans:
                 if end <= start:
                     continue
                 # HTTP ranges are inclusive of their last byte (RFC 9110, section 14.1.2).
-                body = self.client.get_object(
-                    Bucket=source.bucket, Key=source.key, Range=f"bytes={start}-{end - 1}", **extra
-                )["Body"]
+                try:
+                    body = self.client.get_object(
+                        Bucket=source.bucket, Key=source.key, Range=f"bytes={start}-{end - 1}", **extra
+                    )["Body"]
+                except ClientError as exc:
+                    raise _unreadable_if_gone(exc) from exc
                 shutil.copyfileobj(body, target, CSV_COPY_BYTES)
 
     def put(self, bucket: str, key: str, body: bytes, *, metadata: Mapping[str, str], content_type: str) -> None:

@@ -224,7 +224,7 @@ def _split_range(bucket: str, key: str) -> dict[str, Any]:
 
 @contextmanager
 def _split_range_step(cloud: LocalCloud, deployment: Deployment) -> Iterator[dict[str, Any]]:
-    """A split file's range step, on a raw object that exists."""
+    """A split file's range step, on a raw object that exists; the range leaves its outcome in quarantine."""
     key = f"churn/{_run_id()}.csv"
     cloud.client("s3").put_object(Bucket=deployment.physical_id("RawBucket"), Key=key, Body=b"a,b\n1,2\n")
     split = _split_range(deployment.physical_id("RawBucket"), key)
@@ -271,7 +271,9 @@ FUNCTION_SAMPLES = {
     "batch score: ListBucket on artifacts": FunctionSample(
         "BatchScoreFunction", "s3:ListBucket", "artifacts", _batch_plan_before_first_deploy
     ),
-    "ingest range: GetObject on raw": FunctionSample("IngestRangeFunction", "s3:GetObject", "-raw-", _split_range_step),
+    "ingest range: PutObject on quarantine": FunctionSample(
+        "IngestRangeFunction", "s3:PutObject", "-quarantine-", _split_range_step
+    ),
     "deploy: DescribeModelPackage": FunctionSample(
         "CanaryEndpoint/DeployFunction", "sagemaker:DescribeModelPackage", "", _approved_package
     ),

@@ -171,3 +171,23 @@ def test_starting_the_split_again_for_the_same_object_version_starts_no_second_e
         assert first is not None and again is not None and small is None
         assert again["execution_arn"] == first["execution_arn"] and first["ranges"] == 3
         assert len(sfn.list_executions(stateMachineArn=machine)["executions"]) == 1
+
+
+def test_a_range_whose_object_version_is_gone_quarantines_the_file_whole_in_the_merged_report() -> None:
+    _, body = raw_file()
+    with pytest.MonkeyPatch.context() as monkeypatch, mock_aws():
+        lake = _make_lake(monkeypatch)
+        source = lake.put_raw("churn/gone.csv", body)
+        ranges = plan_ranges([body], len(body), len(body) // 2)
+        lake.s3.delete_object(Bucket=source.bucket, Key=source.key, VersionId=source.version_id)
+        store = S3ObjectStore(lake.s3)
+
+        outcomes = [
+            ingest_range(source, part, header_end=ranges[0].start, store=store, settings=lake.settings, now=NOW)
+            for part in ranges
+        ]
+        report = merge_ranges(source, len(ranges), store=store, settings=lake.settings, now=NOW)
+
+        assert {o.rejected_rule for o in outcomes} == {"unreadable_file"}
+        assert report.quarantined_whole and report.rule == "unreadable_file" and report.rows_in == 0
+        assert lake.report(report)["rule"] == "unreadable_file"

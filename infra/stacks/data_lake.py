@@ -45,7 +45,13 @@ INGEST_TIMEOUT = Duration.minutes(15)
 INGEST_EPHEMERAL_MB = 10240
 # Byte ranges of a split file ingested at once; each holds up to the split threshold in memory.
 SPLIT_MAX_CONCURRENCY = 20
-SPLIT_LAMBDA_ERRORS = ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException"]
+# Passing Lambda faults, and throttling when two split files' ranges together pass the function's reserved concurrency.
+SPLIT_LAMBDA_ERRORS = [
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+]
 
 
 def bucket_name(config: StageConfig, kind: str) -> str:

@@ -23,15 +23,14 @@ from typing import Any
 
 import pandas as pd
 
-from functions.prepare_training_data.logic import window_for
-from functions.shared.contract import DataContract, load_contract
+from functions.prepare_training_data.logic import ARRIVED_AT, join_labels_as_of, window_for
+from functions.shared.contract import DataContract, labels_dataset, load_contract
 from mlloop.datagen import generate_churn
 from training.decision import ThresholdPolicy
 from training.evaluate import ranking_and_calibration
 from training.pipeline import model_input, positive_probabilities
 from training.train import TrainingConfig, TrainingResult, run_training
 
-LABELS_DATASET = "churn_labels"
 # Every scenario starts its history here: a fixed date keeps runs reproducible whatever the wall clock says.
 HISTORY_START = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -124,7 +123,7 @@ def stage_timeline(stage: str = "dev", **overrides: Any) -> Timeline:
     from infra.context import effective_context
 
     training = load_stage_config(effective_context(), stage).training
-    labels = load_contract(LABELS_DATASET)
+    labels = load_contract(labels_dataset("churn"))
     return Timeline(
         **{
             "window_days": training.window_days,
@@ -138,19 +137,21 @@ def stage_timeline(stage: str = "dev", **overrides: Any) -> Timeline:
     )
 
 
-def arrived_labels(frame: pd.DataFrame, *, as_of: datetime, timeline: Timeline) -> pd.DataFrame:
-    """The rows whose label has matured and arrived by `as_of`: event time + label window + lag <= as_of."""
-    arrival = pd.to_datetime(frame["event_time"], utc=True) + timeline.label_delay
-    return frame[(arrival <= pd.Timestamp(as_of)).to_numpy()].reset_index(drop=True)
-
-
 def snapshot(traffic: pd.DataFrame, *, as_of: datetime, timeline: Timeline) -> pd.DataFrame:
     """What the loop's retraining at `as_of` trains on: the stage's window of daily partitions chosen as the
-    snapshot step chooses it, with only the labels that have arrived by then."""
-    days = pd.to_datetime(traffic["event_time"], utc=True).dt.date
+    snapshot step chooses it, labelled by the snapshot step's own point-in-time join. Each row lands as it happens;
+    its label lands through the label feed `timeline.label_delay` after the event."""
+    contract = load_contract("churn")
+    ts, key, label = contract.event_timestamp, contract.entity_key, contract.label.name
+    times = pd.to_datetime(traffic[ts], utc=True)
+    days = times.dt.date
     start, end = window_for(set(days), as_of=as_of.date(), window_days=timeline.window_days)
-    in_window = traffic[((days >= start) & (days <= end)).to_numpy()]
-    return arrived_labels(in_window, as_of=as_of, timeline=timeline)
+    in_window = traffic[((days >= start) & (days <= end)).to_numpy()].reset_index(drop=True)
+    landed = times[((days >= start) & (days <= end)).to_numpy()].reset_index(drop=True)
+    facts = in_window.assign(**{ts: landed, ARRIVED_AT: landed})
+    feed = facts[[key, ts, label]].assign(**{ARRIVED_AT: landed + timeline.label_delay})
+    labelled, _ = join_labels_as_of(facts, feed, contract, as_of)
+    return in_window.loc[labelled.index].reset_index(drop=True)
 
 
 def train_as_loop(frame: pd.DataFrame, *, labels_as_of: datetime, timeline: Timeline) -> TrainingResult:

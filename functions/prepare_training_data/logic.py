@@ -43,7 +43,7 @@ _PARTITION = re.compile(r"/event_date=(\d{4}-\d{2}-\d{2})/")
 _JOB_UNSAFE = re.compile(r"[^A-Za-z0-9-]")
 COPY_WORKERS = 16
 SNAPSHOT_PARTITION_FILE = "labelled.parquet"
-_ARRIVED = "__arrived_at"
+ARRIVED_AT = "__arrived_at"
 _LABEL_FROM = "__label_from"
 
 
@@ -241,7 +241,7 @@ def _read_tables(s3: Any, bucket: str, objects: list[SourceObject]) -> list[Any]
         extra = {"VersionId": obj.version_id} if obj.version_id != "null" else {}
         table = pq.read_table(io.BytesIO(s3.get_object(Bucket=bucket, Key=obj.key, **extra)["Body"].read()))
         arrived = pa.array([_utc(obj.last_modified)] * table.num_rows, pa.timestamp("us", tz="UTC"))
-        return table.append_column(_ARRIVED, arrived)
+        return table.append_column(ARRIVED_AT, arrived)
 
     ordered = sorted(objects, key=lambda o: (o.last_modified, o.key))
     with ThreadPoolExecutor(max_workers=COPY_WORKERS) as pool:
@@ -254,13 +254,13 @@ def _facts(tables: list[Any], contract: DataContract, columns: list[str]) -> tup
 
     from functions.shared.facts import latest_arrival_wins
 
-    present = [t.select([c for c in [*columns, _ARRIVED] if c in t.column_names]) for t in tables if t.num_rows]
+    present = [t.select([c for c in [*columns, ARRIVED_AT] if c in t.column_names]) for t in tables if t.num_rows]
     if present:
         table, removed = latest_arrival_wins(present, contract.entity_key, contract.event_timestamp)
-        frame = table.to_pandas().reindex(columns=[*columns, _ARRIVED])
+        frame = table.to_pandas().reindex(columns=[*columns, ARRIVED_AT])
     else:
-        frame, removed = pd.DataFrame(columns=[*columns, _ARRIVED]), 0
-    for column in (contract.event_timestamp, _ARRIVED):
+        frame, removed = pd.DataFrame(columns=[*columns, ARRIVED_AT]), 0
+    for column in (contract.event_timestamp, ARRIVED_AT):
         frame[column] = pd.to_datetime(frame[column], utc=True)
     return frame.reset_index(drop=True), removed
 
@@ -274,31 +274,31 @@ def join_labels_as_of(facts: Any, feed: Any, contract: DataContract, cut: dateti
     window = pd.Timedelta(days=contract.label.window_days)
     cut_ts = pd.Timestamp(cut)
     closes = facts[ts] + window
-    inline_ok = facts[label].notna() & (closes <= facts[_ARRIVED])
+    inline_ok = facts[label].notna() & (closes <= facts[ARRIVED_AT])
     candidates = [
         pd.DataFrame(
             {
                 "__row": facts.index[inline_ok],
                 label: facts.loc[inline_ok, label].to_numpy(),
-                _ARRIVED: facts.loc[inline_ok, _ARRIVED].to_numpy(),
+                ARRIVED_AT: facts.loc[inline_ok, ARRIVED_AT].to_numpy(),
                 _LABEL_FROM: "inline",
             }
         )
     ]
     if len(feed):
-        usable = feed[feed[label].notna() & (feed[ts] + window <= cut_ts) & (feed[_ARRIVED] <= cut_ts)]
+        usable = feed[feed[label].notna() & (feed[ts] + window <= cut_ts) & (feed[ARRIVED_AT] <= cut_ts)]
         rows = facts[[key, ts]].reset_index(names="__row")
-        matched = rows.merge(usable[[key, ts, label, _ARRIVED]], on=[key, ts], how="inner")
-        candidates.append(matched[["__row", label, _ARRIVED]].assign(**{_LABEL_FROM: "feed"}))
+        matched = rows.merge(usable[[key, ts, label, ARRIVED_AT]], on=[key, ts], how="inner")
+        candidates.append(matched[["__row", label, ARRIVED_AT]].assign(**{_LABEL_FROM: "feed"}))
     present = [c for c in candidates if len(c)]
     if not present:
         return candidates[0].set_index("__row"), pd.Series([], dtype="datetime64[ns, UTC]")
     every = pd.concat(present, ignore_index=True)
-    every[_ARRIVED] = pd.to_datetime(every[_ARRIVED], utc=True)
+    every[ARRIVED_AT] = pd.to_datetime(every[ARRIVED_AT], utc=True)
     # Known from when both had happened: the window closed and the label landed.
     closed = pd.Series(closes.loc[every["__row"]].to_numpy(), index=every.index)
-    every["__known"] = every[_ARRIVED].where(every[_ARRIVED] >= closed, pd.to_datetime(closed, utc=True))
-    latest = every.sort_values(_ARRIVED, kind="stable").groupby("__row").last()
+    every["__known"] = every[ARRIVED_AT].where(every[ARRIVED_AT] >= closed, pd.to_datetime(closed, utc=True))
+    latest = every.sort_values(ARRIVED_AT, kind="stable").groupby("__row").last()
     known_since = every.groupby("__row")["__known"].min()
     return latest, known_since
 

@@ -122,16 +122,6 @@ def read_s3(account_id: str, uri: str) -> bytes:
     return bytes(obj.value)
 
 
-def list_s3(account_id: str, uri: str) -> list[str]:
-    """Keys under an S3 prefix, sorted, without delete markers."""
-    from moto.s3.models import FakeKey
-
-    bucket_name, prefix = split_s3_uri(uri)
-    bucket = _s3_backend(account_id).get_bucket(bucket_name)
-    names = [name for name in list(bucket.keys) if name.startswith(prefix)]
-    return sorted(name for name in names if isinstance(bucket.keys[name], FakeKey))
-
-
 def write_s3(account_id: str, uri: str, body: bytes, *, kms_key_id: str | None = None) -> None:
     bucket, key = split_s3_uri(uri)
     encryption = "aws:kms" if kms_key_id else None

@@ -1,6 +1,7 @@
-"""Training time, test metrics, and inference.py latency against the bare estimator, on generated churn data.
+"""Training time, test metrics, and inference.py latency against the bare estimator, on generated data.
 
-    .venv/bin/python -m scripts.measure_training [--rows 50000] [--batch-rows 100000] [--repeats 5]
+    .venv/bin/python -m scripts.measure_training [--dataset churn|upsell] [--rows 50000] [--batch-rows 100000]
+        [--repeats 5]
 
 Single row: p50/p99 of inference.py (JSON in, input_fn -> predict_fn -> output_fn, JSON out) over
 `estimator.predict_proba` on a prebuilt numpy row, for the logistic baseline and the candidate.
@@ -24,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from functions.shared.contract import load_contract
-from mlloop.datagen import generate_churn
+from mlloop.datagen import GENERATORS
 from training import inference
 from training.pipeline import model_input
 from training.train import TrainingConfig, run_training, write_artifacts
@@ -111,19 +112,22 @@ def measure_batch(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", choices=sorted(GENERATORS), default="churn")
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--batch-rows", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--calls", type=int, default=400)
     args = parser.parse_args()
-    contract = load_contract("churn")
-    frame = generate_churn(args.rows, seed=1, start=datetime(2025, 1, 1, tzinfo=UTC), months=12)
+    contract = load_contract(args.dataset)
+    generate = GENERATORS[args.dataset]
+    frame = generate(args.rows, seed=1, start=datetime(2025, 1, 1, tzinfo=UTC), months=12)
     start = time.perf_counter()
-    result = run_training(frame, contract, TrainingConfig(seed=7))
+    result = run_training(frame, contract, TrainingConfig(dataset=args.dataset, seed=7))
     training_seconds = time.perf_counter() - start
     timings = result.timings
     print(
-        f"training: {len(frame)} rows in {training_seconds:.2f} s"
+        f"training: {len(frame)} {args.dataset} rows (positive rate {frame[contract.label.name].mean():.3f})"
+        f" in {training_seconds:.2f} s"
         f" (fit baseline {timings['fit_baseline_seconds']:.2f} s, candidate {timings['fit_candidate_seconds']:.2f} s);"
         f" chosen = {result.chosen}"
     )
@@ -132,10 +136,10 @@ def main() -> None:
         scores = " ".join(f"{k} {test[k]:.4f}" for k in ("roc_auc", "pr_auc", "log_loss", "brier", "ece"))
         at_threshold = " ".join(f"{k} {test[k]:.3f}" for k in ("precision", "recall", "f1"))
         print(f"  {role:9s} {report['estimator']:32s} test {scores} @{report['threshold']:.3f} {at_threshold}")
-    batch_frame = generate_churn(args.batch_rows, seed=2, start=datetime(2025, 1, 1, tzinfo=UTC), months=12)
+    batch_frame = generate(args.batch_rows, seed=2, start=datetime(2025, 1, 1, tzinfo=UTC), months=12)
     # Margins of +1 and -1 on an AUC force each model to ship, so both are served from disk.
     forced = {
-        role: run_training(frame, contract, TrainingConfig(seed=7, min_improvement=margin))
+        role: run_training(frame, contract, TrainingConfig(dataset=args.dataset, seed=7, min_improvement=margin))
         for role, margin in (("baseline", 1.0), ("candidate", -1.0))
     }
     folder = Path(tempfile.mkdtemp(prefix="measure-training-"))

@@ -130,3 +130,17 @@ def test_no_concept_change_is_the_base_generator() -> None:
 def test_concept_change_outside_zero_to_one_is_refused(share: float) -> None:
     with pytest.raises(ValueError, match="concept_change"):
         generate_churn(10, seed=1, concept_change=share)
+
+
+def test_future_rows_of_one_customer_do_not_also_repeat_a_key() -> None:
+    # Many corrupt rows among few customers: several future rows share a customer, each breaks one rule only.
+    frame = generate_churn(400, seed=2, start=START, months=12, corrupt_fraction=0.3)
+
+    future = [
+        r
+        for r, rule in zip(frame.attrs["corrupt_rows"], frame.attrs["corruptions"], strict=True)
+        if rule == "future_timestamp"
+    ]
+    rows = frame.loc[future, ["customer_id", "event_time"]]
+    assert rows["customer_id"].duplicated().any()
+    assert not rows.duplicated().any()

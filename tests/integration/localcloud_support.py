@@ -1,16 +1,28 @@
-"""Small hand-written cloud assemblies for the local cloud's own tests (no synth needed)."""
+"""Small hand-written cloud assemblies for the local cloud's own tests (no synth needed), and a cloud of its own in
+another process (`up_process`) for tests that must not share the session's cloud."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import textwrap
+import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import boto3
+
 from mlloop.localcloud.authz.sigv4 import signed_headers
 from mlloop.localcloud.identity import ADMIN_ACCESS_KEY_ID, ADMIN_SECRET_ACCESS_KEY
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 ROLE = {
     "Type": "AWS::IAM::Role",
@@ -136,3 +148,79 @@ def queue_for_events(cloud: Any, pattern: dict[str, Any]) -> str:
     sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": policy})
     events.put_targets(Rule=rule, Targets=[{"Id": "q", "Arn": arn}])
     return url
+
+
+@dataclass
+class UpProcess:
+    """`python -m mlloop.localcloud up` in its own process: its own moto state, clock and deployments."""
+
+    env: dict[str, str]
+    endpoint_url: str
+
+    def cli(self, *arguments: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "mlloop.localcloud", *arguments],
+            cwd=REPO_ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+
+    def status(self) -> dict[str, Any]:
+        answer = self.cli("status")
+        assert answer.returncode == 0, answer.stderr
+        status: dict[str, Any] = json.loads(answer.stdout)
+        return status
+
+    def now(self) -> datetime:
+        return datetime.fromisoformat(self.status()["clock"]["now"])
+
+    def advance(self, duration: str) -> datetime:
+        answer = self.cli("advance", duration)
+        assert answer.returncode == 0, answer.stderr
+        return datetime.fromisoformat(answer.stdout.strip())
+
+    def deploy(self, stage: str) -> dict[str, Any]:
+        """Deploy a stage as `cdk synth` wrote it; the status afterwards."""
+        answer = self.cli("deploy", "--stage", stage)
+        assert answer.returncode == 0, answer.stderr
+        return self.status()
+
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id="localcloud",
+            aws_secret_access_key="localcloud",
+        )
+
+
+def up_process(directory: Path, *arguments: str) -> Iterator[UpProcess]:
+    """A cloud of its own (no stage deployed), its state file in `directory`; stopped when the generator ends."""
+    env = {**os.environ, "LOCALCLOUD_STATE_FILE": str(directory / "state.json")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlloop.localcloud", "up", "--no-deploy", *arguments],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        up = UpProcess(env, "")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            answer = up.cli("status")
+            if answer.returncode == 0:
+                up.endpoint_url = json.loads(answer.stdout)["endpoint_url"]
+                break
+            time.sleep(0.5)
+        assert up.endpoint_url, "`up` never answered its status"
+        yield up
+        up.cli("down")
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()

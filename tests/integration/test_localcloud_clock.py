@@ -9,24 +9,19 @@ clock has passed it. Given a plain `up` (scaled real time), alarms move without 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from mlloop.archives import tar_gz
+from tests.integration.localcloud_support import UpProcess, up_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("localcloud")]
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SKLEARN_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.9-0-cpu-py3"
 INFERENCE_PY = """
 import json
@@ -49,81 +44,14 @@ def output_fn(prediction, accept):
 """
 
 
-@dataclass
-class UpProcess:
-    env: dict[str, str]
-    endpoint_url: str
-
-    def cli(self, *arguments: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "mlloop.localcloud", *arguments],
-            cwd=REPO_ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-
-    def status(self) -> dict[str, Any]:
-        answer = self.cli("status")
-        assert answer.returncode == 0, answer.stderr
-        status: dict[str, Any] = json.loads(answer.stdout)
-        return status
-
-    def now(self) -> datetime:
-        return datetime.fromisoformat(self.status()["clock"]["now"])
-
-    def advance(self, duration: str) -> datetime:
-        answer = self.cli("advance", duration)
-        assert answer.returncode == 0, answer.stderr
-        return datetime.fromisoformat(answer.stdout.strip())
-
-    def client(self, service: str) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=self.endpoint_url,
-            region_name="us-east-1",
-            aws_access_key_id="localcloud",
-            aws_secret_access_key="localcloud",
-        )
-
-
-def _up(tmp_path: Path, *arguments: str) -> Iterator[UpProcess]:
-    env = {**os.environ, "LOCALCLOUD_STATE_FILE": str(tmp_path / "state.json")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlloop.localcloud", "up", "--no-deploy", *arguments],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        up = UpProcess(env, "")
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and process.poll() is None:
-            answer = up.cli("status")
-            if answer.returncode == 0:
-                up.endpoint_url = json.loads(answer.stdout)["endpoint_url"]
-                break
-            time.sleep(0.5)
-        assert up.endpoint_url, "`up` never answered its status"
-        yield up
-        up.cli("down")
-        process.wait(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-
-
 @pytest.fixture(scope="module")
 def controlled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpProcess]:
-    yield from _up(tmp_path_factory.mktemp("controlled"), "--clock", "controlled")
+    yield from up_process(tmp_path_factory.mktemp("controlled"), "--clock", "controlled")
 
 
 @pytest.fixture
 def scaled(tmp_path: Path) -> Iterator[UpProcess]:
-    yield from _up(tmp_path)
+    yield from up_process(tmp_path)
 
 
 def _queue_for_rule(up: UpProcess, rule_arn: str) -> tuple[str, str]:

@@ -194,7 +194,9 @@ def draft_contract(
         role="label",
         candidates=label_candidates,
         flag="--label",
-        hint="a binary 0/1 column named like an outcome",
+        hint="a binary 0/1 column named like an outcome"
+        if label_candidates and _hinted(label_candidates[0], _LABEL_HINTS)
+        else "the last binary 0/1 column (none is named like an outcome; a label usually comes last)",
     )
     reasons.append(why)
     if not (_is_binary(frame[label_col]) or _is_boolean(frame[label_col])):

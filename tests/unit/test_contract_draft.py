@@ -12,7 +12,7 @@ import pytest
 from functions.shared.contract import load_contract, load_contract_file
 from mlloop.cli.main import main
 from mlloop.contract_draft import DraftError, draft_contract
-from mlloop.datagen import generate_churn
+from mlloop.datagen import generate_churn, generate_upsell
 
 
 def test_a_draft_of_generated_churn_data_finds_the_hand_written_contracts_choices() -> None:
@@ -88,3 +88,22 @@ def test_a_sample_without_a_binary_outcome_asks_for_the_label() -> None:
 def test_the_draft_round_trips_as_json() -> None:
     draft = draft_contract(generate_churn(500, seed=1), dataset="churn_copy")
     assert json.loads(json.dumps(draft.contract)) == draft.contract
+
+
+def test_a_label_chosen_by_position_says_so_rather_than_claiming_an_outcome_name() -> None:
+    # `upgraded` names no outcome the draft knows; it is chosen as the last binary column, and the note says that.
+    frame = generate_upsell(500, seed=1)
+
+    draft = draft_contract(frame, dataset="upsell_draft")
+
+    (note,) = [reason for reason in draft.reasons if reason.startswith("label `")]
+    assert draft.contract["label"]["name"] == "upgraded"
+    assert "a binary 0/1 column named like an outcome" not in note
+    assert "the last binary 0/1 column" in note
+
+
+def test_a_label_named_like_an_outcome_says_so() -> None:
+    draft = draft_contract(generate_churn(500, seed=1), dataset="churn_draft")
+
+    (note,) = [reason for reason in draft.reasons if reason.startswith("label `")]
+    assert "a binary 0/1 column named like an outcome" in note

@@ -152,7 +152,6 @@ def test_a_draft_of_a_sample_agrees_with_the_hand_written_contract() -> None:
             assert sample_values.max() <= drafted[feature.name]["max"], feature.name
 
 
-@pytest.mark.xdist_group("training")
 def test_the_platform_trains_it_unchanged_and_the_model_passes_the_dev_promotion_gate() -> None:
     stage = load_stage_config(read_cdk_json_context(), "dev")
     contract = load_contract("upsell")

@@ -11,7 +11,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct, IConstruct
 
-from infra.config import StageConfig
+from infra.config import MODEL_VARIABLE, StageConfig
 from infra.regional import RegionalValues
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -126,6 +126,8 @@ class PlatformFunction(lambda_.Function):
                 "POWERTOOLS_SERVICE_NAME": f"{config.project}-{name}",
                 "POWERTOOLS_METRICS_NAMESPACE": config.metrics_namespace,
                 "POWERTOOLS_LOG_LEVEL": "INFO",
+                # Beside other models of the stage, which model the function serves (tools find functions by it).
+                **({} if config.sole_model else {MODEL_VARIABLE: config.model_name}),
                 **(environment or {}),
             },
         )

@@ -226,14 +226,15 @@ class ServingStack(Stack):
         )
         # No permission for the console's test-invoke-stage: nothing in the loop invokes through it (least privilege).
         integration = apigateway.LambdaIntegration(self.frontdoor_function, allow_test_invoke=False)
-        api.root.add_resource("predict").add_method(
+        routes = self.routes_root(api)
+        routes.add_resource("predict").add_method(
             "POST",
             integration,
             request_validator=validator,
             request_models={"application/json": request_model},
         )
         for path in ("health", "model"):
-            api.root.add_resource(path).add_method("GET", integration, request_validator=validator)
+            routes.add_resource(path).add_method("GET", integration, request_validator=validator)
         findings: dict[str, str] = {}
         if fd.waf_rate_limit_per_ip is None:
             findings["AwsSolutions-APIG3"] = (
@@ -255,6 +256,12 @@ class ServingStack(Stack):
             },
         )
         return api
+
+    def routes_root(self, api: apigateway.RestApi) -> apigateway.IResource:
+        """`/` for a stage's only model (`POST /predict`), `/models/<name>/` beside other models."""
+        if self.config.sole_model:
+            return api.root
+        return api.root.add_resource("models").add_resource(self.config.model_name)
 
     def _web_acl(self, api: apigateway.RestApi, rate_limit: int) -> wafv2.CfnWebACL:
         """AWS WAF in front of the API stage: AWS's common and known-bad-inputs rule sets, and a per-IP rate rule."""

@@ -407,7 +407,8 @@ MODEL_SECTIONS: tuple[str, ...] = (
 MODEL_NAME_PATTERN = re.compile(r"^[a-z0-9](-?[a-z0-9])*$")
 # The longest physical name derived from a model prefix is an EventBridge rule name, which allows 64 characters
 # (https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_PutRule.html, Name: "Maximum length of 64");
-# the longest rule suffix is the deploy stack's (infra/constructs/canary_endpoint.py).
+# the longest rule suffix is the deploy stack's (infra/constructs/canary_endpoint.py). It also keeps the deploy's
+# SageMaker model names, `<endpoint>-<version>-<8 hex>` (functions/deploy_model/logic.py), within their 63.
 LONGEST_NAME_SUFFIX = "-deploy-on-approval"
 EVENTBRIDGE_RULE_NAME_MAX = 64
 

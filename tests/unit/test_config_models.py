@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import pytest
 
 from infra.config import ConfigError, load_all_stages, load_stage_config, load_stage_models, read_cdk_json_context
-from infra.context import apply_context_overrides, parse_context_arguments
+from infra.context import CONTEXT_ENV, apply_context_overrides, parse_context_arguments
+from mlloop.cli import main as cli_main
 
 
 @pytest.fixture
@@ -159,3 +161,29 @@ def test_a_models_mapping_given_as_json_text_is_read(context: dict) -> None:
     as_text = copy.deepcopy(context)
     as_text["models"] = '{"a": {"dataset": "churn"}}'
     assert load_stage_config(as_text, "dev").model_name == "a"
+
+
+def test_the_cli_acts_on_the_model_it_is_given_with_that_models_override(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(CONTEXT_ENV, "")
+    monkeypatch.delenv("MLLOOP_MODEL", raising=False)
+    seen: dict[str, Any] = {}
+
+    def capture(platform: Any, **_: Any) -> dict[str, Any]:
+        seen["config"] = platform.config
+        return {}
+
+    monkeypatch.setattr(cli_main.status, "stage_status", capture)
+    monkeypatch.setattr(cli_main.Renderer, "status", lambda self, result: None)
+    models = ["-c", 'models={"churn": {}, "upsell": {"dataset": "churn"}}']
+    override = ["-c", "models.upsell.endpoint.instance_count=4"]
+
+    assert cli_main.main(["status", "--stage", "dev", *models, *override, "--model", "upsell", "--json"]) == 0
+    assert (seen["config"].model_name, seen["config"].endpoint.instance_count) == ("upsell", 4)
+    assert seen["config"].prefix == "mlloop-dev-upsell"
+
+    capsys.readouterr()
+    assert cli_main.main(["status", "--stage", "dev", *models, "--json"]) == 2
+    said = " ".join(capsys.readouterr().err.split())
+    assert "stage dev has several models, name one (allowed: churn, upsell)" in said

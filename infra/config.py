@@ -401,6 +401,8 @@ MODEL_SECTIONS: tuple[str, ...] = (
     "monitoring",
     "gates",
 )
+# The functions of the stage's shared data lake (infra/stacks/data_lake.py); every other function is per model.
+LAKE_FUNCTIONS: tuple[str, ...] = ("ingest", "ingest_range")
 # A model's name is part of its endpoint's and registry group's names, which SageMaker allows as
 # ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62} (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateEndpoint.html);
 # lower case keeps it usable in S3 keys and URL paths as well.
@@ -502,13 +504,15 @@ def load_stage_models(context: typing.Mapping[str, Any], stage: str) -> list[Sta
         if not isinstance(dataset, str) or not dataset:
             raise ConfigError(f"{where}.dataset: {dataset!r} has the wrong type (allowed: a non-empty string)")
         given = dict(stage=stage, project=project, model_name=name, dataset=dataset, sole_model=sole)
-        # The stage's own sections first, so a bad stage default is named where it is written.
-        _build(StageConfig, stage_raw, f"stages.{stage}", **given)
+        if not configs:
+            # The stage's own sections first, so a bad stage default is named where it is written.
+            _build(StageConfig, stage_raw, f"stages.{stage}", **given)
         sections = {k: v for k, v in settings.items() if k != "dataset"}
         for key in sections:
             if key not in MODEL_SECTIONS:
                 raise ConfigError(f"{where}.{key}: unknown key (allowed: dataset, {', '.join(MODEL_SECTIONS)})")
         configs.append(_build(StageConfig, _merge(stage_raw, sections), where, **given))
+    _check_reservations_fit(configs, f"stages.{stage}.concurrency.reserved")
     names = [c.model_name for c in configs]
     for name in names:
         for other in names:
@@ -519,6 +523,21 @@ def load_stage_models(context: typing.Mapping[str, Any], stage: str) -> list[Sta
                     f"permissions scoped to {name}-* would reach it (allowed: a name no other model's starts with)"
                 )
     return configs
+
+
+def _check_reservations_fit(configs: list[StageConfig], path: str) -> None:
+    """Each model has its own copy of every per-model function, so its reservation counts once per model; the
+    shared lake's functions count once. Lambda's unreserved floor is the account's, across all of them."""
+    concurrency = configs[0].concurrency
+    total = sum(count * (1 if name in LAKE_FUNCTIONS else len(configs)) for name, count in concurrency.reserved.items())
+    affordable = concurrency.account_quota - LAMBDA_MINIMUM_UNRESERVED_CONCURRENCY
+    if total > affordable:
+        raise ConfigError(
+            f"{path}: {total} reserved concurrent executions for {len(configs)} models (each model's functions "
+            f"reserve their own) leave {concurrency.account_quota - total} of account_quota "
+            f"{concurrency.account_quota} unreserved, below Lambda's minimum of "
+            f"{LAMBDA_MINIMUM_UNRESERVED_CONCURRENCY} (allowed: at most {affordable} in total)"
+        )
 
 
 def load_stage_config(context: typing.Mapping[str, Any], stage: str, model: str | None = None) -> StageConfig:

@@ -23,6 +23,8 @@ def two_models(context: dict) -> dict:
         "churn": {"dataset": "churn"},
         "upsell": {"dataset": "churn", "training": {"window_days": 200, "decision": {"cost_false_negative": 2}}},
     }
+    # Each model's front door reserves its own concurrency: prod's 600 fits one model on a 1,000 quota, not three.
+    both["stages"]["prod"]["concurrency"]["reserved"]["frontdoor"] = 250
     return both
 
 
@@ -187,3 +189,15 @@ def test_the_cli_acts_on_the_model_it_is_given_with_that_models_override(
     assert cli_main.main(["status", "--stage", "dev", *models, "--json"]) == 2
     said = " ".join(capsys.readouterr().err.split())
     assert "stage dev has several models, name one (allowed: churn, upsell)" in said
+
+
+def test_reservations_count_once_per_model_and_the_shared_lakes_once(context: dict) -> None:
+    both = two_models(context)
+    reserved = both["stages"]["prod"]["concurrency"]["reserved"]
+    # prod reserves 600 for the front door: two front doors cannot both have it on a 1,000 quota.
+    reserved["frontdoor"] = 600
+    message = r"^stages\.prod\.concurrency\.reserved: 1274 reserved concurrent executions for 2 models"
+    with pytest.raises(ConfigError, match=message):
+        load_stage_models(both, "prod")
+    reserved["frontdoor"] = 300
+    assert len(load_stage_models(both, "prod")) == 2  # 2 x (300 + 17) + the lake's 40 once

@@ -6,6 +6,7 @@ from aws_cdk import App, Aspects, Environment, Stack, Tags
 
 from infra.config import StageConfig
 from infra.constructs.encrypted_logs import EncryptLogGroups
+from infra.stacks.api import ApiStack
 from infra.stacks.data_lake import DataLakeStack
 from infra.stacks.monitoring import MonitoringStack
 from infra.stacks.serving import ServingStack
@@ -26,6 +27,7 @@ def build_stage(app: App, models: list[StageConfig]) -> None:
         app, f"{shared.prefix}-data-lake", config=shared, datasets=[m.dataset for m in models], env=env
     )
     stacks: list[Stack] = [lake]
+    servings: list[tuple[StageConfig, ServingStack]] = []
     for config in models:
         training = TrainingStack(app, f"{config.prefix}-training", config=config, lake=lake, env=env)
         serving = ServingStack(app, f"{config.prefix}-serving", config=config, lake=lake, training=training, env=env)
@@ -33,6 +35,10 @@ def build_stage(app: App, models: list[StageConfig]) -> None:
             app, f"{config.prefix}-monitoring", config=config, lake=lake, training=training, serving=serving, env=env
         )
         stacks += [training, serving, monitoring]
+        servings.append((config, serving))
+    if len(models) > 1:
+        # One API for the stage's models, each under /models/<model>/ (a sole model's API is in its serving stack).
+        stacks.append(ApiStack(app, f"{shared.prefix}-api", config=shared, models=servings, env=env))
     for stack in stacks:
         Tags.of(stack).add("project", shared.project)
         Tags.of(stack).add("stage", shared.stage)

@@ -55,7 +55,7 @@ def platform_functions(template: dict[str, Any]) -> list[dict[str, Any]]:
 
 def test_one_shared_lake_and_per_model_stacks(outdir: Path) -> None:
     assert sorted(stack_names(outdir)) == sorted(
-        ["mlloop-dev-data-lake", *(f"mlloop-dev-{m}-{kind}" for m in MODELS for kind in PER_MODEL)]
+        ["mlloop-dev-data-lake", "mlloop-dev-api", *(f"mlloop-dev-{m}-{kind}" for m in MODELS for kind in PER_MODEL)]
     )
     lake = load_template("mlloop-dev-data-lake", outdir)
     tables = [r["Properties"]["TableInput"]["Name"] for r in resources(lake, "AWS::Glue::Table").values()]
@@ -120,10 +120,36 @@ def test_each_models_alarms_watch_its_own_namespace_and_endpoint(outdir: Path, m
     assert seen > 10
 
 
-@pytest.mark.parametrize("model", MODELS)
-def test_each_model_answers_under_its_own_route(outdir: Path, model: str) -> None:
-    serving = template(outdir, model, "serving")
-    parts = {k: r["Properties"]["PathPart"] for k, r in resources(serving, "AWS::ApiGateway::Resource").items()}
-    assert sorted(parts.values()) == sorted(["models", model, "predict", "health", "model"])
-    (api,) = resources(serving, "AWS::ApiGateway::RestApi").values()
-    assert api["Properties"]["Name"] == f"mlloop-dev-{model}-serving"
+def test_one_api_routes_each_model_to_its_own_front_door(outdir: Path) -> None:
+    api = load_template("mlloop-dev-api", outdir)
+    (rest_api,) = resources(api, "AWS::ApiGateway::RestApi").values()
+    assert rest_api["Properties"]["Name"] == "mlloop-dev-serving"
+    methods = resources(api, "AWS::ApiGateway::Method")
+    paths = resources(api, "AWS::ApiGateway::Resource")
+
+    def path_of(resource_id: str) -> str:
+        parent = paths[resource_id]["Properties"]["ParentId"]
+        part = paths[resource_id]["Properties"]["PathPart"]
+        return f"{path_of(parent['Ref'])}/{part}" if "Ref" in parent else f"/{part}"
+
+    routed: dict[str, str] = {}
+    for method in methods.values():
+        props = method["Properties"]
+        uri = json.dumps(props["Integration"]["Uri"])
+        (owner,) = [m for m in MODELS if f"mlloop-dev-{m}-serving:" in uri]
+        routed[f"{props['HttpMethod']} {path_of(props['ResourceId']['Ref'])}"] = owner
+    assert routed == {
+        f"{verb} /models/{model}/{path}": model
+        for model in MODELS
+        for verb, path in (("POST", "predict"), ("GET", "health"), ("GET", "model"))
+    }
+    # Each model's predict method is throttled by its own front-door settings.
+    (stage,) = resources(api, "AWS::ApiGateway::Stage").values()
+    settings = {s["ResourcePath"]: s for s in stage["Properties"]["MethodSettings"]}
+    for model in MODELS:
+        assert settings[f"/~1models~1{model}~1predict"]["HttpMethod"] == "POST"
+    # The invoke permissions are the API's, so no model's serving stack depends on the API stack.
+    for model in MODELS:
+        assert not resources(template(outdir, model, "serving"), "AWS::ApiGateway::RestApi")
+    permissions = resources(api, "AWS::Lambda::Permission")
+    assert len(permissions) == 3 * len(MODELS)

@@ -1,6 +1,7 @@
 """Two models in one stage on the embedded AWS: one shared lake, each model's own stacks; an approval in either
 group deploys that model's endpoint only, each model's front-door route answers from its own endpoint, its alarms
-watch only its own endpoint and metrics, and the CLI asks which model when a stage has several.
+watch only its own endpoint and metrics, and the CLI asks which model when a stage has several. One API serves
+the stage, each model under /models/<model>/.
 
 The stage is `staging`, synthesized with a two-model `-c models=...` override into its own assembly, so it
 shares the local cloud with the dev stage other tests deploy without any name in common.
@@ -65,16 +66,16 @@ def deployed(local_cloud: LocalCloud, two_models: Deployment) -> dict[str, str]:
     return arns
 
 
-def api_of(cloud: LocalCloud, deployment: Deployment, model: str) -> Api:
-    (rest_api,) = [
-        r for r in deployment.of_type("AWS::ApiGateway::RestApi") if r.stack == f"mlloop-{STAGE}-{model}-serving"
-    ]
+def stage_api(cloud: LocalCloud, deployment: Deployment) -> Api:
+    """The stage's one API, which routes every model."""
+    (rest_api,) = deployment.of_type("AWS::ApiGateway::RestApi")
+    assert rest_api.stack == f"mlloop-{STAGE}-api"
     return Api(cloud.api_url(rest_api.physical_id, STAGE))
 
 
 def test_the_stage_has_one_lake_and_each_model_its_own_stacks(two_models: Deployment) -> None:
     assert sorted(two_models.stack_names) == sorted(
-        [f"mlloop-{STAGE}-data-lake"]
+        [f"mlloop-{STAGE}-data-lake", f"mlloop-{STAGE}-api"]
         + [f"mlloop-{STAGE}-{m}-{kind}" for m in SCALES for kind in ("training", "serving", "monitoring")]
     )
 
@@ -83,7 +84,7 @@ def test_the_stage_has_one_lake_and_each_model_its_own_stacks(two_models: Deploy
 def test_each_models_route_answers_from_its_own_endpoint(
     local_cloud: LocalCloud, two_models: Deployment, deployed: dict[str, str], model: str
 ) -> None:
-    api = api_of(local_cloud, two_models, model)
+    api = stage_api(local_cloud, two_models)
     status, answer = api.call("POST", f"/models/{model}/predict", {"instances": [VALID_RECORD]})
     assert status == 200, answer
     assert answer["fallback"] is False

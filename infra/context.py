@@ -50,7 +50,7 @@ def apply_context_overrides(context: Mapping[str, Any], overrides: Mapping[str, 
         if len(parts) == 1:
             resolved[key] = decode_value(value)
             continue
-        inside = _model_entry_depth(resolved, parts)
+        inside = _open_model_entry(resolved, parts)
         node: MutableMapping[str, Any] = resolved
         for depth, part in enumerate(parts[:-1]):
             child = node.get(part)
@@ -72,9 +72,10 @@ def apply_context_overrides(context: Mapping[str, Any], overrides: Mapping[str, 
     return resolved
 
 
-def _model_entry_depth(resolved: MutableMapping[str, Any], parts: list[str]) -> int | None:
+def _open_model_entry(resolved: MutableMapping[str, Any], parts: list[str]) -> int | None:
     """For a path into one model's settings (`models.<name>.…`, `stages.<stage>.models.<name>.…`), the index of
-    the part after the model's name; the model must be declared. None for any other path."""
+    the part after the model's name, with the models mapping that path needs made present in `resolved` (the
+    single-model shorthand spelled as a mapping); the model must be declared. None for any other path."""
     if parts[0] == "models" and len(parts) > 2:
         at = 1
     elif len(parts) > 4 and parts[0] == "stages" and parts[2] == "models":

@@ -14,7 +14,8 @@ from infra.stacks.training import TrainingStack
 
 
 def build_stage(app: App, models: list[StageConfig]) -> None:
-    """One shared data lake for the stage; per model its training, serving and monitoring stacks.
+    """One shared data lake for the stage; per model its training, serving and monitoring stacks; beside other
+    models, one API stack routing to each model's front door (docs/models.md).
 
     A model's stacks are named by `config.prefix`: `<project>-<stage>-training` for a stage's only model (the
     names a single-model stage always had), `<project>-<stage>-<model>-training` beside other models. A model

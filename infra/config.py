@@ -26,8 +26,6 @@ from training.gate import GatePolicy
 STAGES: tuple[str, ...] = ("dev", "staging", "prod")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CDK_JSON = REPO_ROOT / "cdk.json"
-# The environment variable naming a function's model in a stage with several models (tools find functions by it).
-MODEL_VARIABLE = "MLLOOP_MODEL"
 
 
 class ConfigError(ValueError):

@@ -35,6 +35,9 @@ class BatchSettings:
     manifest_bucket: str
     manifest_key: str
     batch_records: int
+    # Beside other models of the stage, this model's name: models scoring one partition share the predictions
+    # table and the version numbers, so the file name says whose answers it holds. Empty for a stage's only model.
+    model: str = ""
 
 
 def partition_prefix(dataset: str, partition_date: str) -> str:
@@ -43,8 +46,10 @@ def partition_prefix(dataset: str, partition_date: str) -> str:
 
 def output_key(settings: BatchSettings, *, scored_on: str, partition_date: str, model_version: str, key: str) -> str:
     stem = key.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    model = f"{settings.model}-" if settings.model else ""
     return (
-        f"{settings.predictions_prefix}/prediction_date={scored_on}/batch-{partition_date}-{model_version}-{stem}.json"
+        f"{settings.predictions_prefix}/prediction_date={scored_on}/"
+        f"batch-{model}{partition_date}-{model_version}-{stem}.json"
     )
 
 

@@ -11,7 +11,8 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct, IConstruct
 
-from infra.config import MODEL_VARIABLE, StageConfig
+from functions.shared.settings import MODEL_VARIABLE
+from infra.config import StageConfig
 from infra.regional import RegionalValues
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from functions.shared.settings import MODEL_VARIABLE
 from infra.config import STAGES, ConfigError
 from infra.context import add_context_argument, use_context_arguments
 from mlloop import contract_draft
@@ -113,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common.add_argument(
         "--model",
-        default=os.environ.get("MLLOOP_MODEL") or None,
+        default=os.environ.get(MODEL_VARIABLE) or None,
         help="model to act on (default: the stage's only model; required when the stage has several)",
     )
     common.add_argument("--endpoint-url", default=os.environ.get("AWS_ENDPOINT_URL"), help="the embedded AWS URL")

@@ -14,7 +14,8 @@ from typing import Any
 
 import boto3
 
-from infra.config import MODEL_VARIABLE, StageConfig, load_stage_config
+from functions.shared.settings import MODEL_VARIABLE
+from infra.config import StageConfig, load_stage_config
 from infra.context import effective_context
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from infra.config import MODEL_VARIABLE
+from functions.shared.settings import MODEL_VARIABLE
 from infra.context import CONTEXT_ENV
 from mlloop.assembly import load_template, stack_names, synthesize
 

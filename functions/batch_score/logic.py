@@ -155,6 +155,7 @@ class BatchScorer:
                         "request_id": request_id,
                         "predicted_at": f"{scored_on}T00:00:00Z",
                         contract.entity_key: None if entity is None else str(entity),
+                        "endpoint_name": self.settings.endpoint_name,
                         "model_version": version,
                         "variant": answer.variant,
                         "fallback": False,

@@ -326,6 +326,7 @@ class DataLakeStack(Stack):
                 ("request_id", "string", "Front-door request id."),
                 ("predicted_at", "string", "ISO-8601 UTC time of the answer."),
                 (contract.entity_key, "string", "Entity key of the scored row."),
+                ("endpoint_name", "string", "Endpoint that answered: the model, in a stage with several."),
                 ("model_version", "string", "Model package version that answered."),
                 ("variant", "string", "Endpoint production variant that answered."),
                 ("fallback", "boolean", "True when the fallback model answered."),

@@ -79,6 +79,7 @@ def test_a_partition_is_scored_in_endpoint_sized_requests_into_the_predictions_t
     rows = [json.loads(line) for line in lines]
     assert [r["customer_id"] for r in rows] == [f"c{i}" for i in range(10)]
     assert {r["model_version"] for r in rows} == {"v3"} and all(r["fallback"] is False for r in rows)
+    assert {r["endpoint_name"] for r in rows} == {"mlloop-dev-churn"}  # whose answers, in the stage's shared table
     assert json.loads(rows[0]["features"])["total_charges"] is None
     again = scorer.score(key=plan["files"][0], partition_date="2026-11-21", model_version="v3")
     assert again["output"] == result["output"], "a re-run overwrites its own output"

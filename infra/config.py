@@ -434,7 +434,7 @@ def _mapping(path: str, value: Any) -> dict[str, Any]:
     return value
 
 
-def model_entries(context: typing.Mapping[str, Any], stage: str) -> dict[str, tuple[str, dict[str, Any]]]:
+def _model_entries(context: typing.Mapping[str, Any], stage: str) -> dict[str, tuple[str, dict[str, Any]]]:
     """Each model of `stage`: name -> (the path its settings are named by in errors, its own settings).
 
     Top-level `models` declares the models of every stage; `stages.<stage>.models` adds models or overrides a
@@ -492,7 +492,7 @@ def load_stage_models(context: typing.Mapping[str, Any], stage: str) -> list[Sta
     if not isinstance(context.get("project"), str) or not context.get("project"):
         raise ConfigError("project: missing key (allowed: a non-empty string)")
     project = context["project"]
-    entries = model_entries(context, stage)
+    entries = _model_entries(context, stage)
     stage_raw = {k: v for k, v in stages[stage].items() if k != "models"}
     sole = len(entries) == 1
     configs: list[StageConfig] = []

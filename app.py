@@ -22,12 +22,12 @@ def main() -> None:
     app = App()
     Validations.of(app).add_plugins(AwsSolutionsChecks(), ServerlessChecks())
     try:
-        configs = stage_configs_from_app(app)
+        stages = stage_configs_from_app(app)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         sys.exit(1)
-    for config in configs:
-        build_stage(app, config)
+    for models in stages.values():
+        build_stage(app, models)
     app.synth()
 
 

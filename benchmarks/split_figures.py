@@ -32,7 +32,8 @@ def main() -> None:
     )
     print(f"time: {MEASURED_MIB_PER_SECOND:.1f} MiB/s x {seconds:.0f} s = {MEASURED_MIB_PER_SECOND * seconds:.0f} MiB")
     print(f"/tmp: {INGEST_EPHEMERAL_MB} MiB")
-    for stage in load_all_stages(read_cdk_json_context()):
+    # The lake is the stage's: one line per stage, whatever its models.
+    for stage in {c.stage: c for c in load_all_stages(read_cdk_json_context())}.values():
         threshold = stage.lake.ingest_split_bytes or largest_single_file(INGEST_MEMORY_MB, seconds, INGEST_EPHEMERAL_MB)
         ranges = (EXECUTION_INPUT_BYTES - 1024) // RANGE_ENTRY_BYTES
         print(

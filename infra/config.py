@@ -6,8 +6,10 @@ with one line naming the key and what is allowed.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -234,6 +236,8 @@ class GatesConfig:
 
 @dataclass(frozen=True)
 class StageConfig:
+    """The resolved settings of ONE model in one stage: the stage's shared fields and that model's sections."""
+
     stage: str
     project: str
     model_name: str
@@ -251,26 +255,44 @@ class StageConfig:
     gates: GatesConfig
     rollback: RollbackConfig = dataclasses.field(default_factory=RollbackConfig)
     concurrency: ConcurrencyConfig = dataclasses.field(default_factory=ConcurrencyConfig)
+    # The model's name is in the physical names of its resources only when the stage has several models: a
+    # single-model stage keeps the names it always had (renaming a stack replaces its resources on AWS).
+    sole_model: bool = True
 
     def __post_init__(self) -> None:
         _check_deployment_fits(self.deployment, self.endpoint, self.rollback)
 
     @property
-    def prefix(self) -> str:
-        """Prefix of every physical name in this stage, e.g. `mlloop-dev`."""
+    def stage_prefix(self) -> str:
+        """Prefix of the stage's shared resources (the data lake and its ingestion), e.g. `mlloop-dev`."""
         return f"{self.project}-{self.stage}"
 
     @property
+    def prefix(self) -> str:
+        """Prefix of this model's stacks and physical names: `mlloop-dev`, or `mlloop-dev-<model>` beside others."""
+        return self.stage_prefix if self.sole_model else f"{self.stage_prefix}-{self.model_name}"
+
+    @property
     def model_package_group(self) -> str:
-        return f"{self.prefix}-{self.model_name}"
+        return f"{self.stage_prefix}-{self.model_name}"
 
     @property
     def endpoint_name(self) -> str:
-        return f"{self.prefix}-{self.model_name}"
+        return f"{self.stage_prefix}-{self.model_name}"
+
+    @property
+    def stage_metrics_namespace(self) -> str:
+        """Where the shared lake's functions (ingestion) publish their metrics."""
+        return f"MLLoop/{self.stage}"
 
     @property
     def metrics_namespace(self) -> str:
-        return f"MLLoop/{self.stage}"
+        """Where this model's functions publish: its own namespace beside other models, so no metric mixes two."""
+        return self.stage_metrics_namespace if self.sole_model else f"{self.stage_metrics_namespace}/{self.model_name}"
+
+    def lake_view(self) -> StageConfig:
+        """The stage's shared settings with the stage-level names, for the data lake every model shares."""
+        return dataclasses.replace(self, sole_model=True)
 
 
 T = TypeVar("T")
@@ -366,8 +388,100 @@ def _build(cls: type[T], raw: dict[str, Any], path: str, **given: Any) -> T:
         raise ConfigError(f"{path}.{exc}") from None
 
 
-def load_stage_config(context: typing.Mapping[str, Any], stage: str) -> StageConfig:
-    """Parse one stage out of the CDK context (a plain mapping, so tests need no CDK app)."""
+# The sections a model entry may set for itself; the rest of a stage (account, region, lake, concurrency,
+# approval, removal policy) is shared by every model of the stage.
+MODEL_SECTIONS: tuple[str, ...] = (
+    "training",
+    "endpoint",
+    "deployment",
+    "rollback",
+    "frontdoor",
+    "monitoring",
+    "gates",
+)
+# The functions of the stage's shared data lake (infra/stacks/data_lake.py); every other function is per model.
+LAKE_FUNCTIONS: tuple[str, ...] = ("ingest", "ingest_range")
+# A model's name is part of its endpoint's and registry group's names, which SageMaker allows as
+# ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62} (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateEndpoint.html);
+# lower case keeps it usable in S3 keys and URL paths as well.
+MODEL_NAME_PATTERN = re.compile(r"^[a-z0-9](-?[a-z0-9])*$")
+# The longest physical name derived from a model prefix is an EventBridge rule name, which allows 64 characters
+# (https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_PutRule.html, Name: "Maximum length of 64");
+# the longest rule suffix is the deploy stack's (infra/constructs/canary_endpoint.py). It also keeps the deploy's
+# SageMaker model names, `<endpoint>-<version>-<8 hex>` (functions/deploy_model/logic.py), within their 63.
+LONGEST_NAME_SUFFIX = "-deploy-on-approval"
+EVENTBRIDGE_RULE_NAME_MAX = 64
+
+
+def _merge(base: typing.Mapping[str, Any], override: typing.Mapping[str, Any]) -> dict[str, Any]:
+    """`override` deep-merged onto a copy of `base`: a nested mapping merges key by key, anything else replaces."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _mapping(path: str, value: Any) -> dict[str, Any]:
+    # A `-c models={...}` given to the CDK CLI arrives as the JSON text.
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value = json.loads(value)
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: expected a mapping of model name to its settings, got {value!r}")
+    return value
+
+
+def _model_entries(context: typing.Mapping[str, Any], stage: str) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Each model of `stage`: name -> (the path its settings are named by in errors, its own settings).
+
+    Top-level `models` declares the models of every stage; `stages.<stage>.models` adds models or overrides a
+    model's settings in that stage. Without either, `model_name` and `dataset` declare the one model.
+    """
+    stage_raw = context["stages"][stage]
+    top = context.get("models")
+    local = stage_raw.get("models") if isinstance(stage_raw, dict) else None
+    if top is None and local is None:
+        for key in ("model_name", "dataset"):
+            if not isinstance(context.get(key), str) or not context.get(key):
+                raise ConfigError(f"{key}: missing key (allowed: a non-empty string, or a models mapping)")
+        return {context["model_name"]: ("model_name", {"dataset": context["dataset"]})}
+    declared = _mapping("models", top) if top is not None else {}
+    overridden = _mapping(f"stages.{stage}.models", local) if local is not None else {}
+    entries: dict[str, tuple[str, dict[str, Any]]] = {}
+    for name in [*declared, *(n for n in overridden if n not in declared)]:
+        where = f"stages.{stage}.models.{name}" if name in overridden else f"models.{name}"
+        parts = [_mapping(f"models.{name}", declared[name])] if name in declared else []
+        if name in overridden:
+            parts.append(_mapping(f"stages.{stage}.models.{name}", overridden[name]))
+        settings: dict[str, Any] = {}
+        for part in parts:
+            settings = _merge(settings, part)
+        entries[name] = (where, settings)
+    if not entries:
+        raise ConfigError('models: empty (allowed: at least one model, e.g. {"churn": {"dataset": "churn"}})')
+    return entries
+
+
+def _check_model_name(path: str, name: str, project: str, stage: str) -> None:
+    if not MODEL_NAME_PATTERN.match(name):
+        raise ConfigError(
+            f"{path}: {name!r} is not a model name (allowed: lower-case letters, digits and single hyphens, "
+            "starting and ending with a letter or digit)"
+        )
+    longest = f"{project}-{stage}-{name}{LONGEST_NAME_SUFFIX}"
+    if len(longest) > EVENTBRIDGE_RULE_NAME_MAX:
+        raise ConfigError(
+            f"{path}: {name!r} is too long: {longest!r} has {len(longest)} characters (allowed: at most "
+            f"{EVENTBRIDGE_RULE_NAME_MAX - len(longest) + len(name)} characters of model name in this stage, "
+            f"as EventBridge rule names stop at {EVENTBRIDGE_RULE_NAME_MAX})"
+        )
+
+
+def load_stage_models(context: typing.Mapping[str, Any], stage: str) -> list[StageConfig]:
+    """Every model of one stage, each resolved: the stage's sections as defaults under the model's own."""
     stages = context.get("stages")
     if not isinstance(stages, dict) or not stages:
         raise ConfigError("stages: missing key (allowed: a mapping of dev, staging, prod)")
@@ -375,25 +489,76 @@ def load_stage_config(context: typing.Mapping[str, Any], stage: str) -> StageCon
         raise ConfigError(
             f"stage: {stage!r} is not a known stage (allowed: {', '.join(s for s in STAGES if s in stages)})"
         )
-    for key in ("project", "model_name", "dataset"):
-        if not isinstance(context.get(key), str) or not context.get(key):
-            raise ConfigError(f"{key}: missing key (allowed: a non-empty string)")
-    return _build(
-        StageConfig,
-        stages[stage],
-        f"stages.{stage}",
-        stage=stage,
-        project=context["project"],
-        model_name=context["model_name"],
-        dataset=context["dataset"],
-    )
+    if not isinstance(context.get("project"), str) or not context.get("project"):
+        raise ConfigError("project: missing key (allowed: a non-empty string)")
+    project = context["project"]
+    entries = _model_entries(context, stage)
+    stage_raw = {k: v for k, v in stages[stage].items() if k != "models"}
+    sole = len(entries) == 1
+    configs: list[StageConfig] = []
+    for name, (where, settings) in entries.items():
+        _check_model_name(where, name, project, stage)
+        dataset = settings.get("dataset", name)
+        if not isinstance(dataset, str) or not dataset:
+            raise ConfigError(f"{where}.dataset: {dataset!r} has the wrong type (allowed: a non-empty string)")
+        given = dict(stage=stage, project=project, model_name=name, dataset=dataset, sole_model=sole)
+        if not configs:
+            # The stage's own sections first, so a bad stage default is named where it is written.
+            _build(StageConfig, stage_raw, f"stages.{stage}", **given)
+        sections = {k: v for k, v in settings.items() if k != "dataset"}
+        for key in sections:
+            if key not in MODEL_SECTIONS:
+                raise ConfigError(f"{where}.{key}: unknown key (allowed: dataset, {', '.join(MODEL_SECTIONS)})")
+        configs.append(_build(StageConfig, _merge(stage_raw, sections), where, **given))
+    _check_reservations_fit(configs, f"stages.{stage}.concurrency.reserved")
+    names = [c.model_name for c in configs]
+    for name in names:
+        for other in names:
+            # IAM grants and lookups scope a model by `<name>-*` (training jobs, endpoint configs, alarms).
+            if other.startswith(f"{name}-"):
+                raise ConfigError(
+                    f"{entries[other][0]}: {other!r} starts with model {name!r} and a hyphen, so names and "
+                    f"permissions scoped to {name}-* would reach it (allowed: a name no other model's starts with)"
+                )
+    return configs
+
+
+def _check_reservations_fit(configs: list[StageConfig], path: str) -> None:
+    """Each model has its own copy of every per-model function, so its reservation counts once per model; the
+    shared lake's functions count once. Lambda's unreserved floor is the account's, across all of them."""
+    concurrency = configs[0].concurrency
+    total = sum(count * (1 if name in LAKE_FUNCTIONS else len(configs)) for name, count in concurrency.reserved.items())
+    affordable = concurrency.account_quota - LAMBDA_MINIMUM_UNRESERVED_CONCURRENCY
+    if total > affordable:
+        raise ConfigError(
+            f"{path}: {total} reserved concurrent executions for {len(configs)} models (each model's functions "
+            f"reserve their own) leave {concurrency.account_quota - total} of account_quota "
+            f"{concurrency.account_quota} unreserved, below Lambda's minimum of "
+            f"{LAMBDA_MINIMUM_UNRESERVED_CONCURRENCY} (allowed: at most {affordable} in total)"
+        )
+
+
+def load_stage_config(context: typing.Mapping[str, Any], stage: str, model: str | None = None) -> StageConfig:
+    """One model of one stage (a plain mapping, so tests need no CDK app); `model` may be left out when the
+    stage has only one."""
+    configs = load_stage_models(context, stage)
+    names = [c.model_name for c in configs]
+    if model is None:
+        if len(configs) == 1:
+            return configs[0]
+        raise ConfigError(f"model: stage {stage} has several models, name one (allowed: {', '.join(names)})")
+    for config in configs:
+        if config.model_name == model:
+            return config
+    raise ConfigError(f"model: {model!r} is not a model of stage {stage} (allowed: {', '.join(names)})")
 
 
 def load_all_stages(context: typing.Mapping[str, Any]) -> list[StageConfig]:
+    """Every model of every stage in cdk.json."""
     stages = context.get("stages")
     if not isinstance(stages, dict):
         raise ConfigError("stages: missing key (allowed: a mapping of dev, staging, prod)")
-    return [load_stage_config(context, s) for s in stages]
+    return [config for s in stages for config in load_stage_models(context, s)]
 
 
 def read_cdk_json_context(path: str | Path = CDK_JSON) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import os
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
 
-from infra.config import ConfigError, StageConfig, load_all_stages, load_stage_config, read_cdk_json_context
+from infra.config import ConfigError, StageConfig, load_stage_models, read_cdk_json_context
 
 CONTEXT_ENV = "MLLOOP_CONTEXT"
 
@@ -50,21 +50,62 @@ def apply_context_overrides(context: Mapping[str, Any], overrides: Mapping[str, 
         if len(parts) == 1:
             resolved[key] = decode_value(value)
             continue
+        inside = _open_model_entry(resolved, parts)
         node: MutableMapping[str, Any] = resolved
         for depth, part in enumerate(parts[:-1]):
             child = node.get(part)
+            if child is None and inside is not None and depth >= inside - 1:
+                # A model entry holds only what differs from the stage: any of its sections may be set here,
+                # and the typed config refuses a key that is none of them, naming the full path.
+                child = node[part] = {}
             if not isinstance(child, dict):
                 known = ", ".join(sorted(k for k in node if isinstance(node[k], dict))) or "none"
                 path = ".".join(parts[: depth + 1])
                 raise ConfigError(f"-c {key}: {path} is not a section of the configuration (sections here: {known})")
             node = child
         leaf = parts[-1]
-        if leaf not in node:
+        if leaf not in node and inside is None:
             # A new key inside a known section is a typo far more often than a wish: the typed config would
             # ignore or refuse it later, so say so here, with what the section holds.
             raise ConfigError(f"-c {key}: {leaf} is not a key of {'.'.join(parts[:-1])} (keys: {', '.join(node)})")
         node[leaf] = decode_value(value)
     return resolved
+
+
+def _open_model_entry(resolved: MutableMapping[str, Any], parts: list[str]) -> int | None:
+    """For a path into one model's settings (`models.<name>.…`, `stages.<stage>.models.<name>.…`), the index of
+    the part after the model's name, with the models mapping that path needs made present in `resolved` (the
+    single-model shorthand spelled as a mapping); the model must be declared. None for any other path."""
+    if parts[0] == "models" and len(parts) > 2:
+        at = 1
+    elif len(parts) > 4 and parts[0] == "stages" and parts[2] == "models":
+        at = 3
+    else:
+        return None
+    if isinstance(resolved.get("models"), str):
+        resolved["models"] = decode_value(resolved["models"])
+    declared = _declared_models(resolved)
+    if at == 3:
+        stage_models = decode_value(resolved.get("stages", {}).get(parts[1], {}).get("models"))
+        declared += [n for n in stage_models or {} if n not in declared]
+    name = parts[at]
+    if name not in declared:
+        raise ConfigError(f"-c {'.'.join(parts)}: {name} is not a model (models: {', '.join(declared) or 'none'})")
+    if "models" not in resolved and isinstance(resolved.get("model_name"), str):
+        # The single-model shorthand, spelled as the models mapping it stands for, so a model's key can be set.
+        resolved["models"] = {resolved["model_name"]: {"dataset": resolved.get("dataset", resolved["model_name"])}}
+    if at == 3:
+        stage = resolved.get("stages", {}).get(parts[1])
+        if isinstance(stage, dict):
+            stage.setdefault("models", {})
+    return at + 1
+
+
+def _declared_models(resolved: Mapping[str, Any]) -> list[str]:
+    models = decode_value(resolved.get("models"))
+    if isinstance(models, dict):
+        return list(models)
+    return [resolved["model_name"]] if isinstance(resolved.get("model_name"), str) else []
 
 
 def split_dotted(context: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -114,14 +155,16 @@ def effective_context() -> dict[str, Any]:
     return apply_context_overrides(read_cdk_json_context(), context_overrides())
 
 
-def stage_configs_from_app(app: Any) -> list[StageConfig]:
-    """The stages a `cdk synth` builds: `-c stage=<name>` picks one, otherwise every stage in cdk.json.
+def stage_configs_from_app(app: Any) -> dict[str, list[StageConfig]]:
+    """The stages a `cdk synth` builds, each with its models: `-c stage=<name>` picks one, otherwise every
+    stage in cdk.json.
 
     Dotted `-c` keys given to the CDK CLI, and this run's published overrides, are applied as the tools apply them.
     """
     plain, dotted = split_dotted(app.node.get_all_context())
     context = apply_context_overrides(plain, {**dotted, **context_overrides()})
     chosen = context.get("stage")
-    if chosen:
-        return [load_stage_config(context, str(chosen))]
-    return load_all_stages(context)
+    stages = [str(chosen)] if chosen else list(context.get("stages") or {})
+    if not stages:
+        raise ConfigError("stages: missing key (allowed: a mapping of dev, staging, prod)")
+    return {stage: load_stage_models(context, stage) for stage in stages}

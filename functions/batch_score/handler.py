@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.batch_score.logic import BatchScorer, BatchSettings, parquet_rows
 from functions.frontdoor.adapters import SageMakerInvoker, runtime_client_config
 from functions.shared.observability import logger, metrics, tracer
+from functions.shared.settings import MODEL_VARIABLE
 
 # Batch requests carry up to the front door's batch size; a slower answer than online is fine here.
 BATCH_ENDPOINT_TIMEOUT_MS = 30_000
@@ -45,6 +46,7 @@ def settings_from_env() -> BatchSettings:
         manifest_bucket=e["MANIFEST_BUCKET"],
         manifest_key=e["MANIFEST_KEY"],
         batch_records=int(e["BATCH_RECORDS"]),
+        model=e.get(MODEL_VARIABLE, ""),
     )
 
 

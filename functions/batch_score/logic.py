@@ -35,6 +35,9 @@ class BatchSettings:
     manifest_bucket: str
     manifest_key: str
     batch_records: int
+    # Beside other models of the stage, this model's name: models scoring one partition share the predictions
+    # table and the version numbers, so the file name says whose answers it holds. Empty for a stage's only model.
+    model: str = ""
 
 
 def partition_prefix(dataset: str, partition_date: str) -> str:
@@ -43,8 +46,10 @@ def partition_prefix(dataset: str, partition_date: str) -> str:
 
 def output_key(settings: BatchSettings, *, scored_on: str, partition_date: str, model_version: str, key: str) -> str:
     stem = key.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    model = f"{settings.model}-" if settings.model else ""
     return (
-        f"{settings.predictions_prefix}/prediction_date={scored_on}/batch-{partition_date}-{model_version}-{stem}.json"
+        f"{settings.predictions_prefix}/prediction_date={scored_on}/"
+        f"batch-{model}{partition_date}-{model_version}-{stem}.json"
     )
 
 
@@ -150,6 +155,7 @@ class BatchScorer:
                         "request_id": request_id,
                         "predicted_at": f"{scored_on}T00:00:00Z",
                         contract.entity_key: None if entity is None else str(entity),
+                        "endpoint_name": self.settings.endpoint_name,
                         "model_version": version,
                         "variant": answer.variant,
                         "fallback": False,

@@ -1,4 +1,8 @@
-"""Front door: POST /predict, GET /health, GET /model behind the API (IAM auth)."""
+"""Front door: POST /predict, GET /health, GET /model behind the API (IAM auth).
+
+Beside other models of a stage the same routes are under /models/<name>/; the function serves the one model
+its environment names, whatever the path's name (the API routes each model's paths to its own function).
+"""
 
 from __future__ import annotations
 
@@ -102,7 +106,8 @@ def content_type(event: dict[str, Any]) -> str | None:
 
 
 @app.post("/predict")
-def predict() -> Response[str]:
+@app.post("/models/<model>/predict")
+def predict(**_path: str) -> Response[str]:
     request_id, correlation_id = _ids()
     event = app.current_event.raw_event
     return _respond(
@@ -116,12 +121,14 @@ def predict() -> Response[str]:
 
 
 @app.get("/health")
-def health() -> Response[str]:
+@app.get("/models/<model>/health")
+def health(**_path: str) -> Response[str]:
     return _respond(front_door().health(request_id=_ids()[0]))
 
 
 @app.get("/model")
-def model() -> Response[str]:
+@app.get("/models/<model>/model")
+def model(**_path: str) -> Response[str]:
     return _respond(front_door().model(request_id=_ids()[0]))
 
 

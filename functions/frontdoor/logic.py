@@ -373,6 +373,7 @@ def prediction_rows(
                 "correlation_id": correlation_id,
                 "predicted_at": predicted_at,
                 entity_key: None if entity is None else str(entity),
+                "endpoint_name": deployed.manifest.endpoint_name,
                 "model_version": body["model_version"],
                 "variant": body["variant"],
                 "fallback": body["fallback"],

@@ -83,7 +83,10 @@ def read_predictions(s3: Any, settings: QualitySettings, since: str) -> pd.DataF
     for key in keys:
         body = s3.get_object(Bucket=settings.predictions_bucket, Key=key)["Body"].read().decode()
         rows.extend(json.loads(line) for line in body.splitlines() if line.strip())
-    return pd.DataFrame(rows)
+    # The table is the stage's, shared by its models, whose version numbers repeat: only this endpoint's answers
+    # (rows logged before rows named their endpoint are a single-model stage's own).
+    own = [r for r in rows if r.get("endpoint_name") in (None, settings.endpoint_name)]
+    return pd.DataFrame(own)
 
 
 def quality_metrics(report: QualityReport, endpoint_name: str, model_version: str = "") -> list[dict[str, Any]]:

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+# Names a function's model in a stage with several models (set by the stacks; absent for a stage's only model).
+MODEL_VARIABLE = "MLLOOP_MODEL"
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 _KIND_NAMES = {int: "an integer", float: "a number", bool: "true or false"}

@@ -16,6 +16,7 @@ from functions.start_training.logic import (
     S3StartLease,
     S3TriggerLog,
     StartTrainingSettings,
+    start_lease_key,
     start_training,
 )
 
@@ -30,7 +31,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         outcome = start_training(
             event,
             executions=BotoExecutions(boto3.client("stepfunctions"), settings.state_machine_arn),
-            lease=S3StartLease(s3, settings.artifacts_bucket),
+            lease=S3StartLease(s3, settings.artifacts_bucket, start_lease_key(settings.mlloop_model)),
             log=S3TriggerLog(s3, settings.artifacts_bucket),
             settings=settings,
             now=datetime.now(UTC),

@@ -49,11 +49,18 @@ class TriggerError(ValueError):
     """The event is not one of the triggers this function understands; the message says what it got."""
 
 
+def start_lease_key(model: str = "") -> str:
+    """Where a model's start lease lies in the stage's shared artifacts bucket (a stage's only model: as always)."""
+    return START_LEASE_KEY if not model else f"training/start-lease-{model}.json"
+
+
 @dataclass(frozen=True)
 class StartTrainingSettings:
     state_machine_arn: str
     artifacts_bucket: str
     cooldown_minutes: int
+    # MLLOOP_MODEL (functions/shared/settings.MODEL_VARIABLE): the model, beside other models of the stage.
+    mlloop_model: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StartTrainingSettings:
@@ -70,13 +77,17 @@ class Trigger:
     detail: dict[str, str] = field(default_factory=dict)
     # Only a person may skip the cooldown; a running retraining is never doubled.
     force: bool = False
+    # Beside other models of the stage, the model this trigger starts: one new-data event reaches every model of
+    # its dataset, and the run's name is its folder in the shared artifacts bucket (training/runs/<name>/).
+    model: str = ""
 
     @property
     def execution_name(self) -> str:
         """Stable across redeliveries: the event id, plus the event's own time for events (a manual request has
         no time of its own, only its request id)."""
-        digest = hashlib.sha256(f"{self.kind}|{self.event_id}".encode()).hexdigest()[:12]
-        kind = self.kind.replace("_", "-")
+        seed = f"{self.kind}|{self.event_id}" + (f"|{self.model}" if self.model else "")
+        digest = hashlib.sha256(seed.encode()).hexdigest()[:12]
+        kind = self.kind.replace("_", "-") + (f"-{self.model}" if self.model else "")
         name = f"{kind}-{digest}" if self.kind == "manual" else f"{kind}-{self.time:%Y%m%dT%H%M%SZ}-{digest}"
         return _NAME_UNSAFE.sub("-", name)[:80]
 
@@ -306,7 +317,7 @@ def start_training(
     settings: StartTrainingSettings,
     now: datetime,
 ) -> Outcome:
-    trigger = parse_trigger(event, now)
+    trigger = replace(parse_trigger(event, now), model=settings.mlloop_model)
     name = trigger.execution_name
     existing = executions.exists(name)
     arn = ""

@@ -11,6 +11,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct, IConstruct
 
+from functions.shared.settings import MODEL_VARIABLE
 from infra.config import StageConfig
 from infra.regional import RegionalValues
 
@@ -126,6 +127,8 @@ class PlatformFunction(lambda_.Function):
                 "POWERTOOLS_SERVICE_NAME": f"{config.project}-{name}",
                 "POWERTOOLS_METRICS_NAMESPACE": config.metrics_namespace,
                 "POWERTOOLS_LOG_LEVEL": "INFO",
+                # Beside other models of the stage, which model the function serves (tools find functions by it).
+                **({} if config.sole_model else {MODEL_VARIABLE: config.model_name}),
                 **(environment or {}),
             },
         )

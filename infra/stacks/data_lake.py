@@ -56,7 +56,11 @@ SPLIT_LAMBDA_ERRORS = [
 
 def bucket_name(config: StageConfig, kind: str) -> str:
     """The physical name of a lake bucket; tools and tests find buckets by it."""
-    return f"{config.prefix}-{kind}-{Aws.ACCOUNT_ID}-{Aws.REGION}"
+    return f"{config.stage_prefix}-{kind}-{Aws.ACCOUNT_ID}-{Aws.REGION}"
+
+
+def _construct_suffix(dataset: str) -> str:
+    return "".join(part.capitalize() for part in dataset.split("_"))
 
 
 def glue_database_name(config: StageConfig) -> str:
@@ -66,13 +70,20 @@ def glue_database_name(config: StageConfig) -> str:
 
 class DataLakeStack(Stack):
     def __init__(
-        self, scope: Construct, construct_id: str, *, config: StageConfig, env: Environment | None = None
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        datasets: list[str] | None = None,
+        env: Environment | None = None,
     ) -> None:
         super().__init__(
             scope, construct_id, env=env, description=f"{config.prefix}: data lake (stateful) and ingestion"
         )
         self.config = config
-        self.contract = load_contract(config.dataset)
+        # Every dataset the stage's models train on; ingestion validates any dataset with a contract in contracts/.
+        self.contracts = [load_contract(d) for d in dict.fromkeys(datasets or [config.dataset])]
         destroy = config.removal_policy == "destroy"
         self._removal = RemovalPolicy.DESTROY if destroy else RemovalPolicy.RETAIN
         self._removal_destroys = destroy
@@ -203,7 +214,7 @@ class DataLakeStack(Stack):
         )
 
         self.glue_database_name = glue_database_name(config)
-        self._catalog(self.contract)
+        self._catalog(self.contracts)
         self.split_bytes = config.lake.ingest_split_bytes or largest_single_file(
             INGEST_MEMORY_MB, INGEST_TIMEOUT.to_seconds(), INGEST_EPHEMERAL_MB
         )
@@ -249,7 +260,7 @@ class DataLakeStack(Stack):
             auto_delete_objects=self.config.removal_policy == "destroy",
         )
 
-    def _catalog(self, contract: DataContract) -> None:
+    def _catalog(self, contracts: list[DataContract]) -> None:
         database = glue.CfnDatabase(
             self,
             "LakeDatabase",
@@ -259,6 +270,12 @@ class DataLakeStack(Stack):
                 description=f"{self.config.prefix}: curated data, quarantine and predictions",
             ),
         )
+        for index, contract in enumerate(contracts):
+            self._dataset_tables(database, contract, "" if index == 0 else _construct_suffix(contract.dataset))
+        self._predictions_table(database, contracts[0])
+
+    def _dataset_tables(self, database: glue.CfnDatabase, contract: DataContract, suffix: str) -> None:
+        """The curated and quarantine tables of one dataset; the first dataset's keep their original ids."""
         columns = [
             (contract.entity_key, "string", "Entity key."),
             (contract.event_timestamp, "timestamp", "Event time, UTC."),
@@ -270,7 +287,7 @@ class DataLakeStack(Stack):
         curated_location = f"s3://{self.curated_bucket.bucket_name}/{contract.dataset}/"
         self._table(
             database,
-            "CuratedTable",
+            f"CuratedTable{suffix}",
             name=contract.dataset,
             description=f"Curated {contract.dataset} rows that passed contract {contract.ref}.",
             location=curated_location,
@@ -281,7 +298,7 @@ class DataLakeStack(Stack):
         quarantine_location = f"s3://{self.quarantine_bucket.bucket_name}/{QUARANTINE_ROWS_PREFIX}/{contract.dataset}/"
         self._table(
             database,
-            "QuarantineTable",
+            f"QuarantineTable{suffix}",
             name=f"{contract.dataset}_quarantine",
             description=f"{contract.dataset} rows that broke the contract, with the rules and values.",
             location=quarantine_location,
@@ -296,6 +313,8 @@ class DataLakeStack(Stack):
             partition="ingest_date",
             serde="parquet",
         )
+
+    def _predictions_table(self, database: glue.CfnDatabase, contract: DataContract) -> None:
         predictions_location = f"s3://{self.capture_bucket.bucket_name}/{PREDICTIONS_PREFIX}/"
         self._table(
             database,
@@ -307,6 +326,7 @@ class DataLakeStack(Stack):
                 ("request_id", "string", "Front-door request id."),
                 ("predicted_at", "string", "ISO-8601 UTC time of the answer."),
                 (contract.entity_key, "string", "Entity key of the scored row."),
+                ("endpoint_name", "string", "Endpoint that answered: the model, in a stage with several."),
                 ("model_version", "string", "Model package version that answered."),
                 ("variant", "string", "Endpoint production variant that answered."),
                 ("fallback", "boolean", "True when the fallback model answered."),

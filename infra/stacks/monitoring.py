@@ -353,7 +353,8 @@ class MonitoringStack(Stack):
 
         def ingest_sum(name: str) -> cloudwatch.Metric:
             return cloudwatch.Metric(
-                namespace=self.config.metrics_namespace,
+                # Ingestion is the stage's, shared by its models: it publishes in the stage's namespace.
+                namespace=self.config.stage_metrics_namespace,
                 metric_name=name,
                 dimensions_map=ingest,
                 statistic="Sum",

@@ -6,17 +6,13 @@ docs/calling-the-model.md shows app developers how to call the API (SigV4) and t
 
 from __future__ import annotations
 
-import json
-
 from aws_cdk import CfnOutput, Duration, Environment, RemovalPolicy, Stack
-from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
-from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
 from functions.shared.serving_manifest import manifest_key
@@ -30,6 +26,7 @@ from infra.constructs.canary_endpoint import (
     wildcard_finding,
 )
 from infra.constructs.platform_function import PlatformFunction, acknowledge
+from infra.constructs.prediction_api import ApiRoute, prediction_api
 from infra.stacks.data_lake import PREDICTIONS_PREFIX, DataLakeStack
 from infra.stacks.training import TrainingStack
 
@@ -86,10 +83,23 @@ class ServingStack(Stack):
         self.deploy_function = self.canary.deploy_function
         self.deploy_state_machine = self.canary.state_machine
         self.rollback_alarm_names: list[str] = self.canary.rollback_alarm_names
-        self.api = self._api()
+        # A stage's only model has its API here; beside other models the stage's API stack routes to this front door.
+        self.api = (
+            prediction_api(
+                self,
+                prefix=config.prefix,
+                stage=config.stage,
+                destroy=self._destroy,
+                description=f"{config.prefix}: predictions from the {config.model_name} model (IAM auth)",
+                routes=[ApiRoute(None, self.frontdoor_function, config.frontdoor)],
+            )
+            if config.sole_model
+            else None
+        )
         self.batch_score_function, self.batch_state_machine = self._batch_scoring()
 
-        CfnOutput(self, "ApiUrl", value=self.api.url)
+        if self.api is not None:
+            CfnOutput(self, "ApiUrl", value=self.api.url)
         CfnOutput(self, "EndpointName", value=self.endpoint_name)
         CfnOutput(self, "DeployStateMachineArn", value=self.deploy_state_machine.state_machine_arn)
         CfnOutput(self, "BatchScoringStateMachineArn", value=self.batch_state_machine.state_machine_arn)
@@ -139,184 +149,6 @@ class ServingStack(Stack):
         )
         fn.add_to_role_policy(manifest_listing(self.lake.artifacts_bucket))
         return predictions
-
-    def _api(self) -> apigateway.RestApi:
-        c = self.config
-        access_logs = logs.LogGroup(
-            self,
-            "ApiAccessLogs",
-            retention=logs.RetentionDays.ONE_MONTH if self._destroy else logs.RetentionDays.ONE_YEAR,
-            removal_policy=RemovalPolicy.DESTROY if self._destroy else RemovalPolicy.RETAIN,
-        )
-        api = apigateway.RestApi(
-            self,
-            "Api",
-            rest_api_name=f"{c.prefix}-serving",
-            description=f"{c.prefix}: predictions from the {c.model_name} model (IAM auth)",
-            endpoint_types=[apigateway.EndpointType.REGIONAL],
-            cloud_watch_role=True,
-            cloud_watch_role_removal_policy=RemovalPolicy.DESTROY if self._destroy else RemovalPolicy.RETAIN,
-            deploy_options=apigateway.StageOptions(
-                stage_name=c.stage,
-                throttling_rate_limit=c.frontdoor.throttle_rate,
-                throttling_burst_limit=c.frontdoor.throttle_burst,
-                access_log_destination=apigateway.LogGroupLogDestination(access_logs),
-                access_log_format=apigateway.AccessLogFormat.json_with_standard_fields(
-                    caller=True,
-                    http_method=True,
-                    ip=True,
-                    protocol=True,
-                    request_time=True,
-                    resource_path=True,
-                    response_length=True,
-                    status=True,
-                    user=True,
-                ),
-                logging_level=apigateway.MethodLoggingLevel.ERROR,
-                tracing_enabled=True,
-                metrics_enabled=True,
-            ),
-            default_method_options=apigateway.MethodOptions(authorization_type=apigateway.AuthorizationType.IAM),
-        )
-        fd = c.frontdoor
-        # The API's own 400 for a body outside the request model, in the front door's error shape. A fixed
-        # message: the validator's own text carries quotes that would break the JSON of a mapping template.
-        api.add_gateway_response(
-            "BadRequestBody",
-            type=apigateway.ResponseType.BAD_REQUEST_BODY,
-            status_code="400",
-            templates={
-                "application/json": json.dumps(
-                    {
-                        "error": "invalid request",
-                        "fields": {
-                            "body": 'expected one JSON record or {"instances": [...]} with 1 to '
-                            f"{fd.max_batch_records} records"
-                        },
-                        "request_id": "$context.requestId",
-                    }
-                )
-            },
-        )
-        # The gateway's size limit: at most the configured batch, each record a flat object; the front door then
-        # checks every field against the deployed contract.
-        request_model = api.add_model(
-            "PredictRequestModel",
-            content_type="application/json",
-            model_name="PredictRequest",
-            schema=apigateway.JsonSchema(
-                schema=apigateway.JsonSchemaVersion.DRAFT4,
-                type=apigateway.JsonSchemaType.OBJECT,
-                properties={
-                    "instances": apigateway.JsonSchema(
-                        type=apigateway.JsonSchemaType.ARRAY,
-                        min_items=1,
-                        max_items=fd.max_batch_records,
-                        items=apigateway.JsonSchema(type=apigateway.JsonSchemaType.OBJECT, max_properties=64),
-                    )
-                },
-                max_properties=64,
-            ),
-        )
-        validator = api.add_request_validator(
-            "RequestValidator",
-            request_validator_name="body-and-parameters",
-            validate_request_body=True,
-            validate_request_parameters=True,
-        )
-        # No permission for the console's test-invoke-stage: nothing in the loop invokes through it (least privilege).
-        integration = apigateway.LambdaIntegration(self.frontdoor_function, allow_test_invoke=False)
-        api.root.add_resource("predict").add_method(
-            "POST",
-            integration,
-            request_validator=validator,
-            request_models={"application/json": request_model},
-        )
-        for path in ("health", "model"):
-            api.root.add_resource(path).add_method("GET", integration, request_validator=validator)
-        findings: dict[str, str] = {}
-        if fd.waf_rate_limit_per_ip is None:
-            findings["AwsSolutions-APIG3"] = (
-                "No web ACL on this stage by stage config (waf_rate_limit_per_ip absent; prod has one): every method "
-                "requires SigV4 (IAM), the stage is throttled per stage config and bodies are bounded."
-            )
-        else:
-            self._web_acl(api, fd.waf_rate_limit_per_ip)
-        acknowledge(
-            api,
-            {
-                **findings,
-                "AwsSolutions-COG4": "The API authenticates callers with IAM (SigV4), not Cognito user pools.",
-                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-                "AmazonAPIGatewayPushToCloudWatchLogs]": (
-                    "API Gateway's account-level logging role; the managed policy is the documented one."
-                ),
-                "Serverless-APIGWDefaultThrottling": "Throttling is set on the stage from stage config.",
-            },
-        )
-        return api
-
-    def _web_acl(self, api: apigateway.RestApi, rate_limit: int) -> wafv2.CfnWebACL:
-        """AWS WAF in front of the API stage: AWS's common and known-bad-inputs rule sets, and a per-IP rate rule."""
-        prefix = self.config.prefix
-
-        def visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
-            return wafv2.CfnWebACL.VisibilityConfigProperty(
-                cloud_watch_metrics_enabled=True, metric_name=f"{prefix}-{name}", sampled_requests_enabled=True
-            )
-
-        def managed(priority: int, name: str, overrides: list[str]) -> wafv2.CfnWebACL.RuleProperty:
-            return wafv2.CfnWebACL.RuleProperty(
-                name=name,
-                priority=priority,
-                override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
-                statement=wafv2.CfnWebACL.StatementProperty(
-                    managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
-                        vendor_name="AWS",
-                        name=name,
-                        rule_action_overrides=[
-                            wafv2.CfnWebACL.RuleActionOverrideProperty(
-                                name=rule, action_to_use=wafv2.CfnWebACL.RuleActionProperty(count={})
-                            )
-                            for rule in overrides
-                        ]
-                        or None,
-                    )
-                ),
-                visibility_config=visibility(name),
-            )
-
-        acl = wafv2.CfnWebACL(
-            self,
-            "ApiWebAcl",
-            name=f"{prefix}-serving-api",
-            description=f"{prefix}: web ACL of the prediction API",
-            scope="REGIONAL",
-            default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
-            visibility_config=visibility("serving-api"),
-            rules=[
-                wafv2.CfnWebACL.RuleProperty(
-                    name="RatePerIp",
-                    priority=0,
-                    action=wafv2.CfnWebACL.RuleActionProperty(block={}),
-                    # Requests per client IP over the last 300 s (AWS WAF's default evaluation window).
-                    statement=wafv2.CfnWebACL.StatementProperty(
-                        rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
-                            limit=rate_limit, aggregate_key_type="IP", evaluation_window_sec=300
-                        )
-                    ),
-                    visibility_config=visibility("rate-per-ip"),
-                ),
-                # SizeRestrictions_BODY blocks bodies over 8 KB; a full batch is larger, and the front door bounds
-                # the body itself (max_batch_records x max_record_bytes): counted, not blocked.
-                managed(1, "AWSManagedRulesCommonRuleSet", ["SizeRestrictions_BODY"]),
-                managed(2, "AWSManagedRulesKnownBadInputsRuleSet", []),
-            ],
-        )
-        wafv2.CfnWebACLAssociation(
-            self, "ApiWebAclAssociation", resource_arn=api.deployment_stage.stage_arn, web_acl_arn=acl.attr_arn
-        )
-        return acl
 
     # ----------------------------------------------------------------------------------------------- batch scoring
     def _batch_scoring_failed(self) -> sfn.Chain:

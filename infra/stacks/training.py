@@ -34,7 +34,7 @@ from functions.check_data_gate.logic import LATEST_PROFILE_KEY
 from functions.prepare_training_data.logic import RUNS_PREFIX
 from functions.shared.contract import labels_dataset, load_contract
 from functions.shared.platform_events import CURATED_DATA_INGESTED, INGEST_SOURCE
-from functions.start_training.logic import START_LEASE_KEY, TRIGGER_RECORDS_PREFIX
+from functions.start_training.logic import TRIGGER_RECORDS_PREFIX, start_lease_key
 from infra.config import StageConfig
 from infra.constructs.platform_function import PlatformFunction, acknowledge, removal_policy
 from infra.constructs.training_source_bundle import TrainingSourceBundle
@@ -410,7 +410,7 @@ class TrainingStack(Stack):
         self._allow(
             fn,
             ["s3:GetObject", "s3:PutObject"],
-            [self._artifacts(START_LEASE_KEY)],
+            [self._artifacts(start_lease_key("" if self.config.sole_model else self.config.model_name))],
         )
         self._grant_key(fn, "kms:Decrypt", "kms:GenerateDataKey")
         return fn

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from functions.shared.settings import MODEL_VARIABLE
 from infra.config import STAGES, ConfigError
 from infra.context import add_context_argument, use_context_arguments
 from mlloop import contract_draft
@@ -111,6 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--stage", choices=STAGES, default=os.environ.get("MLLOOP_STAGE", "dev"), help="stage to act on"
     )
+    common.add_argument(
+        "--model",
+        default=os.environ.get(MODEL_VARIABLE) or None,
+        help="model to act on (default: the stage's only model; required when the stage has several)",
+    )
     common.add_argument("--endpoint-url", default=os.environ.get("AWS_ENDPOINT_URL"), help="the embedded AWS URL")
     common.add_argument("--region", default=None, help="AWS region (default: the stage's)")
     common.add_argument("--json", action="store_true", help="machine-readable output")
@@ -193,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run_on_platform(args: argparse.Namespace, out: Renderer) -> Any:
     use_context_arguments(args.context)
-    platform = Platform.for_stage(args.stage, endpoint_url=args.endpoint_url, region=args.region)
+    platform = Platform.for_stage(args.stage, model=args.model, endpoint_url=args.endpoint_url, region=args.region)
     return args.func(platform, args, out)
 
 

@@ -30,7 +30,8 @@ class Execution:
 
 def alarm_states(platform: Platform) -> list[AlarmState]:
     cw = platform.client("cloudwatch")
-    prefix = platform.config.prefix
+    # With the hyphen: beside model `churn`, `mlloop-dev-churn` alone would also match `mlloop-dev-churn2-…`.
+    prefix = f"{platform.config.prefix}-"
     found: list[AlarmState] = []
     for kind in ("MetricAlarm", "CompositeAlarm"):
         page = cw.describe_alarms(AlarmNamePrefix=prefix, AlarmTypes=[kind])

@@ -14,6 +14,7 @@ from typing import Any
 
 import boto3
 
+from functions.shared.settings import MODEL_VARIABLE
 from infra.config import StageConfig, load_stage_config
 from infra.context import effective_context
 
@@ -30,8 +31,11 @@ class Platform:
     _clients: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def for_stage(cls, stage: str, *, endpoint_url: str | None = None, region: str | None = None) -> Platform:
-        config = load_stage_config(effective_context(), stage)
+    def for_stage(
+        cls, stage: str, *, model: str | None = None, endpoint_url: str | None = None, region: str | None = None
+    ) -> Platform:
+        """The platform of one model of `stage`; `model` may be left out when the stage has only one."""
+        config = load_stage_config(effective_context(), stage, model)
         session = boto3.session.Session(region_name=region or os.environ.get("AWS_DEFAULT_REGION") or config.region)
         return cls(config=config, session=session, endpoint_url=endpoint_url)
 
@@ -62,18 +66,25 @@ class Platform:
         return f"arn:aws:states:{self.region}:{self.account}:stateMachine:{self.config.prefix}-training"
 
     def bucket(self, kind: str) -> str:
-        return f"{self.config.prefix}-{kind}-{self.account}-{self.region}"
+        return f"{self.config.stage_prefix}-{kind}-{self.account}-{self.region}"
 
     def find_function(self, function_dir: str) -> str:
-        """The deployed function of this stage whose handler is `functions.<function_dir>.handler.handler`.
+        """The deployed function of this model whose handler is `functions.<function_dir>.handler.handler`.
 
-        Found by handler and stage rather than by name, so CDK-generated names need no convention.
+        Found by handler, stage and (beside other models) model rather than by name, so CDK-generated names need
+        no convention.
         """
         handler = f"functions.{function_dir}.handler.handler"
+        model = None if self.config.sole_model else self.config.model_name
         paginator = self.client("lambda").get_paginator("list_functions")
         for page in paginator.paginate():
             for fn in page["Functions"]:
                 env = (fn.get("Environment") or {}).get("Variables") or {}
-                if fn.get("Handler") == handler and env.get("STAGE") == self.config.stage:
+                if (
+                    fn.get("Handler") == handler
+                    and env.get("STAGE") == self.config.stage
+                    and env.get(MODEL_VARIABLE) == model
+                ):
                     return str(fn["FunctionName"])
-        raise OperatorError(f"no deployed function with handler {handler} in stage {self.config.stage}")
+        where = f"stage {self.config.stage}" + (f", model {model}" if model else "")
+        raise OperatorError(f"no deployed function with handler {handler} in {where}")

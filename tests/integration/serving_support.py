@@ -49,7 +49,7 @@ def input_fn(body, content_type):
 def predict_fn(records, model):
     if BROKEN:
         raise RuntimeError("this model version is broken")
-    return [min(1.0, r["tenure_months"] / 240.0) for r in records]
+    return [min(1.0, r["tenure_months"] / {scale}) for r in records]
 
 
 def output_fn(prediction, accept):
@@ -62,9 +62,9 @@ def output_fn(prediction, accept):
 """
 
 
-def stage_bucket(cloud: LocalCloud, kind: str) -> str:
+def stage_bucket(cloud: LocalCloud, kind: str, stage: str = "dev") -> str:
     names = [b["Name"] for b in cloud.client("s3").list_buckets()["Buckets"]]
-    (name,) = [n for n in names if n.startswith(f"mlloop-dev-{kind}-")]
+    (name,) = [n for n in names if n.startswith(f"mlloop-{stage}-{kind}-")]
     return name
 
 
@@ -79,20 +79,28 @@ def drift_baseline_document() -> bytes:
     return json.dumps(baseline).encode()
 
 
-def register_package(cloud: LocalCloud, *, broken: bool, evaluated_auc: float | None = None) -> str:
-    """Upload a model and its fallback into a run folder and register an approved package for them (with the
-    test AUC its evaluation would have recorded, when given)."""
-    s3, artifacts = cloud.client("s3"), stage_bucket(cloud, "artifacts")
+def register_package(
+    cloud: LocalCloud,
+    *,
+    broken: bool,
+    evaluated_auc: float | None = None,
+    group: str = GROUP,
+    stage: str = "dev",
+    scale: float = 240.0,
+) -> str:
+    """Upload a model (probability tenure / `scale`) and its fallback into a run folder and register an approved
+    package for them in `group` (with the test AUC its evaluation would have recorded, when given)."""
+    s3, artifacts = cloud.client("s3"), stage_bucket(cloud, "artifacts", stage)
     run = f"training/runs/serving-{uuid.uuid4().hex[:8]}/output"
     s3.put_object(
         Bucket=artifacts,
         Key=f"{run}/model.tar.gz",
-        Body=tar_files({"model.json": "{}", "code/inference.py": INFERENCE_PY.format(broken=broken)}),
+        Body=tar_files({"model.json": "{}", "code/inference.py": INFERENCE_PY.format(broken=broken, scale=scale)}),
     )
     s3.put_object(Bucket=artifacts, Key=f"{run}/fallback_model.json", Body=json.dumps(FALLBACK_DOC).encode())
     s3.put_object(Bucket=artifacts, Key=f"{run}/drift_baseline.json", Body=drift_baseline_document())
     arn: str = cloud.client("sagemaker").create_model_package(
-        ModelPackageGroupName=GROUP,
+        ModelPackageGroupName=group,
         ModelApprovalStatus="Approved",
         InferenceSpecification={
             "Containers": [

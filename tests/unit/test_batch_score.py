@@ -79,6 +79,7 @@ def test_a_partition_is_scored_in_endpoint_sized_requests_into_the_predictions_t
     rows = [json.loads(line) for line in lines]
     assert [r["customer_id"] for r in rows] == [f"c{i}" for i in range(10)]
     assert {r["model_version"] for r in rows} == {"v3"} and all(r["fallback"] is False for r in rows)
+    assert {r["endpoint_name"] for r in rows} == {"mlloop-dev-churn"}  # whose answers, in the stage's shared table
     assert json.loads(rows[0]["features"])["total_charges"] is None
     again = scorer.score(key=plan["files"][0], partition_date="2026-11-21", model_version="v3")
     assert again["output"] == result["output"], "a re-run overwrites its own output"
@@ -92,3 +93,22 @@ def test_throttling_is_a_transient_error_the_workflow_retries(s3: Any) -> None:
         _scorer(s3, endpoint).score(
             key="churn/event_date=2026-11-21/part-0.parquet", partition_date="2026-11-21", model_version="v3"
         )
+
+
+def test_two_models_scoring_one_partition_write_apart_and_a_sole_model_keeps_its_keys() -> None:
+    import dataclasses
+
+    from functions.batch_score.logic import output_key
+
+    where = {
+        "scored_on": "2026-01-02",
+        "partition_date": "2026-01-01",
+        "model_version": "v1",
+        "key": "a/b/part.parquet",
+    }
+    sole = output_key(SETTINGS, **where)
+    assert sole == "predictions/prediction_date=2026-01-02/batch-2026-01-01-v1-part.json"
+    churn = output_key(dataclasses.replace(SETTINGS, model="churn"), **where)
+    upsell = output_key(dataclasses.replace(SETTINGS, model="upsell", endpoint_name="mlloop-dev-upsell"), **where)
+    assert len({sole, churn, upsell}) == 3
+    assert churn == "predictions/prediction_date=2026-01-02/batch-churn-2026-01-01-v1-part.json"

@@ -62,7 +62,7 @@ def test_the_cdk_clis_dotted_context_reaches_the_synthesized_config() -> None:
     context = read_cdk_json_context()
     app = App(context={**context, "stage": "dev", "stages.dev.gates.promotion.min_primary": "0.8"})
 
-    (dev,) = stage_configs_from_app(app)
+    (dev,) = stage_configs_from_app(app)["dev"]
 
     assert dev.gates.promotion.min_primary == 0.8
 

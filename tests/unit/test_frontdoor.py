@@ -190,6 +190,7 @@ def test_fallback_answers_are_counted_by_reason_and_logged_with_the_correlation_
     assert door.telemetry.answered[0]["fallback_reason"] == "model_error"
     entry = door.prediction_log.entries[0]
     assert entry["correlation_id"] == "corr-9" and entry["request_id"] == "r9" and entry["fallback"] is True
+    assert entry["endpoint_name"] == door.settings.endpoint_name  # whose answer, in the stage's shared table
 
 
 def test_an_answer_from_a_newer_model_asks_for_the_manifest_to_be_re_read() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import boto3
 import numpy as np
 import pandas as pd
@@ -256,3 +258,35 @@ def test_the_serving_version_and_its_evaluated_auc_come_from_the_manifest_and_it
             )
             s3.put_object(Bucket="artifacts", Key=manifest_key("mlloop-dev-churn"), Body=manifest.to_json())
             assert serving_evaluation(s3, sm, settings) == (version, expected)
+
+
+def test_a_model_measures_only_its_own_endpoints_predictions_in_the_shared_table():
+    """Models of a stage log into one predictions table with version numbers of their own (both have a v1): a row
+    that names another endpoint is not this model's answer. Rows that name none (older logs) are kept."""
+    from functions.label_quality.service import read_predictions
+
+    settings = QualitySettings(
+        endpoint_name="mlloop-dev-churn",
+        curated_bucket="c",
+        labels_dataset="churn_labels",
+        predictions_bucket="capture",
+        predictions_prefix="predictions",
+        artifacts_bucket="a",
+        metrics_namespace="MLLoop/dev/churn",
+        lookback_days=30,
+        min_labeled=10,
+    )
+    lines = [
+        {"request_id": "1", "model_version": "v1", "endpoint_name": "mlloop-dev-churn"},
+        {"request_id": "2", "model_version": "v1", "endpoint_name": "mlloop-dev-upsell"},
+        {"request_id": "3", "model_version": "v1"},
+    ]
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="capture")
+        body = "".join(json.dumps(line) + "\n" for line in lines)
+        s3.put_object(
+            Bucket="capture", Key="predictions/prediction_date=2026-01-02/frontdoor-x.json", Body=body.encode()
+        )
+        rows = read_predictions(s3, settings, "2026-01-01")
+    assert sorted(rows["request_id"]) == ["1", "3"]

@@ -24,6 +24,7 @@ from functions.start_training.logic import (
     decide,
     lease_refusal,
     parse_trigger,
+    start_lease_key,
     start_training,
 )
 
@@ -289,3 +290,42 @@ def test_a_lease_is_held_while_its_run_runs_or_its_holder_may_still_start_one() 
     assert lease_refusal(started, now=NOW, execution_status=None) is not None
     assert lease_refusal(started, now=NOW, execution_status="SUCCEEDED") is None
     assert lease_refusal(replace(starting, released=True), now=NOW, execution_status=None) is None
+
+
+def test_two_models_of_one_dataset_both_start_on_its_new_data_under_their_own_names_and_leases(
+    aws: tuple[Any, Any, str],
+) -> None:
+    """One `Curated Data Ingested` event reaches every model of its dataset: each model's run (whose name is its
+    training/runs/<run id>/ folder in the shared artifacts bucket) and start lease must be its own."""
+    sfn, s3, _ = aws
+    event = {
+        "id": "ingest-1",
+        "source": "mlloop.ingest",
+        "detail-type": "Curated Data Ingested",
+        "time": "2026-11-22T07:00:00Z",
+        "detail": {"stage": "dev", "dataset": "churn", "source": {"bucket": "raw", "key": "churn/a.csv"}},
+    }
+    outcomes = {}
+    for model in ("churn", "upsell"):
+        arn = sfn.create_state_machine(
+            name=f"mlloop-dev-{model}-training",
+            definition=WAIT_DEFINITION,
+            roleArn="arn:aws:iam::123456789012:role/sfn",
+        )["stateMachineArn"]
+        settings = StartTrainingSettings(
+            state_machine_arn=arn, artifacts_bucket=BUCKET, cooldown_minutes=60, mlloop_model=model
+        )
+        outcomes[model] = start_training(
+            event,
+            executions=BotoExecutions(sfn, arn),
+            lease=S3StartLease(s3, BUCKET, start_lease_key(model)),
+            log=S3TriggerLog(s3, BUCKET),
+            settings=settings,
+            now=NOW,
+        )
+    assert all(o.started for o in outcomes.values()), outcomes
+    assert outcomes["churn"].execution_name != outcomes["upsell"].execution_name
+    assert "upsell" in outcomes["upsell"].execution_name
+    assert start_lease_key("churn") != start_lease_key("upsell") != START_LEASE_KEY == start_lease_key("")
+    # A stage's only model names its runs as it always did.
+    assert "churn" not in parse_trigger(event, NOW).execution_name

@@ -232,14 +232,14 @@ def rows_by_event_date(table: pa.Table, column: str, rows: np.ndarray) -> list[t
 
 
 class ParallelWriter:
-    """Writes Parquet objects on a few threads (encoding releases the GIL, puts wait on the network), with at
-    most two objects per thread in flight so a chunk's partitions are never all held at once."""
+    """Writes Parquet objects on a few threads (encoding releases the GIL, puts wait on the network). A chunk's
+    objects are written while the next chunk is validated; at most two chunks are held at a time."""
 
     def __init__(self, store: ObjectStore, stamp: Mapping[str, str], dictionary: frozenset[str]) -> None:
         self.store, self.stamp, self.dictionary = store, dict(stamp), dictionary
         self._pool = ThreadPoolExecutor(max_workers=WRITE_WORKERS)
-        self._pending: list[Future[None]] = []
-        self._done: list[tuple[str, str]] = []
+        # Per chunk, oldest first: its objects' (bucket, key) and their writes.
+        self._chunks: list[tuple[list[tuple[str, str]], list[Future[None]]]] = [([], [])]
 
     def _write(self, bucket: str, key: str, rows: pa.Table | Callable[[], pa.Table]) -> None:
         body = parquet_bytes(rows if isinstance(rows, pa.Table) else rows(), self.stamp, self.dictionary)
@@ -247,16 +247,31 @@ class ParallelWriter:
 
     def submit(self, bucket: str, key: str, rows: pa.Table | Callable[[], pa.Table]) -> None:
         """Write `rows` (or what the callable returns, built on the writer's thread) to bucket/key."""
-        while len(self._pending) >= 2 * WRITE_WORKERS:
-            self._pending.pop(0).result()
-        self._pending.append(self._pool.submit(self._write, bucket, key, rows))
-        self._done.append((bucket, key))
+        objects, writes = self._chunks[-1]
+        writes.append(self._pool.submit(self._write, bucket, key, rows))
+        objects.append((bucket, key))
+
+    def end_chunk(self) -> list[tuple[str, str]]:
+        """Close the current chunk's objects and wait for the chunk before it: (bucket, key) of the objects
+        written by then, in submission order."""
+        self._chunks.append(([], []))
+        return self._wait(len(self._chunks) - 2)
 
     def flush(self) -> list[tuple[str, str]]:
-        """Wait for every submitted object; (bucket, key) of each, in submission order."""
-        for future in self._pending:
-            future.result()
-        done, self._pending, self._done = self._done, [], []
+        """Wait for every submitted object; (bucket, key) of each not returned yet, in submission order."""
+        return self._wait(len(self._chunks))
+
+    def _wait(self, chunks: int) -> list[tuple[str, str]]:
+        done: list[tuple[str, str]] = []
+        while chunks > 0 and self._chunks:
+            objects, writes = self._chunks[0]
+            for future in writes:
+                future.result()
+            done += objects
+            self._chunks.pop(0)
+            chunks -= 1
+        if not self._chunks:
+            self._chunks.append(([], []))
         return done
 
     def __enter__(self) -> ParallelWriter:
@@ -403,16 +418,26 @@ class Ingestion:
                             contract.dataset, self.ingest_date, self.source, chunk_number, part
                         )
                         writer.submit(quarantine, key, result.quarantined)
-                    for bucket, key in writer.flush():
-                        written = self.report.curated_objects if bucket == curated else self.report.quarantine_objects
-                        written.append(f"s3://{bucket}/{key}")
+                    self._record(writer.end_chunk())
                     chunk_number += 1
-                    # Let this chunk go before the next is read: one chunk in memory at a time.
+                    # Let this chunk go once its objects are written: two chunks in memory at a time.
                     del chunk, table, result, parts
             finally:
-                self._tally(validator.tally, contract)
+                try:
+                    self._record(writer.flush())
+                finally:
+                    self._tally(validator.tally, contract)
         if self.report.rows_in == 0 and self.part is None:
             raise RejectedFileError("no_rows", "the file has a header or schema but no data rows")
+
+    def _record(self, written: list[tuple[str, str]]) -> None:
+        for bucket, key in written:
+            into = (
+                self.report.curated_objects
+                if bucket == self.settings.curated_bucket
+                else self.report.quarantine_objects
+            )
+            into.append(f"s3://{bucket}/{key}")
 
     def _list_partitions(self, contract: DataContract, dates: list[str]) -> None:
         """Find what other files curated on these dates, with one listing over the dates not yet listed."""

@@ -35,6 +35,9 @@ RULES: tuple[str, ...] = (
 )
 TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
 CHECK_WORKERS = 2
+# A partition's rows are sliced when their runs average at least this many rows, else taken (one copy).
+MIN_SLICE_ROWS = 64
+MEMBER_TABLE_BITS = 16
 _NUMBER = r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$"
 _DATE_ONLY = r"^\s*(\d{4}-\d{2}-\d{2})\s*$"
 _NAIVE_TIME = r"^\s*(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)\s*$"
@@ -81,24 +84,43 @@ class FileTally:
 
     def seen_before(self, hashes: np.ndarray) -> np.ndarray:
         seen = self._seen_keys
-        if not len(seen):
+        if not len(seen) or not len(hashes):
             return np.zeros(len(hashes), dtype=bool)
-        # Sorted queries walk the sorted array in order (cache-friendly), then go back to the rows' order.
-        order = np.argsort(hashes)
-        at = np.minimum(np.searchsorted(seen, hashes[order]), len(seen) - 1)
-        found = np.empty(len(hashes), dtype=bool)
-        found[order] = seen[at] == hashes[order]
-        return found
+        # Sorted queries walk the sorted array in order (cache-friendly); the few hits are then found by value.
+        ordered = np.sort(hashes)
+        at = np.minimum(np.searchsorted(seen, ordered), len(seen) - 1)
+        return is_member(hashes, ordered[seen[at] == ordered])
 
     def remember(self, hashes: np.ndarray) -> None:
         self._seen_keys = np.sort(np.concatenate([self._seen_keys, hashes]))
 
 
+def is_member(values: np.ndarray, ascending: np.ndarray) -> np.ndarray:
+    """True for every value (uint64 hashes) found in `ascending`, a sorted and usually small set: a table of
+    the set's low bits lets most values go with one lookup; only the rest are searched for."""
+    found = np.zeros(len(values), dtype=bool)
+    if not len(ascending):
+        return found
+    low_bits = np.zeros(1 << MEMBER_TABLE_BITS, dtype=bool)
+    mask = np.uint64((1 << MEMBER_TABLE_BITS) - 1)
+    low_bits[ascending & mask] = True
+    maybe = np.flatnonzero(low_bits[values & mask])
+    at = np.minimum(np.searchsorted(ascending, values[maybe]), len(ascending) - 1)
+    found[maybe] = ascending[at] == values[maybe]
+    return found
+
+
 def repeated_in_order(hashes: np.ndarray) -> np.ndarray:
     """True for every value equal to an earlier one (the first occurrence is not a repeat)."""
-    _, first = np.unique(hashes, return_index=True)
-    repeated = np.ones(len(hashes), dtype=bool)
-    repeated[first] = False
+    # A sort finds the repeated values; only rows holding one of them are ordered by first occurrence.
+    ordered = np.sort(hashes)
+    twins = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+    repeated = np.zeros(len(hashes), dtype=bool)
+    candidates = np.flatnonzero(is_member(hashes, twins))
+    if len(candidates):
+        _, first = np.unique(hashes[candidates], return_index=True)
+        repeated[candidates] = True
+        repeated[candidates[first]] = False
     return repeated
 
 
@@ -121,8 +143,14 @@ class ChunkResult:
         return self.typed.filter(pa.array(self.good)).cast(self.schema)
 
     def take(self, rows: np.ndarray) -> pa.Table:
-        """These rows in the curated schema."""
-        return self.typed.take(pa.array(rows)).cast(self.schema)
+        """These rows (ascending) in the curated schema. Rows in long runs, as a file in event-time order has
+        them, are sliced out of the chunk without copying (only the stamp columns are cast); others are taken."""
+        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+        if len(breaks) + 1 > len(rows) // MIN_SLICE_ROWS:
+            return self.typed.take(pa.array(rows)).cast(self.schema)
+        starts, ends = np.r_[0, breaks], np.r_[breaks, len(rows)]
+        runs = [self.typed.slice(int(rows[a]), int(b - a)) for a, b in zip(starts, ends, strict=True)]
+        return pa.concat_tables(runs).cast(self.schema)
 
 
 @dataclass

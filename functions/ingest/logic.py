@@ -202,10 +202,19 @@ def low_cardinality_columns(contract: DataContract) -> frozenset[str]:
 
 
 def parquet_bytes(table: pa.Table, metadata: Mapping[str, str], dictionary: frozenset[str] = frozenset()) -> bytes:
-    stamped = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+    """The table as Parquet, `metadata` added to its schema's. Dictionary-encoded columns are written from their
+    codes and read back as their values' type: the Arrow schema is not stored (it would make them read back as
+    dictionaries), and every other type the lake holds reads back the same from Parquet's own types."""
+    kept = {k: v for k, v in (table.schema.metadata or {}).items() if k != b"ARROW:schema"}
+    stamp = {**kept, **{k.encode(): v.encode() for k, v in metadata.items()}}
     buffer = io.BytesIO()
     encoded = [name for name in table.column_names if name in dictionary]
-    pq.write_table(stamped, buffer, compression="snappy", use_dictionary=encoded)
+    unstamped = table.replace_schema_metadata(None)
+    with pq.ParquetWriter(
+        buffer, unstamped.schema, compression="snappy", use_dictionary=encoded, store_schema=False
+    ) as writer:
+        writer.write_table(unstamped)
+        writer.add_key_value_metadata(stamp)
     return buffer.getvalue()
 
 
@@ -408,7 +417,7 @@ class Ingestion:
                         key = layout.curated_key(contract.dataset, event_date, self.source, chunk_number, part)
                         if not self._partitions.get(event_date):
                             # Nothing else curated on that date: the rows are taken on the writer's thread.
-                            writer.submit(curated, key, functools.partial(result.take, rows))
+                            writer.submit(curated, key, functools.partial(result.rows, rows))
                             continue
                         fresh = self._merge(contract, event_date, result.take(rows))
                         if fresh.num_rows:

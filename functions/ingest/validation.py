@@ -142,15 +142,19 @@ class ChunkResult:
     def curated(self) -> pa.Table:
         return self.typed.filter(pa.array(self.good)).cast(self.schema)
 
-    def take(self, rows: np.ndarray) -> pa.Table:
-        """These rows (ascending) in the curated schema. Rows in long runs, as a file in event-time order has
-        them, are sliced out of the chunk without copying (only the stamp columns are cast); others are taken."""
+    def rows(self, rows: np.ndarray) -> pa.Table:
+        """These rows (ascending) as written: the curated schema with categories and stamps dictionary-encoded
+        (Parquet stores them as the schema's strings). Rows in long runs, as a file in event-time order has
+        them, are sliced out of the chunk without copying; others are taken."""
         breaks = np.flatnonzero(np.diff(rows) != 1) + 1
         if len(breaks) + 1 > len(rows) // MIN_SLICE_ROWS:
-            return self.typed.take(pa.array(rows)).cast(self.schema)
+            return self.typed.take(pa.array(rows))
         starts, ends = np.r_[0, breaks], np.r_[breaks, len(rows)]
-        runs = [self.typed.slice(int(rows[a]), int(b - a)) for a, b in zip(starts, ends, strict=True)]
-        return pa.concat_tables(runs).cast(self.schema)
+        return pa.concat_tables([self.typed.slice(int(rows[a]), int(b - a)) for a, b in zip(starts, ends, strict=True)])
+
+    def take(self, rows: np.ndarray) -> pa.Table:
+        """These rows (ascending) in the curated schema."""
+        return self.rows(rows).cast(self.schema)
 
 
 @dataclass
@@ -354,11 +358,13 @@ class ChunkValidator:
             findings.append(("null_not_allowed", true_mask(raw.is_null()), raw, f"{name} is empty"))
         if feature.type == "categorical":
             text = _as_strings(raw)
-            known = pc.is_in(text, value_set=pa.array(list(feature.categories)))
-            unknown = true_mask(pc.and_(text.is_valid(), pc.invert(known)))
+            categories = pa.array(list(feature.categories), pa.string())
+            # Coded against the contract's categories: Parquet writes the codes as they are, without hashing.
+            codes = pc.cast(pc.index_in(text, value_set=categories), pa.int32())
+            unknown = true_mask(pc.and_(text.is_valid(), codes.is_null()))
             allowed = "|".join(feature.categories)
             findings.append(("unknown_category", unknown, raw, f"{name}={{value}} is not one of {allowed}"))
-            return text, findings
+            return pa.DictionaryArray.from_arrays(codes, categories), findings
         if feature.type == "boolean":
             values, bad = parse_boolean(raw)
             findings.append(("type_mismatch", bad, raw, f"{name}={{value}} is not a boolean"))

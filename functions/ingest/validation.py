@@ -204,36 +204,56 @@ def _as_strings(raw: pa.Array) -> pa.Array:
     return raw if pa.types.is_string(raw.type) or pa.types.is_large_string(raw.type) else pc.cast(raw, pa.string())
 
 
+def valid_mask(array: pa.Array) -> np.ndarray:
+    """True where the array holds a value."""
+    return np.ones(len(array), dtype=bool) if not array.null_count else true_mask(array.is_valid())
+
+
+def _nulled(values: pa.Array, bad: np.ndarray) -> pa.Array:
+    return pc.if_else(pa.array(bad), pa.scalar(None, values.type), values) if bad.any() else values
+
+
+def _numbers(raw: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """float64 values (null where absent or unparseable), the mask of present-but-unparseable values, and the
+    values as numpy (NaN where absent; not finite where unparseable)."""
+    if pa.types.is_boolean(raw.type):
+        return pa.nulls(len(raw), pa.float64()), valid_mask(raw), np.full(len(raw), np.nan)
+    numeric = pa.types.is_integer(raw.type) or pa.types.is_floating(raw.type) or pa.types.is_decimal(raw.type)
+    text = raw if numeric else _as_strings(raw)
+    if numeric:
+        values = pc.cast(raw, pa.float64())
+    else:
+        try:
+            # Clean columns parse in one cast; only a column with a bad value pays for the per-value pattern.
+            values = pc.cast(text, pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            ok = pc.match_substring_regex(text, _NUMBER)
+            cleaned = pc.if_else(ok, pc.utf8_trim_whitespace(text), pa.scalar(None, pa.string()))
+            values = pc.cast(cleaned, pa.float64())
+    floats = np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64)
+    bad = valid_mask(text) & ~np.isfinite(floats)
+    return _nulled(values, bad), bad, floats
+
+
 def parse_number(raw: pa.Array) -> tuple[pa.Array, np.ndarray]:
     """float64 values (null where absent or unparseable) and the mask of present-but-unparseable values."""
-    if pa.types.is_integer(raw.type) or pa.types.is_floating(raw.type) or pa.types.is_decimal(raw.type):
-        values = pc.cast(raw, pa.float64())
-        bad = true_mask(pc.and_(raw.is_valid(), pc.invert(pc.is_finite(values))))
-        return pc.if_else(pa.array(bad), pa.scalar(None, pa.float64()), values), bad
-    if pa.types.is_boolean(raw.type):
-        return pa.nulls(len(raw), pa.float64()), true_mask(raw.is_valid())
-    text = _as_strings(raw)
-    try:
-        # Clean columns parse in one cast; only a column with a bad value pays for the per-value pattern.
-        values = pc.cast(text, pa.float64())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        ok = pc.match_substring_regex(text, _NUMBER)
-        cleaned = pc.if_else(ok, pc.utf8_trim_whitespace(text), pa.scalar(None, pa.string()))
-        values = pc.cast(cleaned, pa.float64())
-    finite = pc.is_finite(values)
-    bad = true_mask(pc.and_(text.is_valid(), pc.invert(pc.fill_null(finite, False))))
-    return pc.if_else(pa.array(bad), pa.scalar(None, pa.float64()), values), bad
+    values, bad, _ = _numbers(raw)
+    return values, bad
+
+
+_BOOLEAN_TEXTS = pa.array([*_TRUE, *_FALSE])
 
 
 def parse_boolean(raw: pa.Array) -> tuple[pa.Array, np.ndarray]:
     if pa.types.is_boolean(raw.type):
         return raw, np.zeros(len(raw), dtype=bool)
-    text = pc.utf8_trim_whitespace(_as_strings(raw))
-    is_true = pc.is_in(text, value_set=pa.array(_TRUE))
-    is_false = pc.is_in(text, value_set=pa.array(_FALSE))
-    known = pc.or_(is_true, is_false)
-    values = pc.if_else(known, is_true, pa.scalar(None, pa.bool_()))
-    return values, true_mask(pc.and_(text.is_valid(), pc.invert(known)))
+    text = _as_strings(raw)
+    # Values written without spaces around them are found as they are; only a column with another value is trimmed.
+    index = pc.index_in(text, value_set=_BOOLEAN_TEXTS)
+    if index.null_count > text.null_count:
+        index = pc.index_in(pc.utf8_trim_whitespace(text), value_set=_BOOLEAN_TEXTS)
+    values = pc.less(index, pa.scalar(len(_TRUE), index.type))
+    return values, valid_mask(text) & ~valid_mask(index)
 
 
 def parse_timestamp(raw: pa.Array) -> tuple[pa.Array, np.ndarray]:
@@ -369,24 +389,24 @@ class ChunkValidator:
             values, bad = parse_boolean(raw)
             findings.append(("type_mismatch", bad, raw, f"{name}={{value}} is not a boolean"))
             return values, findings
-        values, bad = parse_number(raw)
+        values, bad, floats = _numbers(raw)
         if feature.type == "integer":
-            fractional = true_mask(pc.not_equal(values, pc.floor(values)))
+            with np.errstate(invalid="ignore"):
+                fractional = np.isfinite(floats) & (floats != np.floor(floats))
             findings.append(("type_mismatch", bad | fractional, raw, f"{name}={{value}} is not an integer"))
             bad = bad | fractional
         else:
             findings.append(("type_mismatch", bad, raw, f"{name}={{value}} is not a number"))
-        below = true_mask(pc.less(values, feature.min)) if feature.min is not None else np.zeros(len(raw), dtype=bool)
-        above = (
-            true_mask(pc.greater(values, feature.max)) if feature.max is not None else np.zeros(len(raw), dtype=bool)
-        )
+        outside = np.zeros(len(raw), dtype=bool)
+        if feature.min is not None:
+            outside |= floats < feature.min
+        if feature.max is not None:
+            outside |= floats > feature.max
         lo = "-inf" if feature.min is None else f"{feature.min:g}"
         hi = "inf" if feature.max is None else f"{feature.max:g}"
         unit = f" {feature.unit}" if feature.unit else ""
-        findings.append(
-            ("out_of_range", (below | above) & ~bad, raw, f"{name}={{value}} is outside [{lo}, {hi}]{unit}")
-        )
-        clean = pc.if_else(pa.array(bad), pa.scalar(None, pa.float64()), values)
+        findings.append(("out_of_range", outside & ~bad, raw, f"{name}={{value}} is outside [{lo}, {hi}]{unit}"))
+        clean = _nulled(values, bad)
         return (pc.cast(clean, pa.int64()) if feature.type == "integer" else clean), findings
 
     def _quarantine(

@@ -9,6 +9,7 @@ all raises `RejectedFileError` saying what failed.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import mmap
 import queue
@@ -16,6 +17,7 @@ import shutil
 import struct
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ CSV_BLOCK_BYTES = 1 << 20
 READAHEAD_BATCHES = 8
 # The UTF-8 scan reads this much at a time; a line longer than a block is still found whole.
 SCAN_BLOCK_BYTES = 4 << 20
+SCAN_WORKERS = 2
 HEADER_MAX_BYTES = 1 << 20
 
 
@@ -174,35 +177,55 @@ def _is_utf8(data: bytes) -> bool:
     return True
 
 
+def _line_cuts(path: Path, size: int) -> list[int]:
+    """Offsets that cut the file into blocks of about SCAN_BLOCK_BYTES, each cut just after a newline."""
+    cuts = [0]
+    with path.open("rb") as handle:
+        while cuts[-1] + SCAN_BLOCK_BYTES < size:
+            handle.seek(cuts[-1] + SCAN_BLOCK_BYTES)
+            cuts.append(min(handle.tell() + len(handle.readline()), size))
+    if cuts[-1] < size:
+        cuts.append(size)
+    return cuts
+
+
+def _read_block(path: Path, start: int, end: int) -> bytes:
+    with path.open("rb") as handle:
+        handle.seek(start)
+        return handle.read(end - start)
+
+
+def _block_is_utf8(path: Path, start: int, end: int) -> bool:
+    return _is_utf8(_read_block(path, start, end))
+
+
 def scan_utf8(path: Path) -> list[tuple[int, int, int]]:
     """(line number, first byte offset, end offset) of every line holding bytes that are not UTF-8.
 
-    One validation per block; only a block with a bad byte is looked at line by line."""
+    Blocks cut at line ends are validated side by side (reads and Arrow's validation release the GIL); only
+    when a block has a bad byte are lines counted, and that block looked at line by line."""
+    cuts = _line_cuts(path, path.stat().st_size)
+    with ThreadPoolExecutor(max_workers=SCAN_WORKERS) as pool:
+        valid = list(pool.map(functools.partial(_block_is_utf8, path), cuts[:-1], cuts[1:]))
     bad: list[tuple[int, int, int]] = []
-    with path.open("rb") as handle:
-        offset, line_number, carry = 0, 1, b""
-        while True:
-            block = handle.read(SCAN_BLOCK_BYTES)
-            data = carry + block if carry else block
-            if not data:
-                break
-            cut = data.rfind(b"\n") + 1 if block else len(data)
-            whole, carry = (data[:cut], data[cut:]) if cut else (b"", data)
-            if whole and not _is_utf8(whole):
-                start = 0
-                while start < len(whole):
-                    end = whole.find(b"\n", start) + 1 or len(whole)
-                    try:
-                        whole[start:end].decode("utf-8")
-                    except UnicodeDecodeError:
-                        bad.append((line_number, offset + start, offset + end))
-                    start = end
-                    line_number += 1
-            else:
-                line_number += whole.count(b"\n")
-            offset += len(whole)
-            if not block:
-                break
+    if all(valid):
+        return bad
+    line_number = 1
+    last_bad = len(valid) - 1 - valid[::-1].index(False)
+    for start, end, ok in zip(cuts[: last_bad + 1], cuts[1 : last_bad + 2], valid, strict=False):
+        data = _read_block(path, start, end)
+        if ok:
+            line_number += data.count(b"\n")
+            continue
+        at = 0
+        while at < len(data):
+            stop = data.find(b"\n", at) + 1 or len(data)
+            try:
+                data[at:stop].decode("utf-8")
+            except UnicodeDecodeError:
+                bad.append((line_number, start + at, start + stop))
+            at = stop
+            line_number += 1
     return bad
 
 

@@ -38,6 +38,9 @@ CHECK_WORKERS = 2
 # A partition's rows are sliced when their runs average at least this many rows, else taken (one copy).
 MIN_SLICE_ROWS = 64
 MEMBER_TABLE_BITS = 16
+# The seen keys' bit table: 4 MiB, a few percent of it set by a million keys.
+SEEN_TABLE_BITS = 25
+MAX_SEEN_RUNS = 8
 _NUMBER = r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$"
 _DATE_ONLY = r"^\s*(\d{4}-\d{2}-\d{2})\s*$"
 _NAIVE_TIME = r"^\s*(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)\s*$"
@@ -80,19 +83,51 @@ class FileTally:
     null_cells: int = 0
     feature_cells: int = 0
     newest_event: datetime | None = None
-    _seen_keys: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))
+    _seen: SeenKeys = field(default_factory=lambda: SeenKeys())  # noqa: PLW0108  (defined below)
 
     def seen_before(self, hashes: np.ndarray) -> np.ndarray:
-        seen = self._seen_keys
-        if not len(seen) or not len(hashes):
-            return np.zeros(len(hashes), dtype=bool)
-        # Sorted queries walk the sorted array in order (cache-friendly); the few hits are then found by value.
-        ordered = np.sort(hashes)
-        at = np.minimum(np.searchsorted(seen, ordered), len(seen) - 1)
-        return is_member(hashes, ordered[seen[at] == ordered])
+        return self._seen.contains(hashes)
 
     def remember(self, hashes: np.ndarray) -> None:
-        self._seen_keys = np.sort(np.concatenate([self._seen_keys, hashes]))
+        self._seen.add(hashes)
+
+
+class SeenKeys:
+    """The key hashes of a file's earlier chunks: sorted runs, one per chunk (merged when they pile up), and a
+    bit table of their low bits, so most hashes are known to be new with one lookup and only the rest are
+    searched for."""
+
+    def __init__(self) -> None:
+        self._runs: list[np.ndarray] = []
+        self._bits = np.zeros(0, dtype=np.uint8)
+
+    @staticmethod
+    def _slots(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        low = (hashes & np.uint64((1 << SEEN_TABLE_BITS) - 1)).astype(np.int64)
+        return low >> 3, (np.uint8(1) << (low & 7).astype(np.uint8))
+
+    def contains(self, hashes: np.ndarray) -> np.ndarray:
+        found = np.zeros(len(hashes), dtype=bool)
+        if not self._runs or not len(hashes):
+            return found
+        byte, bit = self._slots(hashes)
+        maybe = np.flatnonzero(self._bits[byte] & bit)
+        candidates = hashes[maybe]
+        hit = np.zeros(len(candidates), dtype=bool)
+        for run in self._runs:
+            at = np.minimum(np.searchsorted(run, candidates), len(run) - 1)
+            hit |= run[at] == candidates
+        found[maybe] = hit
+        return found
+
+    def add(self, hashes: np.ndarray) -> None:
+        if not len(self._bits):
+            self._bits = np.zeros(1 << (SEEN_TABLE_BITS - 3), dtype=np.uint8)
+        byte, bit = self._slots(hashes)
+        np.bitwise_or.at(self._bits, byte, bit)
+        self._runs.append(np.sort(hashes))
+        if len(self._runs) > MAX_SEEN_RUNS:
+            self._runs = [np.sort(np.concatenate(self._runs))]
 
 
 def is_member(values: np.ndarray, ascending: np.ndarray) -> np.ndarray:

@@ -32,8 +32,9 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 NULL_TOKENS = ["", "NA", "N/A", "null", "NULL", "None", "NaN", "nan"]
 OTHER_DELIMITERS = (";", "\t", "|")
 CSV_BLOCK_BYTES = 1 << 20
-# Batches (one per block) converted ahead of validation: a few MiB, so reading overlaps the checks.
-READAHEAD_BATCHES = 8
+# Batches (one per block) converted ahead of validation: about one chunk of the default size (200k rows of
+# ~100 bytes), so the next chunk is read while one is checked; fewer leave the reader waiting on the checks.
+READAHEAD_BATCHES = 24
 # The UTF-8 scan reads this much at a time; a line longer than a block is still found whole.
 SCAN_BLOCK_BYTES = 4 << 20
 SCAN_WORKERS = 2

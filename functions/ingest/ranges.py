@@ -8,7 +8,7 @@ Cut rule (docs/data-lake.md, "Files larger than one invocation"): the nominal ra
 (the last range ends at the end of the file, with or without a final newline). So no row is split or lost, a
 CRLF stays whole (the cut follows its LF), and a line longer than a range leaves the ranges it spans empty:
 those are dropped. A newline inside a quoted CSV field is cut like any other: the reader's dialect does not
-allow quoted newlines (`pyarrow.csv.ParseOptions.newlines_in_values` is False in `readers._open_csv`), so the
+allow quoted newlines (`pyarrow.csv.ParseOptions.newlines_in_values` is False in `readers._parse_block`), so the
 unsplit path ends the row there too and both paths see the same rows.
 """
 

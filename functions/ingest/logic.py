@@ -45,6 +45,7 @@ PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
 CSV_COPY_BYTES = 8 << 20
 # Parquet metadata of a split file's quarantined rows: the row offset already added to `source_row`.
 ROW_OFFSET_KEY = "source_row_offset"
+MICROS_PER_DAY = 86_400_000_000
 # S3 answers a version that is gone with 404, or with 403 when the caller may not list the bucket: retrying
 # cannot help, so the file is recorded as unreadable. Any other error is raised, and the event retried.
 _GONE = frozenset({"404", "403", "NoSuchKey", "NoSuchVersion", "AccessDenied"})
@@ -228,8 +229,9 @@ def rows_by_event_date(table: pa.Table, column: str, rows: np.ndarray) -> list[t
     """The given row indices grouped by UTC event date, in date order (rows keep their order within a date)."""
     if not len(rows):
         return []
-    times = table.column(column).take(pa.array(rows))
-    days = np.asarray(pc.cast(pc.cast(times, pa.date32()), pa.int32()).to_numpy(), dtype=np.int32)
+    # Days since the epoch in UTC from the microseconds (the rows given have a time; others read as 0).
+    micros = pc.fill_null(pc.cast(table.column(column), pa.timestamp("us", tz="UTC")).cast(pa.int64()), 0)
+    days = (np.asarray(micros.to_numpy(), dtype=np.int64)[rows] // MICROS_PER_DAY).astype(np.int32)
     order = np.argsort(days, kind="stable")
     ordered, sorted_days = rows[order], days[order]
     starts = np.flatnonzero(np.r_[True, sorted_days[1:] != sorted_days[:-1]])

@@ -181,11 +181,14 @@ class ChunkResult:
         """These rows (ascending) as written: the curated schema with categories and stamps dictionary-encoded
         (Parquet stores them as the schema's strings). Rows in long runs, as a file in event-time order has
         them, are sliced out of the chunk without copying; others are taken."""
-        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+        breaks = (np.flatnonzero(np.diff(rows) != 1) + 1).tolist()
         if len(breaks) + 1 > len(rows) // MIN_SLICE_ROWS:
             return self.typed.take(pa.array(rows))
-        starts, ends = np.r_[0, breaks], np.r_[breaks, len(rows)]
-        return pa.concat_tables([self.typed.slice(int(rows[a]), int(b - a)) for a, b in zip(starts, ends, strict=True)])
+        bounds = [0, *breaks, len(rows)]
+        firsts = rows[bounds[:-1]].tolist()
+        return pa.concat_tables(
+            [self.typed.slice(first, b - a) for first, a, b in zip(firsts, bounds[:-1], bounds[1:], strict=True)]
+        )
 
     def take(self, rows: np.ndarray) -> pa.Table:
         """These rows (ascending) in the curated schema."""

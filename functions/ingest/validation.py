@@ -208,9 +208,9 @@ class _Violations:
 
     def add(self, rule: str, mask: np.ndarray, raw: pa.Array, message: str) -> None:
         """Record `rule` on the rows in `mask`; `message` is formatted with the column's raw value."""
-        index = np.flatnonzero(mask)
-        if not len(index):
+        if not mask.any():
             return
+        index = np.flatnonzero(mask)
         self.bad |= mask
         self.counts[rule] += len(index)
         values = raw.take(pa.array(index)).to_pylist()
@@ -245,6 +245,11 @@ def _as_strings(raw: pa.Array) -> pa.Array:
 def valid_mask(array: pa.Array) -> np.ndarray:
     """True where the array holds a value."""
     return np.ones(len(array), dtype=bool) if not array.null_count else true_mask(array.is_valid())
+
+
+def null_mask(array: pa.Array) -> np.ndarray:
+    """True where the array holds no value."""
+    return np.zeros(len(array), dtype=bool) if not array.null_count else true_mask(array.is_null())
 
 
 def _nulled(values: pa.Array, bad: np.ndarray) -> pa.Array:
@@ -349,7 +354,7 @@ class ChunkValidator:
         times, time_bad = parse_timestamp(time_raw)
         ts = contract.event_timestamp
         found.add("type_mismatch", time_bad, time_raw, f"{ts}={{value}} is not an ISO-8601 timestamp")
-        found.add("null_not_allowed", true_mask(time_raw.is_null()), time_raw, f"{ts} is empty")
+        found.add("null_not_allowed", null_mask(time_raw), time_raw, f"{ts} is empty")
         future = true_mask(pc.greater(times, pa.scalar(self.newest_allowed, TIMESTAMP_TYPE)))
         found.add("future_timestamp", future, time_raw, f"{ts}={{value}} is later than now + allowed skew")
         stale = true_mask(pc.less(times, pa.scalar(self.oldest_allowed, TIMESTAMP_TYPE)))
@@ -372,7 +377,7 @@ class ChunkValidator:
         label_values, label_bad = parse_number(label_raw)
         label = contract.label
         allowed = pc.is_in(label_values, value_set=pa.array([0.0, float(label.positive_value)]))
-        found.add("null_not_allowed", true_mask(label_raw.is_null()), label_raw, f"{label.name} is empty")
+        found.add("null_not_allowed", null_mask(label_raw), label_raw, f"{label.name} is empty")
         invalid = label_bad | true_mask(pc.and_(label_values.is_valid(), pc.invert(allowed)))
         found.add("invalid_label", invalid, label_raw, f"{label.name}={{value}} is not 0 or {label.positive_value}")
         typed[label.name] = pc.cast(pc.if_else(allowed, label_values, pa.scalar(None, pa.float64())), pa.int64())
@@ -413,13 +418,13 @@ class ChunkValidator:
         name = feature.name
         findings: list[Finding] = []
         if not feature.nullable:
-            findings.append(("null_not_allowed", true_mask(raw.is_null()), raw, f"{name} is empty"))
+            findings.append(("null_not_allowed", null_mask(raw), raw, f"{name} is empty"))
         if feature.type == "categorical":
             text = _as_strings(raw)
             categories = pa.array(list(feature.categories), pa.string())
             # Coded against the contract's categories: Parquet writes the codes as they are, without hashing.
             codes = pc.cast(pc.index_in(text, value_set=categories), pa.int32())
-            unknown = true_mask(pc.and_(text.is_valid(), codes.is_null()))
+            unknown = valid_mask(text) & null_mask(codes)
             allowed = "|".join(feature.categories)
             findings.append(("unknown_category", unknown, raw, f"{name}={{value}} is not one of {allowed}"))
             return pa.DictionaryArray.from_arrays(codes, categories), findings

@@ -12,8 +12,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -133,15 +135,22 @@ def run(size: Size) -> BenchResult:
 
     path = ensure_csv(size)
     reports: list[Any] = []
+    # Process CPU seconds (every thread) per call: on a shared machine the wall-clock ratio moves with the
+    # load, the work each side does does not.
+    cpu: dict[str, list[float]] = {"ingest": [], "arrow_read_csv_write_table": []}
 
     def ingest() -> None:
+        started = time.process_time()
         reports.append(_ingest_once(path))
+        cpu["ingest"].append(time.process_time() - started)
 
     def floor() -> None:
         pd.read_csv(path).to_parquet(io.BytesIO())
 
     def arrow_floor() -> None:
+        started = time.process_time()
         pq.write_table(pacsv.read_csv(path), io.BytesIO())
+        cpu["arrow_read_csv_write_table"].append(time.process_time() - started)
 
     timings = compare(
         {"ingest": ingest, "read_csv_to_parquet": floor, "arrow_read_csv_write_table": arrow_floor},
@@ -160,6 +169,13 @@ def run(size: Size) -> BenchResult:
     result.notes.append(
         f"{summary.get('rows_in')} rows in, {summary.get('rows_curated')} curated,"
         f" {summary.get('rows_quarantined')} quarantined ({result.facts['csv_bytes'] / 2**20:.0f} MiB CSV)"
+    )
+    cpu_medians = {name: statistics.median(seconds) for name, seconds in cpu.items()}
+    result.facts["cpu_seconds_median"] = cpu_medians
+    result.notes.append(
+        f"CPU seconds per run, every thread (median): ingest {cpu_medians['ingest']:.2f},"
+        f" arrow floor {cpu_medians['arrow_read_csv_write_table']:.2f}"
+        f" ({cpu_medians['ingest'] / cpu_medians['arrow_read_csv_write_table']:.2f}x)"
     )
     result.ratios.append(ratio_over("ingest_time_over_floor", timings, "ingest", "read_csv_to_parquet", 2))
     result.ratios.append(

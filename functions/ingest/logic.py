@@ -45,6 +45,7 @@ PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
 CSV_COPY_BYTES = 8 << 20
 # Parquet metadata of a split file's quarantined rows: the row offset already added to `source_row`.
 ROW_OFFSET_KEY = "source_row_offset"
+MICROS_PER_DAY = 86_400_000_000
 # S3 answers a version that is gone with 404, or with 403 when the caller may not list the bucket: retrying
 # cannot help, so the file is recorded as unreadable. Any other error is raised, and the event retried.
 _GONE = frozenset({"404", "403", "NoSuchKey", "NoSuchVersion", "AccessDenied"})
@@ -202,10 +203,19 @@ def low_cardinality_columns(contract: DataContract) -> frozenset[str]:
 
 
 def parquet_bytes(table: pa.Table, metadata: Mapping[str, str], dictionary: frozenset[str] = frozenset()) -> bytes:
-    stamped = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+    """The table as Parquet, `metadata` added to its schema's. Dictionary-encoded columns are written from their
+    codes and read back as their values' type: the Arrow schema is not stored (it would make them read back as
+    dictionaries), and every other type the lake holds reads back the same from Parquet's own types."""
+    kept = {k: v for k, v in (table.schema.metadata or {}).items() if k != b"ARROW:schema"}
+    stamp = {**kept, **{k.encode(): v.encode() for k, v in metadata.items()}}
     buffer = io.BytesIO()
     encoded = [name for name in table.column_names if name in dictionary]
-    pq.write_table(stamped, buffer, compression="snappy", use_dictionary=encoded)
+    unstamped = table.replace_schema_metadata(None)
+    with pq.ParquetWriter(
+        buffer, unstamped.schema, compression="snappy", use_dictionary=encoded, store_schema=False
+    ) as writer:
+        writer.write_table(unstamped)
+        writer.add_key_value_metadata(stamp)
     return buffer.getvalue()
 
 
@@ -219,8 +229,9 @@ def rows_by_event_date(table: pa.Table, column: str, rows: np.ndarray) -> list[t
     """The given row indices grouped by UTC event date, in date order (rows keep their order within a date)."""
     if not len(rows):
         return []
-    times = table.column(column).take(pa.array(rows))
-    days = np.asarray(pc.cast(pc.cast(times, pa.date32()), pa.int32()).to_numpy(), dtype=np.int32)
+    # Days since the epoch in UTC from the microseconds (the rows given have a time; others read as 0).
+    micros = pc.fill_null(pc.cast(table.column(column), pa.timestamp("us", tz="UTC")).cast(pa.int64()), 0)
+    days = (np.asarray(micros.to_numpy(), dtype=np.int64)[rows] // MICROS_PER_DAY).astype(np.int32)
     order = np.argsort(days, kind="stable")
     ordered, sorted_days = rows[order], days[order]
     starts = np.flatnonzero(np.r_[True, sorted_days[1:] != sorted_days[:-1]])
@@ -232,14 +243,14 @@ def rows_by_event_date(table: pa.Table, column: str, rows: np.ndarray) -> list[t
 
 
 class ParallelWriter:
-    """Writes Parquet objects on a few threads (encoding releases the GIL, puts wait on the network), with at
-    most two objects per thread in flight so a chunk's partitions are never all held at once."""
+    """Writes Parquet objects on a few threads (encoding releases the GIL, puts wait on the network). A chunk's
+    objects are written while the next chunk is validated; at most two chunks are held at a time."""
 
     def __init__(self, store: ObjectStore, stamp: Mapping[str, str], dictionary: frozenset[str]) -> None:
         self.store, self.stamp, self.dictionary = store, dict(stamp), dictionary
         self._pool = ThreadPoolExecutor(max_workers=WRITE_WORKERS)
-        self._pending: list[Future[None]] = []
-        self._done: list[tuple[str, str]] = []
+        # Per chunk, oldest first: its objects' (bucket, key) and their writes.
+        self._chunks: list[tuple[list[tuple[str, str]], list[Future[None]]]] = [([], [])]
 
     def _write(self, bucket: str, key: str, rows: pa.Table | Callable[[], pa.Table]) -> None:
         body = parquet_bytes(rows if isinstance(rows, pa.Table) else rows(), self.stamp, self.dictionary)
@@ -247,16 +258,31 @@ class ParallelWriter:
 
     def submit(self, bucket: str, key: str, rows: pa.Table | Callable[[], pa.Table]) -> None:
         """Write `rows` (or what the callable returns, built on the writer's thread) to bucket/key."""
-        while len(self._pending) >= 2 * WRITE_WORKERS:
-            self._pending.pop(0).result()
-        self._pending.append(self._pool.submit(self._write, bucket, key, rows))
-        self._done.append((bucket, key))
+        objects, writes = self._chunks[-1]
+        writes.append(self._pool.submit(self._write, bucket, key, rows))
+        objects.append((bucket, key))
+
+    def end_chunk(self) -> list[tuple[str, str]]:
+        """Close the current chunk's objects and wait for the chunk before it: (bucket, key) of the objects
+        written by then, in submission order."""
+        self._chunks.append(([], []))
+        return self._wait(len(self._chunks) - 2)
 
     def flush(self) -> list[tuple[str, str]]:
-        """Wait for every submitted object; (bucket, key) of each, in submission order."""
-        for future in self._pending:
-            future.result()
-        done, self._pending, self._done = self._done, [], []
+        """Wait for every submitted object; (bucket, key) of each not returned yet, in submission order."""
+        return self._wait(len(self._chunks))
+
+    def _wait(self, chunks: int) -> list[tuple[str, str]]:
+        done: list[tuple[str, str]] = []
+        while chunks > 0 and self._chunks:
+            objects, writes = self._chunks[0]
+            for future in writes:
+                future.result()
+            done += objects
+            self._chunks.pop(0)
+            chunks -= 1
+        if not self._chunks:
+            self._chunks.append(([], []))
         return done
 
     def __enter__(self) -> ParallelWriter:
@@ -393,7 +419,7 @@ class Ingestion:
                         key = layout.curated_key(contract.dataset, event_date, self.source, chunk_number, part)
                         if not self._partitions.get(event_date):
                             # Nothing else curated on that date: the rows are taken on the writer's thread.
-                            writer.submit(curated, key, functools.partial(result.take, rows))
+                            writer.submit(curated, key, functools.partial(result.rows, rows))
                             continue
                         fresh = self._merge(contract, event_date, result.take(rows))
                         if fresh.num_rows:
@@ -403,16 +429,26 @@ class Ingestion:
                             contract.dataset, self.ingest_date, self.source, chunk_number, part
                         )
                         writer.submit(quarantine, key, result.quarantined)
-                    for bucket, key in writer.flush():
-                        written = self.report.curated_objects if bucket == curated else self.report.quarantine_objects
-                        written.append(f"s3://{bucket}/{key}")
+                    self._record(writer.end_chunk())
                     chunk_number += 1
-                    # Let this chunk go before the next is read: one chunk in memory at a time.
+                    # Let this chunk go once its objects are written: two chunks in memory at a time.
                     del chunk, table, result, parts
             finally:
-                self._tally(validator.tally, contract)
+                try:
+                    self._record(writer.flush())
+                finally:
+                    self._tally(validator.tally, contract)
         if self.report.rows_in == 0 and self.part is None:
             raise RejectedFileError("no_rows", "the file has a header or schema but no data rows")
+
+    def _record(self, written: list[tuple[str, str]]) -> None:
+        for bucket, key in written:
+            into = (
+                self.report.curated_objects
+                if bucket == self.settings.curated_bucket
+                else self.report.quarantine_objects
+            )
+            into.append(f"s3://{bucket}/{key}")
 
     def _list_partitions(self, contract: DataContract, dates: list[str]) -> None:
         """Find what other files curated on these dates, with one listing over the dates not yet listed."""

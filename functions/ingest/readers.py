@@ -8,14 +8,16 @@ all raises `RejectedFileError` saying what failed.
 
 from __future__ import annotations
 
+import collections
 import csv
+import functools
+import itertools
 import json
 import mmap
-import queue
 import shutil
 import struct
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -30,10 +32,13 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 NULL_TOKENS = ["", "NA", "N/A", "null", "NULL", "None", "NaN", "nan"]
 OTHER_DELIMITERS = (";", "\t", "|")
 CSV_BLOCK_BYTES = 1 << 20
-# Batches (one per block) converted ahead of validation: a few MiB, so reading overlaps the checks.
-READAHEAD_BATCHES = 8
+CSV_WORKERS = 2
+# Blocks parsed ahead of validation: about one chunk of the default size (200k rows of ~100 bytes), so the next
+# chunk is read while one is checked; fewer leave the parsers waiting on the checks.
+READAHEAD_BLOCKS = 24
 # The UTF-8 scan reads this much at a time; a line longer than a block is still found whole.
 SCAN_BLOCK_BYTES = 4 << 20
+SCAN_WORKERS = 2
 HEADER_MAX_BYTES = 1 << 20
 
 
@@ -174,35 +179,56 @@ def _is_utf8(data: bytes) -> bool:
     return True
 
 
+def _line_cuts(path: Path, size: int, start: int, block: int) -> list[int]:
+    """Offsets that cut bytes [start, size) of the file into blocks of about `block` bytes, each cut just after
+    a newline (a line longer than a block stays whole)."""
+    cuts = [start]
+    with path.open("rb") as handle:
+        while cuts[-1] + block < size:
+            handle.seek(cuts[-1] + block)
+            cuts.append(min(handle.tell() + len(handle.readline()), size))
+    if cuts[-1] < size:
+        cuts.append(size)
+    return cuts
+
+
+def _read_block(path: Path, start: int, end: int) -> bytes:
+    with path.open("rb") as handle:
+        handle.seek(start)
+        return handle.read(end - start)
+
+
+def _block_is_utf8(path: Path, start: int, end: int) -> bool:
+    return _is_utf8(_read_block(path, start, end))
+
+
 def scan_utf8(path: Path) -> list[tuple[int, int, int]]:
     """(line number, first byte offset, end offset) of every line holding bytes that are not UTF-8.
 
-    One validation per block; only a block with a bad byte is looked at line by line."""
+    Blocks cut at line ends are validated side by side (reads and Arrow's validation release the GIL); only
+    when a block has a bad byte are lines counted, and that block looked at line by line."""
+    cuts = _line_cuts(path, path.stat().st_size, 0, SCAN_BLOCK_BYTES)
+    with ThreadPoolExecutor(max_workers=SCAN_WORKERS) as pool:
+        valid = list(pool.map(functools.partial(_block_is_utf8, path), cuts[:-1], cuts[1:]))
     bad: list[tuple[int, int, int]] = []
-    with path.open("rb") as handle:
-        offset, line_number, carry = 0, 1, b""
-        while True:
-            block = handle.read(SCAN_BLOCK_BYTES)
-            data = carry + block if carry else block
-            if not data:
-                break
-            cut = data.rfind(b"\n") + 1 if block else len(data)
-            whole, carry = (data[:cut], data[cut:]) if cut else (b"", data)
-            if whole and not _is_utf8(whole):
-                start = 0
-                while start < len(whole):
-                    end = whole.find(b"\n", start) + 1 or len(whole)
-                    try:
-                        whole[start:end].decode("utf-8")
-                    except UnicodeDecodeError:
-                        bad.append((line_number, offset + start, offset + end))
-                    start = end
-                    line_number += 1
-            else:
-                line_number += whole.count(b"\n")
-            offset += len(whole)
-            if not block:
-                break
+    if all(valid):
+        return bad
+    line_number = 1
+    last_bad = len(valid) - 1 - valid[::-1].index(False)
+    for start, end, ok in zip(cuts[: last_bad + 1], cuts[1 : last_bad + 2], valid, strict=False):
+        data = _read_block(path, start, end)
+        if ok:
+            line_number += data.count(b"\n")
+            continue
+        at = 0
+        while at < len(data):
+            stop = data.find(b"\n", at) + 1 or len(data)
+            try:
+                data[at:stop].decode("utf-8")
+            except UnicodeDecodeError:
+                bad.append((line_number, start + at, start + stop))
+            at = stop
+            line_number += 1
     return bad
 
 
@@ -241,51 +267,88 @@ def _open_csv(path: Path, chunk_rows: int, origin: Origin) -> RawFile:
     not_utf8 = scan_utf8(path)
     if not_utf8:
         path, malformed = _without_lines(path, not_utf8, origin)
-
-    def keep_malformed(row: Any) -> str:
-        malformed.append(
-            MalformedRow(
-                line=None if row.number is None else row.number + origin.line_shift,
-                text=row.text,
-                reason=f"expected {row.expected_columns} columns, found {row.actual_columns}",
-            )
-        )
-        return "skip"
-
+    with path.open("rb") as handle:
+        data_start = len(handle.readline(HEADER_MAX_BYTES))
+    schema = pa.schema([(c, pa.string()) for c in columns])
+    blocks = _parsed_blocks(path, data_start, schema)
     try:
-        reader = pacsv.open_csv(
-            str(path),
-            # Parallel parsing does not number the rows it rejects; LineFinder finds them in the file.
-            read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, use_threads=True),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=keep_malformed),
-            convert_options=pacsv.ConvertOptions(
-                column_types={c: pa.string() for c in columns},
-                null_values=NULL_TOKENS,
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=True,
-                # scan_utf8 checked every byte already, and lines with bad ones were set aside.
-                check_utf8=False,
-            ),
-        )
+        # The first block is parsed before the file is accepted, as a reader that opens the file would.
+        first = next(blocks, None)
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise RejectedFileError("unreadable_file", f"the CSV cannot be parsed ({exc})") from exc
-
     lines = LineFinder(path, origin.line_shift)
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for table, rejected in itertools.chain([] if first is None else [first], _guard(blocks)):
+            malformed.extend(rejected)
+            yield from table.to_batches()
 
     def chunks() -> Iterator[RawChunk]:
         try:
-            for table in _rechunk(_prefetched(_guard(reader), READAHEAD_BATCHES), reader.schema, chunk_rows):
+            for table in _rechunk(batches(), schema, chunk_rows):
                 taken, malformed[:] = lines.number(malformed), []
                 chunk = RawChunk(table=table, malformed=taken)
                 del table  # only the consumer holds a chunk while the next one is read
                 yield chunk
                 del chunk
             if malformed:
-                yield RawChunk(table=reader.schema.empty_table(), malformed=lines.number(malformed))
+                yield RawChunk(table=schema.empty_table(), malformed=lines.number(malformed))
         finally:
+            blocks.close()
             lines.close()
 
     return RawFile(format="csv", columns=columns, chunks=chunks())
+
+
+def _parse_block(path: Path, start: int, end: int, schema: pa.Schema) -> tuple[pa.Table, list[MalformedRow]]:
+    """Lines [start, end) of the file as string columns, and the rows that do not split into the columns."""
+    rejected: list[MalformedRow] = []
+
+    def keep_malformed(row: Any) -> str:
+        # Found in the file by LineFinder: a row's number here would count from the block's start.
+        reason = f"expected {row.expected_columns} columns, found {row.actual_columns}"
+        rejected.append(MalformedRow(line=None, text=row.text, reason=reason))
+        return "skip"
+
+    data = _read_block(path, start, end)
+    table = pacsv.read_csv(
+        pa.BufferReader(data),
+        # One block, one thread: the blocks themselves are parsed side by side.
+        read_options=pacsv.ReadOptions(column_names=schema.names, block_size=len(data) + 1, use_threads=False),
+        parse_options=pacsv.ParseOptions(invalid_row_handler=keep_malformed),
+        convert_options=pacsv.ConvertOptions(
+            column_types=schema,
+            null_values=NULL_TOKENS,
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=True,
+            # scan_utf8 checked every byte already, and lines with bad ones were set aside.
+            check_utf8=False,
+        ),
+    )
+    return table, rejected
+
+
+def _parsed_blocks(
+    path: Path, start: int, schema: pa.Schema
+) -> Generator[tuple[pa.Table, list[MalformedRow]], None, None]:
+    """The file from `start` in blocks cut at line ends, parsed on CSV_WORKERS threads (Arrow's streaming reader
+    parses on one), in file order, at most READAHEAD_BLOCKS parsed or in progress ahead of the consumer."""
+    cuts = _line_cuts(path, path.stat().st_size, start, CSV_BLOCK_BYTES)
+    spans = itertools.pairwise(cuts)
+    pool = ThreadPoolExecutor(max_workers=CSV_WORKERS, thread_name_prefix="csv-block")
+    ahead: collections.deque[Future[tuple[pa.Table, list[MalformedRow]]]] = collections.deque()
+    try:
+        for begin, stop in itertools.islice(spans, READAHEAD_BLOCKS):
+            ahead.append(pool.submit(_parse_block, path, begin, stop, schema))
+        while ahead:
+            parsed = ahead.popleft().result()
+            for begin, stop in itertools.islice(spans, 1):
+                ahead.append(pool.submit(_parse_block, path, begin, stop, schema))
+            yield parsed
+    finally:
+        for future in ahead:
+            future.cancel()
+        pool.shutdown(wait=True)
 
 
 class LineFinder:
@@ -331,43 +394,6 @@ class LineFinder:
         if self._map is not None:
             self._map.close()
             self._map = None
-
-
-def _prefetched(batches: Iterator[pa.RecordBatch], depth: int) -> Iterator[pa.RecordBatch]:
-    """The batches, read ahead on a thread (the CSV reader converts on the thread that asks for a batch), at
-    most `depth` waiting; the reader's error is raised here, and leaving early stops the thread."""
-    waiting: queue.Queue[Any] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    end = object()
-
-    def offer(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                waiting.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for batch in batches:
-                if not offer(batch):
-                    return
-            offer(end)
-        except BaseException as exc:  # handed to the consumer, raised there
-            offer(exc)
-
-    thread = threading.Thread(target=produce, name="csv-readahead", daemon=True)
-    thread.start()
-    try:
-        while (item := waiting.get()) is not end:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join()
 
 
 def _guard(batches: Any) -> Iterator[pa.RecordBatch]:

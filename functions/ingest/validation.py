@@ -35,6 +35,12 @@ RULES: tuple[str, ...] = (
 )
 TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
 CHECK_WORKERS = 2
+# A partition's rows are sliced when their runs average at least this many rows, else taken (one copy).
+MIN_SLICE_ROWS = 64
+MEMBER_TABLE_BITS = 16
+# The seen keys' bit table: 4 MiB, a few percent of it set by a million keys.
+SEEN_TABLE_BITS = 25
+MAX_SEEN_RUNS = 8
 _NUMBER = r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$"
 _DATE_ONLY = r"^\s*(\d{4}-\d{2}-\d{2})\s*$"
 _NAIVE_TIME = r"^\s*(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)\s*$"
@@ -77,28 +83,79 @@ class FileTally:
     null_cells: int = 0
     feature_cells: int = 0
     newest_event: datetime | None = None
-    _seen_keys: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))
+    _seen: SeenKeys = field(default_factory=lambda: SeenKeys())  # noqa: PLW0108  (defined below)
 
     def seen_before(self, hashes: np.ndarray) -> np.ndarray:
-        seen = self._seen_keys
-        if not len(seen):
-            return np.zeros(len(hashes), dtype=bool)
-        # Sorted queries walk the sorted array in order (cache-friendly), then go back to the rows' order.
-        order = np.argsort(hashes)
-        at = np.minimum(np.searchsorted(seen, hashes[order]), len(seen) - 1)
-        found = np.empty(len(hashes), dtype=bool)
-        found[order] = seen[at] == hashes[order]
-        return found
+        return self._seen.contains(hashes)
 
     def remember(self, hashes: np.ndarray) -> None:
-        self._seen_keys = np.sort(np.concatenate([self._seen_keys, hashes]))
+        self._seen.add(hashes)
+
+
+class SeenKeys:
+    """The key hashes of a file's earlier chunks: sorted runs, one per chunk (merged when they pile up), and a
+    bit table of their low bits, so most hashes are known to be new with one lookup and only the rest are
+    searched for."""
+
+    def __init__(self) -> None:
+        self._runs: list[np.ndarray] = []
+        self._bits = np.zeros(0, dtype=np.uint8)
+
+    @staticmethod
+    def _slots(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        low = (hashes & np.uint64((1 << SEEN_TABLE_BITS) - 1)).astype(np.int64)
+        return low >> 3, (np.uint8(1) << (low & 7).astype(np.uint8))
+
+    def contains(self, hashes: np.ndarray) -> np.ndarray:
+        found = np.zeros(len(hashes), dtype=bool)
+        if not self._runs or not len(hashes):
+            return found
+        byte, bit = self._slots(hashes)
+        maybe = np.flatnonzero(self._bits[byte] & bit)
+        candidates = hashes[maybe]
+        hit = np.zeros(len(candidates), dtype=bool)
+        for run in self._runs:
+            at = np.minimum(np.searchsorted(run, candidates), len(run) - 1)
+            hit |= run[at] == candidates
+        found[maybe] = hit
+        return found
+
+    def add(self, hashes: np.ndarray) -> None:
+        if not len(self._bits):
+            self._bits = np.zeros(1 << (SEEN_TABLE_BITS - 3), dtype=np.uint8)
+        byte, bit = self._slots(hashes)
+        np.bitwise_or.at(self._bits, byte, bit)
+        self._runs.append(np.sort(hashes))
+        if len(self._runs) > MAX_SEEN_RUNS:
+            self._runs = [np.sort(np.concatenate(self._runs))]
+
+
+def is_member(values: np.ndarray, ascending: np.ndarray) -> np.ndarray:
+    """True for every value (uint64 hashes) found in `ascending`, a sorted and usually small set: a table of
+    the set's low bits lets most values go with one lookup; only the rest are searched for."""
+    found = np.zeros(len(values), dtype=bool)
+    if not len(ascending):
+        return found
+    low_bits = np.zeros(1 << MEMBER_TABLE_BITS, dtype=bool)
+    mask = np.uint64((1 << MEMBER_TABLE_BITS) - 1)
+    low_bits[ascending & mask] = True
+    maybe = np.flatnonzero(low_bits[values & mask])
+    at = np.minimum(np.searchsorted(ascending, values[maybe]), len(ascending) - 1)
+    found[maybe] = ascending[at] == values[maybe]
+    return found
 
 
 def repeated_in_order(hashes: np.ndarray) -> np.ndarray:
     """True for every value equal to an earlier one (the first occurrence is not a repeat)."""
-    _, first = np.unique(hashes, return_index=True)
-    repeated = np.ones(len(hashes), dtype=bool)
-    repeated[first] = False
+    # A sort finds the repeated values; only rows holding one of them are ordered by first occurrence.
+    ordered = np.sort(hashes)
+    twins = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+    repeated = np.zeros(len(hashes), dtype=bool)
+    candidates = np.flatnonzero(is_member(hashes, twins))
+    if len(candidates):
+        _, first = np.unique(hashes[candidates], return_index=True)
+        repeated[candidates] = True
+        repeated[candidates[first]] = False
     return repeated
 
 
@@ -120,9 +177,22 @@ class ChunkResult:
     def curated(self) -> pa.Table:
         return self.typed.filter(pa.array(self.good)).cast(self.schema)
 
+    def rows(self, rows: np.ndarray) -> pa.Table:
+        """These rows (ascending) as written: the curated schema with categories and stamps dictionary-encoded
+        (Parquet stores them as the schema's strings). Rows in long runs, as a file in event-time order has
+        them, are sliced out of the chunk without copying; others are taken."""
+        breaks = (np.flatnonzero(np.diff(rows) != 1) + 1).tolist()
+        if len(breaks) + 1 > len(rows) // MIN_SLICE_ROWS:
+            return self.typed.take(pa.array(rows))
+        bounds = [0, *breaks, len(rows)]
+        firsts = rows[bounds[:-1]].tolist()
+        return pa.concat_tables(
+            [self.typed.slice(first, b - a) for first, a, b in zip(firsts, bounds[:-1], bounds[1:], strict=True)]
+        )
+
     def take(self, rows: np.ndarray) -> pa.Table:
-        """These rows in the curated schema."""
-        return self.typed.take(pa.array(rows)).cast(self.schema)
+        """These rows (ascending) in the curated schema."""
+        return self.rows(rows).cast(self.schema)
 
 
 @dataclass
@@ -138,9 +208,9 @@ class _Violations:
 
     def add(self, rule: str, mask: np.ndarray, raw: pa.Array, message: str) -> None:
         """Record `rule` on the rows in `mask`; `message` is formatted with the column's raw value."""
-        index = np.flatnonzero(mask)
-        if not len(index):
+        if not mask.any():
             return
+        index = np.flatnonzero(mask)
         self.bad |= mask
         self.counts[rule] += len(index)
         values = raw.take(pa.array(index)).to_pylist()
@@ -172,36 +242,61 @@ def _as_strings(raw: pa.Array) -> pa.Array:
     return raw if pa.types.is_string(raw.type) or pa.types.is_large_string(raw.type) else pc.cast(raw, pa.string())
 
 
+def valid_mask(array: pa.Array) -> np.ndarray:
+    """True where the array holds a value."""
+    return np.ones(len(array), dtype=bool) if not array.null_count else true_mask(array.is_valid())
+
+
+def null_mask(array: pa.Array) -> np.ndarray:
+    """True where the array holds no value."""
+    return np.zeros(len(array), dtype=bool) if not array.null_count else true_mask(array.is_null())
+
+
+def _nulled(values: pa.Array, bad: np.ndarray) -> pa.Array:
+    return pc.if_else(pa.array(bad), pa.scalar(None, values.type), values) if bad.any() else values
+
+
+def _numbers(raw: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """float64 values (null where absent or unparseable), the mask of present-but-unparseable values, and the
+    values as numpy (NaN where absent; not finite where unparseable)."""
+    if pa.types.is_boolean(raw.type):
+        return pa.nulls(len(raw), pa.float64()), valid_mask(raw), np.full(len(raw), np.nan)
+    numeric = pa.types.is_integer(raw.type) or pa.types.is_floating(raw.type) or pa.types.is_decimal(raw.type)
+    text = raw if numeric else _as_strings(raw)
+    if numeric:
+        values = pc.cast(raw, pa.float64())
+    else:
+        try:
+            # Clean columns parse in one cast; only a column with a bad value pays for the per-value pattern.
+            values = pc.cast(text, pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            ok = pc.match_substring_regex(text, _NUMBER)
+            cleaned = pc.if_else(ok, pc.utf8_trim_whitespace(text), pa.scalar(None, pa.string()))
+            values = pc.cast(cleaned, pa.float64())
+    floats = np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64)
+    bad = valid_mask(text) & ~np.isfinite(floats)
+    return _nulled(values, bad), bad, floats
+
+
 def parse_number(raw: pa.Array) -> tuple[pa.Array, np.ndarray]:
     """float64 values (null where absent or unparseable) and the mask of present-but-unparseable values."""
-    if pa.types.is_integer(raw.type) or pa.types.is_floating(raw.type) or pa.types.is_decimal(raw.type):
-        values = pc.cast(raw, pa.float64())
-        bad = true_mask(pc.and_(raw.is_valid(), pc.invert(pc.is_finite(values))))
-        return pc.if_else(pa.array(bad), pa.scalar(None, pa.float64()), values), bad
-    if pa.types.is_boolean(raw.type):
-        return pa.nulls(len(raw), pa.float64()), true_mask(raw.is_valid())
-    text = _as_strings(raw)
-    try:
-        # Clean columns parse in one cast; only a column with a bad value pays for the per-value pattern.
-        values = pc.cast(text, pa.float64())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        ok = pc.match_substring_regex(text, _NUMBER)
-        cleaned = pc.if_else(ok, pc.utf8_trim_whitespace(text), pa.scalar(None, pa.string()))
-        values = pc.cast(cleaned, pa.float64())
-    finite = pc.is_finite(values)
-    bad = true_mask(pc.and_(text.is_valid(), pc.invert(pc.fill_null(finite, False))))
-    return pc.if_else(pa.array(bad), pa.scalar(None, pa.float64()), values), bad
+    values, bad, _ = _numbers(raw)
+    return values, bad
+
+
+_BOOLEAN_TEXTS = pa.array([*_TRUE, *_FALSE])
 
 
 def parse_boolean(raw: pa.Array) -> tuple[pa.Array, np.ndarray]:
     if pa.types.is_boolean(raw.type):
         return raw, np.zeros(len(raw), dtype=bool)
-    text = pc.utf8_trim_whitespace(_as_strings(raw))
-    is_true = pc.is_in(text, value_set=pa.array(_TRUE))
-    is_false = pc.is_in(text, value_set=pa.array(_FALSE))
-    known = pc.or_(is_true, is_false)
-    values = pc.if_else(known, is_true, pa.scalar(None, pa.bool_()))
-    return values, true_mask(pc.and_(text.is_valid(), pc.invert(known)))
+    text = _as_strings(raw)
+    # Values written without spaces around them are found as they are; only a column with another value is trimmed.
+    index = pc.index_in(text, value_set=_BOOLEAN_TEXTS)
+    if index.null_count > text.null_count:
+        index = pc.index_in(pc.utf8_trim_whitespace(text), value_set=_BOOLEAN_TEXTS)
+    values = pc.less(index, pa.scalar(len(_TRUE), index.type))
+    return values, valid_mask(text) & ~valid_mask(index)
 
 
 def parse_timestamp(raw: pa.Array) -> tuple[pa.Array, np.ndarray]:
@@ -259,7 +354,7 @@ class ChunkValidator:
         times, time_bad = parse_timestamp(time_raw)
         ts = contract.event_timestamp
         found.add("type_mismatch", time_bad, time_raw, f"{ts}={{value}} is not an ISO-8601 timestamp")
-        found.add("null_not_allowed", true_mask(time_raw.is_null()), time_raw, f"{ts} is empty")
+        found.add("null_not_allowed", null_mask(time_raw), time_raw, f"{ts} is empty")
         future = true_mask(pc.greater(times, pa.scalar(self.newest_allowed, TIMESTAMP_TYPE)))
         found.add("future_timestamp", future, time_raw, f"{ts}={{value}} is later than now + allowed skew")
         stale = true_mask(pc.less(times, pa.scalar(self.oldest_allowed, TIMESTAMP_TYPE)))
@@ -282,7 +377,7 @@ class ChunkValidator:
         label_values, label_bad = parse_number(label_raw)
         label = contract.label
         allowed = pc.is_in(label_values, value_set=pa.array([0.0, float(label.positive_value)]))
-        found.add("null_not_allowed", true_mask(label_raw.is_null()), label_raw, f"{label.name} is empty")
+        found.add("null_not_allowed", null_mask(label_raw), label_raw, f"{label.name} is empty")
         invalid = label_bad | true_mask(pc.and_(label_values.is_valid(), pc.invert(allowed)))
         found.add("invalid_label", invalid, label_raw, f"{label.name}={{value}} is not 0 or {label.positive_value}")
         typed[label.name] = pc.cast(pc.if_else(allowed, label_values, pa.scalar(None, pa.float64())), pa.int64())
@@ -323,36 +418,38 @@ class ChunkValidator:
         name = feature.name
         findings: list[Finding] = []
         if not feature.nullable:
-            findings.append(("null_not_allowed", true_mask(raw.is_null()), raw, f"{name} is empty"))
+            findings.append(("null_not_allowed", null_mask(raw), raw, f"{name} is empty"))
         if feature.type == "categorical":
             text = _as_strings(raw)
-            known = pc.is_in(text, value_set=pa.array(list(feature.categories)))
-            unknown = true_mask(pc.and_(text.is_valid(), pc.invert(known)))
+            categories = pa.array(list(feature.categories), pa.string())
+            # Coded against the contract's categories: Parquet writes the codes as they are, without hashing.
+            codes = pc.cast(pc.index_in(text, value_set=categories), pa.int32())
+            unknown = valid_mask(text) & null_mask(codes)
             allowed = "|".join(feature.categories)
             findings.append(("unknown_category", unknown, raw, f"{name}={{value}} is not one of {allowed}"))
-            return text, findings
+            return pa.DictionaryArray.from_arrays(codes, categories), findings
         if feature.type == "boolean":
             values, bad = parse_boolean(raw)
             findings.append(("type_mismatch", bad, raw, f"{name}={{value}} is not a boolean"))
             return values, findings
-        values, bad = parse_number(raw)
+        values, bad, floats = _numbers(raw)
         if feature.type == "integer":
-            fractional = true_mask(pc.not_equal(values, pc.floor(values)))
+            with np.errstate(invalid="ignore"):
+                fractional = np.isfinite(floats) & (floats != np.floor(floats))
             findings.append(("type_mismatch", bad | fractional, raw, f"{name}={{value}} is not an integer"))
             bad = bad | fractional
         else:
             findings.append(("type_mismatch", bad, raw, f"{name}={{value}} is not a number"))
-        below = true_mask(pc.less(values, feature.min)) if feature.min is not None else np.zeros(len(raw), dtype=bool)
-        above = (
-            true_mask(pc.greater(values, feature.max)) if feature.max is not None else np.zeros(len(raw), dtype=bool)
-        )
+        outside = np.zeros(len(raw), dtype=bool)
+        if feature.min is not None:
+            outside |= floats < feature.min
+        if feature.max is not None:
+            outside |= floats > feature.max
         lo = "-inf" if feature.min is None else f"{feature.min:g}"
         hi = "inf" if feature.max is None else f"{feature.max:g}"
         unit = f" {feature.unit}" if feature.unit else ""
-        findings.append(
-            ("out_of_range", (below | above) & ~bad, raw, f"{name}={{value}} is outside [{lo}, {hi}]{unit}")
-        )
-        clean = pc.if_else(pa.array(bad), pa.scalar(None, pa.float64()), values)
+        findings.append(("out_of_range", outside & ~bad, raw, f"{name}={{value}} is outside [{lo}, {hi}]{unit}"))
+        clean = _nulled(values, bad)
         return (pc.cast(clean, pa.int64()) if feature.type == "integer" else clean), findings
 
     def _quarantine(

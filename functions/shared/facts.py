@@ -48,7 +48,10 @@ def _prime_powers(n: int) -> np.ndarray:
 def string_hashes(strings: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """A 64-bit hash of every string (null hashes as empty), computed on Arrow's buffers without Python objects."""
     array = strings.combine_chunks() if isinstance(strings, pa.ChunkedArray) else strings
-    array = pc.fill_null(array.cast(pa.large_string()), "")
+    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        array = array.cast(pa.large_string())
+    if array.null_count:
+        array = pc.fill_null(array, "")
     # Per-byte temporaries are 8 bytes a byte: hash a bounded slice at a time.
     step = HASH_SLICE_ROWS
     return np.concatenate(
@@ -58,12 +61,22 @@ def string_hashes(strings: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 def _slice_hashes(array: pa.Array) -> np.ndarray:
     _, offsets_buffer, data_buffer = array.buffers()
-    offsets = np.frombuffer(offsets_buffer, dtype=np.int64, count=len(array) + 1, offset=array.offset * 8)
+    width = np.dtype(np.int64 if pa.types.is_large_string(array.type) else np.int32)
+    offsets = np.frombuffer(offsets_buffer, dtype=width, count=len(array) + 1, offset=array.offset * width.itemsize)
+    offsets = offsets.astype(np.int64)
     lo, hi = int(offsets[0]), int(offsets[-1])
     starts = offsets[:-1] - lo
     lengths = np.diff(offsets)
     hashes = np.zeros(len(array), dtype=np.uint64)
-    if hi > lo:
+    size = int(lengths[0]) if len(lengths) else 0
+    if size and hi - lo == size * len(array):
+        # Every string has the same length (identifiers usually do): the same sum, one column of bytes at a time.
+        rows = np.frombuffer(data_buffer, dtype=np.uint8)[lo:hi].reshape(len(array), size)
+        powers = _prime_powers(size)
+        with np.errstate(over="ignore"):
+            for i in range(size):
+                hashes += (rows[:, i].astype(np.uint64) + np.uint64(1)) * powers[i]
+    elif hi > lo:
         data = np.frombuffer(data_buffer, dtype=np.uint8)[lo:hi].astype(np.uint64) + np.uint64(1)
         position = np.arange(hi - lo, dtype=np.int64) - np.repeat(starts, lengths)
         with np.errstate(over="ignore"):

@@ -94,7 +94,9 @@ def test_synthesized_output_is_stale_when_the_runs_context_differs(tmp_path: Pat
 
 def test_an_override_may_give_one_stage_its_models_and_leave_the_other_stages_alone() -> None:
     models = '{"churn": {}, "upsell": {"dataset": "upsell"}}'
-    resolved = apply_context_overrides(read_cdk_json_context(), parse_context_arguments([f"stages.dev.models={models}"]))
+    overrides = parse_context_arguments([f"stages.dev.models={models}"])
+
+    resolved = apply_context_overrides(read_cdk_json_context(), overrides)
 
     assert [(c.model_name, c.dataset) for c in load_stage_models(resolved, "dev")] == [
         ("churn", "churn"),

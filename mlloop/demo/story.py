@@ -86,7 +86,7 @@ class Story:
         options: DemoOptions,
         *,
         output_dir: Path,
-        cdk_out: Path = assembly.DEFAULT_OUTDIR,
+        cdk_out: Path,
         on_fact: Callable[[str], None] | None = None,
     ) -> None:
         self.options = options

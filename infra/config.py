@@ -281,6 +281,16 @@ class StageConfig:
         return f"{self.stage_prefix}-{self.model_name}"
 
     @property
+    def api_stack_name(self) -> str:
+        """The stack of this model's API: its serving stack when alone, the stage's API stack beside other models."""
+        return f"{self.prefix}-serving" if self.sole_model else f"{self.stage_prefix}-api"
+
+    @property
+    def api_path_prefix(self) -> str:
+        """Where this model's paths (`/predict`, `/model`, `/health`) are on its API: the root, or `/models/<model>`."""
+        return "" if self.sole_model else f"/models/{self.model_name}"
+
+    @property
     def stage_metrics_namespace(self) -> str:
         """Where the shared lake's functions (ingestion) publish their metrics."""
         return f"MLLoop/{self.stage}"

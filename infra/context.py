@@ -64,7 +64,9 @@ def apply_context_overrides(context: Mapping[str, Any], overrides: Mapping[str, 
                 raise ConfigError(f"-c {key}: {path} is not a section of the configuration (sections here: {known})")
             node = child
         leaf = parts[-1]
-        if leaf not in node and inside is None:
+        # A stage's `models` (docs/models.md) is a key of the stage that cdk.json need not spell out.
+        stage_models = len(parts) == 3 and parts[0] == "stages" and leaf == "models"
+        if leaf not in node and inside is None and not stage_models:
             # A new key inside a known section is a typo far more often than a wish: the typed config would
             # ignore or refuse it later, so say so here, with what the section holds.
             raise ConfigError(f"-c {key}: {leaf} is not a key of {'.'.join(parts[:-1])} (keys: {', '.join(node)})")

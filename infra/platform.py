@@ -39,7 +39,7 @@ def build_stage(app: App, models: list[StageConfig]) -> None:
         servings.append((config, serving))
     if len(models) > 1:
         # One API for the stage's models, each under /models/<model>/ (a sole model's API is in its serving stack).
-        stacks.append(ApiStack(app, f"{shared.prefix}-api", config=shared, models=servings, env=env))
+        stacks.append(ApiStack(app, models[0].api_stack_name, config=shared, models=servings, env=env))
     for stack in stacks:
         Tags.of(stack).add("project", shared.project)
         Tags.of(stack).add("stage", shared.stage)

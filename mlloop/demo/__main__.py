@@ -26,7 +26,8 @@ from infra.config import ConfigError
 from infra.context import add_context_argument, use_context_arguments
 from mlloop.assembly import REPO_ROOT
 from mlloop.demo.report import write_report
-from mlloop.demo.story import DemoOptions, Story
+from mlloop.demo.second_model import side_by_side_argument
+from mlloop.demo.story import STAGE, DemoOptions, Story
 
 DEFAULT_OUTPUT = REPO_ROOT / "demo-output"
 
@@ -67,7 +68,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        use_context_arguments(args.context)
+        context = use_context_arguments(args.context)
+        # The stage gets a second model for this run only, by the project's own override (cdk.json is untouched).
+        added = side_by_side_argument(context, STAGE)
+        if added is not None:
+            use_context_arguments([added])
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
@@ -78,7 +83,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     with cloud_output_to(run_dir / "cloud.log") as terminal:
         console = Console(file=terminal, highlight=False)
         console.rule("[bold]mlloop demo: the life of a model on the embedded AWS")
-        story = Story(options, output_dir=run_dir, on_fact=lambda text: console.print(f"    {text}", style="dim"))
+        story = Story(
+            options,
+            output_dir=run_dir,
+            cdk_out=args.output_dir / "cdk.out",
+            on_fact=lambda text: console.print(f"    {text}", style="dim"),
+        )
         started = time.monotonic()
         try:
             for number, (name, title, step) in enumerate(story.phases(), start=1):

@@ -164,6 +164,30 @@ def _section(title: str, *parts: str | None) -> str:
     return f"<h2>{html.escape(title)}</h2>" + "".join(p for p in parts if p)
 
 
+def models_table(record: dict[str, Any]) -> str:
+    """Each model of the stage, where it lives, and what its route answered in the side-by-side phase."""
+    routes = record.get("second_model", {}).get("routes", {})
+    alarms = record.get("second_model", {}).get("alarms", {})
+    rows = []
+    for name, names in record.get("models", {}).items():
+        route = routes.get(name, {})
+        rows.append(
+            [
+                name,
+                names["dataset"],
+                names["route"],
+                names["endpoint"],
+                f"{route.get('answered', '')}/{route.get('sent', '')} by {route.get('model_versions', '')}",
+                route.get("same_as_own_endpoint", ""),
+                len(alarms.get(name, {})),
+                names["metrics_namespace"],
+            ]
+        )
+    return _table(
+        ["model", "dataset", "route", "endpoint", "answered", "same answer as its endpoint", "alarms", "metrics"], rows
+    )
+
+
 def write_report(record: dict[str, Any], run_dir: Path) -> Path:
     phases = _table(
         ["phase", "seconds", "what happened"],
@@ -226,6 +250,7 @@ def write_report(record: dict[str, Any], run_dir: Path) -> Path:
             f"{len(answers)} API requests, {len(answers) - unanswered} answered, "
             f"{sum(a['fallback'] for a in answers)} by the fallback.</p>",
             _section("Phases", phases),
+            _section("Models side by side", models_table(record)),
             _section("Model versions", packages, _img(charts["metrics"], "metrics") if charts["metrics"] else None),
             _section("Evaluation plots of the promoted model (from its training job)", plots or None),
             _section(

@@ -26,18 +26,22 @@ from typing import Any
 
 from functions.deploy_model.standby import FAST_ROLLBACK_BOUND_SECONDS
 from functions.shared.contract import load_contract
-from infra.config import StageConfig, load_stage_config
+from infra.config import StageConfig, load_stage_models
 from infra.context import effective_context
 from mlloop import assembly
 from mlloop.cli import registry, serving
 from mlloop.cli.platform import Platform
 from mlloop.datagen import generate_churn
+from mlloop.demo import second_model
+from mlloop.demo.errors import StoryError
 from mlloop.demo.traffic import Traffic, batches, feature_records
 from mlloop.localcloud import LocalCloud, fidelity
 from mlloop.localcloud import sagemaker as local_sagemaker
 from mlloop.localcloud.deployer import Deployment
 
 STAGE = "dev"
+# The story's data is generated churn: it follows the stage's model of that dataset.
+STORY_DATASET = "churn"
 TIMELINE_RULE = "mlloop-demo-timeline"
 # Features the drifted traffic moves, and how far (see mlloop.datagen: standard deviations or probability share).
 DRIFT = {"monthly_charges": 1.5, "tenure_months": -1.0, "contract_type": 0.6, "support_calls_90d": 1.5}
@@ -47,10 +51,6 @@ def predict_fn(data, model):
     """Deliberately broken for the demo: every prediction fails, as a bad release would."""
     raise RuntimeError("deliberately broken model: predict_fn always fails")
 '''
-
-
-class StoryError(RuntimeError):
-    """A phase did not end the way the story says it must; the message says what was seen instead."""
 
 
 @dataclass
@@ -81,10 +81,19 @@ class Phase:
 class Story:
     """One run of the demo. `phases()` lists the steps; each is a method that records what it saw."""
 
-    def __init__(self, options: DemoOptions, *, output_dir: Path, on_fact: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        options: DemoOptions,
+        *,
+        output_dir: Path,
+        cdk_out: Path,
+        on_fact: Callable[[str], None] | None = None,
+    ) -> None:
         self.options = options
         self.output_dir = output_dir
-        self.config: StageConfig = load_stage_config(effective_context(), STAGE)
+        self.cdk_out = cdk_out
+        self.models = {c.model_name: c for c in load_stage_models(effective_context(), STAGE)}
+        self.config: StageConfig = next(c for c in self.models.values() if c.dataset == STORY_DATASET)
         self.contract = load_contract(self.config.dataset)
         self.started = time.monotonic()
         self.started_at = datetime.now(UTC)
@@ -98,6 +107,7 @@ class Story:
         self._timeline_queue = ""
         self.record: dict[str, Any] = {
             "stage": STAGE,
+            "models": {name: second_model.model_names(config) for name, config in self.models.items()},
             "started_at": self.started_at.isoformat(),
             "options": vars(options),
             "phases": [],
@@ -123,6 +133,7 @@ class Story:
             ("canary_v2", "v2 through a canary, promoted", self.canary_v2),
             ("bad_canary", "A bad model: its canary trips an alarm and rolls back", self.bad_canary),
             ("fast_rollback", "v2 turns out slow under load after its canary: fast rollback", self.fast_rollback),
+            (second_model.PHASE, second_model.TITLE, lambda: second_model.serve_side_by_side(self)),
             ("fallback", "Kill the endpoint mid-traffic: the fallback answers", self.fallback),
         ]
 
@@ -170,25 +181,29 @@ class Story:
                         os.environ[key] = value
 
     # ------------------------------------------------------------------ lookups
-    def _machine(self, suffix: str) -> str:
-        return f"arn:aws:states:{self.config.region}:{LocalCloud.account_id}:stateMachine:{self.config.prefix}-{suffix}"
+    def _machine(self, suffix: str, config: StageConfig | None = None) -> str:
+        """A state machine of the story's model (or of `config`'s model)."""
+        c = config or self.config
+        return f"arn:aws:states:{c.region}:{LocalCloud.account_id}:stateMachine:{c.prefix}-{suffix}"
 
-    def _executions(self, suffix: str) -> list[dict[str, Any]]:
+    def _executions(self, suffix: str, config: StageConfig | None = None) -> list[dict[str, Any]]:
         pages = (
             self.client("stepfunctions")
             .get_paginator("list_executions")
-            .paginate(stateMachineArn=self._machine(suffix))
+            .paginate(stateMachineArn=self._machine(suffix, config))
         )
         return sorted((e for page in pages for e in page["executions"]), key=lambda e: e["startDate"])
 
-    def _new_execution(self, suffix: str, known: set[str], timeout: float) -> dict[str, Any]:
+    def _new_execution(
+        self, suffix: str, known: set[str], timeout: float, config: StageConfig | None = None
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            fresh = [e for e in self._executions(suffix) if e["executionArn"] not in known]
+            fresh = [e for e in self._executions(suffix, config) if e["executionArn"] not in known]
             if fresh:
                 return fresh[0]
             time.sleep(0.1)
-        raise StoryError(f"no new {self.config.prefix}-{suffix} execution started within {timeout:.0f} s")
+        raise StoryError(f"no new {(config or self.config).prefix}-{suffix} execution started within {timeout:.0f} s")
 
     def _bucket(self, logical: str) -> str:
         assert self.deployment is not None
@@ -243,9 +258,16 @@ class Story:
 
     # ------------------------------------------------------------------ phases
     def synthesize(self) -> None:
-        fresh = assembly.is_fresh()
-        assembly.synthesize()
-        self.fact("cdk.out was up to date" if fresh else "synthesized every stage into cdk.out (cdk-nag passed)")
+        # Its own output folder: the demo's models differ from cdk.json's, and a shared cdk.out synthesized with
+        # them would be stale for every other tool (mlloop/assembly.py keeps the context it was made with).
+        fresh = assembly.is_fresh(self.cdk_out)
+        assembly.synthesize(self.cdk_out)
+        models = ", ".join(self.models)
+        self.fact(
+            f"{self.cdk_out} was up to date ({STAGE}: {models})"
+            if fresh
+            else f"synthesized every stage into {self.cdk_out} (cdk-nag passed; {STAGE}: {models})"
+        )
 
     def deploy(self) -> None:
         self.cloud = LocalCloud.start(time_scale=self.options.time_scale)
@@ -253,22 +275,24 @@ class Story:
         # region, and functions overlaying their environment restore these values instead of removing them.
         self._saved_env = {key: os.environ.get(key) for key in self.cloud.client_environment()}
         os.environ.update(self.cloud.client_environment())
-        self.deployment = self.cloud.deploy(STAGE)
+        self.deployment = self.cloud.deploy(STAGE, cdk_out=self.cdk_out, synthesize=False)
         self.platform = Platform(config=self.config, session=self.cloud.session, endpoint_url=self.cloud.endpoint_url)
         self.fact(f"local cloud on {self.cloud.endpoint_url} (time scale {self.options.time_scale})")
         self.fact(f"deployed stacks: {', '.join(self.deployment.stack_names)}")
         self._keep_warm_standby()
         self._watch_timeline()
-        rest_api = [r for r in self.deployment.of_type("AWS::ApiGateway::RestApi") if r.stack.endswith("-serving")]
-        api_url = self.cloud.api_url(rest_api[0].physical_id, STAGE)
+        (rest_api,) = [
+            r for r in self.deployment.of_type("AWS::ApiGateway::RestApi") if r.stack == self.config.api_stack_name
+        ]
+        api_url = self.cloud.api_url(rest_api.physical_id, STAGE)
         self.traffic = Traffic(
-            api_base=api_url,
+            api_base=api_url + self.config.api_path_prefix,
             runtime=self.client("sagemaker-runtime"),
             endpoint_name=self.config.endpoint_name,
             started=self.started,
         )
         self.record["api_url"] = api_url
-        self.fact(f"front door API at {api_url}")
+        self.fact(f"front door API at {api_url}, {self.config.model_name} at {self.config.api_path_prefix or '/'}")
 
     def _keep_warm_standby(self) -> None:
         """dev keeps no standby by default (an idle instance on AWS); staging and prod do: the demo turns it on."""

@@ -1,8 +1,9 @@
 """The whole story, as a user checks it after `make demo`: one demo run, each test one thing a person looks at.
 
-Given the dev stage deployed into a fresh local cloud, when the demo ingests, trains, serves, drifts, retrains,
-canaries a good and a broken model and kills the endpoint, then the registry, the endpoint, the alarms, the
-executions and every caller's answers tell that story.
+Given the dev stage deployed into a fresh local cloud with two models (churn, and upsell beside it), when the demo
+ingests, trains, serves, drifts, retrains, canaries a good and a broken model, serves the second model side by side
+and kills the endpoint, then the registry, the endpoints, the alarms, the executions and every caller's answers tell
+that story. Names come from the run's record of each model's resolved config.
 """
 
 from __future__ import annotations
@@ -14,6 +15,11 @@ from tests.e2e.conftest import DemoRun
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("e2e")]
 
 ENDPOINT = "mlloop-dev-churn"
+
+
+def _alarm(demo: DemoRun, kind: str) -> str:
+    """The churn model's alarm of `kind`, as its resolved config names it (`mlloop-dev-churn-…` beside upsell)."""
+    return f"{demo.record['models']['churn']['prefix']}-{kind}"
 
 
 def _unanswered(answers: list[dict]) -> list[dict]:
@@ -37,6 +43,7 @@ def test_the_demo_completes_every_phase_and_names_its_report(demo: DemoRun) -> N
         "canary_v2",
         "bad_canary",
         "fast_rollback",
+        "second_model",
         "fallback",
     ]
     assert "nothing is left running" in demo.output
@@ -90,19 +97,19 @@ def test_drift_fires_the_alarm_whose_retraining_waits_for_new_labels_which_then_
     assert drift["verdict"] == "drift"
     assert {"monthly_charges", "tenure_months"} <= set(drift["drifted_features"])
     alarms = demo.record["alarms_after_drift"]
-    assert alarms["mlloop-dev-monitoring-retraining-needed"] == "ALARM"
-    assert alarms["mlloop-dev-monitoring-drift-traffic"] == "ALARM"
+    assert alarms[_alarm(demo, "monitoring-retraining-needed")] == "ALARM"
+    assert alarms[_alarm(demo, "monitoring-drift-traffic")] == "ALARM"
     alarm_events = [
         e["detail"]
         for e in demo.record["events"]
         if e["type"] == "CloudWatch Alarm State Change"
-        and e["detail"]["alarmName"] == "mlloop-dev-monitoring-retraining-needed"
+        and e["detail"]["alarmName"] == _alarm(demo, "monitoring-retraining-needed")
     ]
     assert [e["state"]["value"] for e in alarm_events][:1] == ["ALARM"]
     stopped = demo.training("no-new-labels")
     assert stopped["status"] == "SUCCEEDED"
     assert stopped["trigger"]["kind"] == "alarm"
-    assert stopped["trigger"]["source"] == "mlloop-dev-monitoring-retraining-needed"
+    assert stopped["trigger"]["source"] == _alarm(demo, "monitoring-retraining-needed")
     assert "StartTrainingJob" not in stopped["states"] and stopped["states"][-1] == "NoNewLabels"
     assert stopped["snapshot"]["labels"]["newly_matured"] == 0
     assert stopped["notification"]["outcome"] == "no_new_labels"
@@ -137,7 +144,7 @@ def test_a_broken_model_is_rolled_back_by_its_alarm_and_rejected(demo: DemoRun) 
     entry = demo.registry_entry("v3-broken")
     assert entry["approval"] == "Rejected"
     assert entry["metadata"]["deployment_status"] == "rolled_back"
-    five_xx = [e["detail"] for e in demo.record["events"] if e["what"].startswith("mlloop-dev-serving-5xx")]
+    five_xx = [e["detail"] for e in demo.record["events"] if e["what"].startswith(_alarm(demo, "serving-5xx"))]
     assert "ALARM" in [e["state"]["value"] for e in five_xx]
     (after,) = [s for s in demo.record["endpoint_snapshots"] if s["label"] == "after the broken canary"]
     (after_v2,) = [s for s in demo.record["endpoint_snapshots"] if s["label"] == "after v2"]
@@ -193,3 +200,31 @@ def test_every_principal_acted_within_its_policies(demo: DemoRun) -> None:
     assert len(roles) >= 5, fidelity["principals"]
     assert (fidelity["totals"]["denied"], fidelity["totals"]["not_evaluable"]) == (0, 0), fidelity["refusals"]
     assert "Fidelity: IAM decisions per principal" in (demo.run_dir / "report.html").read_text()
+
+
+def test_a_second_model_trains_deploys_and_serves_beside_churn_from_its_own_endpoint(demo: DemoRun) -> None:
+    models = demo.record["models"]
+    assert sorted(models) == ["churn", "upsell"]
+    assert models["upsell"]["dataset"] == "upsell" and models["churn"]["dataset"] == "churn"
+    assert {m["route"] for m in models.values()} == {"/models/churn/predict", "/models/upsell/predict"}
+    assert models["churn"]["endpoint"] == ENDPOINT and models["upsell"]["endpoint"] != ENDPOINT
+    second = demo.record["second_model"]
+    assert second["ingest"]["rows_curated"] == second["ingest"]["rows"]
+    training = demo.training("upsell v1")
+    assert training["status"] == "SUCCEEDED" and training["trigger"]["kind"] == "new_data"
+    assert training["arn"].split(":execution:")[1].startswith(f"{models['upsell']['prefix']}-training:")
+    assert second["package"]["version"] == 1 and second["package"]["approval"] == "Approved"
+    assert f":model-package/{models['upsell']['model_package_group']}/1" in second["package"]["arn"]
+    assert demo.deploy("upsell v1")["status"] == "SUCCEEDED"
+    assert second["endpoint"] == {"name": models["upsell"]["endpoint"], "status": "InService"}
+    for name, route in second["routes"].items():
+        assert route["sent"] > 0 and route["answered"] == route["sent"], route
+        assert route["same_as_own_endpoint"] is True, route
+        assert route["described_endpoint"] == models[name]["endpoint"]
+        assert route["contract"] == models[name]["dataset"]
+    assert second["routes"]["upsell"]["model_versions"] == ["v1"]
+    assert second["cross_contract"]["status"] == 400, "churn's route validates against churn's contract"
+    upsell_alarms, churn_alarms = second["alarms"]["upsell"], second["alarms"]["churn"]
+    assert len(upsell_alarms) > 10 and not set(upsell_alarms) & set(churn_alarms)
+    assert all(name.startswith(models["upsell"]["prefix"] + "-") for name in upsell_alarms)
+    assert "Models side by side" in (demo.run_dir / "report.html").read_text()

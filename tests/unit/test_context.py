@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aws_cdk import App
 
-from infra.config import ConfigError, load_stage_config, read_cdk_json_context
+from infra.config import ConfigError, load_stage_config, load_stage_models, read_cdk_json_context
 from infra.context import (
     CONTEXT_ENV,
     apply_context_overrides,
@@ -90,3 +90,18 @@ def test_synthesized_output_is_stale_when_the_runs_context_differs(tmp_path: Pat
     use_context_arguments(["stages.dev.training.window_days=90"])
 
     assert not assembly.is_fresh(tmp_path)
+
+
+def test_an_override_may_give_one_stage_its_models_and_leave_the_other_stages_alone() -> None:
+    models = '{"churn": {}, "upsell": {"dataset": "upsell"}}'
+    overrides = parse_context_arguments([f"stages.dev.models={models}"])
+
+    resolved = apply_context_overrides(read_cdk_json_context(), overrides)
+
+    assert [(c.model_name, c.dataset) for c in load_stage_models(resolved, "dev")] == [
+        ("churn", "churn"),
+        ("upsell", "upsell"),
+    ]
+    assert [c.model_name for c in load_stage_models(resolved, "prod")] == ["churn"]
+    with pytest.raises(ConfigError, match=r"modles is not a key of stages\.dev"):
+        apply_context_overrides(read_cdk_json_context(), {"stages.dev.modles": models})

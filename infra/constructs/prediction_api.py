@@ -22,11 +22,15 @@ from infra.constructs.platform_function import acknowledge
 
 @dataclass(frozen=True)
 class ApiRoute:
-    """One model's paths: at the root (`model` None) or under `/models/<model>/`."""
+    """One model's paths, under its `path_prefix` (StageConfig.api_path_prefix: the root or `/models/<model>`)."""
 
-    model: str | None
+    path_prefix: str
     function: lambda_.IFunction
     frontdoor: FrontDoorConfig
+
+    @property
+    def model(self) -> str | None:
+        return self.path_prefix.rsplit("/", 1)[-1] or None
 
 
 def _suffix(model: str | None) -> str:
@@ -42,7 +46,7 @@ def prediction_api(
     throttle_burst = max(r.frontdoor.throttle_burst for r in routes)
     waf_limits = [r.frontdoor.waf_rate_limit_per_ip for r in routes if r.frontdoor.waf_rate_limit_per_ip is not None]
     method_options = {
-        f"/models/{r.model}/predict/POST": apigateway.MethodDeploymentOptions(
+        f"{r.path_prefix}/predict/POST": apigateway.MethodDeploymentOptions(
             throttling_rate_limit=r.frontdoor.throttle_rate, throttling_burst_limit=r.frontdoor.throttle_burst
         )
         for r in routes
@@ -114,9 +118,8 @@ def prediction_api(
         validate_request_body=True,
         validate_request_parameters=True,
     )
-    models_root = api.root.add_resource("models") if any(r.model is not None for r in routes) else None
     for route, request_model in zip(routes, request_models, strict=True):
-        _add_route(route, request_model, validator, api.root if models_root is None else models_root)
+        _add_route(route, request_model, validator, api.root)
     findings: dict[str, str] = {}
     if not waf_limits:
         findings["AwsSolutions-APIG3"] = (
@@ -168,11 +171,13 @@ def _add_route(
     route: ApiRoute,
     request_model: apigateway.Model,
     validator: apigateway.RequestValidator,
-    models_root: apigateway.IResource,
+    api_root: apigateway.IResource,
 ) -> None:
     # No permission for the console's test-invoke-stage: nothing in the loop invokes through it (least privilege).
     integration = apigateway.LambdaIntegration(route.function, allow_test_invoke=False)
-    root = models_root if route.model is None else models_root.add_resource(route.model)
+    root = api_root
+    for part in filter(None, route.path_prefix.split("/")):
+        root = root.get_resource(part) or root.add_resource(part)
     root.add_resource("predict").add_method(
         "POST",
         integration,

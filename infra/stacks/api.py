@@ -32,7 +32,7 @@ class ApiStack(Stack):
         )
         routes = [
             ApiRoute(
-                model.model_name,
+                model.api_path_prefix,
                 lambda_.Function.from_function_attributes(
                     self,
                     f"FrontDoor{''.join(part.capitalize() for part in model.model_name.split('-'))}",

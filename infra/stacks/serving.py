@@ -91,7 +91,7 @@ class ServingStack(Stack):
                 stage=config.stage,
                 destroy=self._destroy,
                 description=f"{config.prefix}: predictions from the {config.model_name} model (IAM auth)",
-                routes=[ApiRoute(None, self.frontdoor_function, config.frontdoor)],
+                routes=[ApiRoute(config.api_path_prefix, self.frontdoor_function, config.frontdoor)],
             )
             if config.sole_model
             else None

@@ -1,0 +1,74 @@
+"""What the champion's detectors recorded, read from their reports in the artifacts bucket: the daily drift
+verdicts (functions/drift_detector, one report per hourly run) and the per-day live AUC of the newest live-quality
+report (functions/label_quality). The snapshot turns them into the change its window may start at (change.py)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from functions.drift_detector import metric_names as drift_names
+from functions.label_quality import metric_names as quality_names
+from functions.prepare_training_data.change import ChangeSignal, drift_signals, live_auc_signals, live_metrics_since
+
+
+@dataclass(frozen=True)
+class DetectorThresholds:
+    """The live-AUC alarms' thresholds (the stage's monitoring.min_live_auc and max_live_auc_drop)."""
+
+    min_live_auc: float
+    max_live_auc_drop: float
+
+
+@dataclass(frozen=True)
+class DetectorRecord:
+    signals: list[ChangeSignal]
+    # The champion's live figures per day (the live-quality report's `by_day` of its version).
+    live_by_day: dict[str, dict[str, Any]]
+
+    def live_since(self, since: date) -> dict[str, float] | None:
+        return live_metrics_since(self.live_by_day, since)
+
+
+def _keys(s3: Any, bucket: str, prefix: str, start_after: str, suffix: str) -> list[str]:
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, StartAfter=start_after)
+    return sorted(str(i["Key"]) for page in pages for i in page.get("Contents", []) if str(i["Key"]).endswith(suffix))
+
+
+def _read(s3: Any, bucket: str, key: str) -> dict[str, Any]:
+    return dict(json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
+
+
+def read_detector_record(
+    s3: Any,
+    bucket: str,
+    endpoint_name: str,
+    *,
+    model_version: str,
+    evaluated_auc: float | None,
+    since: date,
+    thresholds: DetectorThresholds,
+) -> DetectorRecord:
+    """The champion's verdicts since `since`: one drift report a day (the day's last run: keys carry yyyy/mm/dd/hh,
+    and a 24-hour window judges the day), and the newest live-quality report's days."""
+    drift_prefix = f"{drift_names.REPORTS_PREFIX}/{endpoint_name}/"
+    last_of_day: dict[str, str] = {}
+    for key in _keys(s3, bucket, drift_prefix, f"{drift_prefix}{since:%Y/%m/%d}", drift_names.REPORT_NAME):
+        last_of_day[key.removeprefix(drift_prefix)[:10]] = key
+    signals = drift_signals([_read(s3, bucket, key) for key in last_of_day.values()], model_version)
+    quality_prefix = f"{quality_names.REPORTS_PREFIX}/{endpoint_name}/"
+    quality_keys = _keys(s3, bucket, quality_prefix, quality_prefix, quality_names.REPORT_NAME)
+    by_day: dict[str, dict[str, Any]] = {}
+    if quality_keys:
+        newest = _read(s3, bucket, quality_keys[-1])
+        by_day = dict(((newest.get("by_model_version") or {}).get(model_version) or {}).get("by_day") or {})
+    if evaluated_auc is not None:
+        signals += live_auc_signals(
+            by_day,
+            evaluated_auc=evaluated_auc,
+            min_live_auc=thresholds.min_live_auc,
+            max_live_auc_drop=thresholds.max_live_auc_drop,
+        )
+    return DetectorRecord(signals, by_day)

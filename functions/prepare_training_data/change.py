@@ -8,12 +8,14 @@ So the snapshot starts its window at the change once the detectors have establis
 data since then is enough for the training job; until then it waits, and the next trigger (the weekly schedule)
 asks again.
 
-What the detectors say, per day about the champion: the drift detector's daily window drifted or not (inputs or
-scores moved against the champion's baseline); the live-quality job's AUC of the champion on that day's labelled
-predictions fell (below `min_live_auc`, or more than `max_live_auc_drop` under its evaluated test AUC) or not. The
-change starts at the day that best splits the days into "before: not changed" and "after: changed" (the maximum
-of a cumulative sum of +1 per changed day and -1 per unchanged day counted back from the newest): a noisy day on
-either side moves it little, where "the first changed day" would be set by any one noisy day.
+What the detectors say, per day: the drift detector's daily window drifted or not (inputs or scores moved against
+the serving version's baseline); the live-quality job's AUC on that day's labelled predictions fell (below
+`min_live_auc`, or more than `max_live_auc_drop` under the champion's evaluated test AUC) or not. Every version's
+days count: a weekly retraining on the old window replaces the champion with another model of the old world, and
+the change must not be forgotten with each new version. The change starts at the day that best splits the days
+into "before: not changed" and "after: changed" (the maximum of a cumulative sum of +1 per changed day and -1 per
+unchanged day counted back from the newest): a noisy day on either side moves it little, where "the first changed
+day" would be set by any one noisy day.
 """
 
 from __future__ import annotations
@@ -70,15 +72,15 @@ def change_start(signals: Iterable[ChangeSignal], *, min_net_days: int = MIN_NET
     return Change(since=best_day, seen_by=tuple(seen), net_changed_days=best)
 
 
-def drift_signals(reports: Iterable[Mapping[str, Any]], model_version: str) -> list[ChangeSignal]:
-    """The drift detector's reports about `model_version` (functions/drift_detector: `drift_report.json`), each
-    dated by the last hour of its window; a window with too few samples is no verdict."""
+def drift_signals(reports: Iterable[Mapping[str, Any]]) -> list[ChangeSignal]:
+    """The drift detector's reports (functions/drift_detector: `drift_report.json`), each dated by the last hour of
+    its window; a window with too few samples is no verdict. Every version's reports count: a weekly retraining on
+    the old window replaces the champion with another model of the old world, and the change must not be forgotten
+    with each new version."""
     out = []
     for report in reports:
-        if str(report.get("model_version")) != model_version or report.get("verdict") == "insufficient_data":
-            continue
         end = str(report.get("window_end", ""))
-        if not end:
+        if report.get("verdict") == "insufficient_data" or not end:
             continue
         last_hour = date.fromisoformat(end[:10]) if end[11:13] != "00" else _day_before(end[:10])
         changed = bool(report.get("drift_detected") or report.get("prediction_drift_detected"))
@@ -90,13 +92,25 @@ def _day_before(iso_day: str) -> date:
     return date.fromordinal(date.fromisoformat(iso_day).toordinal() - 1)
 
 
+DayQuality = tuple[str, Mapping[str, Any]]
+
+
+def days_of_every_version(by_model_version: Mapping[str, Mapping[str, Any]]) -> list[DayQuality]:
+    """(day, quality) of every version in a live-quality report (`by_model_version[v]["by_day"]`)."""
+    return [
+        (day, quality)
+        for version in by_model_version.values()
+        for day, quality in (version.get("by_day") or {}).items()
+    ]
+
+
 def live_auc_signals(
-    by_day: Mapping[str, Mapping[str, Any]], *, evaluated_auc: float, min_live_auc: float, max_live_auc_drop: float
+    days: Iterable[DayQuality], *, evaluated_auc: float, min_live_auc: float, max_live_auc_drop: float
 ) -> list[ChangeSignal]:
-    """The live-quality job's per-day figures of one version (`by_model_version[v]["by_day"]` of its report),
-    judged by the live-AUC alarms' own thresholds; a day with too few labels is no verdict."""
+    """Per-day live figures (functions/label_quality) judged by the live-AUC alarms' thresholds against the
+    champion's evaluated AUC, whichever version served the day (see drift_signals); too few labels is no verdict."""
     out = []
-    for day, quality in by_day.items():
+    for day, quality in days:
         auc = quality.get("auc")
         if quality.get("verdict") != "measured" or auc is None:
             continue
@@ -105,20 +119,21 @@ def live_auc_signals(
     return out
 
 
-def live_metrics_since(by_day: Mapping[str, Mapping[str, Any]], since: date) -> dict[str, float] | None:
-    """The champion's live AUC and calibration error on the days since `since`, each day weighted by its labelled
-    predictions (a mean of daily figures, not one pooled AUC: the report keeps days, not rows). None without any."""
-    days = [
+def live_metrics_since(days: Iterable[DayQuality], since: date) -> dict[str, float] | None:
+    """What the served models scored live on the days since `since` (AUC, calibration error), each day weighted
+    by its labelled predictions (a mean of daily figures, not one pooled AUC: the report keeps days, not rows).
+    None without any."""
+    measured = [
         q
-        for day, q in by_day.items()
+        for day, q in days
         if date.fromisoformat(day) >= since and q.get("verdict") == "measured" and q.get("auc") is not None
     ]
-    total = sum(int(q["labeled_predictions"]) for q in days)
+    total = sum(int(q["labeled_predictions"]) for q in measured)
     if not total:
         return None
 
     def mean(read: Any) -> float:
-        return float(sum(read(q) * int(q["labeled_predictions"]) for q in days) / total)
+        return float(sum(read(q) * int(q["labeled_predictions"]) for q in measured) / total)
 
     return {
         "roc_auc": mean(lambda q: float(q["auc"])),

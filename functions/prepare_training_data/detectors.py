@@ -11,7 +11,14 @@ from typing import Any
 
 from functions.drift_detector import metric_names as drift_names
 from functions.label_quality import metric_names as quality_names
-from functions.prepare_training_data.change import ChangeSignal, drift_signals, live_auc_signals, live_metrics_since
+from functions.prepare_training_data.change import (
+    ChangeSignal,
+    DayQuality,
+    days_of_every_version,
+    drift_signals,
+    live_auc_signals,
+    live_metrics_since,
+)
 
 
 @dataclass(frozen=True)
@@ -25,11 +32,11 @@ class DetectorThresholds:
 @dataclass(frozen=True)
 class DetectorRecord:
     signals: list[ChangeSignal]
-    # The champion's live figures per day (the live-quality report's `by_day` of its version).
-    live_by_day: dict[str, dict[str, Any]]
+    # The live figures per day of every version the live-quality report measured.
+    live_days: list[DayQuality]
 
     def live_since(self, since: date) -> dict[str, float] | None:
-        return live_metrics_since(self.live_by_day, since)
+        return live_metrics_since(self.live_days, since)
 
 
 def _keys(s3: Any, bucket: str, prefix: str, start_after: str, suffix: str) -> list[str]:
@@ -46,29 +53,27 @@ def read_detector_record(
     bucket: str,
     endpoint_name: str,
     *,
-    model_version: str,
     evaluated_auc: float | None,
     since: date,
     thresholds: DetectorThresholds,
 ) -> DetectorRecord:
-    """The champion's verdicts since `since`: one drift report a day (the day's last run: keys carry yyyy/mm/dd/hh,
+    """The detectors' verdicts since `since`: one drift report a day (the day's last run: keys carry yyyy/mm/dd/hh,
     and a 24-hour window judges the day), and the newest live-quality report's days."""
     drift_prefix = f"{drift_names.REPORTS_PREFIX}/{endpoint_name}/"
     last_of_day: dict[str, str] = {}
     for key in _keys(s3, bucket, drift_prefix, f"{drift_prefix}{since:%Y/%m/%d}", drift_names.REPORT_NAME):
         last_of_day[key.removeprefix(drift_prefix)[:10]] = key
-    signals = drift_signals([_read(s3, bucket, key) for key in last_of_day.values()], model_version)
+    signals = drift_signals([_read(s3, bucket, key) for key in last_of_day.values()])
     quality_prefix = f"{quality_names.REPORTS_PREFIX}/{endpoint_name}/"
     quality_keys = _keys(s3, bucket, quality_prefix, quality_prefix, quality_names.REPORT_NAME)
-    by_day: dict[str, dict[str, Any]] = {}
+    days: list[DayQuality] = []
     if quality_keys:
-        newest = _read(s3, bucket, quality_keys[-1])
-        by_day = dict(((newest.get("by_model_version") or {}).get(model_version) or {}).get("by_day") or {})
+        days = days_of_every_version(_read(s3, bucket, quality_keys[-1]).get("by_model_version") or {})
     if evaluated_auc is not None:
         signals += live_auc_signals(
-            by_day,
+            days,
             evaluated_auc=evaluated_auc,
             min_live_auc=thresholds.min_live_auc,
             max_live_auc_drop=thresholds.max_live_auc_drop,
         )
-    return DetectorRecord(signals, by_day)
+    return DetectorRecord(signals, days)

@@ -425,18 +425,17 @@ def prepare_training_data(
     champion = (
         champion_lineage(sagemaker, s3, settings.model_package_group) if sagemaker is not None else ChampionLineage()
     )
-    record = DetectorRecord([*change_signals], {})
+    record = DetectorRecord([*change_signals], [])
     if settings.endpoint_name and champion.model_version:
         read = read_detector_record(
             s3,
             settings.artifacts_bucket,
             settings.endpoint_name,
-            model_version=champion.model_version,
             evaluated_auc=champion.evaluated_auc,
             since=start,
             thresholds=DetectorThresholds(settings.min_live_auc, settings.max_live_auc_drop),
         )
-        record = DetectorRecord([*record.signals, *read.signals], read.live_by_day)
+        record = DetectorRecord([*record.signals, *read.signals], read.live_days)
     labelled_days = facts.loc[latest.index, contract.event_timestamp].dt.date.value_counts()
     rule = window_rule(
         start,

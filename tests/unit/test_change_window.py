@@ -15,6 +15,7 @@ from functions.prepare_training_data.change import (
     Change,
     ChangeSignal,
     change_start,
+    days_of_every_version,
     drift_signals,
     live_auc_signals,
     live_metrics_since,
@@ -59,27 +60,42 @@ def test_a_day_is_changed_when_either_detector_saw_a_change() -> None:
     assert found is not None and found.since == DAY0 + timedelta(days=10) and found.seen_by == (DRIFT,)
 
 
-def test_drift_reports_are_dated_by_their_last_hour_and_only_the_champions_count() -> None:
+def test_drift_reports_are_dated_by_their_last_hour_whichever_version_they_judged() -> None:
     reports = [
         {"model_version": "v1", "verdict": "drift", "drift_detected": True, "window_end": "2026-03-02T00:00:00Z"},
         {"model_version": "v1", "verdict": "no_drift", "window_end": "2026-03-02T13:00:00Z"},
         {"model_version": "v1", "verdict": "insufficient_data", "window_end": "2026-03-03T13:00:00Z"},
-        {"model_version": "v0", "verdict": "drift", "drift_detected": True, "window_end": "2026-03-04T13:00:00Z"},
+        {
+            "model_version": "v2",
+            "verdict": "drift",
+            "prediction_drift_detected": True,
+            "window_end": "2026-03-04T13:00:00Z",
+        },
     ]
 
-    assert drift_signals(reports, "v1") == [
+    assert drift_signals(reports) == [
         ChangeSignal(date(2026, 3, 1), True, DRIFT),
         ChangeSignal(date(2026, 3, 2), False, DRIFT),
+        ChangeSignal(date(2026, 3, 4), True, DRIFT),
     ]
 
 
 def test_live_auc_days_are_judged_by_the_alarms_thresholds_and_pooled_by_labels() -> None:
-    by_day = {
-        "2026-03-01": {"verdict": "measured", "auc": 0.81, "labeled_predictions": 100},
-        "2026-03-02": {"verdict": "measured", "auc": 0.78, "labeled_predictions": 300},
-        "2026-03-03": {"verdict": "measured", "auc": 0.64, "labeled_predictions": 100},
-        "2026-03-04": {"verdict": "insufficient_data", "auc": None, "labeled_predictions": 3},
+    report = {
+        "v1": {
+            "by_day": {
+                "2026-03-01": {"verdict": "measured", "auc": 0.81, "labeled_predictions": 100},
+                "2026-03-02": {"verdict": "measured", "auc": 0.78, "labeled_predictions": 300},
+            }
+        },
+        "v2": {
+            "by_day": {
+                "2026-03-03": {"verdict": "measured", "auc": 0.64, "labeled_predictions": 100},
+                "2026-03-04": {"verdict": "insufficient_data", "auc": None, "labeled_predictions": 3},
+            }
+        },
     }
+    by_day = days_of_every_version(report)
 
     signals = live_auc_signals(by_day, evaluated_auc=0.82, min_live_auc=0.65, max_live_auc_drop=0.03)
 

@@ -257,6 +257,10 @@ def test_the_detectors_reports_say_which_days_changed_for_the_champion(s3: Any) 
             },
         )
     put("drift-reports/ep/2026/09/01/23/drift_report.json", {"model_version": "v1", "drift_detected": True})
+    put(
+        "drift-reports/ep/2026/10/03/23/drift_report.json",
+        {"model_version": "v0", "verdict": "insufficient_data", "window_end": "2026-10-03T23:00:00Z"},
+    )
     by_day = {"2026-10-01": {"verdict": "measured", "auc": 0.70, "labeled_predictions": 300}}
     put("monitoring/quality/ep/2026/11/20/06/quality_report.json", {"by_model_version": {"v1": {"by_day": {}}}})
     put("monitoring/quality/ep/2026/11/21/06/quality_report.json", {"by_model_version": {"v1": {"by_day": by_day}}})
@@ -265,7 +269,6 @@ def test_the_detectors_reports_say_which_days_changed_for_the_champion(s3: Any) 
         s3,
         "artifacts",
         "ep",
-        model_version="v1",
         evaluated_auc=0.82,
         since=date(2026, 10, 1),
         thresholds=DetectorThresholds(min_live_auc=0.65, max_live_auc_drop=0.03),

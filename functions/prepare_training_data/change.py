@@ -10,12 +10,12 @@ asks again.
 
 What the detectors say, per day: the drift detector's daily window drifted or not (inputs or scores moved against
 the serving version's baseline); the live-quality job's AUC on that day's labelled predictions fell (below
-`min_live_auc`, or more than `max_live_auc_drop` under the champion's evaluated test AUC) or not. Every version's
+`min_live_auc`, or more than `max_live_auc_drop` under the serving version's evaluated test AUC) or not. Every version's
 days count: a weekly retraining on the old window replaces the champion with another model of the old world, and
-the change must not be forgotten with each new version. The change starts at the day that best splits the days
-into "before: not changed" and "after: changed" (the maximum of a cumulative sum of +1 per changed day and -1 per
-unchanged day counted back from the newest): a noisy day on either side moves it little, where "the first changed
-day" would be set by any one noisy day.
+the change must not be forgotten with each new version. For each detector, the change starts at the day that best
+splits its days into "before: not changed" and "after: changed" (the maximum of a cumulative sum of +1 per changed
+day and -1 per unchanged day counted back from the newest): a noisy day on either side moves it little, where "the
+first changed day" would be set by any one noisy day.
 """
 
 from __future__ import annotations
@@ -51,15 +51,29 @@ class Change:
 
 
 def change_start(signals: Iterable[ChangeSignal], *, min_net_days: int = MIN_NET_CHANGED_DAYS) -> Change | None:
-    """The day the latest change began, or None when the days since no day hold `min_net_days` more changed days
-    than unchanged ones. A day is changed when any detector saw a change that day: drift sees moved inputs, live
-    AUC a changed relationship, and either is the world changing."""
+    """The day the latest change began, or None when no detector holds `min_net_days` more changed days than
+    unchanged ones since some day. Each detector is read on its own: they see different things on different days
+    (drift sees moved inputs the same day, live AUC a changed relationship a label window later, and its newest
+    days are not yet judged), so one's silence is no evidence against the other. When both establish a change,
+    the later start wins: the window then holds no day either detector counts as the old world."""
+    by_source: dict[str, list[ChangeSignal]] = {}
+    for s in signals:
+        by_source.setdefault(s.source, []).append(s)
+    found = [c for c in (_one_detector(s, min_net_days) for s in by_source.values()) if c is not None]
+    if not found:
+        return None
+    since = max(c.since for c in found)
+    return Change(
+        since=since,
+        seen_by=tuple(sorted(c.seen_by[0] for c in found)),
+        net_changed_days=max(c.net_changed_days for c in found if c.since == since),
+    )
+
+
+def _one_detector(signals: list[ChangeSignal], min_net_days: int) -> Change | None:
     by_day: dict[date, bool] = {}
-    sources: dict[date, set[str]] = {}
     for s in signals:
         by_day[s.day] = by_day.get(s.day, False) or s.changed
-        if s.changed:
-            sources.setdefault(s.day, set()).add(s.source)
     score, best, best_day = 0, 0, None
     for day in sorted(by_day, reverse=True):
         score += 1 if by_day[day] else -1
@@ -68,8 +82,7 @@ def change_start(signals: Iterable[ChangeSignal], *, min_net_days: int = MIN_NET
             best, best_day = score, day
     if best_day is None or best < min_net_days:
         return None
-    seen = sorted({source for day, found in sources.items() if day >= best_day for source in found})
-    return Change(since=best_day, seen_by=tuple(seen), net_changed_days=best)
+    return Change(since=best_day, seen_by=(signals[0].source,), net_changed_days=best)
 
 
 def drift_signals(reports: Iterable[Mapping[str, Any]]) -> list[ChangeSignal]:
@@ -92,29 +105,33 @@ def _day_before(iso_day: str) -> date:
     return date.fromordinal(date.fromisoformat(iso_day).toordinal() - 1)
 
 
-DayQuality = tuple[str, Mapping[str, Any]]
+# (model version, ISO day, the live-quality job's figures of that version on that day)
+DayQuality = tuple[str, str, Mapping[str, Any]]
 
 
 def days_of_every_version(by_model_version: Mapping[str, Mapping[str, Any]]) -> list[DayQuality]:
-    """(day, quality) of every version in a live-quality report (`by_model_version[v]["by_day"]`)."""
+    """(version, day, quality) of every version in a live-quality report (`by_model_version[v]["by_day"]`)."""
     return [
-        (day, quality)
-        for version in by_model_version.values()
-        for day, quality in (version.get("by_day") or {}).items()
+        (str(version), day, quality)
+        for version, figures in by_model_version.items()
+        for day, quality in (figures.get("by_day") or {}).items()
     ]
 
 
 def live_auc_signals(
-    days: Iterable[DayQuality], *, evaluated_auc: float, min_live_auc: float, max_live_auc_drop: float
+    days: Iterable[DayQuality], *, evaluated_auc: Mapping[str, float], min_live_auc: float, max_live_auc_drop: float
 ) -> list[ChangeSignal]:
-    """Per-day live figures (functions/label_quality) judged by the live-AUC alarms' thresholds against the
-    champion's evaluated AUC, whichever version served the day (see drift_signals); too few labels is no verdict."""
+    """Per-day live figures (functions/label_quality) judged by the live-AUC alarms' thresholds, each against the
+    evaluated test AUC of the version that served the day (as the live-quality job judges the serving version):
+    a version retrained on a window that already holds post-change labels evaluates lower, and judged by its
+    figure the days an older version served would hide the change. Too few labels, or a version without an
+    evaluated AUC, is no verdict."""
     out = []
-    for day, quality in days:
-        auc = quality.get("auc")
-        if quality.get("verdict") != "measured" or auc is None:
+    for version, day, quality in days:
+        auc, reference = quality.get("auc"), evaluated_auc.get(version)
+        if quality.get("verdict") != "measured" or auc is None or reference is None:
             continue
-        changed = float(auc) < min_live_auc or evaluated_auc - float(auc) > max_live_auc_drop
+        changed = float(auc) < min_live_auc or reference - float(auc) > max_live_auc_drop
         out.append(ChangeSignal(date.fromisoformat(day), changed, LIVE_AUC))
     return out
 
@@ -125,7 +142,7 @@ def live_metrics_since(days: Iterable[DayQuality], since: date) -> dict[str, flo
     None without any."""
     measured = [
         q
-        for day, q in days
+        for _, day, q in days
         if date.fromisoformat(day) >= since and q.get("verdict") == "measured" and q.get("auc") is not None
     ]
     total = sum(int(q["labeled_predictions"]) for q in measured)

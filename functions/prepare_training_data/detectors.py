@@ -5,6 +5,7 @@ report (functions/label_quality). The snapshot turns them into the change its wi
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -53,12 +54,13 @@ def read_detector_record(
     bucket: str,
     endpoint_name: str,
     *,
-    evaluated_auc: float | None,
+    evaluated_auc: Callable[[list[str]], dict[str, float]],
     since: date,
     thresholds: DetectorThresholds,
 ) -> DetectorRecord:
     """The detectors' verdicts since `since`: one drift report a day (the day's last run: keys carry yyyy/mm/dd/hh,
-    and a 24-hour window judges the day), and the newest live-quality report's days."""
+    and a 24-hour window judges the day), and the newest live-quality report's days, each judged against the
+    test AUC of the version that served it (`evaluated_auc` looks up those of the versions it is given)."""
     drift_prefix = f"{drift_names.REPORTS_PREFIX}/{endpoint_name}/"
     last_of_day: dict[str, str] = {}
     for key in _keys(s3, bucket, drift_prefix, f"{drift_prefix}{since:%Y/%m/%d}", drift_names.REPORT_NAME):
@@ -69,10 +71,10 @@ def read_detector_record(
     days: list[DayQuality] = []
     if quality_keys:
         days = days_of_every_version(_read(s3, bucket, quality_keys[-1]).get("by_model_version") or {})
-    if evaluated_auc is not None:
+    if days:
         signals += live_auc_signals(
             days,
-            evaluated_auc=evaluated_auc,
+            evaluated_auc=evaluated_auc(sorted({version for version, _, _ in days})),
             min_live_auc=thresholds.min_live_auc,
             max_live_auc_drop=thresholds.max_live_auc_drop,
         )

@@ -324,8 +324,6 @@ class ChampionLineage:
     cut: datetime | None = None
     # The change its window started at (None: the stage's whole window).
     change_since: date | None = None
-    # The test AUC its registration recorded: what its live AUC is judged against.
-    evaluated_auc: float | None = None
 
 
 def champion_lineage(sagemaker: Any, s3: Any, group: str) -> ChampionLineage:
@@ -337,15 +335,34 @@ def champion_lineage(sagemaker: Any, s3: Any, group: str) -> ChampionLineage:
         return ChampionLineage()
     metadata = described.get("CustomerMetadataProperties") or {}
     version = str(metadata.get("model_version", described["ModelPackageArn"].rsplit("/", 1)[-1]))
-    evaluated = evaluated_metric(metadata, "roc_auc")
     uri = str(metadata.get("manifest_uri", ""))
     if not uri.startswith("s3://"):
-        return ChampionLineage(version, evaluated_auc=evaluated)
+        return ChampionLineage(version)
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     manifest = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     cut = (manifest.get("labels") or {}).get("cut")
     since = ((manifest.get("window") or {}).get("rule") or {}).get("change_since")
-    return ChampionLineage(version, _utc(cut) if cut else None, date.fromisoformat(since) if since else None, evaluated)
+    return ChampionLineage(version, _utc(cut) if cut else None, date.fromisoformat(since) if since else None)
+
+
+def evaluated_aucs(sagemaker: Any, group: str, versions: list[str]) -> dict[str, float]:
+    """The test AUC registration recorded for each of these model versions (approved packages of the group,
+    newest first, until all are found)."""
+    wanted, found = set(versions), {}
+    pages = sagemaker.get_paginator("list_model_packages").paginate(
+        ModelPackageGroupName=group, ModelApprovalStatus="Approved", SortBy="CreationTime", SortOrder="Descending"
+    )
+    for page in pages:
+        for summary in page.get("ModelPackageSummaryList", []):
+            arn = str(summary["ModelPackageArn"])
+            metadata = sagemaker.describe_model_package(ModelPackageName=arn).get("CustomerMetadataProperties") or {}
+            version = str(metadata.get("model_version", arn.rsplit("/", 1)[-1]))
+            auc = evaluated_metric(metadata, "roc_auc")
+            if version in wanted and auc is not None:
+                found[version] = auc
+            if wanted <= set(found):
+                return found
+    return found
 
 
 def retraining_verdict(counts: LabelCounts, trigger: Mapping[str, Any], has_champion: bool) -> tuple[bool, str]:
@@ -431,7 +448,7 @@ def prepare_training_data(
             s3,
             settings.artifacts_bucket,
             settings.endpoint_name,
-            evaluated_auc=champion.evaluated_auc,
+            evaluated_auc=lambda versions: evaluated_aucs(sagemaker, settings.model_package_group, versions),
             since=start,
             thresholds=DetectorThresholds(settings.min_live_auc, settings.max_live_auc_drop),
         )

@@ -51,13 +51,18 @@ def test_a_few_changed_days_are_no_change() -> None:
     assert change_start([]) is None
 
 
-def test_a_day_is_changed_when_either_detector_saw_a_change() -> None:
-    drift = days([False] * 10 + [True] * 10, DRIFT)
-    auc = days([False] * 20, LIVE_AUC)
+def test_each_detector_is_read_on_its_own_and_the_later_established_start_wins() -> None:
+    # Given drift that saw nothing on any day, and live AUC (a label window behind) that saw a change from day 10
+    drift = days([False] * 60, DRIFT)
+    auc = days([False] * 10 + [True] * 17, LIVE_AUC)
 
     found = change_start([*drift, *auc])
 
-    assert found is not None and found.since == DAY0 + timedelta(days=10) and found.seen_by == (DRIFT,)
+    # Then the drift detector's silence on the days live AUC cannot judge yet does not cancel the change
+    assert found is not None and found.since == DAY0 + timedelta(days=10) and found.seen_by == (LIVE_AUC,)
+
+    both = change_start([*days([False] * 8 + [True] * 30, DRIFT), *auc])
+    assert both is not None and both.since == DAY0 + timedelta(days=10) and both.seen_by == (DRIFT, LIVE_AUC)
 
 
 def test_drift_reports_are_dated_by_their_last_hour_whichever_version_they_judged() -> None:
@@ -80,7 +85,9 @@ def test_drift_reports_are_dated_by_their_last_hour_whichever_version_they_judge
     ]
 
 
-def test_live_auc_days_are_judged_by_the_alarms_thresholds_and_pooled_by_labels() -> None:
+def test_live_auc_days_are_judged_by_the_alarms_thresholds_against_their_versions_evaluation_and_pooled_by_labels() -> (
+    None
+):
     report = {
         "v1": {
             "by_day": {
@@ -97,9 +104,13 @@ def test_live_auc_days_are_judged_by_the_alarms_thresholds_and_pooled_by_labels(
     }
     by_day = days_of_every_version(report)
 
-    signals = live_auc_signals(by_day, evaluated_auc=0.82, min_live_auc=0.65, max_live_auc_drop=0.03)
+    signals = live_auc_signals(
+        by_day, evaluated_auc={"v1": 0.82, "v2": 0.70}, min_live_auc=0.65, max_live_auc_drop=0.03
+    )
 
+    # Each day against the evaluated AUC of the version that served it; under the floor whatever it evaluated
     assert [s.changed for s in signals] == [False, True, True]
+    assert live_auc_signals(by_day, evaluated_auc={}, min_live_auc=0.65, max_live_auc_drop=0.03) == []
     live = live_metrics_since(by_day, date(2026, 3, 2))
     assert live is not None and live["roc_auc"] == pytest.approx((0.78 * 300 + 0.64 * 100) / 400)
     assert live_metrics_since(by_day, date(2026, 3, 4)) is None

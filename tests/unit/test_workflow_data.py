@@ -269,7 +269,7 @@ def test_the_detectors_reports_say_which_days_changed_for_the_champion(s3: Any) 
         s3,
         "artifacts",
         "ep",
-        evaluated_auc=0.82,
+        evaluated_auc=lambda versions: {"v1": 0.82},
         since=date(2026, 10, 1),
         thresholds=DetectorThresholds(min_live_auc=0.65, max_live_auc_drop=0.03),
     )

@@ -55,14 +55,15 @@ def change_start(signals: Iterable[ChangeSignal], *, min_net_days: int = MIN_NET
     unchanged ones since some day. Each detector is read on its own: they see different things on different days
     (drift sees moved inputs the same day, live AUC a changed relationship a label window later, and its newest
     days are not yet judged), so one's silence is no evidence against the other. When both establish a change,
-    the later start wins: the window then holds no day either detector counts as the old world."""
+    the earlier start wins: the drift detector judges each day as it happens, while the live AUC of a few hundred
+    labels a day needs more days to outweigh its noise and tends to start late."""
     by_source: dict[str, list[ChangeSignal]] = {}
     for s in signals:
         by_source.setdefault(s.source, []).append(s)
     found = [c for c in (_one_detector(s, min_net_days) for s in by_source.values()) if c is not None]
     if not found:
         return None
-    since = max(c.since for c in found)
+    since = min(c.since for c in found)
     return Change(
         since=since,
         seen_by=tuple(sorted(c.seen_by[0] for c in found)),

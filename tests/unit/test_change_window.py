@@ -51,7 +51,7 @@ def test_a_few_changed_days_are_no_change() -> None:
     assert change_start([]) is None
 
 
-def test_each_detector_is_read_on_its_own_and_the_later_established_start_wins() -> None:
+def test_each_detector_is_read_on_its_own_and_the_earlier_established_start_wins() -> None:
     # Given drift that saw nothing on any day, and live AUC (a label window behind) that saw a change from day 10
     drift = days([False] * 60, DRIFT)
     auc = days([False] * 10 + [True] * 17, LIVE_AUC)
@@ -62,7 +62,7 @@ def test_each_detector_is_read_on_its_own_and_the_later_established_start_wins()
     assert found is not None and found.since == DAY0 + timedelta(days=10) and found.seen_by == (LIVE_AUC,)
 
     both = change_start([*days([False] * 8 + [True] * 30, DRIFT), *auc])
-    assert both is not None and both.since == DAY0 + timedelta(days=10) and both.seen_by == (DRIFT, LIVE_AUC)
+    assert both is not None and both.since == DAY0 + timedelta(days=8) and both.seen_by == (DRIFT, LIVE_AUC)
 
 
 def test_drift_reports_are_dated_by_their_last_hour_whichever_version_they_judged() -> None:

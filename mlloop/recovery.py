@@ -733,3 +733,38 @@ def _retrain(
     if not decision.approved:
         return outcome, None
     return outcome, Model("", result, since if rule.change_since else None)
+
+
+# The demo's sizes: the dev stage's drift check needs min_drift_samples (500) rows in a day, so 600 a day; a shorter
+# history and oracle than the benchmark's keep it quick.
+DEMO_ROWS_PER_DAY = 600
+DEMO_HISTORY_DAYS = 200
+DEMO_HOLDOUT_ROWS = 8000
+DEMO_ORACLE_DAYS = 190
+DEMO_DAYS = 260
+
+
+def demo_runs(seed: int) -> list[dict[str, Any]]:
+    """Both scenarios at one seed on the dev stage's settings, as JSON-ready dicts (the demo runs this in a worker
+    process while the earlier phases run on the embedded AWS)."""
+    timeline = stage_timeline(
+        "dev", rows_per_day=DEMO_ROWS_PER_DAY, history_days=DEMO_HISTORY_DAYS, holdout_rows=DEMO_HOLDOUT_ROWS
+    )
+    settings = stage_loop_settings()
+    pre_change = history(seed, timeline)
+    v1 = train_v1(pre_change, timeline)
+    return [
+        simulate_loop(
+            SCENARIOS[name],
+            seed,
+            timeline,
+            settings,
+            days=DEMO_DAYS,
+            tail_days=40,
+            oracle_days=DEMO_ORACLE_DAYS,
+            v1=v1,
+            pre_change=pre_change,
+        ).to_dict()
+        | {"description": SCENARIOS[name].description}
+        for name in ("feature_drift", "concept_change")
+    ]

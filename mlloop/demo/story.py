@@ -125,8 +125,10 @@ class Story:
             ("deploy_v1", "Deploy v1 on approval", self.deploy_v1),
             ("serve", "Serve traffic: HTTP API and sagemaker-runtime", self.serve),
             ("drift", "Drifted traffic: detector, alarm, no new labels yet; fresh labels land, retraining", self.drift),
-            ("recovery", "The world changes twice: the loop's recovery over simulated days", self.recovery),
             ("canary_v2", "v2 through a canary, promoted", self.canary_v2),
+            # After the drift story's canary: v2's deploy starts when the drift phase ends and the canary phase
+            # watches it happen.
+            ("recovery", "The world changes twice: the loop's recovery over simulated days", self.recovery),
             ("bad_canary", "A bad model: its canary trips an alarm and rolls back", self.bad_canary),
             ("fast_rollback", "v2 turns out slow under load after its canary: fast rollback", self.fast_rollback),
             ("fallback", "Kill the endpoint mid-traffic: the fallback answers", self.fallback),

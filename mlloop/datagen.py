@@ -142,11 +142,14 @@ def generate_churn(
     corrupt_fraction: float = 0.0,
     contract: DataContract | None = None,
     concept_change: float = 0.0,
+    aging: bool = True,
 ) -> pd.DataFrame:
     """Return ``n_rows`` churn snapshots with the contract's columns, in contract order, sorted by event time.
 
     Event times spread over ``months`` 30-day months from ``start`` (default: ending at the current
-    hour). (customer_id, event_time) is unique unless ``corrupt_fraction`` adds duplicate keys.
+    hour). (customer_id, event_time) is unique unless ``corrupt_fraction`` adds duplicate keys. With ``aging``
+    tenure grows a month with each month of the span (the customers age, a slow drift of its own); without it the
+    population stays as it is, so a simulation's world changes only where its knobs say.
     """
     if not 0.0 <= concept_change <= 1.0:
         raise ValueError(f"concept_change: {concept_change} must be within 0..1")
@@ -160,7 +163,7 @@ def generate_churn(
     contract_type = _choice(rng, n, _CONTRACT, knobs.get("contract_type", 0.0))
     region = _choice(rng, n, _REGION, knobs.get("region", 0.0))
     payment = _choice(rng, n, _PAYMENT, knobs.get("payment_method", 0.0))
-    tenure = np.clip(rng.gamma(1.6, 18.0, size=n) + month, 0, 240).astype(np.int64)
+    tenure = np.clip(rng.gamma(1.6, 18.0, size=n) + (month if aging else 0), 0, 240).astype(np.int64)
     tenure = _shift(tenure, knobs.get("tenure_months", 0.0), 0, 240).astype(np.int64)
     monthly = np.clip(_PLAN_PRICE[plan] + rng.normal(0.0, 12.0, size=n), 5.0, 500.0)
     monthly = np.round(_shift(monthly, knobs.get("monthly_charges", 0.0), 0.0, 500.0), 2)

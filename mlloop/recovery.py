@@ -17,18 +17,33 @@ For one scenario and one seed:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from functions.drift_detector.logic import DriftThresholds, detect_drift
+from functions.label_quality.logic import PROBABILITY, measure_quality
+from functions.prepare_training_data.change import (
+    DRIFT,
+    ChangeSignal,
+    DayQuality,
+    change_start,
+    live_auc_signals,
+    live_metrics_since,
+    min_split_span_days,
+    window_rule,
+)
 from functions.prepare_training_data.logic import ARRIVED_AT, join_labels_as_of, window_for
 from functions.shared.contract import DataContract, labels_dataset, load_contract
 from mlloop.datagen import generate_churn
 from training.decision import ThresholdPolicy
 from training.evaluate import ranking_and_calibration
+from training.gate import GatePolicy, champion_since_change, evaluate_gate
 from training.pipeline import model_input, positive_probabilities
+from training.split_shares import TEST_FRACTION, VALIDATION_FRACTION
 from training.train import TrainingConfig, TrainingResult, run_training
 
 # Every scenario starts its history here: a fixed date keeps runs reproducible whatever the wall clock says.
@@ -54,6 +69,7 @@ class Scenario:
             months=months,
             drift=self.drift,
             concept_change=self.concept_change,
+            aging=False,
         )
         end = pd.Timestamp(start + timedelta(days=days))
         return frame[frame["event_time"] < end].reset_index(drop=True)
@@ -187,6 +203,7 @@ def history(seed: int, timeline: Timeline) -> pd.DataFrame:
         seed=seed,
         start=HISTORY_START,
         months=-(-timeline.history_days // 30),
+        aging=False,
     )
 
 
@@ -363,3 +380,391 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+# ------------------------------------------------------------------------------------------------ the loop, by day
+# The loop's own logic on simulated days, in-process: the drift detector, the live-quality job, the retraining
+# alarm, the weekly schedule, the snapshot's window rule, the training job, the promotion gate and the canary's
+# timings. Not on the embedded AWS: Lambda handlers, training containers and moto stamp S3 arrivals and cut
+# snapshots by the host's clock, not the controllable one, so months of simulated arrivals cannot pass there yet.
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """What the simulation takes from the stage: the detectors' thresholds, the gates, the schedule, the canary."""
+
+    drift: DriftThresholds
+    min_live_auc: float
+    max_live_auc_drop: float
+    min_labeled: int
+    lookback_days: int
+    gate: GatePolicy
+    min_rows: int
+    min_span_days: float
+    schedule_days: int
+    canary_seconds: int
+
+
+def stage_loop_settings(stage: str = "dev") -> LoopSettings:
+    """The stage's settings as synth passes them to the functions (cdk.json plus `-c` overrides)."""
+    from infra.config import load_stage_config
+    from infra.context import effective_context
+    from infra.stacks.monitoring import LABEL_LOOKBACK_DAYS, MIN_LABELED_PREDICTIONS
+
+    config = load_stage_config(effective_context(), stage)
+    m = config.monitoring
+    return LoopSettings(
+        drift=DriftThresholds(
+            psi=m.psi_threshold,
+            drifted_share=m.drifted_share_threshold,
+            prediction_psi=m.prediction_psi_threshold,
+            min_samples=m.min_drift_samples,
+            wasserstein=m.wasserstein_threshold,
+            out_of_range_rate=m.out_of_range_threshold,
+            weighted_severity=m.weighted_drift_threshold,
+            prediction_wasserstein=m.prediction_wasserstein_threshold,
+        ),
+        min_live_auc=m.min_live_auc,
+        max_live_auc_drop=m.max_live_auc_drop,
+        min_labeled=MIN_LABELED_PREDICTIONS,
+        lookback_days=LABEL_LOOKBACK_DAYS,
+        gate=config.gates.promotion,
+        min_rows=config.gates.data.min_rows,
+        min_span_days=min_split_span_days(
+            load_contract(labels_dataset("churn")).label.window_days, VALIDATION_FRACTION, TEST_FRACTION
+        ),
+        schedule_days=schedule_days(config.training.schedule),
+        canary_seconds=config.deployment.wait_seconds + config.deployment.termination_wait_seconds,
+    )
+
+
+def schedule_days(expression: str) -> int:
+    """Days between runs of a `rate(N day[s])` schedule (the stages' retraining schedule)."""
+    value, _, unit = expression.removeprefix("rate(").removesuffix(")").partition(" ")
+    if not unit.startswith("day"):
+        raise ValueError(f"schedule {expression!r}: the simulation steps whole days; expected rate(N days)")
+    return int(value)
+
+
+@dataclass
+class Model:
+    """A registered version: its training result, and the change its window started at (None: the stage's)."""
+
+    version: str
+    result: TrainingResult
+    change_since: date | None = None
+
+
+@dataclass(frozen=True)
+class Retraining:
+    day: int
+    trigger: str
+    outcome: str  # "waiting", "promoted", "rejected"
+    reason: str
+    window_start: str = ""
+    change_since: str = ""
+    rows: int = 0
+    model_version: str = ""
+    test_auc: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class LoopRun:
+    """One scenario at one seed, day by day from the change (day 0)."""
+
+    scenario: str
+    seed: int
+    days: int
+    alarms: list[tuple[int, str]] = field(default_factory=list)
+    retrainings: list[Retraining] = field(default_factory=list)
+    # (day it serves all traffic, version, trained since the change)
+    deploys: list[tuple[float, str, bool]] = field(default_factory=list)
+    # Live AUC per version per event day (days after the change), as the last live-quality run reports it.
+    live_auc: dict[str, dict[int, float]] = field(default_factory=dict)
+    auc_v1: float = float("nan")
+    auc_v2: float = float("nan")
+    auc_oracle: float = float("nan")
+    v2_version: str = ""
+
+    @property
+    def detection(self) -> tuple[int, str] | None:
+        return self.alarms[0] if self.alarms else None
+
+    @property
+    def days_to_recover(self) -> float | None:
+        """Days from the change to the first version trained since the change serving all traffic."""
+        recovered = [day for day, _, since_change in self.deploys if since_change]
+        return recovered[0] if recovered else None
+
+    @property
+    def gap(self) -> float:
+        return self.auc_oracle - self.auc_v1
+
+    @property
+    def ratio(self) -> float:
+        return (self.auc_v2 - self.auc_v1) / self.gap
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario,
+            "seed": self.seed,
+            "days_simulated": self.days,
+            "detection": {"day": self.detection[0], "by": self.detection[1]} if self.detection else None,
+            "alarms": [{"day": day, "by": by} for day, by in self.alarms],
+            "retrainings": [r.to_dict() for r in self.retrainings],
+            "deploys": [{"day": round(d, 4), "model_version": v, "since_change": c} for d, v, c in self.deploys],
+            "days_to_recover": round(self.days_to_recover, 4) if self.days_to_recover is not None else None,
+            "v2": self.v2_version,
+            "auc_v1": round(self.auc_v1, 4),
+            "auc_v2": round(self.auc_v2, 4),
+            "auc_oracle": round(self.auc_oracle, 4),
+            "recovery_ratio": round(self.ratio, 4),
+            "live_auc": {v: {str(d): round(a, 4) for d, a in days.items()} for v, days in self.live_auc.items()},
+        }
+
+
+class _PredictionLog:
+    """Every row of traffic, who served it and its score, and the day its label arrives: what the prediction log
+    and the label feed hold, indexed by day after the change."""
+
+    def __init__(self, traffic: pd.DataFrame, timeline: Timeline, first_logged_day: int) -> None:
+        contract = load_contract("churn")
+        self.traffic = traffic
+        times = pd.to_datetime(traffic[contract.event_timestamp], utc=True)
+        change = pd.Timestamp(timeline.change)
+        self.day = ((times - change) // pd.Timedelta(days=1)).to_numpy()
+        self.label_day = ((times + timeline.label_delay - change) // pd.Timedelta(days=1)).to_numpy()
+        self.positive = (traffic[contract.label.name] == contract.label.positive_value).to_numpy()
+        self.version = np.full(len(traffic), "", dtype=object)
+        self.score = np.full(len(traffic), np.nan)
+        self.first_logged_day = first_logged_day
+
+    def serve(self, model: Model, from_day: int) -> None:
+        rows = self.day >= max(from_day, self.first_logged_day)
+        self.version[rows] = model.version
+        self.score[rows] = positive_probabilities(
+            model.result.pipeline, model_input(self.traffic[rows], load_contract("churn"))
+        )
+
+    def quality(self, rows: np.ndarray, min_labeled: int) -> dict[str, Any]:
+        """functions/label_quality's figures for these labelled predictions."""
+        contract = load_contract("churn")
+        joined = pd.DataFrame({contract.label.name: self.positive[rows].astype(int), PROBABILITY: self.score[rows]})
+        return measure_quality(
+            joined, contract=contract, labels_received=int(rows.sum()), min_labeled=min_labeled
+        ).to_dict()
+
+
+def simulate_loop(
+    scenario: Scenario,
+    seed: int,
+    timeline: Timeline,
+    settings: LoopSettings,
+    *,
+    days: int,
+    tail_days: int = 45,
+    oracle_days: int = 360,
+    v1: TrainingResult | None = None,
+    pre_change: pd.DataFrame | None = None,
+) -> LoopRun:
+    """The loop after a change on day 0, a day at a time, until `days`, or `tail_days` after the first version
+    trained since the change serves (its own live AUC appears a label window later). Each day: the champion serves
+    the day's traffic; the drift detector judges the day against the champion's baseline; labels that matured and
+    arrived join their predictions and the live-quality job measures the champion over its lookback; the retraining
+    alarm (drift, or the live-AUC drop; OR-ed as the composite alarm does) entering ALARM, and the weekly schedule,
+    ask for a retraining at the day's end, which cuts its snapshot with the window rule (change.window_rule), trains,
+    is gated, and serves all traffic after the canary. Later triggers are not simulated once the loop has recovered."""
+    before = history(seed, timeline) if pre_change is None else pre_change
+    first = Model("v1", v1 if v1 is not None else train_v1(before, timeline))
+    after = scenario.generate(timeline.rows_per_day * days, seed=seed + 1000, start=timeline.change, days=days)
+    traffic = pd.concat([before, after], ignore_index=True)
+    log = _PredictionLog(traffic, timeline, -settings.lookback_days)
+    log.serve(first, -settings.lookback_days)
+    label_days = -(-timeline.label_delay // timedelta(days=1))
+
+    run = LoopRun(scenario.name, seed, days)
+    champion, versions = first, 1
+    evaluated = {first.version: evaluated_auc(first.result)}
+    drift: list[ChangeSignal] = []
+    live: dict[int, list[tuple[str, dict[str, Any]]]] = {}
+    in_alarm, recovered_at = False, None
+    for day in range(days):
+        today = log.day == day
+        report = detect_drift(
+            champion.result.drift_baseline,
+            model_input(traffic[today], load_contract("churn")),
+            log.score[today],
+            settings.drift,
+        )
+        drifted = report["verdict"] == "drift"
+        if report["verdict"] != "insufficient_data":
+            drift.append(ChangeSignal(timeline.change.date() + timedelta(days=day), drifted, DRIFT))
+        # The event days whose labels all arrived today (at the start, every earlier one in the lookback).
+        for event_day in range(-settings.lookback_days if day == 0 else day - label_days, day - label_days + 1):
+            rows = log.day == event_day
+            live[event_day] = [
+                (str(v), log.quality(rows & (log.version == v), settings.min_labeled)) for v in set(log.version[rows])
+            ]
+        labelled = (
+            (log.label_day <= day) & (log.day >= day - settings.lookback_days) & (log.version == champion.version)
+        )
+        quality = log.quality(labelled, settings.min_labeled)
+        drop = evaluated_auc(champion.result) - quality["auc"] if quality["verdict"] == "measured" else None
+        alarm = drifted or (drop is not None and drop > settings.max_live_auc_drop)
+        triggers = []
+        if alarm and not in_alarm:
+            run.alarms.append((day, "drift alarm" if drifted else "live-AUC drop alarm"))
+            triggers.append("retraining alarm")
+        in_alarm = alarm
+        if day % settings.schedule_days == settings.schedule_days - 1:
+            triggers.append("schedule")
+        if triggers and recovered_at is None:
+            live_days: list[DayQuality] = [
+                (version, (timeline.change.date() + timedelta(days=d)).isoformat(), q)
+                for d, qs in live.items()
+                for version, q in qs
+            ]
+            retraining, candidate = _retrain(
+                day,
+                " and ".join(triggers),
+                traffic=traffic,
+                timeline=timeline,
+                settings=settings,
+                champion=champion,
+                evaluated=evaluated,
+                drift=drift,
+                live_days=live_days,
+            )
+            if candidate is not None:
+                versions += 1
+                candidate.version = f"v{versions}"
+                retraining = replace(retraining, model_version=candidate.version)
+                champion = candidate
+                evaluated[champion.version] = evaluated_auc(champion.result)
+                # It serves all traffic once the canary's bake and the old fleet's termination wait have passed:
+                # minutes into the next day, so from the next day on here.
+                run.deploys.append(
+                    (day + 1 + settings.canary_seconds / 86_400, champion.version, bool(champion.change_since))
+                )
+                log.serve(champion, day + 1)
+                if champion.change_since:
+                    recovered_at = day
+            run.retrainings.append(retraining)
+        if recovered_at is not None and day >= recovered_at + tail_days:
+            run.days = day + 1
+            break
+    run.live_auc = {}
+    for event_day, per_version in sorted(live.items()):
+        for version, q in per_version:
+            if q.get("auc") is not None:
+                run.live_auc.setdefault(version, {})[event_day] = float(q["auc"])
+    contract = load_contract("churn")
+    holdout = scenario.generate(timeline.holdout_rows, seed=seed + 3000, start=timeline.change, days=30)
+    oracle_data = scenario.generate(
+        timeline.rows_per_day * oracle_days, seed=seed + 2000, start=timeline.change, days=oracle_days
+    )
+    every_label = pd.to_datetime(oracle_data["event_time"], utc=True).max() + timeline.label_delay
+    oracle = train_as_loop(oracle_data, labels_as_of=every_label.to_pydatetime(), timeline=timeline)
+    run.auc_v1 = holdout_auc(first.result, holdout, contract)
+    run.auc_v2 = holdout_auc(champion.result, holdout, contract)
+    run.v2_version = champion.version
+    run.auc_oracle = holdout_auc(oracle, holdout, contract)
+    return run
+
+
+def _retrain(
+    day: int,
+    trigger: str,
+    *,
+    traffic: pd.DataFrame,
+    timeline: Timeline,
+    settings: LoopSettings,
+    champion: Model,
+    evaluated: dict[str, float],
+    drift: list[ChangeSignal],
+    live_days: list[DayQuality],
+) -> tuple[Retraining, Model | None]:
+    """One retraining at the end of `day`: the snapshot step's window rule on the labels known then, the training
+    job, and the promotion gate against the champion (its live figures since the change, when trained since one)."""
+    cut = timeline.change + timedelta(days=day + 1)
+    frame = snapshot(traffic, as_of=cut, timeline=timeline)
+    event_days = pd.to_datetime(frame["event_time"], utc=True).dt.date
+    signals = [
+        *drift,
+        *live_auc_signals(
+            live_days,
+            evaluated_auc=evaluated,
+            min_live_auc=settings.min_live_auc,
+            max_live_auc_drop=settings.max_live_auc_drop,
+        ),
+    ]
+    landed = set(pd.to_datetime(traffic["event_time"], utc=True).dt.date)
+    stage_start = window_for(landed, as_of=cut.date(), window_days=timeline.window_days)[0]
+    rule = window_rule(
+        stage_start,
+        change_start(signals),
+        {d: int(n) for d, n in event_days.value_counts().items()},
+        min_rows=settings.min_rows,
+        min_span_days=settings.min_span_days,
+        inherited=champion.change_since,
+    )
+    if not rule.ready:
+        return Retraining(
+            day, trigger, "waiting", rule.reason, rule.start, rule.change_since, rule.labelled_since_change
+        ), None
+    since = date.fromisoformat(rule.start)
+    frame = frame[(event_days >= since).to_numpy()].reset_index(drop=True)
+    result = train_as_loop(frame, labels_as_of=cut, timeline=timeline)
+    live = live_metrics_since(live_days, since) if rule.change_since else None
+    decision = evaluate_gate(result.evaluation, champion_since_change(champion.result.evaluation, live), settings.gate)
+    outcome = Retraining(
+        day,
+        trigger,
+        "promoted" if decision.approved else "rejected",
+        "; ".join(decision.reasons[:3]) if not decision.approved else rule.reason,
+        rule.start,
+        rule.change_since,
+        len(frame),
+        test_auc=evaluated_auc(result),
+    )
+    if not decision.approved:
+        return outcome, None
+    return outcome, Model("", result, since if rule.change_since else None)
+
+
+# The demo's sizes: the dev stage's drift check needs min_drift_samples (500) rows in a day, so 600 a day; a shorter
+# history and oracle than the benchmark's keep it quick.
+DEMO_ROWS_PER_DAY = 600
+DEMO_HISTORY_DAYS = 200
+DEMO_HOLDOUT_ROWS = 8000
+DEMO_ORACLE_DAYS = 190
+DEMO_DAYS = 260
+
+
+def demo_runs(seed: int) -> list[dict[str, Any]]:
+    """Both scenarios at one seed on the dev stage's settings, as JSON-ready dicts (the demo runs this in a worker
+    process while the earlier phases run on the embedded AWS)."""
+    timeline = stage_timeline(
+        "dev", rows_per_day=DEMO_ROWS_PER_DAY, history_days=DEMO_HISTORY_DAYS, holdout_rows=DEMO_HOLDOUT_ROWS
+    )
+    settings = stage_loop_settings()
+    pre_change = history(seed, timeline)
+    v1 = train_v1(pre_change, timeline)
+    return [
+        simulate_loop(
+            SCENARIOS[name],
+            seed,
+            timeline,
+            settings,
+            days=DEMO_DAYS,
+            tail_days=40,
+            oracle_days=DEMO_ORACLE_DAYS,
+            v1=v1,
+            pre_change=pre_change,
+        ).to_dict()
+        | {"description": SCENARIOS[name].description}
+        for name in ("feature_drift", "concept_change")
+    ]

@@ -130,6 +130,11 @@ def slice_report(
     return report
 
 
+# Rows each shuffle is scored on: an AUC on 10,000 rows has a standard error under 0.01, enough to rank features
+# and weigh their drift, while the whole validation split of a year of traffic cost more than the fit itself.
+IMPORTANCE_ROWS = 10_000
+
+
 def permutation_importances(
     model: Any, features: pd.DataFrame, y: np.ndarray, *, seed: int, repeats: int = 5
 ) -> dict[str, float]:
@@ -143,7 +148,15 @@ def permutation_importances(
 
     if len(np.unique(y)) < 2:
         return {}
-    result = permutation_importance(model, features, y, scoring="roc_auc", n_repeats=repeats, random_state=seed)
+    result = permutation_importance(
+        model,
+        features,
+        y,
+        scoring="roc_auc",
+        n_repeats=repeats,
+        random_state=seed,
+        max_samples=min(len(features), IMPORTANCE_ROWS),
+    )
     return {str(name): float(drop) for name, drop in zip(features.columns, result.importances_mean, strict=True)}
 
 

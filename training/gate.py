@@ -193,3 +193,22 @@ def evaluate_gate(candidate: Mapping[str, Any], champion: Mapping[str, Any] | No
                 )
             )
     return GateDecision(approved=all(c.passed for c in checks), checks=tuple(checks))
+
+
+def champion_since_change(champion: Mapping[str, Any], live: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """The champion as the gate compares a candidate trained since a change with it: its live AUC and calibration
+    on the labels since the change (functions/label_quality, recorded in the run's manifest), not the test figures
+    of its registration, which scored a world that is gone: after a concept change or a drift into a harder
+    region the best model reachable can score under the old model's old test AUC while the old model scores
+    worse still on today's data. Its slices were measured on the old world too and are left out. Without live
+    figures the champion's own evaluation stands."""
+    if not live or "roc_auc" not in live:
+        return champion
+    test = dict(_test_metrics(champion, "champion"))
+    test.update({"roc_auc": float(live["roc_auc"]), "ece": float(live.get("ece", test.get("ece", 0.0)))})
+    return {
+        **champion,
+        "metrics": {**champion["metrics"], "test": test},
+        "slices": {},
+        "compared_on": "live_since_change",
+    }

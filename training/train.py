@@ -96,6 +96,7 @@ from training.pipeline import (  # noqa: E402
     positive_probabilities,
 )
 from training.plots import write_plots  # noqa: E402
+from training.split_shares import TEST_FRACTION, VALIDATION_FRACTION  # noqa: E402
 
 MODEL_FILE = inference.MODEL_FILE
 METADATA_FILE = inference.METADATA_FILE
@@ -118,8 +119,8 @@ class TrainingConfig:
     primary_metric: str = "roc_auc"
     min_improvement: float = 0.005
     max_single_feature_auc: float = 0.9
-    validation_fraction: float = 0.2
-    test_fraction: float = 0.2
+    validation_fraction: float = VALIDATION_FRACTION
+    test_fraction: float = TEST_FRACTION
     label_as_of: str = ""
     cost_false_positive: float = 1.0
     cost_false_negative: float = 5.0

@@ -7,6 +7,10 @@ too little traffic; DriftInsufficientData says when that happened.
 
 from __future__ import annotations
 
+# Where each run's drift_report.json (and .html) goes: <prefix>/<endpoint>/yyyy/mm/dd/hh/ in the artifacts bucket.
+REPORTS_PREFIX = "drift-reports"
+REPORT_NAME = "drift_report.json"
+
 ENDPOINT_DIMENSION = "EndpointName"
 FEATURE_DIMENSION = "Feature"
 

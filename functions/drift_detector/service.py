@@ -22,7 +22,7 @@ from functions.label_quality import metric_names as quality_names
 from functions.shared.serving_manifest import load_manifest
 
 # The operator CLI (`mlloop report`) fetches the newest report under this prefix with its siblings (.html).
-REPORTS_PREFIX = "drift-reports"
+REPORTS_PREFIX = names.REPORTS_PREFIX
 BASELINE_METADATA_KEY = "drift_baseline_uri"
 # Capture files are parsed a group at a time: memory follows this size, not the window's traffic.
 DEFAULT_PARSE_GROUP_BYTES = 128 << 20
@@ -242,7 +242,7 @@ def latest_live_quality(s3: Any, bucket: str, endpoint_name: str) -> dict[str, A
 
 def report_keys(endpoint_name: str, window: Window) -> dict[str, str]:
     folder = f"{REPORTS_PREFIX}/{endpoint_name}/{window.end:%Y/%m/%d/%H}"
-    return {"json": f"{folder}/drift_report.json", "html": f"{folder}/drift_report.html"}
+    return {"json": f"{folder}/{names.REPORT_NAME}", "html": f"{folder}/drift_report.html"}
 
 
 def run_drift_check(

@@ -17,7 +17,7 @@ from typing import Any
 from functions.prepare_training_data.logic import run_prefix
 from functions.shared.champion import describe_champion
 from functions.shared.settings import load_settings
-from training.gate import GatePolicy, evaluate_gate
+from training.gate import GatePolicy, champion_since_change, evaluate_gate
 
 REPORT_FILES: tuple[str, ...] = (
     "evaluation.json",
@@ -119,6 +119,15 @@ def find_champion(sagemaker: Any, s3: Any, group: str) -> Champion | None:
     return Champion(arn, str(metadata.get("model_version", arn.rsplit("/", 1)[-1])), evaluation)
 
 
+def run_manifest(s3: Any, bucket: str, run_id: str) -> dict[str, Any]:
+    """The run's snapshot manifest (functions/prepare_training_data); empty when the run has none."""
+    try:
+        body = s3.get_object(Bucket=bucket, Key=f"{run_prefix(run_id)}/manifest.json")["Body"].read()
+    except s3.exceptions.NoSuchKey:
+        return {}
+    return dict(json.loads(body))
+
+
 def evaluate_candidate(
     run_id: str, model_artifacts_uri: str, *, s3: Any, sagemaker: Any, settings: EvaluateSettings
 ) -> Evaluation:
@@ -134,13 +143,19 @@ def evaluate_candidate(
     candidate = json.loads(reports["evaluation.json"])
     metadata = json.loads(reports["model_metadata.json"])
     champion = find_champion(sagemaker, s3, settings.model_package_group)
-    decision = evaluate_gate(candidate, champion.evaluation if champion else None, settings.policy)
+    live = run_manifest(s3, settings.artifacts_bucket, run_id).get("champion_live_since_change")
+    reference = champion_since_change(champion.evaluation, live) if champion else None
+    decision = evaluate_gate(candidate, reference, settings.policy)
     test_metrics = candidate.get("metrics", {}).get("test", {})
     record = {
         "run_id": run_id,
         "model_artifacts_uri": model_artifacts_uri,
         "policy": settings.policy.to_dict(),
-        "champion": {"package_arn": champion.package_arn, "model_version": champion.model_version}
+        "champion": {
+            "package_arn": champion.package_arn,
+            "model_version": champion.model_version,
+            "compared_on": "live metrics since the change" if live else "its evaluation at registration",
+        }
         if champion
         else None,
         **decision.to_dict(),

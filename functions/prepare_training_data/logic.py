@@ -34,8 +34,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from functions.prepare_training_data.change import ChangeSignal, change_start, window_rule
+from functions.prepare_training_data.detectors import DetectorRecord, DetectorThresholds, read_detector_record
 from functions.shared.champion import describe_champion
 from functions.shared.contract import DataContract, load_contract
+from functions.shared.package_metadata import evaluated_metric
 from functions.shared.settings import load_settings
 
 RUNS_PREFIX = "training/runs"
@@ -57,6 +60,15 @@ class PrepareSettings:
     labels_dataset: str = ""
     # The champion's lineage says which labels its snapshot had; empty = no registry to ask (every label is new).
     model_package_group: str = ""
+    # A window cut at a change trains only with this many labelled rows (the data gate's min_rows) over more than
+    # this many days (what the training split needs: change.min_split_span_days).
+    min_rows: int = 0
+    min_span_days: float = 0.0
+    # Whose detectors' reports say when the world changed (empty: none are read), judged by the live-AUC alarms'
+    # thresholds.
+    endpoint_name: str = ""
+    min_live_auc: float = 0.0
+    max_live_auc_drop: float = 1.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PrepareSettings:
@@ -118,6 +130,8 @@ class Snapshot:
     # False when nothing was learnt since the champion: the workflow stops before the training job.
     has_new_labels: bool = True
     retraining_reason: str = ""
+    # Where the window starts and why (the stage's window, or the change the detectors found): change.WindowRule.
+    window_rule: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -303,23 +317,52 @@ def join_labels_as_of(facts: Any, feed: Any, contract: DataContract, cut: dateti
     return latest, known_since
 
 
-def champion_cut(sagemaker: Any, s3: Any, group: str) -> tuple[str, datetime | None]:
-    """The champion's model version and the cut of the snapshot it was trained on (None when its manifest has no
-    cut: it was trained before labels were cut, so every label counts as new)."""
+@dataclass(frozen=True)
+class ChampionLineage:
+    model_version: str = ""
+    # The cut of the snapshot it was trained on (None when its manifest has none: every label counts as new).
+    cut: datetime | None = None
+    # The change its window started at (None: the stage's whole window).
+    change_since: date | None = None
+
+
+def champion_lineage(sagemaker: Any, s3: Any, group: str) -> ChampionLineage:
+    """What the champion's training manifest says about the data it learnt from; empty without a champion."""
     if not group:
-        return "", None
+        return ChampionLineage()
     described = describe_champion(sagemaker, group)
     if described is None:
-        return "", None
+        return ChampionLineage()
     metadata = described.get("CustomerMetadataProperties") or {}
     version = str(metadata.get("model_version", described["ModelPackageArn"].rsplit("/", 1)[-1]))
     uri = str(metadata.get("manifest_uri", ""))
     if not uri.startswith("s3://"):
-        return version, None
+        return ChampionLineage(version)
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     manifest = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     cut = (manifest.get("labels") or {}).get("cut")
-    return version, _utc(cut) if cut else None
+    since = ((manifest.get("window") or {}).get("rule") or {}).get("change_since")
+    return ChampionLineage(version, _utc(cut) if cut else None, date.fromisoformat(since) if since else None)
+
+
+def evaluated_aucs(sagemaker: Any, group: str, versions: list[str]) -> dict[str, float]:
+    """The test AUC registration recorded for each of these model versions (approved packages of the group,
+    newest first, until all are found)."""
+    wanted, found = set(versions), {}
+    pages = sagemaker.get_paginator("list_model_packages").paginate(
+        ModelPackageGroupName=group, ModelApprovalStatus="Approved", SortBy="CreationTime", SortOrder="Descending"
+    )
+    for page in pages:
+        for summary in page.get("ModelPackageSummaryList", []):
+            arn = str(summary["ModelPackageArn"])
+            metadata = sagemaker.describe_model_package(ModelPackageName=arn).get("CustomerMetadataProperties") or {}
+            version = str(metadata.get("model_version", arn.rsplit("/", 1)[-1]))
+            auc = evaluated_metric(metadata, "roc_auc")
+            if version in wanted and auc is not None:
+                found[version] = auc
+            if wanted <= set(found):
+                return found
+    return found
 
 
 def retraining_verdict(counts: LabelCounts, trigger: Mapping[str, Any], has_champion: bool) -> tuple[bool, str]:
@@ -357,7 +400,10 @@ def prepare_training_data(
     settings: PrepareSettings,
     now: datetime,
     sagemaker: Any = None,
+    change_signals: Iterable[ChangeSignal] = (),
 ) -> Snapshot:
+    """`change_signals`: the detectors' daily verdicts about the champion (change.drift_signals,
+    change.live_auc_signals); the window starts at the change they establish (change.window_rule)."""
     import pandas as pd
 
     cut = run_cut(trigger, now)
@@ -393,6 +439,37 @@ def prepare_training_data(
         counts.labels_not_yet_arrived = len(late_feed)
 
     latest, known_since = join_labels_as_of(facts, feed, contract, cut)
+    champion = (
+        champion_lineage(sagemaker, s3, settings.model_package_group) if sagemaker is not None else ChampionLineage()
+    )
+    record = DetectorRecord([*change_signals], [])
+    if settings.endpoint_name and champion.model_version:
+        read = read_detector_record(
+            s3,
+            settings.artifacts_bucket,
+            settings.endpoint_name,
+            evaluated_auc=lambda versions: evaluated_aucs(sagemaker, settings.model_package_group, versions),
+            since=start,
+            thresholds=DetectorThresholds(settings.min_live_auc, settings.max_live_auc_drop),
+        )
+        record = DetectorRecord([*record.signals, *read.signals], read.live_days)
+    labelled_days = facts.loc[latest.index, contract.event_timestamp].dt.date.value_counts()
+    rule = window_rule(
+        start,
+        change_start(record.signals),
+        {day: int(n) for day, n in labelled_days.items()},
+        min_rows=settings.min_rows,
+        min_span_days=settings.min_span_days,
+        inherited=champion.change_since,
+    )
+    if rule.change_since:
+        start = date.fromisoformat(rule.start)
+        since = facts[contract.event_timestamp].dt.date >= start
+        facts = facts[since]
+        latest, known_since = latest[latest.index.isin(facts.index)], known_since[known_since.index.isin(facts.index)]
+        objects = in_window(objects, start, end)
+        label_objects = in_window(label_objects, start, end)
+        counts.rows_in_window = len(facts)
     label = contract.label.name
     labelled_rows = latest.index.to_numpy()
     snapshot_frame = facts.loc[labelled_rows].copy()
@@ -407,15 +484,16 @@ def prepare_training_data(
 
     has_champion = False
     if sagemaker is not None and settings.model_package_group:
-        champion_version, previous_cut = champion_cut(sagemaker, s3, settings.model_package_group)
-        has_champion = bool(champion_version)
-        counts.champion_model_version = champion_version
-        counts.champion_cut = previous_cut.isoformat() if previous_cut else ""
-        fresh = known_since > pd.Timestamp(previous_cut) if previous_cut else known_since.notna()
+        has_champion = bool(champion.model_version)
+        counts.champion_model_version = champion.model_version
+        counts.champion_cut = champion.cut.isoformat() if champion.cut else ""
+        fresh = known_since > pd.Timestamp(champion.cut) if champion.cut else known_since.notna()
         counts.newly_matured = int(fresh.sum())
     else:
         counts.newly_matured = counts.labelled
     has_new_labels, reason = retraining_verdict(counts, trigger, has_champion)
+    if not rule.ready:
+        has_new_labels, reason = False, rule.reason
 
     prefix = run_prefix(run_id)
     written = _write_partitions(s3, settings.artifacts_bucket, prefix, snapshot_frame, contract)
@@ -425,7 +503,15 @@ def prepare_training_data(
         "dataset": settings.dataset,
         "labels_dataset": settings.labels_dataset,
         "data_version": version,
-        "window": {"start": start.isoformat(), "end": end.isoformat(), "days": settings.window_days},
+        "window": {
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "days": settings.window_days,
+            "rule": rule.to_dict(),
+        },
+        # What the champion scores on the world since the change (live, on delayed labels): the promotion gate's
+        # reference for a candidate trained since it (training.gate.champion_since_change).
+        "champion_live_since_change": record.live_since(start) if rule.change_since else None,
         "curated_span": curated_span(days),
         "source_bucket": settings.curated_bucket,
         "created_at": now.isoformat(),
@@ -471,6 +557,7 @@ def prepare_training_data(
         labels=counts.to_dict(),
         has_new_labels=has_new_labels,
         retraining_reason=reason,
+        window_rule=rule.to_dict(),
     )
 
 

@@ -31,6 +31,9 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from functions.check_data_gate.logic import LATEST_PROFILE_KEY
+from functions.drift_detector import metric_names as drift_names
+from functions.label_quality import metric_names as quality_names
+from functions.prepare_training_data.change import min_split_span_days
 from functions.prepare_training_data.logic import RUNS_PREFIX
 from functions.shared.contract import labels_dataset, load_contract
 from functions.shared.platform_events import CURATED_DATA_INGESTED, INGEST_SOURCE
@@ -40,6 +43,7 @@ from infra.constructs.platform_function import PlatformFunction, acknowledge, re
 from infra.constructs.training_source_bundle import TrainingSourceBundle
 from infra.regional import RegionalValues
 from infra.stacks.data_lake import DataLakeStack, bucket_name
+from training.split_shares import TEST_FRACTION, VALIDATION_FRACTION
 
 # SageMaker bills and finishes a training job in minutes at best; polling faster only costs transitions.
 POLL_INTERVAL = Duration.seconds(60)
@@ -263,6 +267,13 @@ class TrainingStack(Stack):
                 "MODEL_NAME": self.config.model_name,
                 "MODEL_PACKAGE_GROUP": self.model_package_group_name,
                 "WINDOW_DAYS": str(self.config.training.window_days),
+                # A window cut at a change the detectors found (change.window_rule): enough rows for the data gate,
+                # over enough days for the training split; the detectors' reports, judged by the alarms' thresholds.
+                "MIN_ROWS": str(self.config.gates.data.min_rows),
+                "MIN_SPAN_DAYS": str(self._min_span_days()),
+                "ENDPOINT_NAME": self.config.endpoint_name,
+                "MIN_LIVE_AUC": str(self.config.monitoring.min_live_auc),
+                "MAX_LIVE_AUC_DROP": str(self.config.monitoring.max_live_auc_drop),
             },
             timeout=Duration.minutes(10),
             memory_mb=1024,
@@ -283,8 +294,28 @@ class TrainingStack(Stack):
         self._allow(fn, ["s3:PutObject", "s3:GetObject"], [self._artifacts(f"{RUNS_PREFIX}/*")], RUN_FOLDER_REASON)
         self._allow(fn, ["sagemaker:DescribeModelPackage"], self._package_arns(), PACKAGE_VERSIONS_REASON)
         self._allow(fn, ["sagemaker:ListModelPackages"], ["*"], LIST_PACKAGES_REASON)
+        detector_reports = [
+            f"{drift_names.REPORTS_PREFIX}/{self.config.endpoint_name}/*",
+            f"{quality_names.REPORTS_PREFIX}/{self.config.endpoint_name}/*",
+        ]
+        self._allow(
+            fn,
+            ["s3:ListBucket"],
+            [self._bucket("artifacts")],
+            conditions={"StringLike": {"s3:prefix": detector_reports}},
+        )
+        self._allow(
+            fn,
+            ["s3:GetObject"],
+            [self._artifacts(prefix) for prefix in detector_reports],
+            "The detectors' reports say when the world changed; they are filed by date under the endpoint.",
+        )
         self._grant_key(fn, "kms:Decrypt", "kms:GenerateDataKey")
         return fn
+
+    def _min_span_days(self) -> float:
+        window = load_contract(labels_dataset(self.config.dataset)).label.window_days
+        return min_split_span_days(window, VALIDATION_FRACTION, TEST_FRACTION)
 
     def _data_gate_function(self) -> PlatformFunction:
         fn = self._function(

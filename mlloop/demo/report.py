@@ -153,6 +153,37 @@ def quarantine_chart(record: dict[str, Any]) -> str | None:
     return _png(figure)
 
 
+def recovery_chart(record: dict[str, Any]) -> str | None:
+    """Live AUC per version per simulated day (by the day of the traffic it judged, once its labels arrived),
+    with the retraining alarm and the day each version served all traffic, one panel per scenario."""
+    runs = record.get("recovery")
+    if not runs:
+        return None
+    figure, axes = plt.subplots(len(runs), 1, figsize=(9, 3.2 * len(runs)), sharex=True, squeeze=False)
+    for axis, run in zip(axes[:, 0], runs, strict=True):
+        for version, days in run["live_auc"].items():
+            points = sorted((int(day), auc) for day, auc in days.items())
+            axis.plot([d for d, _ in points], [a for _, a in points], ".", ms=3, color=_colour(version), label=version)
+        for alarm in run["alarms"]:
+            axis.axvline(alarm["day"], color="red", ls="--", lw=1)
+        for deploy in run["deploys"]:
+            axis.axvline(
+                deploy["day"], color=_colour(deploy["model_version"]), lw=1.5 if deploy["since_change"] else 0.5
+            )
+        axis.axvline(0, color="black", lw=1)
+        axis.axhline(run["auc_oracle"], color="grey", ls=":", lw=1)
+        axis.set_title(
+            f"{run['scenario']}: v1 {run['auc_v1']:.3f}, {run['v2']} {run['auc_v2']:.3f},"
+            f" oracle {run['auc_oracle']:.3f} (ratio {run['recovery_ratio']:.2f});"
+            " red dashed: alarm, solid: a version serves all traffic",
+            fontsize=8,
+        )
+        axis.set_ylabel("live AUC")
+        axis.legend(fontsize=6, ncol=6, loc="lower left")
+    axes[-1, 0].set_xlabel("simulated days after the change (day of the traffic judged)")
+    return _png(figure)
+
+
 def _colour(version: str) -> str:
     if version == "fallback":
         return "orange"
@@ -227,6 +258,7 @@ def write_report(record: dict[str, Any], run_dir: Path) -> Path:
         "traffic": traffic_chart(record),
         "timeline": timeline_chart(record),
         "quarantine": quarantine_chart(record),
+        "recovery": recovery_chart(record),
     }
     fidelity = record.get("fidelity") or {}
     totals = fidelity.get("totals", {})
@@ -266,6 +298,12 @@ def write_report(record: dict[str, Any], run_dir: Path) -> Path:
                 "Alarm and deployment timeline",
                 _img(charts["timeline"], "timeline") if charts["timeline"] else None,
                 events,
+            ),
+            _section(
+                "The world changes twice: live AUC per version over simulated days",
+                "<p>The loop's own logic (detectors, window rule, training, gate, canary timings) on simulated days,"
+                " in-process, not on the embedded AWS: Lambda, containers and moto read the host's clock.</p>",
+                _img(charts["recovery"], "recovery") if charts["recovery"] else None,
             ),
             _section("Fidelity: IAM decisions per principal", fidelity_summary, principals),
         ]

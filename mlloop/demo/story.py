@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import multiprocessing
 import os
 import statistics
 import tarfile
@@ -18,6 +19,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -28,7 +30,7 @@ from functions.deploy_model.standby import FAST_ROLLBACK_BOUND_SECONDS
 from functions.shared.contract import load_contract
 from infra.config import StageConfig, load_stage_models
 from infra.context import effective_context
-from mlloop import assembly
+from mlloop import assembly, recovery
 from mlloop.cli import registry, serving
 from mlloop.cli.platform import Platform
 from mlloop.datagen import generate_churn
@@ -104,6 +106,9 @@ class Story:
         self.traffic: Traffic | None = None
         self.current: Phase | None = None
         self._saved_env: dict[str, str | None] = {}
+        # The recovery phase's simulation runs in a worker process from the first phase on (it needs no cloud).
+        self._recovery_pool: ProcessPoolExecutor | None = None
+        self._recovery: Future[list[dict[str, Any]]] | None = None
         self._timeline_queue = ""
         self.record: dict[str, Any] = {
             "stage": STAGE,
@@ -131,6 +136,9 @@ class Story:
             ("serve", "Serve traffic: HTTP API and sagemaker-runtime", self.serve),
             ("drift", "Drifted traffic: detector, alarm, no new labels yet; fresh labels land, retraining", self.drift),
             ("canary_v2", "v2 through a canary, promoted", self.canary_v2),
+            # After the drift story's canary: v2's deploy starts when the drift phase ends and the canary phase
+            # watches it happen.
+            ("recovery", "The world changes twice: the loop's recovery over simulated days", self.recovery),
             ("bad_canary", "A bad model: its canary trips an alarm and rolls back", self.bad_canary),
             ("fast_rollback", "v2 turns out slow under load after its canary: fast rollback", self.fast_rollback),
             (second_model.PHASE, second_model.TITLE, lambda: second_model.serve_side_by_side(self)),
@@ -165,6 +173,9 @@ class Story:
 
     def stop(self) -> None:
         """Leave nothing running: the endpoint threads, the API server and the cloud stop with it."""
+        if self._recovery_pool is not None:
+            self._recovery_pool.shutdown(wait=True, cancel_futures=True)
+            self._recovery_pool = None
         if self.cloud is not None:
             try:
                 # What the embedded AWS authorised, refused or could not evaluate, per principal.
@@ -258,6 +269,9 @@ class Story:
 
     # ------------------------------------------------------------------ phases
     def synthesize(self) -> None:
+        # Spawned, not forked: the parent is about to start the cloud's threads.
+        self._recovery_pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        self._recovery = self._recovery_pool.submit(recovery.demo_runs, self.options.seed)
         # Its own output folder: the demo's models differ from cdk.json's, and a shared cdk.out synthesized with
         # them would be stale for every other tool (mlloop/assembly.py keeps the context it was made with).
         fresh = assembly.is_fresh(self.cdk_out)
@@ -561,6 +575,49 @@ class Story:
             f"{run['status']} on {run['snapshot'].get('labels', {}).get('newly_matured', 0)} new labels: "
             f"v{package['version']} {package['approval']}"
         )
+
+    def recovery(self) -> None:
+        """The loop's own logic (drift detector, live-quality job, retraining alarm and schedule, the snapshot's
+        window rule, training, gate, canary timings) on simulated days, in-process: months of label arrivals cannot
+        pass on the embedded AWS yet, because Lambda handlers, training containers and moto stamp S3 arrivals and
+        cut snapshots by the host's clock, not the controllable one."""
+        assert self._recovery is not None
+        runs = self._recovery.result(timeout=900)
+        self.record["recovery"] = runs
+        self.fact(
+            "simulated in-process on the dev stage's settings (not on the embedded AWS: Lambda, containers and moto"
+            " read the host's clock, and months of label arrivals must pass)"
+        )
+        for run in runs:
+            detection = run["detection"]
+            tried = [r for r in run["retrainings"] if r["outcome"] != "waiting"]
+            waited = [r for r in run["retrainings"] if r["outcome"] == "waiting"]
+            recovered = [d for d in run["deploys"] if d["since_change"]]
+            self.fact(
+                f"{run['scenario']} ({run['description']}): detected on day {detection['day']} by the {detection['by']}"
+                if detection
+                else f"{run['scenario']}: no alarm"
+            )
+            self.fact(
+                f"{run['scenario']}: {len(tried)} retraining(s) trained ("
+                + ", ".join(
+                    f"day {r['day']} {r['trigger']}: {r['outcome']} {r['model_version']}".strip() for r in tried
+                )
+                + f"); {len(waited)} waited for labels since the change"
+                + (f" (last: {waited[-1]['reason']})" if waited else "")
+            )
+            self.fact(
+                f"{run['scenario']}: {run['v2']} serves all traffic from day {recovered[0]['day']:.2f}"
+                if recovered
+                else f"{run['scenario']}: no version trained since the change serves yet"
+            )
+            self.fact(
+                f"{run['scenario']}: post-change holdout AUC v1 {run['auc_v1']:.4f}, {run['v2']} {run['auc_v2']:.4f},"
+                f" oracle {run['auc_oracle']:.4f}; recovery ratio {run['recovery_ratio']:.2f}"
+            )
+        beaten = [r["scenario"] for r in runs if r["auc_v2"] <= r["auc_v1"]]
+        if beaten:
+            raise StoryError(f"the retrained model does not beat v1 on post-change data in: {', '.join(beaten)}")
 
     def _alarm_states(self) -> dict[str, str]:
         """Every alarm of the stage (metric and composite) and its state, as `describe-alarms` lists them."""

@@ -42,7 +42,7 @@ KEYS = {
     "imports": {"frontdoor_import_over_floor"},
     "ingest": {"ingest_time_over_floor", "ingest_time_over_arrow_floor", "ingest_peak_mem_over_file"},
     "platform": set(),
-    "recovery": {"recovery_ratio_concept_change", "recovery_ratio_feature_drift"},
+    "recovery": {"recovery_ratio_concept_change", "recovery_ratio_feature_drift", "days_to_recover"},
 }
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from training.gate import GateInputError, GatePolicy, evaluate_gate
+from training.gate import GateInputError, GatePolicy, champion_since_change, evaluate_gate
 
 
 def report(
@@ -108,3 +108,20 @@ def test_a_threshold_that_labels_every_row_one_way_is_refused_whatever_its_auc(c
 
     assert not decision.approved
     assert [r.split(":")[0] for r in decision.reasons] == ["decision.threshold"]
+
+
+def test_a_candidate_trained_since_a_change_is_compared_with_the_champions_live_figures_since_it() -> None:
+    # Given a champion whose registration scored 0.83 on the old world, and 0.77 live since the change
+    champion = report(roc_auc=0.83, slices={"plan": {"basic": {"roc_auc": 0.90, "ece": 0.01}}})
+    candidate = report(roc_auc=0.80, slices={"plan": {"basic": {"roc_auc": 0.78, "ece": 0.01}}})
+    live = {"roc_auc": 0.77, "ece": 0.03, "labeled_predictions": 5000.0}
+
+    # When the gate compares them on the old figures, and on the live ones
+    old = evaluate_gate(candidate, champion, GatePolicy())
+    now = evaluate_gate(candidate, champion_since_change(champion, live), GatePolicy())
+
+    # Then the old figures reject the better model for today's world; the live ones approve it
+    assert not old.approved
+    assert now.approved
+    assert not any(c.name.startswith("champion.slice") for c in now.checks)
+    assert champion_since_change(champion, None) is champion

@@ -152,3 +152,25 @@ def test_feature_drift_moves_tenure_past_the_point_where_churn_stops_depending_o
     # The generator's log-odds use min(tenure, 72): flat past 72 months, linear below.
     assert (before["tenure_months"] > 72).mean() < 0.1
     assert (after["tenure_months"] > 72).mean() > 0.6
+
+
+def test_the_loop_recovers_when_a_version_trained_since_the_change_serves_not_at_an_old_world_retraining() -> None:
+    from mlloop.recovery import LoopRun
+
+    run = LoopRun("s", 1, 200, deploys=[(7.0049, "v2", False), (189.0049, "v3", True)])
+    run.auc_v1, run.auc_v2, run.auc_oracle = 0.76, 0.80, 0.805
+
+    assert run.days_to_recover == 189.0049
+    assert run.ratio == pytest.approx(0.04 / 0.045)
+    assert LoopRun("s", 1, 200, deploys=[(7.0, "v2", False)]).days_to_recover is None
+
+
+def test_the_stages_schedule_is_read_in_days() -> None:
+    from mlloop.recovery import schedule_days, stage_loop_settings
+
+    assert schedule_days("rate(7 days)") == 7
+    assert schedule_days("rate(1 day)") == 1
+    with pytest.raises(ValueError, match="whole days"):
+        schedule_days("rate(1 hour)")
+    settings = stage_loop_settings("dev")
+    assert settings.min_span_days == 150 and settings.canary_seconds == 420 and settings.schedule_days == 7

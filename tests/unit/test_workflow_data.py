@@ -196,3 +196,86 @@ def test_the_snapshot_holds_each_fact_once_and_the_latest_arrival_wins(s3: Any) 
     assert len(table) == len(repeated)
     corrected = table[table["customer_id"] == repeated["customer_id"].iloc[0]]
     assert corrected["monthly_charges"].tolist() == [12.5]
+
+
+def _changed_since(day: str) -> list[Any]:
+    from functions.prepare_training_data.change import LIVE_AUC, ChangeSignal
+
+    since = datetime.fromisoformat(day).date()
+    return [ChangeSignal(since + timedelta(days=i), i >= 0, LIVE_AUC) for i in range(-20, 22)]
+
+
+def test_a_change_the_detectors_established_starts_the_window_there_and_the_manifest_says_why(s3: Any) -> None:
+    # Given a month of labelled data, and detectors that saw the world change on 2026-10-10
+    put_curated(s3, "curated", curated_frame())
+    settings = PrepareSettings("curated", "artifacts", "churn", "churn", 365, min_rows=100, min_span_days=5)
+
+    # When a retraining snapshots it
+    snapshot = prepare_training_data(
+        "run-change", TRIGGER, s3=s3, settings=settings, now=NOW, change_signals=_changed_since("2026-10-10")
+    )
+
+    # Then it trains on the days since the change only, and records the rule
+    assert snapshot.window_start == "2026-10-10" and snapshot.has_new_labels
+    assert snapshot.window_rule["change_since"] == "2026-10-10"
+    written = s3.list_objects_v2(Bucket="artifacts", Prefix="training/runs/run-change/data/")["Contents"]
+    assert min(o["Key"].split("event_date=")[1][:10] for o in written) == "2026-10-10"
+    manifest = json.loads(s3.get_object(Bucket="artifacts", Key=snapshot.manifest_key)["Body"].read())
+    assert manifest["window"]["rule"]["reason"].startswith("the window starts at the change")
+    assert all(o["event_date"] >= "2026-10-10" for o in manifest["objects"])
+
+
+def test_a_change_with_too_few_labels_since_it_waits_before_the_training_job(s3: Any) -> None:
+    put_curated(s3, "curated", curated_frame())
+    settings = PrepareSettings("curated", "artifacts", "churn", "churn", 365, min_rows=100_000, min_span_days=5)
+
+    snapshot = prepare_training_data(
+        "run-wait", TRIGGER, s3=s3, settings=settings, now=NOW, change_signals=_changed_since("2026-10-10")
+    )
+
+    assert not snapshot.has_new_labels
+    assert snapshot.retraining_reason.startswith("waiting for labels since the change")
+
+
+def test_the_detectors_reports_say_which_days_changed_for_the_champion(s3: Any) -> None:
+    from datetime import date
+
+    from functions.prepare_training_data.change import DRIFT, LIVE_AUC, ChangeSignal
+    from functions.prepare_training_data.detectors import DetectorThresholds, read_detector_record
+
+    def put(key: str, body: dict[str, Any]) -> None:
+        s3.put_object(Bucket="artifacts", Key=key, Body=json.dumps(body).encode())
+
+    for hour, drifted in (("05", False), ("23", True)):
+        put(
+            f"drift-reports/ep/2026/10/02/{hour}/drift_report.json",
+            {
+                "model_version": "v1",
+                "verdict": "drift",
+                "drift_detected": drifted,
+                "window_end": f"2026-10-02T{hour}:00:00Z",
+            },
+        )
+    put("drift-reports/ep/2026/09/01/23/drift_report.json", {"model_version": "v1", "drift_detected": True})
+    put(
+        "drift-reports/ep/2026/10/03/23/drift_report.json",
+        {"model_version": "v0", "verdict": "insufficient_data", "window_end": "2026-10-03T23:00:00Z"},
+    )
+    by_day = {"2026-10-01": {"verdict": "measured", "auc": 0.70, "labeled_predictions": 300}}
+    put("monitoring/quality/ep/2026/11/20/06/quality_report.json", {"by_model_version": {"v1": {"by_day": {}}}})
+    put("monitoring/quality/ep/2026/11/21/06/quality_report.json", {"by_model_version": {"v1": {"by_day": by_day}}})
+
+    record = read_detector_record(
+        s3,
+        "artifacts",
+        "ep",
+        evaluated_auc=lambda versions: {"v1": 0.82},
+        since=date(2026, 10, 1),
+        thresholds=DetectorThresholds(min_live_auc=0.65, max_live_auc_drop=0.03),
+    )
+
+    assert record.signals == [
+        ChangeSignal(date(2026, 10, 2), True, DRIFT),
+        ChangeSignal(date(2026, 10, 1), True, LIVE_AUC),
+    ]
+    assert record.live_since(date(2026, 10, 1)) == {"roc_auc": 0.70, "ece": 0.0, "labeled_predictions": 300.0}

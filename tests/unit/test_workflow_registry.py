@@ -219,3 +219,24 @@ def test_a_rejected_empty_window_says_where_the_curated_data_is() -> None:
     summary = summarise("data_rejected", "run-9", state, NotifySettings("topic", GROUP, "dev"))
 
     assert any("curated data spans 2014-02-01..2016-03-31" in line for line in summary.lines)
+
+
+def test_a_candidate_trained_since_a_change_is_gated_against_the_champions_live_figures(aws: dict[str, Any]) -> None:
+    # Given a champion that evaluated 0.85 on the old world, and a run whose snapshot started at a change where the
+    # champion scored 0.76 live
+    champion_uri = train_candidate(aws, "run-1", evaluation_report(0.85, model_version="churn-run-1"))
+    register(aws, "run-1", champion_uri, evaluate(aws, "run-1", champion_uri))
+    live = {"roc_auc": 0.76, "ece": 0.02, "labeled_predictions": 9000.0}
+    manifest = {"run_id": "run-2", "champion_live_since_change": live}
+    aws["s3"].put_object(Bucket="artifacts", Key="training/runs/run-2/manifest.json", Body=json.dumps(manifest))
+    candidate_uri = train_candidate(aws, "run-2", evaluation_report(0.80, model_version="churn-run-2"))
+
+    # When the gate judges a candidate scoring 0.80 on post-change data
+    evaluation = evaluate(aws, "run-2", candidate_uri)
+
+    # Then it is compared with what the champion does today, not with its old test figure, and says so
+    assert evaluation.promote, evaluation.reasons
+    record = json.loads(
+        aws["s3"].get_object(Bucket="artifacts", Key="training/runs/run-2/decision.json")["Body"].read()
+    )
+    assert record["champion"]["compared_on"] == "live metrics since the change"

@@ -38,14 +38,14 @@ STATE_FILE = Path(
 
 def _summary(cloud: LocalCloud) -> dict[str, Any]:
     stages = {}
-    for stage, deployment in cloud.deployments.items():
+    for deployment in cloud.deployments.values():
         apis = {
             api_stage.path or api_stage.logical_id: cloud.api_url(
                 api_stage.properties["RestApiId"], api_stage.physical_id
             )
             for api_stage in deployment.of_type("AWS::ApiGateway::Stage")
         }
-        stages[stage] = {
+        stages[deployment.stage] = {
             "stacks": {name: len(resources) for name, resources in deployment.resources.items()},
             "deploy_seconds": round(deployment.seconds, 2),
             "apis": apis,

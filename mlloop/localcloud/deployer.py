@@ -1059,6 +1059,11 @@ def stage_stacks(cdk_out: Path, prefix: str) -> list[str]:
     return ordered
 
 
+def stage_prefix(stage: str) -> str:
+    """The prefix of a stage's stack names, `<project>-<stage>`, with this run's context."""
+    return _stage_settings(stage, "")[0]
+
+
 def _stage_settings(stage: str, default_region: str) -> tuple[str, str]:
     """(stack name prefix, region) from cdk.json; a stage not in cdk.json (test assemblies) uses the cloud's region."""
     from infra.context import effective_context

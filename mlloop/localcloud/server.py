@@ -31,7 +31,7 @@ from moto.core.config import default_user_config
 from mlloop.localcloud import authz, request_validation
 from mlloop.localcloud.apigateway import LocalApiGateway
 from mlloop.localcloud.clock import Clock
-from mlloop.localcloud.deployer import Deployment, deploy_stage
+from mlloop.localcloud.deployer import Deployment, deploy_stage, stage_prefix
 from mlloop.localcloud.dispatch import AsyncDispatcher, DeliveryFailure
 from mlloop.localcloud.environment import drop_added_variables
 from mlloop.localcloud.events import EventRouter, ScheduleSource
@@ -337,15 +337,17 @@ class LocalCloud:
     def deploy(self, stage: str, *, cdk_out: Path | None = None, synthesize: bool = True) -> Deployment:
         """Deploy every synthesized stack of `stage` (from cdk.out) into this cloud.
 
-        A stage already deployed here is returned as it is, unless its resources vanished (something
-        reset moto's state, e.g. a `mock_aws` in the same process): then it is deployed again.
+        A stage (of the same project) already deployed here is returned as it is, unless its resources vanished
+        (something reset moto's state, e.g. a `mock_aws` in the same process): then it is deployed again.
         """
+        # Keyed by the stacks' prefix (`<project>-<stage>`): an assembly of another project may hold the same stage.
+        key = stage_prefix(stage)
         with self._deploy_lock:
-            existing = self.deployments.get(stage)
+            existing = self.deployments.get(key)
             if existing is not None and self._is_intact(existing):
                 return existing
             deployment = deploy_stage(self, stage, cdk_out=cdk_out, synthesize=synthesize)
-            self.deployments[stage] = deployment
+            self.deployments[key] = deployment
             return deployment
 
     def _is_intact(self, deployment: Deployment) -> bool:

@@ -62,9 +62,9 @@ def output_fn(prediction, accept):
 """
 
 
-def stage_bucket(cloud: LocalCloud, kind: str, stage: str = "dev") -> str:
+def stage_bucket(cloud: LocalCloud, kind: str, stage: str = "dev", project: str = "mlloop") -> str:
     names = [b["Name"] for b in cloud.client("s3").list_buckets()["Buckets"]]
-    (name,) = [n for n in names if n.startswith(f"mlloop-{stage}-{kind}-")]
+    (name,) = [n for n in names if n.startswith(f"{project}-{stage}-{kind}-")]
     return name
 
 
@@ -86,11 +86,12 @@ def register_package(
     evaluated_auc: float | None = None,
     group: str = GROUP,
     stage: str = "dev",
+    project: str = "mlloop",
     scale: float = 240.0,
 ) -> str:
     """Upload a model (probability tenure / `scale`) and its fallback into a run folder and register an approved
     package for them in `group` (with the test AUC its evaluation would have recorded, when given)."""
-    s3, artifacts = cloud.client("s3"), stage_bucket(cloud, "artifacts", stage)
+    s3, artifacts = cloud.client("s3"), stage_bucket(cloud, "artifacts", stage, project)
     run = f"training/runs/serving-{uuid.uuid4().hex[:8]}/output"
     s3.put_object(
         Bucket=artifacts,

@@ -3,8 +3,9 @@ group deploys that model's endpoint only, each model's front-door route answers 
 watch only its own endpoint and metrics, and the CLI asks which model when a stage has several. One API serves
 the stage, each model under /models/<model>/.
 
-The stage is `staging`, synthesized with a two-model `-c models=...` override into its own assembly, so it
-shares the local cloud with the dev stage other tests deploy without any name in common.
+The stage is `staging` of another project (`twomodels`), synthesized with a two-model `-c models=...` override
+into its own assembly, so it shares the local cloud with the dev and staging stages other tests deploy without any
+name in common.
 """
 
 from __future__ import annotations
@@ -29,7 +30,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("localcloud")]
 STAGE = "staging"
 # Each model's package scores tenure / its scale: an answer says which endpoint made it.
 SCALES = {"churn": 240.0, "upsell": 120.0}
-OVERRIDES = {"stage": STAGE, "models": {"churn": {"dataset": "churn"}, "upsell": {"dataset": "churn"}}}
+PROJECT = "twomodels"
+PREFIX = f"{PROJECT}-{STAGE}"
+OVERRIDES = {
+    "project": PROJECT,
+    "stage": STAGE,
+    "models": {"churn": {"dataset": "churn"}, "upsell": {"dataset": "churn"}},
+}
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +49,7 @@ def two_models(local_cloud: LocalCloud, tmp_path_factory: pytest.TempPathFactory
 
 def deploy_machine(cloud: LocalCloud, model: str) -> str:
     sfn = cloud.client("stepfunctions")
-    name = f"mlloop-{STAGE}-{model}-deploy-model"
+    name = f"{PREFIX}-{model}-deploy-model"
     (machine,) = [m for m in sfn.list_state_machines()["stateMachines"] if m["name"] == name]
     return str(machine["stateMachineArn"])
 
@@ -53,7 +60,7 @@ def deployed(local_cloud: LocalCloud, two_models: Deployment) -> dict[str, str]:
     sfn = local_cloud.client("stepfunctions")
     arns = {
         model: register_package(
-            local_cloud, broken=False, group=f"mlloop-{STAGE}-{model}", stage=STAGE, scale=SCALES[model]
+            local_cloud, broken=False, group=f"{PREFIX}-{model}", stage=STAGE, project=PROJECT, scale=SCALES[model]
         )
         for model in SCALES
     }
@@ -69,14 +76,14 @@ def deployed(local_cloud: LocalCloud, two_models: Deployment) -> dict[str, str]:
 def stage_api(cloud: LocalCloud, deployment: Deployment) -> Api:
     """The stage's one API, which routes every model."""
     (rest_api,) = deployment.of_type("AWS::ApiGateway::RestApi")
-    assert rest_api.stack == f"mlloop-{STAGE}-api"
+    assert rest_api.stack == f"{PREFIX}-api"
     return Api(cloud.api_url(rest_api.physical_id, STAGE))
 
 
 def test_the_stage_has_one_lake_and_each_model_its_own_stacks(two_models: Deployment) -> None:
     assert sorted(two_models.stack_names) == sorted(
-        [f"mlloop-{STAGE}-data-lake", f"mlloop-{STAGE}-api"]
-        + [f"mlloop-{STAGE}-{m}-{kind}" for m in SCALES for kind in ("training", "serving", "monitoring")]
+        [f"{PREFIX}-data-lake", f"{PREFIX}-api"]
+        + [f"{PREFIX}-{m}-{kind}" for m in SCALES for kind in ("training", "serving", "monitoring")]
     )
 
 
@@ -94,7 +101,7 @@ def test_each_models_route_answers_from_its_own_endpoint(
     assert status == 200 and described["contract"]["dataset"] == "churn"
     status, _ = api.call("POST", "/predict", {"instances": [VALID_RECORD]})
     assert status != 200  # beside other models there is no bare /predict
-    endpoint = local_cloud.client("sagemaker").describe_endpoint(EndpointName=f"mlloop-{STAGE}-{model}")
+    endpoint = local_cloud.client("sagemaker").describe_endpoint(EndpointName=f"{PREFIX}-{model}")
     assert endpoint["EndpointStatus"] == "InService"
 
 
@@ -103,12 +110,12 @@ def test_a_models_alarms_watch_only_its_own_endpoint_and_metrics(
     local_cloud: LocalCloud, two_models: Deployment, model: str, other: str
 ) -> None:
     cloudwatch = local_cloud.client("cloudwatch")
-    alarms = cloudwatch.describe_alarms(AlarmNamePrefix=f"mlloop-{STAGE}-{model}-", AlarmTypes=["MetricAlarm"])
+    alarms = cloudwatch.describe_alarms(AlarmNamePrefix=f"{PREFIX}-{model}-", AlarmTypes=["MetricAlarm"])
     found = alarms["MetricAlarms"]
     assert len(found) > 10
     text = json.dumps(found, default=str)
-    assert f"mlloop-{STAGE}-{other}" not in text and f"MLLoop/{STAGE}/{other}" not in text
-    assert f"MLLoop/{STAGE}/{model}" in text and f"mlloop-{STAGE}-{model}" in text
+    assert f"{PREFIX}-{other}" not in text and f"MLLoop/{STAGE}/{other}" not in text
+    assert f"MLLoop/{STAGE}/{model}" in text and f"{PREFIX}-{model}" in text
 
 
 def run_cli(cloud: LocalCloud, *args: str) -> subprocess.CompletedProcess[str]:
@@ -134,4 +141,4 @@ def test_the_cli_asks_which_model_and_acts_on_the_one_named(
     assert named.returncode == 0, named.stderr
     status: dict[str, Any] = json.loads(named.stdout)
     text = json.dumps(status)
-    assert f"mlloop-{STAGE}-upsell" in text and f"mlloop-{STAGE}-churn" not in text
+    assert f"{PREFIX}-upsell" in text and f"{PREFIX}-churn" not in text

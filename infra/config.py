@@ -548,6 +548,14 @@ def _check_reservations_fit(configs: list[StageConfig], path: str) -> None:
         )
 
 
+def load_dataset_model(context: typing.Mapping[str, Any], stage: str, dataset: str) -> StageConfig:
+    """The stage's (first declared) model trained on `dataset`: what a tool that generates that dataset acts on."""
+    configs = [c for c in load_stage_models(context, stage) if c.dataset == dataset]
+    if not configs:
+        raise ConfigError(f"model: no model of stage {stage} reads dataset {dataset!r}")
+    return configs[0]
+
+
 def load_stage_config(context: typing.Mapping[str, Any], stage: str, model: str | None = None) -> StageConfig:
     """One model of one stage (a plain mapping, so tests need no CDK app); `model` may be left out when the
     stage has only one."""

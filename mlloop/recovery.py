@@ -135,10 +135,10 @@ def first_clean_retrain(window_days: int, schedule_days: int = 7) -> int:
 def stage_timeline(stage: str = "dev", **overrides: Any) -> Timeline:
     """A timeline with the stage's training window, decision policy and candidate (cdk.json plus `-c` overrides)
     and the label contract's window and arrival lag."""
-    from infra.config import load_stage_config
+    from infra.config import load_dataset_model
     from infra.context import effective_context
 
-    training = load_stage_config(effective_context(), stage).training
+    training = load_dataset_model(effective_context(), stage, "churn").training
     labels = load_contract(labels_dataset("churn"))
     return Timeline(
         **{
@@ -407,11 +407,11 @@ class LoopSettings:
 
 def stage_loop_settings(stage: str = "dev") -> LoopSettings:
     """The stage's settings as synth passes them to the functions (cdk.json plus `-c` overrides)."""
-    from infra.config import load_stage_config
+    from infra.config import load_dataset_model
     from infra.context import effective_context
     from infra.stacks.monitoring import LABEL_LOOKBACK_DAYS, MIN_LABELED_PREDICTIONS
 
-    config = load_stage_config(effective_context(), stage)
+    config = load_dataset_model(effective_context(), stage, "churn")
     m = config.monitoring
     return LoopSettings(
         drift=DriftThresholds(

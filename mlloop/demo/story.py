@@ -28,7 +28,7 @@ from typing import Any
 
 from functions.deploy_model.standby import FAST_ROLLBACK_BOUND_SECONDS
 from functions.shared.contract import load_contract
-from infra.config import StageConfig, load_stage_models
+from infra.config import StageConfig, load_dataset_model, load_stage_models
 from infra.context import effective_context
 from mlloop import assembly, recovery
 from mlloop.cli import registry, serving
@@ -95,7 +95,7 @@ class Story:
         self.output_dir = output_dir
         self.cdk_out = cdk_out
         self.models = {c.model_name: c for c in load_stage_models(effective_context(), STAGE)}
-        self.config: StageConfig = next(c for c in self.models.values() if c.dataset == STORY_DATASET)
+        self.config: StageConfig = load_dataset_model(effective_context(), STAGE, STORY_DATASET)
         self.contract = load_contract(self.config.dataset)
         self.started = time.monotonic()
         self.started_at = datetime.now(UTC)

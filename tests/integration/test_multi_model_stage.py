@@ -19,7 +19,9 @@ from typing import Any
 
 import pytest
 
-from infra.context import CONTEXT_ENV
+from infra.config import load_stage_models, read_cdk_json_context
+from infra.context import CONTEXT_ENV, apply_context_overrides
+from infra.stacks.monitoring import alarm_names
 from mlloop.assembly import synthesize
 from mlloop.localcloud import LocalCloud
 from mlloop.localcloud.deployer import Deployment
@@ -142,3 +144,32 @@ def test_the_cli_asks_which_model_and_acts_on_the_one_named(
     status: dict[str, Any] = json.loads(named.stdout)
     text = json.dumps(status)
     assert f"{PREFIX}-upsell" in text and f"{PREFIX}-churn" not in text
+
+
+def test_drift_in_one_model_alarms_that_model_only(local_cloud: LocalCloud, two_models: Deployment) -> None:
+    # Given each model's drift alarm, as its monitoring stack deployed it
+    context = apply_context_overrides(read_cdk_json_context(), OVERRIDES)
+    names = {config.model_name: alarm_names(config)["drift"] for config in load_stage_models(context, STAGE)}
+    cloudwatch = local_cloud.client("cloudwatch")
+    (upsell_alarm,) = cloudwatch.describe_alarms(AlarmNames=[names["upsell"]])["MetricAlarms"]
+
+    # When upsell's drift detector publishes a drifted share over the threshold (the metric its alarm watches)
+    cloudwatch.put_metric_data(
+        Namespace=upsell_alarm["Namespace"],
+        MetricData=[
+            {
+                "MetricName": upsell_alarm["MetricName"],
+                "Dimensions": upsell_alarm["Dimensions"],
+                "Value": upsell_alarm["Threshold"] + 0.5,
+            }
+        ],
+    )
+    local_cloud.evaluate_alarms(sorted(names.values()))
+
+    # Then upsell's drift alarm fires and churn's does not
+    states = {
+        alarm["AlarmName"]: alarm["StateValue"]
+        for alarm in cloudwatch.describe_alarms(AlarmNames=sorted(names.values()))["MetricAlarms"]
+    }
+    assert states[names["upsell"]] == "ALARM", states
+    assert states[names["churn"]] != "ALARM", states

@@ -499,6 +499,12 @@ class LoopRun:
         recovered = [day for day, _, since_change in self.deploys if since_change]
         return recovered[0] if recovered else None
 
+    def days_to_recover_censored(self, horizon: int) -> tuple[float, bool]:
+        """`days_to_recover`, or `horizon` when the loop had not recovered by then: a censored value (it recovers
+        later, if at all), so a median over runs stays defined. The flag says which."""
+        days = self.days_to_recover
+        return (float(horizon), True) if days is None else (float(days), False)
+
     @property
     def gap(self) -> float:
         return self.auc_oracle - self.auc_v1
@@ -524,6 +530,22 @@ class LoopRun:
             "recovery_ratio": round(self.ratio, 4),
             "live_auc": {v: {str(d): round(a, 4) for d, a in days.items()} for v, days in self.live_auc.items()},
         }
+
+
+def median_censored(values: Sequence[tuple[float, bool]]) -> tuple[float, bool]:
+    """The median of (value, censored) pairs whose censored values are lower bounds at the horizon (the largest
+    value): still the median, as a lower bound (True) when it rests on a censored value."""
+    ordered = sorted(values, key=lambda v: (v[1], v[0]))
+    n = len(ordered)
+    if not n:
+        raise ValueError("median_censored: no values")
+    middle = ordered[(n - 1) // 2 : n // 2 + 1]
+    return sum(v for v, _ in middle) / len(middle), any(c for _, c in middle)
+
+
+def days_label(days: float, censored: bool) -> str:
+    """How a day count prints: `>N` for a censored one."""
+    return f">{days:.0f}" if censored else f"{days:.1f}"
 
 
 class _PredictionLog:

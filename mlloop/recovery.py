@@ -197,13 +197,14 @@ class World:
     holdout: pd.DataFrame
 
 
+# The world before the change: the generator without knobs.
+UNCHANGED = Scenario("unchanged", "the world before the change")
+
+
 def history(seed: int, timeline: Timeline) -> pd.DataFrame:
-    return generate_churn(
-        timeline.rows_per_day * timeline.history_days,
-        seed=seed,
-        start=HISTORY_START,
-        months=-(-timeline.history_days // 30),
-        aging=False,
+    """`history_days` of pre-change traffic, ending at the change (the generator spans whole 30-day months)."""
+    return UNCHANGED.generate(
+        timeline.rows_per_day * timeline.history_days, seed=seed, start=HISTORY_START, days=timeline.history_days
     )
 
 

@@ -195,6 +195,20 @@ def test_the_median_days_to_recover_is_a_lower_bound_when_it_rests_on_a_censored
     assert median_censored(values) == expected
 
 
+def test_the_history_ends_at_the_change_whatever_its_length_in_months() -> None:
+    # Given a history that is not a whole number of 30-day months (the benchmark's and the demo's 200 days)
+    timeline = Timeline(rows_per_day=30, history_days=200)
+
+    # When it is generated
+    before = history(SEED, timeline)
+
+    # Then no old-world row falls after the change (it would teach the retraining since the change the old world),
+    # and the days it spans hold their rows a day
+    times = pd.to_datetime(before["event_time"], utc=True)
+    assert times.max() < pd.Timestamp(timeline.change)
+    assert len(before) == pytest.approx(timeline.rows_per_day * timeline.history_days, rel=0.02)
+
+
 def test_the_stages_schedule_is_read_in_days() -> None:
     from mlloop.recovery import schedule_days, stage_loop_settings
 

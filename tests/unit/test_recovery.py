@@ -166,7 +166,7 @@ def test_the_loop_recovers_when_a_version_trained_since_the_change_serves_not_at
 
 
 def test_a_loop_that_has_not_recovered_counts_as_the_horizon_a_censored_value() -> None:
-    from mlloop.recovery import LoopRun, days_label, median_censored
+    from mlloop.recovery import LoopRun, days_label
 
     recovered = LoopRun("s", 1, 200, deploys=[(189.0049, "v3", True)])
     waiting = LoopRun("s", 2, 260, deploys=[(7.0, "v2", False)])

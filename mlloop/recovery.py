@@ -46,6 +46,9 @@ from training.pipeline import model_input, positive_probabilities
 from training.split_shares import TEST_FRACTION, VALIDATION_FRACTION
 from training.train import TrainingConfig, TrainingResult, run_training
 
+# The model whose settings the simulation takes: the scenarios are churn traffic (`generate_churn`, the churn
+# contract), and a stage may serve other models beside it.
+MODEL = "churn"
 # Every scenario starts its history here: a fixed date keeps runs reproducible whatever the wall clock says.
 HISTORY_START = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -133,12 +136,12 @@ def first_clean_retrain(window_days: int, schedule_days: int = 7) -> int:
 
 
 def stage_timeline(stage: str = "dev", **overrides: Any) -> Timeline:
-    """A timeline with the stage's training window, decision policy and candidate (cdk.json plus `-c` overrides)
-    and the label contract's window and arrival lag."""
+    """A timeline with the churn model's training window, decision policy and candidate in the stage (cdk.json plus
+    `-c` overrides) and the label contract's window and arrival lag."""
     from infra.config import load_stage_config
     from infra.context import effective_context
 
-    training = load_stage_config(effective_context(), stage).training
+    training = load_stage_config(effective_context(), stage, MODEL).training
     labels = load_contract(labels_dataset("churn"))
     return Timeline(
         **{
@@ -412,7 +415,7 @@ def stage_loop_settings(stage: str = "dev") -> LoopSettings:
     from infra.context import effective_context
     from infra.stacks.monitoring import LABEL_LOOKBACK_DAYS, MIN_LABELED_PREDICTIONS
 
-    config = load_stage_config(effective_context(), stage)
+    config = load_stage_config(effective_context(), stage, MODEL)
     m = config.monitoring
     return LoopSettings(
         drift=DriftThresholds(

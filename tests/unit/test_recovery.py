@@ -209,6 +209,23 @@ def test_the_history_ends_at_the_change_whatever_its_length_in_months() -> None:
     assert len(before) == pytest.approx(timeline.rows_per_day * timeline.history_days, rel=0.02)
 
 
+def test_the_simulation_reads_the_churn_models_settings_when_the_stage_serves_several_models(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import json
+
+    from infra.context import CONTEXT_ENV
+    from mlloop.recovery import stage_loop_settings
+
+    # Given the dev stage serving churn and a second model (as the demo's second-model phase publishes it)
+    models = {"churn": {"dataset": "churn"}, "upsell": {"dataset": "churn", "training": {"window_days": 200}}}
+    monkeypatch.setenv(CONTEXT_ENV, json.dumps({"models": models}))
+
+    # Then the simulation of the churn scenarios takes the churn model's settings
+    assert stage_timeline("dev").window_days == 365
+    assert stage_loop_settings("dev").schedule_days == 7
+
+
 def test_the_stages_schedule_is_read_in_days() -> None:
     from mlloop.recovery import schedule_days, stage_loop_settings
 

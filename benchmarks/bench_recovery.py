@@ -17,6 +17,8 @@ from dataclasses import replace
 from benchmarks.common import BenchResult, Size
 from benchmarks.timing import Ratio
 from mlloop.recovery import (
+    LOOP_HISTORY_DAYS,
+    LOOP_ROWS_PER_DAY,
     SCENARIOS,
     LoopRun,
     days_label,
@@ -30,13 +32,13 @@ from mlloop.recovery import (
 
 SEEDS: dict[Size, tuple[int, ...]] = {"tiny": (1,), "full": (1, 2, 3, 4, 5)}
 # The dev stage's drift check needs min_drift_samples (500) rows in its 24-hour window: 600 rows a day.
-ROWS_PER_DAY: dict[Size, int] = {"tiny": 150, "full": 600}
+ROWS_PER_DAY: dict[Size, int] = {"tiny": 150, "full": LOOP_ROWS_PER_DAY}
 HOLDOUT_ROWS: dict[Size, int] = {"tiny": 4000, "full": 20_000}
 ORACLE_DAYS: dict[Size, int] = {"tiny": 190, "full": 360}
 # Long enough for the loop to recover (labels since the change must span the training split's 150 days, and
 # arrive 33 days after their events) plus the tail that shows v2's own live AUC.
 DAYS = 260
-HISTORY_DAYS = 200
+HISTORY_DAYS = LOOP_HISTORY_DAYS
 TARGET = 0.9
 # Before the window rule a retraining recovered only once the stage's window had moved past the change.
 DAYS_TARGET = 365

@@ -46,6 +46,9 @@ from training.pipeline import model_input, positive_probabilities
 from training.split_shares import TEST_FRACTION, VALIDATION_FRACTION
 from training.train import TrainingConfig, TrainingResult, run_training
 
+# The model whose settings the simulation takes: the scenarios are churn traffic (`generate_churn`, the churn
+# contract), and a stage may serve other models beside it.
+MODEL = "churn"
 # Every scenario starts its history here: a fixed date keeps runs reproducible whatever the wall clock says.
 HISTORY_START = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -197,13 +200,14 @@ class World:
     holdout: pd.DataFrame
 
 
+# The world before the change: the generator without knobs.
+UNCHANGED = Scenario("unchanged", "the world before the change")
+
+
 def history(seed: int, timeline: Timeline) -> pd.DataFrame:
-    return generate_churn(
-        timeline.rows_per_day * timeline.history_days,
-        seed=seed,
-        start=HISTORY_START,
-        months=-(-timeline.history_days // 30),
-        aging=False,
+    """`history_days` of pre-change traffic, ending at the change (the generator spans whole 30-day months)."""
+    return UNCHANGED.generate(
+        timeline.rows_per_day * timeline.history_days, seed=seed, start=HISTORY_START, days=timeline.history_days
     )
 
 
@@ -345,43 +349,6 @@ def recovery_curve(
     return points
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m mlloop.recovery [--window-days N] [--retrain-after-days D ...] [--seed S ...]`: one JSON line per
-    scenario, seed and retraining day; the dev stage's timeline unless told otherwise."""
-    import argparse
-    import json
-
-    parser = argparse.ArgumentParser(prog="python -m mlloop.recovery", description=main.__doc__)
-    parser.add_argument("--stage", default="dev")
-    parser.add_argument("--window-days", type=int, help="the stage's training.window_days instead")
-    parser.add_argument("--retrain-after-days", type=int, action="append", help="default: first_clean_retrain")
-    parser.add_argument("--seed", type=int, action="append", help="default: 1")
-    parser.add_argument("--scenario", choices=sorted(SCENARIOS), action="append", help="default: every scenario")
-    args = parser.parse_args(argv)
-    overrides: dict[str, Any] = {}
-    if args.window_days:
-        overrides["window_days"] = args.window_days
-        overrides["retrain_after_days"] = first_clean_retrain(args.window_days)
-    days = args.retrain_after_days or []
-    if days:
-        overrides["retrain_after_days"] = max(days)
-    timeline = stage_timeline(args.stage, **overrides)
-    for seed in args.seed or [1]:
-        pre_change = history(seed, timeline)
-        v1 = train_v1(pre_change, timeline)
-        for name in args.scenario or sorted(SCENARIOS):
-            curve = recovery_curve(
-                SCENARIOS[name], seed, timeline, days or [timeline.retrain_after_days], v1=v1, pre_change=pre_change
-            )
-            for point in curve:
-                print(json.dumps({"window_days": timeline.window_days, **point.to_dict()}), flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
 # ------------------------------------------------------------------------------------------------ the loop, by day
 # The loop's own logic on simulated days, in-process: the drift detector, the live-quality job, the retraining
 # alarm, the weekly schedule, the snapshot's window rule, the training job, the promotion gate and the canary's
@@ -499,6 +466,12 @@ class LoopRun:
         recovered = [day for day, _, since_change in self.deploys if since_change]
         return recovered[0] if recovered else None
 
+    def days_to_recover_censored(self, horizon: int) -> tuple[float, bool]:
+        """`days_to_recover`, or `horizon` when the loop had not recovered by then: a censored value (it recovers
+        later, if at all), so a median over runs stays defined. The flag says which."""
+        days = self.days_to_recover
+        return (float(horizon), True) if days is None else (float(days), False)
+
     @property
     def gap(self) -> float:
         return self.auc_oracle - self.auc_v1
@@ -524,6 +497,22 @@ class LoopRun:
             "recovery_ratio": round(self.ratio, 4),
             "live_auc": {v: {str(d): round(a, 4) for d, a in days.items()} for v, days in self.live_auc.items()},
         }
+
+
+def median_censored(values: Sequence[tuple[float, bool]]) -> tuple[float, bool]:
+    """The median of (value, censored) pairs whose censored values are lower bounds at the horizon (the largest
+    value): still the median, as a lower bound (True) when it rests on a censored value."""
+    ordered = sorted(values, key=lambda v: (v[1], v[0]))
+    n = len(ordered)
+    if not n:
+        raise ValueError("median_censored: no values")
+    middle = ordered[(n - 1) // 2 : n // 2 + 1]
+    return sum(v for v, _ in middle) / len(middle), any(c for _, c in middle)
+
+
+def days_label(days: float, censored: bool) -> str:
+    """How a day count prints: `>N` for a censored one."""
+    return f">{days:.0f}" if censored else f"{days:.1f}"
 
 
 class _PredictionLog:
@@ -735,6 +724,9 @@ def _retrain(
     return outcome, Model("", result, since if rule.change_since else None)
 
 
+# The loop's sizes outside the demo (the recovery benchmark's, `python -m mlloop.recovery --loop-days`).
+LOOP_ROWS_PER_DAY = 600
+LOOP_HISTORY_DAYS = 200
 # The demo's sizes: the dev stage's drift check needs min_drift_samples (500) rows in a day, so 600 a day; a shorter
 # history and oracle than the benchmark's keep it quick.
 DEMO_ROWS_PER_DAY = 600
@@ -768,3 +760,72 @@ def demo_runs(seed: int) -> list[dict[str, Any]]:
         | {"description": SCENARIOS[name].description}
         for name in ("feature_drift", "concept_change")
     ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m mlloop.recovery [--window-days N] [--retrain-after-days D ...] [--seed S ...]`: one JSON line per
+    scenario, seed and retraining day; the dev stage's timeline unless told otherwise. With `--loop-days N`: the
+    loop simulated by day instead (`simulate_loop` on the stage's settings), one JSON line per scenario and seed;
+    `--scenario unchanged` runs it in a world that does not change (no change should be established)."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(prog="python -m mlloop.recovery", description=main.__doc__)
+    parser.add_argument("--stage", default="dev")
+    parser.add_argument("--window-days", type=int, help="the stage's training.window_days instead")
+    parser.add_argument("--retrain-after-days", type=int, action="append", help="default: first_clean_retrain")
+    parser.add_argument("--seed", type=int, action="append", help="default: 1")
+    parser.add_argument(
+        "--scenario", choices=sorted([*SCENARIOS, UNCHANGED.name]), action="append", help="default: every scenario"
+    )
+    parser.add_argument("--loop-days", type=int, help="simulate the loop by day for this many days")
+    parser.add_argument(
+        "--rows-per-day", type=int, help=f"default: {Timeline.rows_per_day} ({LOOP_ROWS_PER_DAY} with --loop-days)"
+    )
+    parser.add_argument(
+        "--history-days", type=int, help=f"default: {Timeline.history_days} ({LOOP_HISTORY_DAYS} with --loop-days)"
+    )
+    args = parser.parse_args(argv)
+    overrides: dict[str, Any] = {}
+    if args.window_days:
+        overrides["window_days"] = args.window_days
+        overrides["retrain_after_days"] = first_clean_retrain(args.window_days)
+    days = args.retrain_after_days or []
+    if days:
+        overrides["retrain_after_days"] = max(days)
+    if args.loop_days:
+        overrides |= {"rows_per_day": LOOP_ROWS_PER_DAY, "history_days": LOOP_HISTORY_DAYS}
+    if args.rows_per_day:
+        overrides["rows_per_day"] = args.rows_per_day
+    if args.history_days:
+        overrides["history_days"] = args.history_days
+    timeline = stage_timeline(args.stage, **overrides)
+    scenarios = {**SCENARIOS, UNCHANGED.name: UNCHANGED}
+    for seed in args.seed or [1]:
+        pre_change = history(seed, timeline)
+        v1 = train_v1(pre_change, timeline)
+        for name in args.scenario or sorted(SCENARIOS):
+            if args.loop_days:
+                run = simulate_loop(
+                    scenarios[name],
+                    seed,
+                    timeline,
+                    stage_loop_settings(args.stage),
+                    days=args.loop_days,
+                    v1=v1,
+                    pre_change=pre_change,
+                ).to_dict()
+                run.pop("live_auc")
+                run["retrainings"] = [r for r in run["retrainings"] if r["outcome"] != "waiting" or r["change_since"]]
+                print(json.dumps(run), flush=True)
+                continue
+            curve = recovery_curve(
+                scenarios[name], seed, timeline, days or [timeline.retrain_after_days], v1=v1, pre_change=pre_change
+            )
+            for point in curve:
+                print(json.dumps({"window_days": timeline.window_days, **point.to_dict()}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -60,7 +60,8 @@ def read_detector_record(
 ) -> DetectorRecord:
     """The detectors' verdicts since `since`: one drift report a day (the day's last run: keys carry yyyy/mm/dd/hh,
     and a 24-hour window judges the day), and the newest live-quality report's days, each judged against the
-    test AUC of the version that served it (`evaluated_auc` looks up those of the versions it is given)."""
+    test AUC of the version that served it or of one before it (change.live_auc_signals; `evaluated_auc` looks up
+    those of the versions it is given)."""
     drift_prefix = f"{drift_names.REPORTS_PREFIX}/{endpoint_name}/"
     last_of_day: dict[str, str] = {}
     for key in _keys(s3, bucket, drift_prefix, f"{drift_prefix}{since:%Y/%m/%d}", drift_names.REPORT_NAME):

@@ -294,7 +294,8 @@ def join_labels_as_of(facts: Any, feed: Any, contract: DataContract, cut: dateti
             {
                 "__row": facts.index[inline_ok],
                 label: facts.loc[inline_ok, label].to_numpy(),
-                ARRIVED_AT: facts.loc[inline_ok, ARRIVED_AT].to_numpy(),
+                # `.array`, not `.to_numpy()`: a zoned datetime column would become Timestamp objects, one by one.
+                ARRIVED_AT: facts.loc[inline_ok, ARRIVED_AT].array,
                 _LABEL_FROM: "inline",
             }
         )
@@ -310,7 +311,7 @@ def join_labels_as_of(facts: Any, feed: Any, contract: DataContract, cut: dateti
     every = pd.concat(present, ignore_index=True)
     every[ARRIVED_AT] = pd.to_datetime(every[ARRIVED_AT], utc=True)
     # Known from when both had happened: the window closed and the label landed.
-    closed = pd.Series(closes.loc[every["__row"]].to_numpy(), index=every.index)
+    closed = closes.loc[every["__row"]].set_axis(every.index)
     every["__known"] = every[ARRIVED_AT].where(every[ARRIVED_AT] >= closed, pd.to_datetime(closed, utc=True))
     latest = every.sort_values(ARRIVED_AT, kind="stable").groupby("__row").last()
     known_since = every.groupby("__row")["__known"].min()

@@ -116,6 +116,29 @@ def test_live_auc_days_are_judged_by_the_alarms_thresholds_against_their_version
     assert live_metrics_since(by_day, date(2026, 3, 4)) is None
 
 
+def test_a_retraining_whose_test_split_already_holds_the_changed_world_does_not_lower_the_bar_of_the_live_auc() -> None:
+    # Given v1 (evaluated 0.82) serving ten days, then v2 retrained on the stage's window, whose newest (test) rows
+    # are already the changed world, so it evaluates lower (0.78); the live AUC is 0.77 on every day
+    measured = {"verdict": "measured", "auc": 0.77, "labeled_predictions": 500}
+    report = {
+        "v2": {"by_day": {(DAY0 + timedelta(days=10 + i)).isoformat(): measured for i in range(10)}},
+        "v1": {"by_day": {(DAY0 + timedelta(days=i)).isoformat(): measured for i in range(10)}},
+    }
+
+    signals = live_auc_signals(
+        days_of_every_version(report),
+        evaluated_auc={"v1": 0.82, "v2": 0.78},
+        min_live_auc=0.65,
+        max_live_auc_drop=0.03,
+    )
+
+    # Then v2's days are judged against the best evaluation before it too: the world that v1 was evaluated in
+    # is gone on every day, and the change is not hidden by v2's own lower figure
+    assert [s.changed for s in sorted(signals, key=lambda s: s.day)] == [True] * 20
+    found = change_start(signals)
+    assert found is not None and found.since == DAY0
+
+
 def test_without_a_change_inside_it_the_window_is_the_stages() -> None:
     rule = window_rule(DAY0, None, {DAY0: 10}, min_rows=1, min_span_days=1)
     assert (rule.start, rule.change_since, rule.ready) == (DAY0.isoformat(), "", True)

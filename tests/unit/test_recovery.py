@@ -165,6 +165,67 @@ def test_the_loop_recovers_when_a_version_trained_since_the_change_serves_not_at
     assert LoopRun("s", 1, 200, deploys=[(7.0, "v2", False)]).days_to_recover is None
 
 
+def test_a_loop_that_has_not_recovered_counts_as_the_horizon_a_censored_value() -> None:
+    from mlloop.recovery import LoopRun, days_label
+
+    recovered = LoopRun("s", 1, 200, deploys=[(189.0049, "v3", True)])
+    waiting = LoopRun("s", 2, 260, deploys=[(7.0, "v2", False)])
+
+    assert recovered.days_to_recover_censored(260) == (189.0049, False)
+    assert waiting.days_to_recover_censored(260) == (260.0, True)
+    assert days_label(260.0, True) == ">260"
+    assert days_label(189.0049, False) == "189.0"
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([(189.0, False), (260.0, True), (196.0, False)], (196.0, False)),
+        ([(189.0, False), (260.0, True), (260.0, True)], (260.0, True)),
+        ([(189.0, False), (196.0, False), (260.0, True), (200.0, False)], (198.0, False)),
+        # an even count whose middle pair holds a censored value: a lower bound
+        ([(189.0, False), (260.0, True)], (224.5, True)),
+    ],
+)
+def test_the_median_days_to_recover_is_a_lower_bound_when_it_rests_on_a_censored_run(
+    values: list[tuple[float, bool]], expected: tuple[float, bool]
+) -> None:
+    from mlloop.recovery import median_censored
+
+    assert median_censored(values) == expected
+
+
+def test_the_history_ends_at_the_change_whatever_its_length_in_months() -> None:
+    # Given a history that is not a whole number of 30-day months (the benchmark's and the demo's 200 days)
+    timeline = Timeline(rows_per_day=30, history_days=200)
+
+    # When it is generated
+    before = history(SEED, timeline)
+
+    # Then no old-world row falls after the change (it would teach the retraining since the change the old world),
+    # and the days it spans hold their rows a day
+    times = pd.to_datetime(before["event_time"], utc=True)
+    assert times.max() < pd.Timestamp(timeline.change)
+    assert len(before) == pytest.approx(timeline.rows_per_day * timeline.history_days, rel=0.02)
+
+
+def test_the_simulation_reads_the_churn_models_settings_when_the_stage_serves_several_models(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import json
+
+    from infra.context import CONTEXT_ENV
+    from mlloop.recovery import stage_loop_settings
+
+    # Given the dev stage serving churn and a second model (as the demo's second-model phase publishes it)
+    models = {"churn": {"dataset": "churn"}, "upsell": {"dataset": "churn", "training": {"window_days": 200}}}
+    monkeypatch.setenv(CONTEXT_ENV, json.dumps({"models": models}))
+
+    # Then the simulation of the churn scenarios takes the churn model's settings
+    assert stage_timeline("dev").window_days == 365
+    assert stage_loop_settings("dev").schedule_days == 7
+
+
 def test_the_stages_schedule_is_read_in_days() -> None:
     from mlloop.recovery import schedule_days, stage_loop_settings
 

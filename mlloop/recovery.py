@@ -46,9 +46,9 @@ from training.pipeline import model_input, positive_probabilities
 from training.split_shares import TEST_FRACTION, VALIDATION_FRACTION
 from training.train import TrainingConfig, TrainingResult, run_training
 
-# The model whose settings the simulation takes: the scenarios are churn traffic (`generate_churn`, the churn
-# contract), and a stage may serve other models beside it.
-MODEL = "churn"
+# The simulation takes the settings of the stage's model of this dataset: its scenarios are churn traffic
+# (`generate_churn`, the churn contract), and a stage may serve other models beside it.
+DATASET = "churn"
 # Every scenario starts its history here: a fixed date keeps runs reproducible whatever the wall clock says.
 HISTORY_START = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -141,8 +141,8 @@ def stage_timeline(stage: str = "dev", **overrides: Any) -> Timeline:
     from infra.config import load_dataset_model
     from infra.context import effective_context
 
-    training = load_dataset_model(effective_context(), stage, "churn").training
-    labels = load_contract(labels_dataset("churn"))
+    training = load_dataset_model(effective_context(), stage, DATASET).training
+    labels = load_contract(labels_dataset(DATASET))
     return Timeline(
         **{
             "window_days": training.window_days,
@@ -160,7 +160,7 @@ def snapshot(traffic: pd.DataFrame, *, as_of: datetime, timeline: Timeline) -> p
     """What the loop's retraining at `as_of` trains on: the stage's window of daily partitions chosen as the
     snapshot step chooses it, labelled by the snapshot step's own point-in-time join. Each row lands as it happens;
     its label lands through the label feed `timeline.label_delay` after the event."""
-    contract = load_contract("churn")
+    contract = load_contract(DATASET)
     ts, key, label = contract.event_timestamp, contract.entity_key, contract.label.name
     times = pd.to_datetime(traffic[ts], utc=True)
     days = times.dt.date
@@ -186,7 +186,7 @@ def train_as_loop(frame: pd.DataFrame, *, labels_as_of: datetime, timeline: Time
         label_as_of=labels_as_of.isoformat(),
         latency_samples=1,
     )
-    return run_training(frame, load_contract("churn"), config)
+    return run_training(frame, load_contract(DATASET), config)
 
 
 @dataclass(frozen=True)
@@ -323,7 +323,7 @@ def recovery_curve(
     """The same world and oracle, v2 retrained at each of these days after the change (up to the timeline's)."""
     if max(retrain_after_days) > timeline.retrain_after_days:
         raise ValueError(f"retrain_after_days: traffic is generated up to day {timeline.retrain_after_days} only")
-    contract = load_contract("churn")
+    contract = load_contract(DATASET)
     world = build_world(scenario, seed, timeline, pre_change=pre_change)
     champion = v1 if v1 is not None else train_v1(world.history, timeline)
     auc_v1 = holdout_auc(champion, world.holdout, contract)
@@ -378,7 +378,7 @@ def stage_loop_settings(stage: str = "dev") -> LoopSettings:
     from infra.context import effective_context
     from infra.stacks.monitoring import LABEL_LOOKBACK_DAYS, MIN_LABELED_PREDICTIONS
 
-    config = load_dataset_model(effective_context(), stage, "churn")
+    config = load_dataset_model(effective_context(), stage, DATASET)
     m = config.monitoring
     return LoopSettings(
         drift=DriftThresholds(
@@ -398,7 +398,7 @@ def stage_loop_settings(stage: str = "dev") -> LoopSettings:
         gate=config.gates.promotion,
         min_rows=config.gates.data.min_rows,
         min_span_days=min_split_span_days(
-            load_contract(labels_dataset("churn")).label.window_days, VALIDATION_FRACTION, TEST_FRACTION
+            load_contract(labels_dataset(DATASET)).label.window_days, VALIDATION_FRACTION, TEST_FRACTION
         ),
         schedule_days=schedule_days(config.training.schedule),
         canary_seconds=config.deployment.wait_seconds + config.deployment.termination_wait_seconds,
@@ -520,7 +520,7 @@ class _PredictionLog:
     and the label feed hold, indexed by day after the change."""
 
     def __init__(self, traffic: pd.DataFrame, timeline: Timeline, first_logged_day: int) -> None:
-        contract = load_contract("churn")
+        contract = load_contract(DATASET)
         self.traffic = traffic
         times = pd.to_datetime(traffic[contract.event_timestamp], utc=True)
         change = pd.Timestamp(timeline.change)
@@ -535,12 +535,12 @@ class _PredictionLog:
         rows = self.day >= max(from_day, self.first_logged_day)
         self.version[rows] = model.version
         self.score[rows] = positive_probabilities(
-            model.result.pipeline, model_input(self.traffic[rows], load_contract("churn"))
+            model.result.pipeline, model_input(self.traffic[rows], load_contract(DATASET))
         )
 
     def quality(self, rows: np.ndarray, min_labeled: int) -> dict[str, Any]:
         """functions/label_quality's figures for these labelled predictions."""
-        contract = load_contract("churn")
+        contract = load_contract(DATASET)
         joined = pd.DataFrame({contract.label.name: self.positive[rows].astype(int), PROBABILITY: self.score[rows]})
         return measure_quality(
             joined, contract=contract, labels_received=int(rows.sum()), min_labeled=min_labeled
@@ -584,7 +584,7 @@ def simulate_loop(
         today = log.day == day
         report = detect_drift(
             champion.result.drift_baseline,
-            model_input(traffic[today], load_contract("churn")),
+            model_input(traffic[today], load_contract(DATASET)),
             log.score[today],
             settings.drift,
         )
@@ -650,7 +650,7 @@ def simulate_loop(
         for version, q in per_version:
             if q.get("auc") is not None:
                 run.live_auc.setdefault(version, {})[event_day] = float(q["auc"])
-    contract = load_contract("churn")
+    contract = load_contract(DATASET)
     holdout = scenario.generate(timeline.holdout_rows, seed=seed + 3000, start=timeline.change, days=30)
     oracle_data = scenario.generate(
         timeline.rows_per_day * oracle_days, seed=seed + 2000, start=timeline.change, days=oracle_days

@@ -235,13 +235,9 @@ def generate_churn(
             "churned": churned,
         }
     )
-    frame = frame.rename(columns={"customer_id": spec.entity_key, "event_time": spec.event_timestamp})
-    frame = frame.sort_values(spec.event_timestamp, kind="stable").reset_index(drop=True)[spec.columns]
-    frame.attrs["corrupt_rows"] = []
-    frame.attrs["corruptions"] = []
-    if corrupt_fraction and n:
-        _corrupt(frame, rng, corrupt_fraction, spec, _CHURN_CORRUPTIONS)
-    return frame
+    return _in_contract_order(
+        frame, rng, spec, ("customer_id", "event_time"), corrupt_fraction=corrupt_fraction, targets=_CHURN_CORRUPTIONS
+    )
 
 
 @dataclass(frozen=True)
@@ -262,6 +258,27 @@ _CHURN_CORRUPTIONS = _CorruptionTargets(
     null_not_allowed="tenure_months",
     integer_columns=("tenure_months", "days_since_last_login"),
 )
+
+
+def _in_contract_order(
+    frame: pd.DataFrame,
+    rng: np.random.Generator,
+    spec: DataContract,
+    key_and_time: tuple[str, str],
+    *,
+    corrupt_fraction: float,
+    targets: _CorruptionTargets,
+) -> pd.DataFrame:
+    """A generator's frame under the contract's key and time names, sorted by event time, in contract column order,
+    with `corrupt_fraction` of its rows broken (attrs `corrupt_rows` and `corruptions` say which and how)."""
+    key, time = key_and_time
+    frame = frame.rename(columns={key: spec.entity_key, time: spec.event_timestamp})
+    frame = frame.sort_values(spec.event_timestamp, kind="stable").reset_index(drop=True)[spec.columns]
+    frame.attrs["corrupt_rows"] = []
+    frame.attrs["corruptions"] = []
+    if corrupt_fraction and len(frame):
+        _corrupt(frame, rng, corrupt_fraction, spec, targets)
+    return frame
 
 
 def _corrupt(
@@ -434,13 +451,14 @@ def generate_upsell(
             "upgraded": upgraded,
         }
     )
-    frame = frame.rename(columns={"account_id": spec.entity_key, "snapshot_time": spec.event_timestamp})
-    frame = frame.sort_values(spec.event_timestamp, kind="stable").reset_index(drop=True)[spec.columns]
-    frame.attrs["corrupt_rows"] = []
-    frame.attrs["corruptions"] = []
-    if corrupt_fraction and n:
-        _corrupt(frame, rng, corrupt_fraction, spec, _UPSELL_CORRUPTIONS)
-    return frame
+    return _in_contract_order(
+        frame,
+        rng,
+        spec,
+        ("account_id", "snapshot_time"),
+        corrupt_fraction=corrupt_fraction,
+        targets=_UPSELL_CORRUPTIONS,
+    )
 
 
 # The generated datasets by contract name, for tools that take a dataset name (the generators share their keywords).

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 
 from functions.check_data_gate.logic import DataGatePolicy
+from functions.drift_detector.logic import DriftThresholds
 from functions.shared.policy import PolicyError, Range
 from infra.aws_limits import LAMBDA_MINIMUM_UNRESERVED_CONCURRENCY, LAMBDA_NEW_ACCOUNT_CONCURRENCY_QUOTA
 from training.candidates import candidate_kinds, factory_module_file
@@ -224,6 +225,19 @@ class MonitoringConfig:
     # absolute floor cannot see a concept change that costs a 0.82 model 0.05 (docs/monitoring.md).
     max_live_auc_drop: Annotated[float, Range(0.005, 0.5)]
     retraining_needs_approval: bool
+
+    def drift_thresholds(self) -> DriftThresholds:
+        """The drift detector's thresholds, as its function reads them from the variables the stack sets."""
+        return DriftThresholds(
+            psi=self.psi_threshold,
+            drifted_share=self.drifted_share_threshold,
+            prediction_psi=self.prediction_psi_threshold,
+            min_samples=self.min_drift_samples,
+            wasserstein=self.wasserstein_threshold,
+            out_of_range_rate=self.out_of_range_threshold,
+            weighted_severity=self.weighted_drift_threshold,
+            prediction_wasserstein=self.prediction_wasserstein_threshold,
+        )
 
 
 @dataclass(frozen=True)

@@ -175,14 +175,9 @@ def snapshot(traffic: pd.DataFrame, *, as_of: datetime, timeline: Timeline) -> p
 
 def train_as_loop(frame: pd.DataFrame, *, labels_as_of: datetime, timeline: Timeline) -> TrainingResult:
     """The training job's own code, with the hyperparameters the training state machine passes."""
-    policy = timeline.policy
     config = TrainingConfig(
         candidate=timeline.candidate,
-        cost_false_positive=policy.cost_false_positive,
-        cost_false_negative=policy.cost_false_negative,
-        positive_budget=policy.positive_budget,
-        target_precision=policy.target_precision,
-        target_recall=policy.target_recall,
+        **timeline.policy.to_dict(),
         label_as_of=labels_as_of.isoformat(),
         latency_samples=1,
     )
@@ -381,16 +376,7 @@ def stage_loop_settings(stage: str = "dev") -> LoopSettings:
     config = load_dataset_model(effective_context(), stage, DATASET)
     m = config.monitoring
     return LoopSettings(
-        drift=DriftThresholds(
-            psi=m.psi_threshold,
-            drifted_share=m.drifted_share_threshold,
-            prediction_psi=m.prediction_psi_threshold,
-            min_samples=m.min_drift_samples,
-            wasserstein=m.wasserstein_threshold,
-            out_of_range_rate=m.out_of_range_threshold,
-            weighted_severity=m.weighted_drift_threshold,
-            prediction_wasserstein=m.prediction_wasserstein_threshold,
-        ),
+        drift=m.drift_thresholds(),
         min_live_auc=m.min_live_auc,
         max_live_auc_drop=m.max_live_auc_drop,
         min_labeled=MIN_LABELED_PREDICTIONS,
